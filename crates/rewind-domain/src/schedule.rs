@@ -1,0 +1,325 @@
+//! Backup schedules: when snapshots are taken and how long they are kept.
+
+use serde_json::Value;
+
+use crate::fields::{BodyReader, invalid, wrong_type};
+use crate::snapshot::RetentionUnit;
+use crate::{DomainError, ObjectId, Timestamp};
+
+/// How often a policy item takes a snapshot.
+const FREQUENCY_TYPES: &[&str] = &["hourly", "daily", "weekly", "monthly", "yearly"];
+/// The intervals Atlas's schema allows (`40` means the last day of the month).
+const FREQUENCY_INTERVALS: &[i32] = &[
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+    27, 28, 40,
+];
+
+/// One rule of a schedule: take a snapshot every `interval` `frequency`, keep it for
+/// `retention_value` `retention_unit`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyItem {
+    /// Unique id.
+    pub id: ObjectId,
+    /// `hourly`, `daily`, `weekly`, `monthly` or `yearly`.
+    pub frequency_type: String,
+    /// Hours for hourly, day of week for weekly, day of month for monthly, month for yearly.
+    pub frequency_interval: i32,
+    /// Unit of the retention.
+    pub retention_unit: RetentionUnit,
+    /// Number of retention units.
+    pub retention_value: i32,
+}
+
+impl PolicyItem {
+    /// Retention in days.
+    pub fn retention_days(&self) -> i64 {
+        i64::from(self.retention_value) * self.retention_unit.days()
+    }
+}
+
+/// A cluster's backup schedule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackupSchedule {
+    /// The cluster it belongs to.
+    pub cluster_id: ObjectId,
+    /// Hour of day (UTC) snapshots are anchored to.
+    pub reference_hour_of_day: i32,
+    /// Minute of the hour snapshots are anchored to.
+    pub reference_minute_of_hour: i32,
+    /// Days back a point-in-time restore may reach.
+    pub restore_window_days: i32,
+    /// Id of the single policy.
+    pub policy_id: ObjectId,
+    /// The policy's rules.
+    pub policy_items: Vec<PolicyItem>,
+    /// Whether snapshots are exported automatically.
+    pub auto_export_enabled: bool,
+    /// Whether export prefixes use org and project names.
+    pub use_org_and_group_names_in_export_prefix: bool,
+    /// Whether copy settings follow the policy automatically (2024-08-05).
+    pub auto_copy_settings_enabled: bool,
+    /// Whether copies follow policy items.
+    pub copy_policy_items_enabled: bool,
+    /// Copy settings, recorded and echoed as sent.
+    pub copy_settings: Vec<Value>,
+    /// Extra retention settings, recorded and echoed as sent.
+    pub extra_retention_settings: Vec<Value>,
+}
+
+impl BackupSchedule {
+    /// The schedule Atlas gives a new cluster with backup on: every 6 hours kept 7 days,
+    /// daily kept 7 days, weekly kept 4 weeks, monthly kept 12 months, yearly kept 1 year,
+    /// and a 7-day restore window. The reference time is the creation time.
+    pub fn atlas_default(cluster_id: ObjectId, created_at: Timestamp) -> Self {
+        let seconds_of_day = created_at.secs().rem_euclid(86_400);
+        let item = |frequency_type: &str, interval, unit, value| PolicyItem {
+            id: ObjectId::generate(),
+            frequency_type: frequency_type.to_owned(),
+            frequency_interval: interval,
+            retention_unit: unit,
+            retention_value: value,
+        };
+        Self {
+            cluster_id,
+            reference_hour_of_day: (seconds_of_day / 3600) as i32,
+            reference_minute_of_hour: ((seconds_of_day % 3600) / 60) as i32,
+            restore_window_days: 7,
+            policy_id: ObjectId::generate(),
+            policy_items: vec![
+                item("hourly", 6, RetentionUnit::Days, 7),
+                item("daily", 1, RetentionUnit::Days, 7),
+                item("weekly", 6, RetentionUnit::Weeks, 4),
+                item("monthly", 40, RetentionUnit::Months, 12),
+                item("yearly", 12, RetentionUnit::Years, 1),
+            ],
+            auto_export_enabled: false,
+            use_org_and_group_names_in_export_prefix: false,
+            auto_copy_settings_enabled: false,
+            copy_policy_items_enabled: false,
+            copy_settings: Vec::new(),
+            extra_retention_settings: Vec::new(),
+        }
+    }
+
+    /// The schedule after `DELETE .../backup/schedule`: no policy items, so nothing is taken.
+    pub fn cleared(&self) -> Self {
+        Self {
+            policy_items: Vec::new(),
+            copy_settings: Vec::new(),
+            extra_retention_settings: Vec::new(),
+            auto_export_enabled: false,
+            ..self.clone()
+        }
+    }
+
+    /// The next instant after `now` at which a policy item is due, if any item exists.
+    /// Hourly items recur every `interval` hours from the reference time; every other item is
+    /// due at the daily reference time, which is when Atlas evaluates them.
+    pub fn next_snapshot(&self, now: Timestamp) -> Option<Timestamp> {
+        let reference_secs =
+            i64::from(self.reference_hour_of_day) * 3600 + i64::from(self.reference_minute_of_hour) * 60;
+        let now_secs = now.secs();
+        self.policy_items
+            .iter()
+            .map(|item| {
+                let period = if item.frequency_type == "hourly" {
+                    i64::from(item.frequency_interval.max(1)) * 3600
+                } else {
+                    86_400
+                };
+                let since_reference = (now_secs - reference_secs).rem_euclid(period);
+                Timestamp::from_secs(now_secs - since_reference + period)
+            })
+            .min()
+    }
+
+    /// Applies a PATCH body. `version_2024` allows the fields added in 2024-08-05.
+    pub fn patched(&self, body: &Value, version_2024: bool) -> Result<Self, DomainError> {
+        let mut writable = vec![
+            "autoExportEnabled",
+            "copySettings",
+            "deleteCopiedBackups",
+            "export",
+            "extraRetentionSettings",
+            "policies",
+            "referenceHourOfDay",
+            "referenceMinuteOfHour",
+            "restoreWindowDays",
+            "updateSnapshots",
+            "useOrgAndGroupNamesInExportPrefix",
+            "copyPolicyItemsEnabled",
+            "deleteCopySnapshots",
+            "deleteSnapshots",
+            "updateCopySnapshots",
+        ];
+        if version_2024 {
+            writable.push("autoCopySettingsEnabled");
+        }
+        let reader = BodyReader::new(body, &writable, &["clusterId", "clusterName", "links", "nextSnapshot"])?;
+        let mut next = self.clone();
+        if let Some(hour) = reader.int32_at_least("referenceHourOfDay", 0)? {
+            if hour > 23 {
+                return Err(invalid("referenceHourOfDay", "must be between 0 and 23"));
+            }
+            next.reference_hour_of_day = hour;
+        }
+        if let Some(minute) = reader.int32_at_least("referenceMinuteOfHour", 0)? {
+            if minute > 59 {
+                return Err(invalid("referenceMinuteOfHour", "must be between 0 and 59"));
+            }
+            next.reference_minute_of_hour = minute;
+        }
+        if let Some(days) = reader.int32_at_least("restoreWindowDays", 1)? {
+            next.restore_window_days = days;
+        }
+        if let Some(flag) = reader.bool("autoExportEnabled")? {
+            next.auto_export_enabled = flag;
+        }
+        if let Some(flag) = reader.bool("useOrgAndGroupNamesInExportPrefix")? {
+            next.use_org_and_group_names_in_export_prefix = flag;
+        }
+        if let Some(flag) = reader.bool("autoCopySettingsEnabled")? {
+            next.auto_copy_settings_enabled = flag;
+        }
+        if let Some(flag) = reader.bool("copyPolicyItemsEnabled")? {
+            next.copy_policy_items_enabled = flag;
+        }
+        for flag in ["updateSnapshots", "deleteCopySnapshots", "deleteSnapshots", "updateCopySnapshots"] {
+            reader.bool(flag)?;
+        }
+        if let Some(settings) = reader.array("copySettings")? {
+            next.copy_settings = settings.clone();
+        }
+        if let Some(settings) = reader.array("extraRetentionSettings")? {
+            next.extra_retention_settings = settings.clone();
+        }
+        if let Some(policies) = reader.array("policies")? {
+            next.policy_items = parse_policies(policies, &self.policy_items)?;
+        }
+        let longest_hourly = next
+            .policy_items
+            .iter()
+            .filter(|item| item.frequency_type == "hourly")
+            .map(PolicyItem::retention_days)
+            .max();
+        if let Some(hourly_days) = longest_hourly {
+            if i64::from(next.restore_window_days) > hourly_days {
+                return Err(invalid(
+                    "restoreWindowDays",
+                    "cannot exceed the retention of the hourly policy item",
+                ));
+            }
+        }
+        Ok(next)
+    }
+}
+
+fn parse_policies(policies: &[Value], current: &[PolicyItem]) -> Result<Vec<PolicyItem>, DomainError> {
+    if policies.len() > 1 {
+        return Err(invalid("policies", "must hold at most 1 item"));
+    }
+    let Some(policy) = policies.first() else {
+        return Ok(current.to_vec());
+    };
+    let reader = BodyReader::new(policy, &["id", "policyItems"], &[])?;
+    let Some(items) = reader.array("policyItems")? else {
+        return Err(DomainError::MissingAttribute {
+            field: "policies[0].policyItems".to_owned(),
+        });
+    };
+    let mut parsed = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let field = |name: &str| format!("policies[0].policyItems[{index}].{name}");
+        let reader = BodyReader::new(
+            item,
+            &["id", "frequencyInterval", "frequencyType", "retentionUnit", "retentionValue"],
+            &[],
+        )
+        .map_err(|error| match error {
+            DomainError::UnknownAttribute { field: name } => DomainError::UnknownAttribute { field: field(&name) },
+            other => other,
+        })?;
+        let required = |name: &str| DomainError::MissingAttribute { field: field(name) };
+        let frequency_type = reader
+            .string("frequencyType")
+            .map_err(|_| wrong_type(&field("frequencyType")))?
+            .ok_or_else(|| required("frequencyType"))?;
+        if !FREQUENCY_TYPES.contains(&frequency_type) {
+            return Err(DomainError::InvalidEnumValue {
+                field: field("frequencyType"),
+                value: frequency_type.to_owned(),
+            });
+        }
+        let interval = reader
+            .int32_at_least("frequencyInterval", 1)
+            .map_err(|_| invalid(&field("frequencyInterval"), "must be one of 1-28 or 40"))?
+            .ok_or_else(|| required("frequencyInterval"))?;
+        if !FREQUENCY_INTERVALS.contains(&interval) {
+            return Err(invalid(&field("frequencyInterval"), "must be one of 1-28 or 40"));
+        }
+        let unit_text = reader
+            .string("retentionUnit")
+            .map_err(|_| wrong_type(&field("retentionUnit")))?
+            .ok_or_else(|| required("retentionUnit"))?;
+        let unit = (unit_text == unit_text.to_ascii_lowercase())
+            .then(|| RetentionUnit::parse(unit_text))
+            .flatten()
+            .ok_or_else(|| DomainError::InvalidEnumValue {
+                field: field("retentionUnit"),
+                value: unit_text.to_owned(),
+            })?;
+        let value = reader
+            .int32_at_least("retentionValue", 1)
+            .map_err(|_| invalid(&field("retentionValue"), "must be a positive integer"))?
+            .ok_or_else(|| required("retentionValue"))?;
+        let id = match reader.string("id").map_err(|_| wrong_type(&field("id")))? {
+            Some(text) => text
+                .parse::<ObjectId>()
+                .map_err(|_| invalid(&field("id"), "must match ^([a-f0-9]{24})$"))?,
+            None => ObjectId::generate(),
+        };
+        parsed.push(PolicyItem {
+            id,
+            frequency_type: frequency_type.to_owned(),
+            frequency_interval: interval,
+            retention_unit: unit,
+            retention_value: value,
+        });
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn default_schedule_matches_atlas() {
+        let schedule = BackupSchedule::atlas_default(ObjectId::generate(), Timestamp::from_secs(3600 * 5 + 60 * 7));
+        assert_eq!(schedule.restore_window_days, 7);
+        assert_eq!((schedule.reference_hour_of_day, schedule.reference_minute_of_hour), (5, 7));
+        let kinds: Vec<_> = schedule.policy_items.iter().map(|item| item.frequency_type.as_str()).collect();
+        assert_eq!(kinds, ["hourly", "daily", "weekly", "monthly", "yearly"]);
+        let next = schedule.next_snapshot(Timestamp::from_secs(3600 * 6)).unwrap();
+        assert_eq!(next.secs(), 3600 * 11 + 60 * 7);
+    }
+
+    #[test]
+    fn patch_validates_and_names_fields() {
+        let schedule = BackupSchedule::atlas_default(ObjectId::generate(), Timestamp::from_secs(0));
+        let error = schedule.patched(&json!({"referenceHourOfDay": 24}), false).unwrap_err();
+        assert_eq!(error.field(), Some("referenceHourOfDay"));
+        let error = schedule.patched(&json!({"restoreWindowDays": 8}), false).unwrap_err();
+        assert_eq!(error.field(), Some("restoreWindowDays"));
+        let error = schedule
+            .patched(&json!({"policies": [{"policyItems": [{"frequencyType": "hourly", "frequencyInterval": 5, "retentionUnit": "DAYS", "retentionValue": 2}]}]}), false)
+            .unwrap_err();
+        assert_eq!(error.field(), Some("policies[0].policyItems[0].retentionUnit"));
+        let error = schedule.patched(&json!({"autoCopySettingsEnabled": true}), false).unwrap_err();
+        assert_eq!(error.field(), Some("autoCopySettingsEnabled"));
+        let patched = schedule.patched(&json!({"restoreWindowDays": 3, "referenceMinuteOfHour": 30}), false).unwrap();
+        assert_eq!((patched.restore_window_days, patched.reference_minute_of_hour), (3, 30));
+    }
+}

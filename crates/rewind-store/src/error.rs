@@ -1,0 +1,30 @@
+//! Errors of the storage layer.
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (a name or id already exists).
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// A compare-and-set found the row in another state, or a guarded insert found a conflict.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A row read back from the store could not be decoded (corruption or a bad migration).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint violation to [`StoreError::AlreadyExists`].
+    pub(crate) fn from_insert(error: sqlx::Error, what: &str) -> Self {
+        if let sqlx::Error::Database(database_error) = &error {
+            if database_error.is_unique_violation() {
+                return Self::AlreadyExists(what.to_owned());
+            }
+        }
+        Self::Database(error)
+    }
+}

@@ -1,0 +1,20 @@
+//! The metadata store of rewind: organizations, projects, clusters, schedules, snapshots,
+//! restore jobs and credentials.
+//!
+//! [`MetadataStore`] is the one interface the API and the workers use. [`SqliteStore`] is the
+//! embedded default; a PostgreSQL implementation shares the same SQL and conformance suite
+//! ([`conformance`]). Timestamps are stored as integer milliseconds and JSON as text so both
+//! dialects agree.
+
+pub mod conformance;
+mod error;
+mod model;
+mod rows;
+mod schema;
+mod sqlite;
+
+pub use error::StoreError;
+pub use model::{
+    AccessToken, ApiKey, MetadataStore, Page, RestoreGuard, ServiceAccount, ServiceAccountSecret,
+};
+pub use sqlite::SqliteStore;

@@ -1,0 +1,217 @@
+//! The store interface and the credential records it keeps.
+
+use async_trait::async_trait;
+use rewind_domain::cluster::Cluster;
+use rewind_domain::group::{Group, Organization};
+use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
+use rewind_domain::schedule::BackupSchedule;
+use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
+use rewind_domain::{ClusterName, ObjectId, Timestamp};
+
+use crate::StoreError;
+
+/// One page of a listing: `offset` rows skipped, at most `limit` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Rows to skip.
+    pub offset: u64,
+    /// Rows to return at most.
+    pub limit: u64,
+}
+
+impl Page {
+    /// Every row (for small internal listings).
+    pub const ALL: Self = Self {
+        offset: 0,
+        limit: i64::MAX as u64,
+    };
+}
+
+/// An organization API key. The private key is kept only as Digest HA1 values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Unique id (`apiUserId`).
+    pub id: ObjectId,
+    /// Owning organization.
+    pub org_id: ObjectId,
+    /// The public key, the Digest username.
+    pub public_key: String,
+    /// Free text.
+    pub description: String,
+    /// HA1 = MD5(publicKey:realm:privateKey), hex.
+    pub ha1_md5: String,
+    /// HA1 = SHA-256(publicKey:realm:privateKey), hex.
+    pub ha1_sha256: String,
+    /// The last characters of the private key, shown masked in listings.
+    pub private_key_suffix: String,
+    /// Organization roles.
+    pub org_roles: Vec<String>,
+    /// Project roles.
+    pub group_roles: Vec<(ObjectId, String)>,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// One secret of a service account, kept only as its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceAccountSecret {
+    /// Unique id.
+    pub id: ObjectId,
+    /// SHA-256 of the secret, hex.
+    pub secret_sha256: String,
+    /// Masked form shown after creation.
+    pub masked: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// An organization service account (OAuth 2 client).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceAccount {
+    /// The OAuth client id (`mdb_sa_id_<24 hex>`).
+    pub client_id: String,
+    /// Owning organization.
+    pub org_id: ObjectId,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Organization roles.
+    pub org_roles: Vec<String>,
+    /// Project roles.
+    pub group_roles: Vec<(ObjectId, String)>,
+    /// Its secrets.
+    pub secrets: Vec<ServiceAccountSecret>,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A bearer token issued to a service account, kept only as its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessToken {
+    /// SHA-256 of the token, hex.
+    pub token_sha256: String,
+    /// The service account it was issued to.
+    pub client_id: String,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// Conditions re-checked atomically with a restore job insert, so two concurrent requests
+/// cannot both pass the checks they made before inserting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreGuard {
+    /// The target must have no active automated or pointInTime job.
+    pub target: Option<(ObjectId, ClusterName)>,
+    /// The snapshot must have no active download job.
+    pub download_snapshot: Option<ObjectId>,
+    /// The project must have fewer active download jobs than this.
+    pub max_group_downloads: Option<u32>,
+}
+
+/// The metadata store. Every method is one atomic operation.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    // Organizations and projects.
+
+    /// Inserts an organization.
+    async fn create_org(&self, org: &Organization) -> Result<(), StoreError>;
+    /// Reads an organization.
+    async fn get_org(&self, id: ObjectId) -> Result<Option<Organization>, StoreError>;
+    /// Lists organizations, oldest first, with the total count.
+    async fn list_orgs(&self, page: Page) -> Result<(Vec<Organization>, u64), StoreError>;
+    /// Inserts a project; [`StoreError::AlreadyExists`] when the name is taken in its org.
+    async fn create_group(&self, group: &Group) -> Result<(), StoreError>;
+    /// Reads a project.
+    async fn get_group(&self, id: ObjectId) -> Result<Option<Group>, StoreError>;
+    /// Lists projects of the given organizations, oldest first, with the total count.
+    async fn list_groups(&self, org_ids: &[ObjectId], page: Page) -> Result<(Vec<Group>, u64), StoreError>;
+    /// Deletes a project with no clusters; [`StoreError::Conflict`] if it still has some.
+    async fn delete_group(&self, id: ObjectId) -> Result<bool, StoreError>;
+
+    // Clusters and schedules.
+
+    /// Inserts a cluster and, when given, its schedule, atomically.
+    async fn create_cluster(&self, cluster: &Cluster, schedule: Option<&BackupSchedule>) -> Result<(), StoreError>;
+    /// Reads a cluster by project and name.
+    async fn get_cluster(&self, group_id: ObjectId, name: &ClusterName) -> Result<Option<Cluster>, StoreError>;
+    /// Lists a project's clusters, oldest first, with the total count.
+    async fn list_clusters(&self, group_id: ObjectId, page: Page) -> Result<(Vec<Cluster>, u64), StoreError>;
+    /// Replaces a cluster record (matched by id); creates the schedule when given and none exists.
+    async fn update_cluster(&self, cluster: &Cluster, schedule_if_missing: Option<&BackupSchedule>) -> Result<(), StoreError>;
+    /// Deletes a cluster with its schedule and snapshots; refuses ([`StoreError::Conflict`])
+    /// while a restore job targets it or restores from it.
+    async fn delete_cluster(&self, cluster_id: ObjectId) -> Result<bool, StoreError>;
+    /// Reads a cluster's schedule.
+    async fn get_schedule(&self, cluster_id: ObjectId) -> Result<Option<BackupSchedule>, StoreError>;
+    /// Replaces a cluster's schedule.
+    async fn put_schedule(&self, schedule: &BackupSchedule) -> Result<(), StoreError>;
+
+    // Snapshots.
+
+    /// Inserts an on-demand snapshot unless the cluster already has an unfinished on-demand
+    /// snapshot, whose id is then returned in [`StoreError::Conflict`].
+    async fn insert_on_demand_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+    /// Reads a snapshot of a cluster.
+    async fn get_snapshot(&self, cluster_id: ObjectId, id: ObjectId) -> Result<Option<Snapshot>, StoreError>;
+    /// Lists a cluster's snapshots, newest first, with the total count.
+    async fn list_snapshots(&self, cluster_id: ObjectId, page: Page) -> Result<(Vec<Snapshot>, u64), StoreError>;
+    /// The latest completed snapshot captured at or before `at`.
+    async fn latest_completed_snapshot(&self, cluster_id: ObjectId, at: Timestamp) -> Result<Option<Snapshot>, StoreError>;
+    /// Sets a snapshot's expiry.
+    async fn set_snapshot_expiry(&self, id: ObjectId, expires_at: Timestamp) -> Result<bool, StoreError>;
+    /// Deletes a snapshot row.
+    async fn delete_snapshot(&self, id: ObjectId) -> Result<bool, StoreError>;
+    /// Moves the oldest queued snapshot to inProgress and returns it.
+    async fn claim_queued_snapshot(&self, mongod_version: &str) -> Result<Option<Snapshot>, StoreError>;
+    /// Ends an inProgress snapshot: completed with its capture time and size, or failed.
+    async fn finish_snapshot(&self, id: ObjectId, status: SnapshotStatus, created_at: Timestamp, storage_size_bytes: i64, failure_reason: Option<&str>) -> Result<bool, StoreError>;
+    /// Snapshots whose expiry has passed.
+    async fn expired_snapshots(&self, now: Timestamp) -> Result<Vec<Snapshot>, StoreError>;
+
+    // Restore jobs.
+
+    /// Inserts a restore job after re-checking `guard` atomically.
+    async fn insert_restore_job(&self, job: &RestoreJob, guard: &RestoreGuard) -> Result<(), StoreError>;
+    /// Reads a restore job of a cluster.
+    async fn get_restore_job(&self, group_id: ObjectId, cluster_name: &ClusterName, id: ObjectId) -> Result<Option<RestoreJob>, StoreError>;
+    /// Lists a cluster's restore jobs, newest first, with the total count.
+    async fn list_restore_jobs(&self, group_id: ObjectId, cluster_name: &ClusterName, page: Page) -> Result<(Vec<RestoreJob>, u64), StoreError>;
+    /// Whether an automated or pointInTime job is active on the target.
+    async fn target_restoring(&self, group_id: ObjectId, cluster_name: &ClusterName) -> Result<bool, StoreError>;
+    /// Active download jobs of a snapshot and of a project.
+    async fn active_downloads(&self, group_id: ObjectId, snapshot_id: ObjectId) -> Result<(u32, u32), StoreError>;
+    /// Moves a job from one of `from` to `to` (compare-and-set); false when it was in another state.
+    async fn transition_restore_job(&self, id: ObjectId, from: &[RestoreJobState], to: RestoreJobState, now: Timestamp) -> Result<bool, StoreError>;
+
+    // Credentials.
+
+    /// Inserts an API key.
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+    /// Reads an API key by its public key.
+    async fn get_api_key_by_public_key(&self, public_key: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// Reads an API key by id.
+    async fn get_api_key(&self, id: ObjectId) -> Result<Option<ApiKey>, StoreError>;
+    /// Lists an organization's API keys, oldest first, with the total count.
+    async fn list_api_keys(&self, org_id: ObjectId, page: Page) -> Result<(Vec<ApiKey>, u64), StoreError>;
+    /// Replaces an API key's description and roles.
+    async fn update_api_key(&self, key: &ApiKey) -> Result<bool, StoreError>;
+    /// Deletes an API key.
+    async fn delete_api_key(&self, id: ObjectId) -> Result<bool, StoreError>;
+    /// Inserts a service account.
+    async fn create_service_account(&self, account: &ServiceAccount) -> Result<(), StoreError>;
+    /// Reads a service account.
+    async fn get_service_account(&self, client_id: &str) -> Result<Option<ServiceAccount>, StoreError>;
+    /// Lists an organization's service accounts, oldest first, with the total count.
+    async fn list_service_accounts(&self, org_id: ObjectId, page: Page) -> Result<(Vec<ServiceAccount>, u64), StoreError>;
+    /// Deletes a service account and its tokens.
+    async fn delete_service_account(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// Inserts a bearer token.
+    async fn create_access_token(&self, token: &AccessToken) -> Result<(), StoreError>;
+    /// Reads a bearer token by its hash.
+    async fn get_access_token(&self, token_sha256: &str) -> Result<Option<AccessToken>, StoreError>;
+    /// Deletes a bearer token.
+    async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,323 @@
+//! Decoding rows into domain entities, and the JSON text encodings of list columns.
+
+use rewind_domain::cluster::{Cluster, ClusterState, ClusterType};
+use rewind_domain::group::{Group, Organization};
+use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
+use rewind_domain::restore_request::{DeliveryType, PitTarget};
+use rewind_domain::schedule::{BackupSchedule, PolicyItem};
+use rewind_domain::snapshot::{RetentionUnit, Snapshot, SnapshotStatus, SnapshotType};
+use rewind_domain::{ClusterName, ObjectId, Timestamp};
+use serde_json::{Value, json};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{ApiKey, ServiceAccount, ServiceAccountSecret, StoreError};
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+fn text(row: &SqliteRow, column: &str) -> Result<String, StoreError> {
+    Ok(row.try_get::<String, _>(column)?)
+}
+
+fn optional_text(row: &SqliteRow, column: &str) -> Result<Option<String>, StoreError> {
+    Ok(row.try_get::<Option<String>, _>(column)?)
+}
+
+fn number(row: &SqliteRow, column: &str) -> Result<i64, StoreError> {
+    Ok(row.try_get::<i64, _>(column)?)
+}
+
+fn optional_number(row: &SqliteRow, column: &str) -> Result<Option<i64>, StoreError> {
+    Ok(row.try_get::<Option<i64>, _>(column)?)
+}
+
+fn id(row: &SqliteRow, column: &str) -> Result<ObjectId, StoreError> {
+    text(row, column)?.parse().map_err(|_| corrupt(column))
+}
+
+fn optional_id(row: &SqliteRow, column: &str) -> Result<Option<ObjectId>, StoreError> {
+    optional_text(row, column)?
+        .map(|value| value.parse().map_err(|_| corrupt(column)))
+        .transpose()
+}
+
+fn name(row: &SqliteRow, column: &str) -> Result<ClusterName, StoreError> {
+    ClusterName::parse(&text(row, column)?).map_err(|_| corrupt(column))
+}
+
+fn json_column(row: &SqliteRow, column: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(&text(row, column)?).map_err(|_| corrupt(column))
+}
+
+fn i32_of(value: i64, column: &str) -> Result<i32, StoreError> {
+    i32::try_from(value).map_err(|_| corrupt(column))
+}
+
+/// Encodes a list of strings.
+pub fn encode_strings(items: &[String]) -> String {
+    Value::from(items.to_vec()).to_string()
+}
+
+fn decode_strings(value: &Value, column: &str) -> Result<Vec<String>, StoreError> {
+    value
+        .as_array()
+        .ok_or_else(|| corrupt(column))?
+        .iter()
+        .map(|item| item.as_str().map(str::to_owned).ok_or_else(|| corrupt(column)))
+        .collect()
+}
+
+/// Encodes project role pairs.
+pub fn encode_group_roles(roles: &[(ObjectId, String)]) -> String {
+    Value::from(
+        roles
+            .iter()
+            .map(|(group, role)| json!([group.to_string(), role]))
+            .collect::<Vec<_>>(),
+    )
+    .to_string()
+}
+
+fn decode_group_roles(value: &Value, column: &str) -> Result<Vec<(ObjectId, String)>, StoreError> {
+    let pairs = value.as_array().ok_or_else(|| corrupt(column))?;
+    let mut roles = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let group = pair.get(0).and_then(Value::as_str).and_then(|text| text.parse().ok());
+        let role = pair.get(1).and_then(Value::as_str);
+        match (group, role) {
+            (Some(group), Some(role)) => roles.push((group, role.to_owned())),
+            _ => return Err(corrupt(column)),
+        }
+    }
+    Ok(roles)
+}
+
+/// Encodes schedule policy items.
+pub fn encode_policy_items(items: &[PolicyItem]) -> String {
+    Value::from(
+        items
+            .iter()
+            .map(|item| {
+                json!({
+                    "id": item.id.to_string(),
+                    "frequencyType": item.frequency_type,
+                    "frequencyInterval": item.frequency_interval,
+                    "retentionUnit": item.retention_unit.as_lower_str(),
+                    "retentionValue": item.retention_value,
+                })
+            })
+            .collect::<Vec<_>>(),
+    )
+    .to_string()
+}
+
+fn decode_policy_items(value: &Value) -> Result<Vec<PolicyItem>, StoreError> {
+    let column = "policy_items";
+    let items = value.as_array().ok_or_else(|| corrupt(column))?;
+    items
+        .iter()
+        .map(|item| {
+            let get_str = |key: &str| item.get(key).and_then(Value::as_str).ok_or_else(|| corrupt(column));
+            let get_i32 = |key: &str| {
+                item.get(key)
+                    .and_then(Value::as_i64)
+                    .and_then(|number| i32::try_from(number).ok())
+                    .ok_or_else(|| corrupt(column))
+            };
+            Ok(PolicyItem {
+                id: get_str("id")?.parse().map_err(|_| corrupt(column))?,
+                frequency_type: get_str("frequencyType")?.to_owned(),
+                frequency_interval: get_i32("frequencyInterval")?,
+                retention_unit: RetentionUnit::parse(get_str("retentionUnit")?).ok_or_else(|| corrupt(column))?,
+                retention_value: get_i32("retentionValue")?,
+            })
+        })
+        .collect()
+}
+
+/// Encodes service account secrets.
+pub fn encode_secrets(secrets: &[ServiceAccountSecret]) -> String {
+    Value::from(
+        secrets
+            .iter()
+            .map(|secret| {
+                json!({
+                    "id": secret.id.to_string(),
+                    "sha256": secret.secret_sha256,
+                    "masked": secret.masked,
+                    "createdAt": secret.created_at.millis(),
+                    "expiresAt": secret.expires_at.millis(),
+                })
+            })
+            .collect::<Vec<_>>(),
+    )
+    .to_string()
+}
+
+fn decode_secrets(value: &Value) -> Result<Vec<ServiceAccountSecret>, StoreError> {
+    let column = "secrets";
+    let secrets = value.as_array().ok_or_else(|| corrupt(column))?;
+    secrets
+        .iter()
+        .map(|secret| {
+            let get_str = |key: &str| secret.get(key).and_then(Value::as_str).ok_or_else(|| corrupt(column));
+            let get_i64 = |key: &str| secret.get(key).and_then(Value::as_i64).ok_or_else(|| corrupt(column));
+            Ok(ServiceAccountSecret {
+                id: get_str("id")?.parse().map_err(|_| corrupt(column))?,
+                secret_sha256: get_str("sha256")?.to_owned(),
+                masked: get_str("masked")?.to_owned(),
+                created_at: Timestamp::from_millis(get_i64("createdAt")?),
+                expires_at: Timestamp::from_millis(get_i64("expiresAt")?),
+            })
+        })
+        .collect()
+}
+
+/// Decodes an `orgs` row.
+pub fn organization(row: &SqliteRow) -> Result<Organization, StoreError> {
+    Ok(Organization {
+        id: id(row, "id")?,
+        name: text(row, "name")?,
+        created_at: Timestamp::from_millis(number(row, "created_at")?),
+    })
+}
+
+/// Decodes a `groups` row.
+pub fn group(row: &SqliteRow) -> Result<Group, StoreError> {
+    Ok(Group {
+        id: id(row, "id")?,
+        org_id: id(row, "org_id")?,
+        name: text(row, "name")?,
+        created_at: Timestamp::from_millis(number(row, "created_at")?),
+    })
+}
+
+/// Decodes a `clusters` row.
+pub fn cluster(row: &SqliteRow) -> Result<Cluster, StoreError> {
+    Ok(Cluster {
+        id: id(row, "id")?,
+        group_id: id(row, "group_id")?,
+        name: name(row, "name")?,
+        cluster_type: ClusterType::parse(&text(row, "cluster_type")?).ok_or_else(|| corrupt("cluster_type"))?,
+        backup_enabled: number(row, "backup_enabled")? != 0,
+        pit_enabled: number(row, "pit_enabled")? != 0,
+        paused: number(row, "paused")? != 0,
+        state: ClusterState::parse(&text(row, "state")?).ok_or_else(|| corrupt("state"))?,
+        created_at: Timestamp::from_millis(number(row, "created_at")?),
+        spec: json_column(row, "spec")?,
+    })
+}
+
+/// Decodes a `schedules` row.
+pub fn schedule(row: &SqliteRow) -> Result<BackupSchedule, StoreError> {
+    let values = |column: &str| -> Result<Vec<Value>, StoreError> {
+        json_column(row, column)?.as_array().cloned().ok_or_else(|| corrupt(column))
+    };
+    Ok(BackupSchedule {
+        cluster_id: id(row, "cluster_id")?,
+        reference_hour_of_day: i32_of(number(row, "reference_hour_of_day")?, "reference_hour_of_day")?,
+        reference_minute_of_hour: i32_of(number(row, "reference_minute_of_hour")?, "reference_minute_of_hour")?,
+        restore_window_days: i32_of(number(row, "restore_window_days")?, "restore_window_days")?,
+        policy_id: id(row, "policy_id")?,
+        policy_items: decode_policy_items(&json_column(row, "policy_items")?)?,
+        auto_export_enabled: number(row, "auto_export_enabled")? != 0,
+        use_org_and_group_names_in_export_prefix: number(row, "use_org_and_group_names_in_export_prefix")? != 0,
+        auto_copy_settings_enabled: number(row, "auto_copy_settings_enabled")? != 0,
+        copy_policy_items_enabled: number(row, "copy_policy_items_enabled")? != 0,
+        copy_settings: values("copy_settings")?,
+        extra_retention_settings: values("extra_retention_settings")?,
+    })
+}
+
+/// Decodes a `snapshots` row.
+pub fn snapshot(row: &SqliteRow) -> Result<Snapshot, StoreError> {
+    let policy_items = decode_strings(&json_column(row, "policy_items")?, "policy_items")?
+        .iter()
+        .map(|text| text.parse().map_err(|_| corrupt("policy_items")))
+        .collect::<Result<_, _>>()?;
+    Ok(Snapshot {
+        id: id(row, "id")?,
+        group_id: id(row, "group_id")?,
+        cluster_id: id(row, "cluster_id")?,
+        cluster_name: name(row, "cluster_name")?,
+        status: SnapshotStatus::parse(&text(row, "status")?).ok_or_else(|| corrupt("status"))?,
+        snapshot_type: SnapshotType::parse(&text(row, "snapshot_type")?).ok_or_else(|| corrupt("snapshot_type"))?,
+        frequency_type: text(row, "frequency_type")?,
+        description: optional_text(row, "description")?,
+        requested_at: Timestamp::from_millis(number(row, "requested_at")?),
+        created_at: optional_number(row, "created_at")?.map(Timestamp::from_millis),
+        expires_at: Timestamp::from_millis(number(row, "expires_at")?),
+        storage_size_bytes: number(row, "storage_size_bytes")?,
+        mongod_version: optional_text(row, "mongod_version")?,
+        policy_items,
+        failure_reason: optional_text(row, "failure_reason")?,
+    })
+}
+
+/// Decodes a `restore_jobs` row.
+pub fn restore_job(row: &SqliteRow) -> Result<RestoreJob, StoreError> {
+    let pit = match (
+        optional_number(row, "pit_utc_seconds")?,
+        optional_number(row, "pit_oplog_ts")?,
+        optional_number(row, "pit_oplog_inc")?,
+    ) {
+        (Some(seconds), _, _) => Some(PitTarget::UtcSeconds(i32_of(seconds, "pit_utc_seconds")?)),
+        (None, Some(ts), Some(inc)) => Some(PitTarget::Oplog {
+            ts: i32_of(ts, "pit_oplog_ts")?,
+            inc: i32_of(inc, "pit_oplog_inc")?,
+        }),
+        _ => None,
+    };
+    let target_cluster_name = optional_text(row, "target_cluster_name")?
+        .map(|text| ClusterName::parse(&text).map_err(|_| corrupt("target_cluster_name")))
+        .transpose()?;
+    Ok(RestoreJob {
+        id: id(row, "id")?,
+        group_id: id(row, "group_id")?,
+        cluster_name: name(row, "cluster_name")?,
+        delivery_type: DeliveryType::parse(&text(row, "delivery_type")?).ok_or_else(|| corrupt("delivery_type"))?,
+        snapshot_id: optional_id(row, "snapshot_id")?,
+        target_group_id: optional_id(row, "target_group_id")?,
+        target_cluster_name,
+        pit,
+        state: RestoreJobState::parse(&text(row, "state")?).ok_or_else(|| corrupt("state"))?,
+        created_at: Timestamp::from_millis(number(row, "created_at")?),
+        snapshot_taken_at: optional_number(row, "snapshot_taken_at")?.map(Timestamp::from_millis),
+        finished_at: optional_number(row, "finished_at")?.map(Timestamp::from_millis),
+        expires_at: optional_number(row, "expires_at")?.map(Timestamp::from_millis),
+        delivery_urls: decode_strings(&json_column(row, "delivery_urls")?, "delivery_urls")?,
+        failure_reason: optional_text(row, "failure_reason")?,
+    })
+}
+
+/// Decodes an `api_keys` row.
+pub fn api_key(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        id: id(row, "id")?,
+        org_id: id(row, "org_id")?,
+        public_key: text(row, "public_key")?,
+        description: text(row, "description")?,
+        ha1_md5: text(row, "ha1_md5")?,
+        ha1_sha256: text(row, "ha1_sha256")?,
+        private_key_suffix: text(row, "private_key_suffix")?,
+        org_roles: decode_strings(&json_column(row, "org_roles")?, "org_roles")?,
+        group_roles: decode_group_roles(&json_column(row, "group_roles")?, "group_roles")?,
+        created_at: Timestamp::from_millis(number(row, "created_at")?),
+    })
+}
+
+/// Decodes a `service_accounts` row.
+pub fn service_account(row: &SqliteRow) -> Result<ServiceAccount, StoreError> {
+    Ok(ServiceAccount {
+        client_id: text(row, "client_id")?,
+        org_id: id(row, "org_id")?,
+        name: text(row, "name")?,
+        description: text(row, "description")?,
+        org_roles: decode_strings(&json_column(row, "org_roles")?, "org_roles")?,
+        group_roles: decode_group_roles(&json_column(row, "group_roles")?, "group_roles")?,
+        secrets: decode_secrets(&json_column(row, "secrets")?)?,
+        created_at: Timestamp::from_millis(number(row, "created_at")?),
+    })
+}

@@ -1,0 +1,121 @@
+//! The metadata schema, written in the SQL both SQLite and PostgreSQL accept. Numbers are
+//! `BIGINT` (booleans 0/1, instants in epoch milliseconds); lists are JSON text.
+
+/// Ordered migrations: (version, statements). Applied once each, in order, at start-up.
+pub const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE orgs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE groups (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    name TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (org_id, name)
+);
+CREATE TABLE clusters (
+    id TEXT PRIMARY KEY,
+    group_id TEXT NOT NULL REFERENCES groups(id),
+    name TEXT NOT NULL,
+    cluster_type TEXT NOT NULL,
+    backup_enabled BIGINT NOT NULL,
+    pit_enabled BIGINT NOT NULL,
+    paused BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    spec TEXT NOT NULL,
+    UNIQUE (group_id, name)
+);
+CREATE TABLE schedules (
+    cluster_id TEXT PRIMARY KEY REFERENCES clusters(id) ON DELETE CASCADE,
+    reference_hour_of_day BIGINT NOT NULL,
+    reference_minute_of_hour BIGINT NOT NULL,
+    restore_window_days BIGINT NOT NULL,
+    policy_id TEXT NOT NULL,
+    policy_items TEXT NOT NULL,
+    auto_export_enabled BIGINT NOT NULL,
+    use_org_and_group_names_in_export_prefix BIGINT NOT NULL,
+    auto_copy_settings_enabled BIGINT NOT NULL,
+    copy_policy_items_enabled BIGINT NOT NULL,
+    copy_settings TEXT NOT NULL,
+    extra_retention_settings TEXT NOT NULL
+);
+CREATE TABLE snapshots (
+    id TEXT PRIMARY KEY,
+    group_id TEXT NOT NULL,
+    cluster_id TEXT NOT NULL,
+    cluster_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    snapshot_type TEXT NOT NULL,
+    frequency_type TEXT NOT NULL,
+    description TEXT,
+    requested_at BIGINT NOT NULL,
+    created_at BIGINT,
+    expires_at BIGINT NOT NULL,
+    storage_size_bytes BIGINT NOT NULL,
+    mongod_version TEXT,
+    policy_items TEXT NOT NULL,
+    failure_reason TEXT
+);
+CREATE INDEX snapshots_by_cluster ON snapshots (cluster_id, requested_at DESC, id DESC);
+CREATE INDEX snapshots_by_status ON snapshots (status, requested_at);
+CREATE INDEX snapshots_by_expiry ON snapshots (expires_at);
+CREATE TABLE restore_jobs (
+    id TEXT PRIMARY KEY,
+    group_id TEXT NOT NULL,
+    cluster_name TEXT NOT NULL,
+    delivery_type TEXT NOT NULL,
+    snapshot_id TEXT,
+    target_group_id TEXT,
+    target_cluster_name TEXT,
+    pit_utc_seconds BIGINT,
+    pit_oplog_ts BIGINT,
+    pit_oplog_inc BIGINT,
+    state TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    snapshot_taken_at BIGINT,
+    finished_at BIGINT,
+    expires_at BIGINT,
+    delivery_urls TEXT NOT NULL,
+    failure_reason TEXT
+);
+CREATE INDEX restore_jobs_by_cluster ON restore_jobs (group_id, cluster_name, created_at DESC, id DESC);
+CREATE INDEX restore_jobs_by_target ON restore_jobs (target_group_id, target_cluster_name, state);
+CREATE INDEX restore_jobs_by_snapshot ON restore_jobs (snapshot_id, state);
+CREATE INDEX restore_jobs_by_group_type ON restore_jobs (group_id, delivery_type, state);
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    public_key TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL,
+    ha1_md5 TEXT NOT NULL,
+    ha1_sha256 TEXT NOT NULL,
+    private_key_suffix TEXT NOT NULL,
+    org_roles TEXT NOT NULL,
+    group_roles TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX api_keys_by_org ON api_keys (org_id, created_at);
+CREATE TABLE service_accounts (
+    client_id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    org_roles TEXT NOT NULL,
+    group_roles TEXT NOT NULL,
+    secrets TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX service_accounts_by_org ON service_accounts (org_id, created_at);
+CREATE TABLE access_tokens (
+    token_sha256 TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL REFERENCES service_accounts(client_id) ON DELETE CASCADE,
+    expires_at BIGINT NOT NULL
+);
+"#,
+)];
