@@ -1,1 +1,183 @@
-//! placeholder
+//! The HTTP edge of rewind: the MongoDB Atlas Admin API v2 subset for cloud backups, served
+//! exactly as Atlas serves it (paths, dated media types, error bodies, Digest and OAuth 2).
+//!
+//! Layers, outermost first: request id and tracing, panic capture, metrics, `pretty` and
+//! `envelope` rendering, authentication, then per-route version negotiation.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod handlers;
+pub mod metrics;
+pub mod negotiate;
+pub mod openapi;
+pub mod render;
+pub mod routes;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::from_fn;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use rewind_store::MetadataStore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::digest::{NonceCounter, NonceIssuer};
+use crate::error::ApiError;
+use crate::views::Links;
+
+/// How long a Digest nonce stays fresh.
+pub const NONCE_TTL: Duration = Duration::from_secs(300);
+
+/// Everything a request handler needs.
+pub struct AppContext {
+    /// The metadata store.
+    pub store: Arc<dyn MetadataStore>,
+    /// Absolute links under the public base URL.
+    pub links: Links,
+    /// Mints and checks Digest nonces.
+    pub nonces: NonceIssuer,
+    /// Refuses replayed Digest nonce counts.
+    pub nonce_counts: NonceCounter,
+    /// Prometheus metrics.
+    pub metrics: metrics::Metrics,
+}
+
+/// Shared handler state.
+pub type AppState = Arc<AppContext>;
+
+impl AppContext {
+    /// A context over `store`, linking to `public_url`, with a fresh Digest nonce secret.
+    pub fn new(store: Arc<dyn MetadataStore>, public_url: &str, nonce_secret: [u8; 32]) -> AppState {
+        Arc::new(Self {
+            store,
+            links: Links::new(public_url),
+            nonces: NonceIssuer::new(nonce_secret, NONCE_TTL),
+            nonce_counts: NonceCounter::new(NONCE_TTL),
+            metrics: metrics::Metrics::default(),
+        })
+    }
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let atlas = atlas_routes()
+        .route_layer(from_fn(negotiate::negotiate_version))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(from_fn(render::render));
+    Router::new()
+        .route("/api/atlas/v2/openapi.json", get(handlers::ops::openapi_document))
+        .route("/api/oauth/token", post(auth::oauth::token))
+        .route("/api/oauth/revoke", post(auth::oauth::revoke))
+        .route("/metrics", get(metrics::exposition))
+        .route("/healthz", get(handlers::ops::healthz))
+        .route("/readyz", get(handlers::ops::readyz))
+        .merge(atlas)
+        .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), metrics::record))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, principal = tracing::field::Empty)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+fn atlas_routes() -> Router<AppState> {
+    use handlers::{access, clusters, flex, groups, restore_jobs, schedule, snapshots};
+    const B: &str = "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup";
+    let routes: Vec<(&str, MethodRouter<AppState>)> = vec![
+        ("/api/atlas/v2/orgs", get(groups::list_orgs)),
+        ("/api/atlas/v2/orgs/{orgId}", get(groups::get_org)),
+        ("/api/atlas/v2/orgs/{orgId}/apiKeys", get(access::list_api_keys).post(access::create_api_key)),
+        (
+            "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}",
+            get(access::get_api_key).patch(access::update_api_key).delete(access::delete_api_key),
+        ),
+        (
+            "/api/atlas/v2/orgs/{orgId}/serviceAccounts",
+            get(access::list_service_accounts).post(access::create_service_account),
+        ),
+        (
+            "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}",
+            get(access::get_service_account).delete(access::delete_service_account),
+        ),
+        ("/api/atlas/v2/groups", get(groups::list_groups).post(groups::create_group)),
+        ("/api/atlas/v2/groups/{groupId}", get(groups::get_group).delete(groups::delete_group)),
+        ("/api/atlas/v2/groups/{groupId}/apiKeys", get(access::list_project_api_keys)),
+        (
+            "/api/atlas/v2/groups/{groupId}/apiKeys/{apiUserId}",
+            post(access::add_project_api_key)
+                .patch(access::update_project_api_key)
+                .delete(access::remove_project_api_key),
+        ),
+        ("/api/atlas/v2/groups/{groupId}/clusters", get(clusters::list).post(clusters::create)),
+        (
+            "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}",
+            get(clusters::get_one).patch(clusters::update).delete(clusters::delete),
+        ),
+        (
+            "/api/atlas/v2/groups/{groupId}/flexClusters/{name}/{*rest}",
+            get(flex::refuse).post(flex::refuse),
+        ),
+    ];
+    let backup: Vec<(&str, MethodRouter<AppState>)> = vec![
+        ("/restoreJobs", get(restore_jobs::list).post(restore_jobs::create)),
+        ("/restoreJobs/{restoreJobId}", get(restore_jobs::get_one).delete(restore_jobs::cancel)),
+        ("/snapshots", get(snapshots::list).post(snapshots::take)),
+        (
+            "/snapshots/{snapshotId}",
+            get(snapshots::get_one).patch(snapshots::update).delete(snapshots::delete),
+        ),
+        ("/snapshots/shardedClusters", get(snapshots::list_sharded)),
+        (
+            "/snapshots/shardedCluster/{snapshotId}",
+            get(snapshots::get_sharded).delete(snapshots::delete_sharded),
+        ),
+        ("/schedule", get(schedule::get_one).patch(schedule::update).delete(schedule::clear)),
+    ];
+    let mut router = Router::new();
+    for (path, handler) in routes {
+        router = router.route(path, handler);
+    }
+    for (suffix, handler) in backup {
+        router = router.route(&format!("{B}{suffix}"), handler);
+    }
+    router
+}
+
+async fn not_found(request: Request) -> Response {
+    ApiError::resource_not_found(request.uri().path()).into_response()
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("Method {} is not allowed on {}.", request.method(), request.uri().path()),
+    )
+    .into_response()
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal(&"a request handler panicked").into_response()
+}

@@ -188,12 +188,12 @@ pub fn plan_restore(
     }
 
     if request.delivery_type == DeliveryType::Download {
-        if let Some(snapshot) = snapshot {
-            if context.active_downloads_of_snapshot > 0 {
-                return Err(DomainError::DownloadAlreadyActive {
-                    snapshot_id: snapshot.id.to_string(),
-                });
-            }
+        if let Some(snapshot) = snapshot
+            && context.active_downloads_of_snapshot > 0
+        {
+            return Err(DomainError::DownloadAlreadyActive {
+                snapshot_id: snapshot.id.to_string(),
+            });
         }
         if context.active_downloads_in_group >= MAX_ACTIVE_DOWNLOADS_PER_GROUP {
             return Err(DomainError::TooManyDownloads {

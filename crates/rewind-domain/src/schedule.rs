@@ -202,13 +202,13 @@ impl BackupSchedule {
             .filter(|item| item.frequency_type == "hourly")
             .map(PolicyItem::retention_days)
             .max();
-        if let Some(hourly_days) = longest_hourly {
-            if i64::from(next.restore_window_days) > hourly_days {
-                return Err(invalid(
-                    "restoreWindowDays",
-                    "cannot exceed the retention of the hourly policy item",
-                ));
-            }
+        if let Some(hourly_days) = longest_hourly
+            && i64::from(next.restore_window_days) > hourly_days
+        {
+            return Err(invalid(
+                "restoreWindowDays",
+                "cannot exceed the retention of the hourly policy item",
+            ));
         }
         Ok(next)
     }

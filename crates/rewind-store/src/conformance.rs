@@ -148,6 +148,9 @@ async fn restore_jobs(store: &dyn MetadataStore, group: &Group, cluster: &Cluste
     assert!(store.transition_restore_job(download.id, &cancel_from, RestoreJobState::Cancelled, now).await.unwrap());
     assert!(!store.transition_restore_job(download.id, &cancel_from, RestoreJobState::Cancelled, now).await.unwrap(), "cancel is compare-and-set");
     assert_eq!(store.active_downloads(group.id, snapshot.id).await.unwrap(), (0, 0));
+    let counts = store.state_counts().await.unwrap();
+    assert!(counts.contains(&("restore_job".into(), "cancelled".into(), 1)), "state counts: {counts:?}");
+    assert!(counts.contains(&("restore_job".into(), "queued".into(), 1)), "state counts: {counts:?}");
     assert!(matches!(store.delete_cluster(cluster.id).await, Err(StoreError::Conflict(_))), "a cluster being restored cannot be deleted");
     assert!(store.transition_restore_job(automated.id, &[RestoreJobState::Queued], RestoreJobState::Failed, now).await.unwrap());
 }

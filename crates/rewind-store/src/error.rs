@@ -20,10 +20,10 @@ pub enum StoreError {
 impl StoreError {
     /// Maps a unique-constraint violation to [`StoreError::AlreadyExists`].
     pub(crate) fn from_insert(error: sqlx::Error, what: &str) -> Self {
-        if let sqlx::Error::Database(database_error) = &error {
-            if database_error.is_unique_violation() {
-                return Self::AlreadyExists(what.to_owned());
-            }
+        if let sqlx::Error::Database(database_error) = &error
+            && database_error.is_unique_violation()
+        {
+            return Self::AlreadyExists(what.to_owned());
         }
         Self::Database(error)
     }

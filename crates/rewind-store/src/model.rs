@@ -186,6 +186,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Moves a job from one of `from` to `to` (compare-and-set); false when it was in another state.
     async fn transition_restore_job(&self, id: ObjectId, from: &[RestoreJobState], to: RestoreJobState, now: Timestamp) -> Result<bool, StoreError>;
 
+    /// Counts of restore jobs by state and snapshots by status: `(kind, state, count)`.
+    async fn state_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError>;
+
     // Credentials.
 
     /// Inserts an API key.

@@ -597,6 +597,19 @@ impl MetadataStore for SqliteStore {
         Ok(updated.rows_affected() > 0)
     }
 
+    async fn state_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT 'restore_job' AS kind, state, COUNT(*) AS count FROM restore_jobs GROUP BY state UNION ALL SELECT 'snapshot' AS kind, status AS state, COUNT(*) AS count FROM snapshots GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| -> Result<(String, String, u64), StoreError> {
+                Ok((row.try_get("kind")?, row.try_get("state")?, row.try_get::<i64, _>("count")?.max(0) as u64))
+            })
+            .collect()
+    }
+
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO api_keys (id, org_id, public_key, description, ha1_md5, ha1_sha256, private_key_suffix, org_roles, group_roles, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
             .bind(key.id.to_string())

@@ -1,1 +1,141 @@
+//! Authentication (HTTP Digest with API keys, bearer tokens from service accounts) and the
+//! middleware that answers unauthenticated requests with a challenge before any side effect.
+
 pub mod digest;
+pub mod oauth;
+pub mod secrets;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rewind_domain::Timestamp;
+use rewind_domain::access::Principal;
+
+use crate::AppState;
+use crate::error::ApiError;
+use digest::{DigestError, StoredDigestSecret};
+
+/// Seconds since the epoch, for nonce arithmetic.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Why a request carries no usable credentials.
+enum Refusal {
+    /// Ask again with a Digest challenge (`stale` when only the nonce was old).
+    Challenge { stale: bool, why: String },
+    /// The store failed.
+    Internal(ApiError),
+}
+
+/// Middleware: authenticates the request and stores its [`Principal`] as an extension. The
+/// body is not read here, so a refused request has no side effect whatever it carries.
+pub async fn authenticate(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+    // Only owned copies cross the awaits below: a request body is not `Sync`.
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let method = request.method().as_str().to_owned();
+    let request_uri = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.uri().path().to_owned(), |target| target.as_str().to_owned());
+    let principal = match identify(&app, authorization.as_deref(), &method, &request_uri).await {
+        Ok(principal) => principal,
+        Err(Refusal::Internal(error)) => return error.into_response(),
+        Err(Refusal::Challenge { stale, why }) => {
+            tracing::info!(reason = %why, "authentication refused");
+            return challenge(&app, stale).into_response();
+        }
+    };
+    tracing::Span::current().record("principal", principal.name.as_str());
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// The 401 Atlas sends: Digest challenges and its fixed body.
+fn challenge(app: &AppState, stale: bool) -> ApiError {
+    let nonce = app.nonces.mint(unix_now());
+    let mut error = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "UNEXPECTED_ERROR",
+        "You are not authorized for this resource.",
+    );
+    error.challenges = digest::challenges(&nonce, stale);
+    error
+}
+
+async fn identify(app: &AppState, authorization: Option<&str>, method: &str, request_uri: &str) -> Result<Principal, Refusal> {
+    let header_value = authorization.ok_or_else(|| Refusal::Challenge { stale: false, why: "no credentials".into() })?;
+    let (scheme, _) = header_value.split_once(' ').unwrap_or((header_value, ""));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        let token = header_value[scheme.len()..].trim();
+        return bearer_principal(app, token).await;
+    }
+    if !scheme.eq_ignore_ascii_case("digest") {
+        return Err(Refusal::Challenge { stale: false, why: format!("unsupported scheme {scheme}") });
+    }
+    let credentials = digest::parse_authorization(header_value)
+        .map_err(|error| Refusal::Challenge { stale: false, why: error.to_string() })?;
+    let key = app
+        .store
+        .get_api_key_by_public_key(&credentials.username)
+        .await
+        .map_err(|error| Refusal::Internal(error.into()))?
+        .ok_or_else(|| Refusal::Challenge { stale: false, why: "unknown public key".into() })?;
+    let secret = StoredDigestSecret {
+        ha1_md5: key.ha1_md5.clone(),
+        ha1_sha256: key.ha1_sha256.clone(),
+    };
+    digest::verify(
+        &credentials,
+        method,
+        request_uri,
+        &secret,
+        &app.nonces,
+        &app.nonce_counts,
+        unix_now(),
+    )
+    .map_err(|error| Refusal::Challenge {
+        stale: error == DigestError::StaleNonce,
+        why: error.to_string(),
+    })?;
+    Ok(Principal {
+        name: key.public_key,
+        org_id: key.org_id,
+        org_roles: key.org_roles,
+        group_roles: key.group_roles,
+    })
+}
+
+async fn bearer_principal(app: &AppState, token: &str) -> Result<Principal, Refusal> {
+    let refuse = |why: &str| Refusal::Challenge { stale: false, why: why.to_owned() };
+    let stored = app
+        .store
+        .get_access_token(&secrets::sha256_hex(token))
+        .await
+        .map_err(|error| Refusal::Internal(error.into()))?
+        .ok_or_else(|| refuse("unknown bearer token"))?;
+    if stored.expires_at <= Timestamp::now() {
+        return Err(refuse("expired bearer token"));
+    }
+    let account = app
+        .store
+        .get_service_account(&stored.client_id)
+        .await
+        .map_err(|error| Refusal::Internal(error.into()))?
+        .ok_or_else(|| refuse("bearer token of a deleted service account"))?;
+    Ok(Principal {
+        name: account.client_id,
+        org_id: account.org_id,
+        org_roles: account.org_roles,
+        group_roles: account.group_roles,
+    })
+}

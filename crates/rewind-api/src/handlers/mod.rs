@@ -1,0 +1,96 @@
+//! Request handlers, one module per resource family, and the loading helpers they share.
+
+pub mod access;
+pub mod clusters;
+pub mod flex;
+pub mod groups;
+pub mod ops;
+pub mod restore_jobs;
+pub mod schedule;
+pub mod snapshots;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rewind_domain::access::{Principal, ProjectAction};
+use rewind_domain::cluster::Cluster;
+use rewind_domain::group::Group;
+use rewind_domain::{DomainError, ObjectId};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{self, ListQuery};
+use crate::views::Links;
+
+/// Handler result.
+pub type ApiResult = Result<Response, ApiError>;
+
+/// A JSON response; the version middleware replaces the content type with the dated one.
+pub fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A 204 with no body.
+pub fn no_content() -> Response {
+    no_content_with(StatusCode::NO_CONTENT)
+}
+
+/// An empty response with `status` (202 for an accepted deletion).
+pub fn no_content_with(status: StatusCode) -> Response {
+    status.into_response()
+}
+
+/// A paginated list body: `links` (`self`, and `next`/`previous` when they exist), `results`
+/// and, unless `includeCount=false`, `totalCount`.
+pub fn list_body(links: &Links, path: &str, query: &ListQuery, results: Vec<Value>, total: u64) -> Value {
+    let href = |page: u64| {
+        links.url(&format!(
+            "{path}?includeCount={}&pageNum={page}&itemsPerPage={}",
+            query.include_count, query.items_per_page
+        ))
+    };
+    let mut list_links = vec![json!({"href": href(query.page_num), "rel": "self"})];
+    let shown_so_far = (query.page_num - 1) * query.items_per_page + results.len() as u64;
+    if shown_so_far < total {
+        list_links.push(json!({"href": href(query.page_num + 1), "rel": "next"}));
+    }
+    if query.page_num > 1 {
+        list_links.push(json!({"href": href(query.page_num - 1), "rel": "previous"}));
+    }
+    let mut body = json!({"links": list_links, "results": results});
+    if query.include_count {
+        body["totalCount"] = json!(total);
+    }
+    body
+}
+
+/// Loads a project the caller may perform `action` in.
+pub async fn authorized_group(
+    app: &AppState,
+    principal: &Principal,
+    group_text: &str,
+    action: ProjectAction,
+) -> Result<Group, ApiError> {
+    let group_id = extract::group_id(group_text)?;
+    let group = app.store.get_group(group_id).await?.ok_or_else(|| DomainError::GroupNotFound {
+        group_id: group_id.to_string(),
+    })?;
+    principal.check_project(group.org_id, group.id, action)?;
+    Ok(group)
+}
+
+/// Loads a cluster of a project.
+pub async fn cluster_of(app: &AppState, group_id: ObjectId, name_text: &str) -> Result<Cluster, ApiError> {
+    let name = extract::cluster_name(name_text, group_id)?;
+    app.store.get_cluster(group_id, &name).await?.ok_or_else(|| {
+        DomainError::ClusterNotFound {
+            name: name_text.to_owned(),
+            group_id: group_id.to_string(),
+        }
+        .into()
+    })
+}

@@ -1,0 +1,114 @@
+//! Prometheus metrics: requests by route and status, latency by route, jobs by state.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    kind: String,
+    state: String,
+}
+
+/// The service's metric registry.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    jobs: Family<StateLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("rewind");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let jobs = Family::<StateLabels, Gauge>::default();
+        registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
+        registry.register("http_request_duration_seconds", "HTTP request latency by route and method", latency.clone());
+        registry.register("jobs", "Restore jobs and snapshots by state", jobs.clone());
+        Self {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            jobs,
+        }
+    }
+}
+
+/// Middleware: counts and times every request by its route template.
+pub async fn record(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    app.metrics
+        .requests
+        .get_or_create(&RequestLabels { method: method.clone(), route: route.clone(), status })
+        .inc();
+    app.metrics
+        .latency
+        .get_or_create(&RouteLabels { method, route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+pub async fn exposition(State(app): State<AppState>) -> Response {
+    let counts = match app.store.state_counts().await {
+        Ok(counts) => counts,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    for (kind, state, count) in counts {
+        app.metrics
+            .jobs
+            .get_or_create(&StateLabels { kind, state })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+    let mut text = String::new();
+    let encoded = match app.metrics.registry.lock() {
+        Ok(registry) => prometheus_client::encoding::text::encode(&mut text, &registry),
+        Err(_) => return ApiError::internal(&"metrics registry lock poisoned").into_response(),
+    };
+    if let Err(error) = encoded {
+        return ApiError::internal(&error).into_response();
+    }
+    let mut response = (StatusCode::OK, text).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,116 @@
+//! Settings: command-line flags and `REWIND_*` environment variables over an optional TOML file
+//! over built-in defaults. Unknown keys in the file are refused.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Flags of `rewind serve`; each also reads its `REWIND_*` variable.
+#[derive(clap::Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with settings (flags and environment override it).
+    #[arg(long, env = "REWIND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "REWIND_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for all state [default: ./rewind-data].
+    #[arg(long, env = "REWIND_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Base URL clients reach this service at, used in links [default: http://<listen>].
+    #[arg(long, env = "REWIND_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Log format: `pretty` or `json` [default: pretty].
+    #[arg(long, env = "REWIND_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The TOML file's shape.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    public_url: Option<String>,
+    log_format: Option<String>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// State directory.
+    pub data_dir: PathBuf,
+    /// Public base URL, when configured; else derived from the bound address.
+    pub public_url: Option<String>,
+    /// `pretty` or `json`.
+    pub log_format: String,
+}
+
+impl Settings {
+    /// Merges flags and environment over the file over defaults.
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "pretty".to_owned());
+        if !matches!(log_format.as_str(), "pretty" | "json") {
+            anyhow::bail!("log format must be `pretty` or `json`, not `{log_format}`");
+        }
+        let listen = match args.listen.or(file.listen) {
+            Some(listen) => listen,
+            None => "127.0.0.1:8080".parse()?,
+        };
+        Ok(Self {
+            listen,
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("rewind-data")),
+            public_url: args.public_url.or(file.public_url),
+            log_format,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+/// Logs to stderr as human-readable lines or JSON objects; `RUST_LOG` filters (default info).
+pub fn init_logging(format: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let installed = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    installed.map_err(|error| anyhow::anyhow!("installing the logger: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_keys_are_strict_and_flags_win() {
+        assert!(toml::from_str::<FileSettings>("listen = \"127.0.0.1:1\"\nbogus = 1").is_err());
+        let directory = std::env::temp_dir().join(format!("rewind-config-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("rewind.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\ndata_dir = \"/tmp/x\"\n").unwrap();
+        let settings = Settings::resolve(ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:7777".parse().unwrap()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(settings.listen.port(), 7777);
+        assert_eq!(settings.data_dir, PathBuf::from("/tmp/x"));
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+}

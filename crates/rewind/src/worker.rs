@@ -1,0 +1,99 @@
+//! The background worker: takes queued snapshots and removes expired ones.
+//!
+//! A cluster is still a record without a database engine, so a snapshot captures its empty
+//! data set: the manifest lists each replica set with no namespaces. When clusters hold data,
+//! the snapshot engine replaces `capture` and this loop stays. Restore jobs have no executor
+//! yet, so they stay `queued`: nothing reports a restore that did not happen.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rewind_domain::Timestamp;
+use rewind_domain::cluster::MONGODB_VERSION;
+use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
+use rewind_store::MetadataStore;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::durable::write_atomically;
+
+/// How often the worker looks for work when idle.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Starts the worker; it finishes its current step and returns once `stop` turns true.
+pub fn spawn(store: Arc<dyn MetadataStore>, data_dir: PathBuf, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = step(store.as_ref(), &data_dir).await {
+                tracing::error!(%error, "worker step failed");
+            }
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+        tracing::info!("worker stopped");
+    })
+}
+
+async fn step(store: &dyn MetadataStore, data_dir: &Path) -> anyhow::Result<()> {
+    while let Some(snapshot) = store.claim_queued_snapshot(MONGODB_VERSION).await? {
+        let directory = snapshot_dir(data_dir, &snapshot);
+        let outcome = tokio::task::spawn_blocking({
+            let snapshot = snapshot.clone();
+            move || capture(&directory, &snapshot)
+        })
+        .await?;
+        let now = Timestamp::now();
+        match outcome {
+            Ok(size) => {
+                store.finish_snapshot(snapshot.id, SnapshotStatus::Completed, now, size, None).await?;
+                tracing::info!(snapshot.id = %snapshot.id, size_bytes = size, "snapshot completed");
+            }
+            Err(error) => {
+                let reason = format!("writing the snapshot manifest failed: {error}");
+                store.finish_snapshot(snapshot.id, SnapshotStatus::Failed, now, 0, Some(&reason)).await?;
+                tracing::error!(snapshot.id = %snapshot.id, %error, "snapshot failed");
+            }
+        }
+    }
+    for snapshot in store.expired_snapshots(Timestamp::now()).await? {
+        let directory = snapshot_dir(data_dir, &snapshot);
+        match tokio::fs::remove_dir_all(&directory).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+        store.delete_snapshot(snapshot.id).await?;
+        tracing::info!(snapshot.id = %snapshot.id, "expired snapshot removed");
+    }
+    Ok(())
+}
+
+fn snapshot_dir(data_dir: &Path, snapshot: &Snapshot) -> PathBuf {
+    data_dir
+        .join("snapshots")
+        .join(snapshot.cluster_id.to_string())
+        .join(snapshot.id.to_string())
+}
+
+/// Writes the manifest of the cluster's (empty) data set durably; returns the bytes stored.
+fn capture(directory: &Path, snapshot: &Snapshot) -> std::io::Result<i64> {
+    let manifest = json!({
+        "format": "rewind-snapshot-manifest/1",
+        "snapshotId": snapshot.id,
+        "clusterId": snapshot.cluster_id,
+        "clusterName": snapshot.cluster_name.as_str(),
+        "mongodVersion": MONGODB_VERSION,
+        "namespaces": [],
+        "documents": 0,
+    });
+    let bytes = serde_json::to_vec_pretty(&manifest)?;
+    write_atomically(&directory.join("manifest.json"), &bytes, 0o644)?;
+    Ok(bytes.len() as i64)
+}
