@@ -86,7 +86,8 @@ impl ApiError {
             "reason": self.status.canonical_reason().unwrap_or("Error"),
         });
         if let Some(field) = &self.field {
-            body["badRequestDetail"] = json!({"fields": [{"field": field, "description": self.detail}]});
+            body["badRequestDetail"] =
+                json!({"fields": [{"field": field, "description": self.detail}]});
         }
         body
     }
@@ -97,7 +98,10 @@ impl IntoResponse for ApiError {
         let body = self.body().to_string();
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Ok(code) = HeaderValue::from_str(self.code) {
             headers.insert("x-error-code", code);
         }
@@ -122,43 +126,161 @@ impl From<DomainError> for ApiError {
         use StatusCode as S;
         let (status, code, parameters): (StatusCode, &'static str, Vec<Value>) = match &error {
             E::OrgNotFound { org_id } => (S::NOT_FOUND, "ORG_NOT_FOUND", vec![json!(org_id)]),
-            E::GroupNotFound { group_id } => (S::NOT_FOUND, "GROUP_NOT_FOUND", vec![json!(group_id)]),
+            E::GroupNotFound { group_id } => {
+                (S::NOT_FOUND, "GROUP_NOT_FOUND", vec![json!(group_id)])
+            }
             E::InvalidGroupId { value } => (S::NOT_FOUND, "INVALID_GROUP_ID", vec![json!(value)]),
             E::GroupNameTaken { name } => (S::CONFLICT, "GROUP_ALREADY_EXISTS", vec![json!(name)]),
-            E::GroupHasClusters { group_id } => (S::CONFLICT, "CANNOT_CLOSE_GROUP_ACTIVE_ATLAS_CLUSTERS", vec![json!(group_id)]),
-            E::ClusterNotFound { name, group_id } => (S::NOT_FOUND, "CLUSTER_NOT_FOUND", vec![json!(name), json!(group_id)]),
-            E::ClusterNameTaken { name, group_id } => (S::BAD_REQUEST, "DUPLICATE_CLUSTER_NAME", vec![json!(name), json!(group_id)]),
-            E::NonFlexClusterInFlexApi { name } => (S::BAD_REQUEST, "CANNOT_USE_NON_FLEX_CLUSTER_IN_FLEX_API", vec![json!(name)]),
-            E::ClusterRestoreInProgress { name } => (S::BAD_REQUEST, "CLUSTER_RESTORE_IN_PROGRESS_CANNOT_UPDATE", vec![json!(name)]),
-            E::ClusterPaused { name } => (S::BAD_REQUEST, "CLUSTER_PAUSED_CANNOT_RESTORE", vec![json!(name)]),
-            E::BackupNotEnabled { name } => (S::BAD_REQUEST, "BACKUP_JOB_NOT_FOUND", vec![json!(name)]),
-            E::SnapshotNotFound { snapshot_id, cluster } => (S::NOT_FOUND, "SNAPSHOT_NOT_FOUND", vec![json!(snapshot_id), json!(cluster)]),
-            E::InvalidSnapshotId { value } => (S::NOT_FOUND, "INVALID_SNAPSHOT_ID", vec![json!(value)]),
-            E::SnapshotIncomplete { snapshot_id } => (S::CONFLICT, "CANNOT_START_RESTORE_JOB_FOR_INCOMPLETE_CLUSTER_SNAPSHOT", vec![json!(snapshot_id)]),
-            E::DownloadOfIncompleteSnapshot { snapshot_id } => (S::CONFLICT, "CANNOT_DOWNLOAD_INCOMPLETE_SNAPSHOT", vec![json!(snapshot_id)]),
-            E::SnapshotDeleted { snapshot_id } => (S::CONFLICT, "CANNOT_START_RESTORE_JOB_FOR_DELETED_SNAPSHOT", vec![json!(snapshot_id)]),
-            E::SnapshotInProgressCannotDelete { snapshot_id } => (S::BAD_REQUEST, "CANNOT_DELETE_IN_PROGRESS_SNAPSHOT", vec![json!(snapshot_id)]),
-            E::SnapshotInProgressCannotModify { snapshot_id } => (S::BAD_REQUEST, "CANNOT_MODIFY_IN_PROGRESS_SNAPSHOT_RETENTION", vec![json!(snapshot_id)]),
-            E::UnfinishedOnDemandSnapshot { cluster, snapshot_id } => (S::BAD_REQUEST, "UNFINISHED_ON_DEMAND_SNAPSHOT", vec![json!(cluster), json!(snapshot_id)]),
-            E::RestoreJobNotFound { job_id, cluster } => (S::NOT_FOUND, "RESTORE_JOB_NOT_FOUND", vec![json!(job_id), json!(cluster)]),
+            E::GroupHasClusters { group_id } => (
+                S::CONFLICT,
+                "CANNOT_CLOSE_GROUP_ACTIVE_ATLAS_CLUSTERS",
+                vec![json!(group_id)],
+            ),
+            E::ClusterNotFound { name, group_id } => (
+                S::NOT_FOUND,
+                "CLUSTER_NOT_FOUND",
+                vec![json!(name), json!(group_id)],
+            ),
+            E::ClusterNameTaken { name, group_id } => (
+                S::BAD_REQUEST,
+                "DUPLICATE_CLUSTER_NAME",
+                vec![json!(name), json!(group_id)],
+            ),
+            E::NonFlexClusterInFlexApi { name } => (
+                S::BAD_REQUEST,
+                "CANNOT_USE_NON_FLEX_CLUSTER_IN_FLEX_API",
+                vec![json!(name)],
+            ),
+            E::ClusterRestoreInProgress { name } => (
+                S::BAD_REQUEST,
+                "CLUSTER_RESTORE_IN_PROGRESS_CANNOT_UPDATE",
+                vec![json!(name)],
+            ),
+            E::ClusterPaused { name } => (
+                S::BAD_REQUEST,
+                "CLUSTER_PAUSED_CANNOT_RESTORE",
+                vec![json!(name)],
+            ),
+            E::BackupNotEnabled { name } => {
+                (S::BAD_REQUEST, "BACKUP_JOB_NOT_FOUND", vec![json!(name)])
+            }
+            E::SnapshotNotFound {
+                snapshot_id,
+                cluster,
+            } => (
+                S::NOT_FOUND,
+                "SNAPSHOT_NOT_FOUND",
+                vec![json!(snapshot_id), json!(cluster)],
+            ),
+            E::InvalidSnapshotId { value } => {
+                (S::NOT_FOUND, "INVALID_SNAPSHOT_ID", vec![json!(value)])
+            }
+            E::SnapshotIncomplete { snapshot_id } => (
+                S::CONFLICT,
+                "CANNOT_START_RESTORE_JOB_FOR_INCOMPLETE_CLUSTER_SNAPSHOT",
+                vec![json!(snapshot_id)],
+            ),
+            E::DownloadOfIncompleteSnapshot { snapshot_id } => (
+                S::CONFLICT,
+                "CANNOT_DOWNLOAD_INCOMPLETE_SNAPSHOT",
+                vec![json!(snapshot_id)],
+            ),
+            E::SnapshotDeleted { snapshot_id } => (
+                S::CONFLICT,
+                "CANNOT_START_RESTORE_JOB_FOR_DELETED_SNAPSHOT",
+                vec![json!(snapshot_id)],
+            ),
+            E::SnapshotInProgressCannotDelete { snapshot_id } => (
+                S::BAD_REQUEST,
+                "CANNOT_DELETE_IN_PROGRESS_SNAPSHOT",
+                vec![json!(snapshot_id)],
+            ),
+            E::SnapshotInProgressCannotModify { snapshot_id } => (
+                S::BAD_REQUEST,
+                "CANNOT_MODIFY_IN_PROGRESS_SNAPSHOT_RETENTION",
+                vec![json!(snapshot_id)],
+            ),
+            E::UnfinishedOnDemandSnapshot {
+                cluster,
+                snapshot_id,
+            } => (
+                S::BAD_REQUEST,
+                "UNFINISHED_ON_DEMAND_SNAPSHOT",
+                vec![json!(cluster), json!(snapshot_id)],
+            ),
+            E::RestoreJobNotFound { job_id, cluster } => (
+                S::NOT_FOUND,
+                "RESTORE_JOB_NOT_FOUND",
+                vec![json!(job_id), json!(cluster)],
+            ),
             E::InvalidJobId { value } => (S::NOT_FOUND, "INVALID_JOB_ID", vec![json!(value)]),
-            E::CannotCancelAutomatedRestore { job_id, .. } => (S::BAD_REQUEST, "CANNOT_CANCEL_AUTOMATED_RESTORE", vec![json!(job_id)]),
-            E::RestoreJobNotCancellable { job_id, state } => (S::BAD_REQUEST, "CANNOT_CANCEL_FINISHED_RESTORE_JOB", vec![json!(job_id), json!(state)]),
-            E::DownloadAlreadyActive { snapshot_id } => (S::BAD_REQUEST, "CANNOT_DOWNLOAD_SNAPSHOT_CONCURRENTLY", vec![json!(snapshot_id)]),
-            E::TooManyDownloads { group_id, limit } => (S::BAD_REQUEST, "TOO_MANY_SNAPSHOT_DOWNLOADS", vec![json!(group_id), json!(limit)]),
-            E::PitNotEnabled { cluster } => (S::BAD_REQUEST, "PIT_RESTORE_NOT_ENABLED", vec![json!(cluster)]),
-            E::InvalidPitRestoreTime { field, .. } => (S::BAD_REQUEST, "INVALID_PIT_RESTORE_TIME", vec![json!(field)]),
-            E::NoSnapshotBeforePit { requested } => (S::NOT_FOUND, "UNABLE_T0_FIND_SNAPSHOT_PRIOR_TO_PIT_RESTORE_OPTIME", vec![json!(requested)]),
-            E::MissingAttribute { field } => (S::BAD_REQUEST, "MISSING_ATTRIBUTE", vec![json!(field)]),
-            E::UnknownAttribute { field } => (S::BAD_REQUEST, "INVALID_ATTRIBUTE", vec![json!(field)]),
-            E::AttributeReadOnly { field } => (S::BAD_REQUEST, "ATTRIBUTE_READ_ONLY", vec![json!(field)]),
-            E::WrongJsonType { field } => (S::BAD_REQUEST, "INVALID_JSON_ATTRIBUTE", vec![json!(field)]),
+            E::CannotCancelAutomatedRestore { job_id, .. } => (
+                S::BAD_REQUEST,
+                "CANNOT_CANCEL_AUTOMATED_RESTORE",
+                vec![json!(job_id)],
+            ),
+            E::RestoreJobNotCancellable { job_id, state } => (
+                S::BAD_REQUEST,
+                "CANNOT_CANCEL_FINISHED_RESTORE_JOB",
+                vec![json!(job_id), json!(state)],
+            ),
+            E::DownloadAlreadyActive { snapshot_id } => (
+                S::BAD_REQUEST,
+                "CANNOT_DOWNLOAD_SNAPSHOT_CONCURRENTLY",
+                vec![json!(snapshot_id)],
+            ),
+            E::TooManyDownloads { group_id, limit } => (
+                S::BAD_REQUEST,
+                "TOO_MANY_SNAPSHOT_DOWNLOADS",
+                vec![json!(group_id), json!(limit)],
+            ),
+            E::PitNotEnabled { cluster } => (
+                S::BAD_REQUEST,
+                "PIT_RESTORE_NOT_ENABLED",
+                vec![json!(cluster)],
+            ),
+            E::InvalidPitRestoreTime { field, .. } => (
+                S::BAD_REQUEST,
+                "INVALID_PIT_RESTORE_TIME",
+                vec![json!(field)],
+            ),
+            E::NoSnapshotBeforePit { requested } => (
+                S::NOT_FOUND,
+                "UNABLE_T0_FIND_SNAPSHOT_PRIOR_TO_PIT_RESTORE_OPTIME",
+                vec![json!(requested)],
+            ),
+            E::MissingAttribute { field } => {
+                (S::BAD_REQUEST, "MISSING_ATTRIBUTE", vec![json!(field)])
+            }
+            E::UnknownAttribute { field } => {
+                (S::BAD_REQUEST, "INVALID_ATTRIBUTE", vec![json!(field)])
+            }
+            E::AttributeReadOnly { field } => {
+                (S::BAD_REQUEST, "ATTRIBUTE_READ_ONLY", vec![json!(field)])
+            }
+            E::WrongJsonType { field } => {
+                (S::BAD_REQUEST, "INVALID_JSON_ATTRIBUTE", vec![json!(field)])
+            }
             E::MalformedJson { .. } => (S::BAD_REQUEST, "MALFORMED_JSON", vec![]),
-            E::InvalidEnumValue { field, value } => (S::BAD_REQUEST, "INVALID_ENUM_VALUE", vec![json!(value), json!(field)]),
-            E::Validation { field, rule } => (S::BAD_REQUEST, "VALIDATION_ERROR", vec![json!(field), json!(rule)]),
+            E::InvalidEnumValue { field, value } => (
+                S::BAD_REQUEST,
+                "INVALID_ENUM_VALUE",
+                vec![json!(value), json!(field)],
+            ),
+            E::Validation { field, rule } => (
+                S::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                vec![json!(field), json!(rule)],
+            ),
             E::Unauthorized => (S::UNAUTHORIZED, "USER_UNAUTHORIZED", vec![]),
-            E::CannotRestoreToTarget { target_group_id } => (S::FORBIDDEN, "CANNOT_RESTORE_TO_TARGET", vec![json!(target_group_id)]),
-            E::ResourceNotFound { resource } => (S::NOT_FOUND, "RESOURCE_NOT_FOUND", vec![json!(resource)]),
+            E::CannotRestoreToTarget { target_group_id } => (
+                S::FORBIDDEN,
+                "CANNOT_RESTORE_TO_TARGET",
+                vec![json!(target_group_id)],
+            ),
+            E::ResourceNotFound { resource } => {
+                (S::NOT_FOUND, "RESOURCE_NOT_FOUND", vec![json!(resource)])
+            }
         };
         let detail = match &error {
             // The Display text of these carries the reason after a fixed sentence.

@@ -66,7 +66,9 @@ pub fn restore_job_id(text: &str) -> Result<ObjectId, ApiError> {
 pub async fn json_body(body: Body, optional: bool) -> Result<Value, ApiError> {
     let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
         ApiError::from(DomainError::MalformedJson {
-            reason: format!("the request body is larger than {MAX_BODY_BYTES} bytes or was interrupted"),
+            reason: format!(
+                "the request body is larger than {MAX_BODY_BYTES} bytes or was interrupted"
+            ),
         })
     })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -114,18 +116,29 @@ impl ListQuery {
                         .parse::<u64>()
                         .ok()
                         .filter(|count| (1..=500).contains(count))
-                        .ok_or_else(|| ApiError::invalid_query_parameter("itemsPerPage", "must be an integer from 1 to 500"))?;
+                        .ok_or_else(|| {
+                            ApiError::invalid_query_parameter(
+                                "itemsPerPage",
+                                "must be an integer from 1 to 500",
+                            )
+                        })?;
                 }
                 "pageNum" => {
                     parsed.page_num = value
                         .parse::<u64>()
                         .ok()
                         .filter(|page| *page >= 1 && *page <= 1_000_000_000)
-                        .ok_or_else(|| ApiError::invalid_query_parameter("pageNum", "must be an integer of at least 1"))?;
+                        .ok_or_else(|| {
+                            ApiError::invalid_query_parameter(
+                                "pageNum",
+                                "must be an integer of at least 1",
+                            )
+                        })?;
                 }
                 "includeCount" => {
-                    parsed.include_count = parse_bool(&value)
-                        .ok_or_else(|| ApiError::invalid_query_parameter("includeCount", "must be true or false"))?;
+                    parsed.include_count = parse_bool(&value).ok_or_else(|| {
+                        ApiError::invalid_query_parameter("includeCount", "must be true or false")
+                    })?;
                 }
                 _ => {}
             }
@@ -205,7 +218,13 @@ mod tests {
         assert!(ListQuery::parse(Some("pageNum=0")).is_err());
         assert!(ListQuery::parse(Some("includeCount=yes")).is_err());
         let query = ListQuery::parse(Some("itemsPerPage=10&pageNum=3&includeCount=false")).unwrap();
-        assert_eq!(query.page(), rewind_store::Page { offset: 20, limit: 10 });
+        assert_eq!(
+            query.page(),
+            rewind_store::Page {
+                offset: 20,
+                limit: 10
+            }
+        );
         assert!(!query.include_count);
     }
 

@@ -56,7 +56,11 @@ pub type AppState = Arc<AppContext>;
 
 impl AppContext {
     /// A context over `store`, linking to `public_url`, with a fresh Digest nonce secret.
-    pub fn new(store: Arc<dyn MetadataStore>, public_url: &str, nonce_secret: [u8; 32]) -> AppState {
+    pub fn new(
+        store: Arc<dyn MetadataStore>,
+        public_url: &str,
+        nonce_secret: [u8; 32],
+    ) -> AppState {
         Arc::new(Self {
             store,
             links: Links::new(public_url),
@@ -108,10 +112,15 @@ fn atlas_routes() -> Router<AppState> {
     let routes: Vec<(&str, MethodRouter<AppState>)> = vec![
         ("/api/atlas/v2/orgs", get(groups::list_orgs)),
         ("/api/atlas/v2/orgs/{orgId}", get(groups::get_org)),
-        ("/api/atlas/v2/orgs/{orgId}/apiKeys", get(access::list_api_keys).post(access::create_api_key)),
+        (
+            "/api/atlas/v2/orgs/{orgId}/apiKeys",
+            get(access::list_api_keys).post(access::create_api_key),
+        ),
         (
             "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}",
-            get(access::get_api_key).patch(access::update_api_key).delete(access::delete_api_key),
+            get(access::get_api_key)
+                .patch(access::update_api_key)
+                .delete(access::delete_api_key),
         ),
         (
             "/api/atlas/v2/orgs/{orgId}/serviceAccounts",
@@ -121,19 +130,33 @@ fn atlas_routes() -> Router<AppState> {
             "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}",
             get(access::get_service_account).delete(access::delete_service_account),
         ),
-        ("/api/atlas/v2/groups", get(groups::list_groups).post(groups::create_group)),
-        ("/api/atlas/v2/groups/{groupId}", get(groups::get_group).delete(groups::delete_group)),
-        ("/api/atlas/v2/groups/{groupId}/apiKeys", get(access::list_project_api_keys)),
+        (
+            "/api/atlas/v2/groups",
+            get(groups::list_groups).post(groups::create_group),
+        ),
+        (
+            "/api/atlas/v2/groups/{groupId}",
+            get(groups::get_group).delete(groups::delete_group),
+        ),
+        (
+            "/api/atlas/v2/groups/{groupId}/apiKeys",
+            get(access::list_project_api_keys),
+        ),
         (
             "/api/atlas/v2/groups/{groupId}/apiKeys/{apiUserId}",
             post(access::add_project_api_key)
                 .patch(access::update_project_api_key)
                 .delete(access::remove_project_api_key),
         ),
-        ("/api/atlas/v2/groups/{groupId}/clusters", get(clusters::list).post(clusters::create)),
+        (
+            "/api/atlas/v2/groups/{groupId}/clusters",
+            get(clusters::list).post(clusters::create),
+        ),
         (
             "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}",
-            get(clusters::get_one).patch(clusters::update).delete(clusters::delete),
+            get(clusters::get_one)
+                .patch(clusters::update)
+                .delete(clusters::delete),
         ),
         (
             "/api/atlas/v2/groups/{groupId}/flexClusters/{name}/{*rest}",
@@ -141,19 +164,32 @@ fn atlas_routes() -> Router<AppState> {
         ),
     ];
     let backup: Vec<(&str, MethodRouter<AppState>)> = vec![
-        ("/restoreJobs", get(restore_jobs::list).post(restore_jobs::create)),
-        ("/restoreJobs/{restoreJobId}", get(restore_jobs::get_one).delete(restore_jobs::cancel)),
+        (
+            "/restoreJobs",
+            get(restore_jobs::list).post(restore_jobs::create),
+        ),
+        (
+            "/restoreJobs/{restoreJobId}",
+            get(restore_jobs::get_one).delete(restore_jobs::cancel),
+        ),
         ("/snapshots", get(snapshots::list).post(snapshots::take)),
         (
             "/snapshots/{snapshotId}",
-            get(snapshots::get_one).patch(snapshots::update).delete(snapshots::delete),
+            get(snapshots::get_one)
+                .patch(snapshots::update)
+                .delete(snapshots::delete),
         ),
         ("/snapshots/shardedClusters", get(snapshots::list_sharded)),
         (
             "/snapshots/shardedCluster/{snapshotId}",
             get(snapshots::get_sharded).delete(snapshots::delete_sharded),
         ),
-        ("/schedule", get(schedule::get_one).patch(schedule::update).delete(schedule::clear)),
+        (
+            "/schedule",
+            get(schedule::get_one)
+                .patch(schedule::update)
+                .delete(schedule::clear),
+        ),
     ];
     let mut router = Router::new();
     for (path, handler) in routes {
@@ -173,7 +209,11 @@ async fn method_not_allowed(request: Request) -> Response {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "METHOD_NOT_ALLOWED",
-        format!("Method {} is not allowed on {}.", request.method(), request.uri().path()),
+        format!(
+            "Method {} is not allowed on {}.",
+            request.method(),
+            request.uri().path()
+        ),
     )
     .into_response()
 }

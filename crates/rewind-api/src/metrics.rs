@@ -52,8 +52,16 @@ impl Default for Metrics {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
         let jobs = Family::<StateLabels, Gauge>::default();
-        registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency by route and method", latency.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route and method",
+            latency.clone(),
+        );
         registry.register("jobs", "Restore jobs and snapshots by state", jobs.clone());
         Self {
             registry: Mutex::new(registry),
@@ -76,7 +84,11 @@ pub async fn record(State(app): State<AppState>, request: Request, next: Next) -
     let status = response.status().as_u16();
     app.metrics
         .requests
-        .get_or_create(&RequestLabels { method: method.clone(), route: route.clone(), status })
+        .get_or_create(&RequestLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status,
+        })
         .inc();
     app.metrics
         .latency

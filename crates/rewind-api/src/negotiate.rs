@@ -75,12 +75,21 @@ mod tests {
     #[test]
     fn picks_a_supported_dated_media_type() {
         let supported: &'static [&'static str] = &["2023-01-01", "2024-08-05"];
-        assert_eq!(negotiate("application/vnd.atlas.2023-01-01+json", supported), Some("2023-01-01"));
         assert_eq!(
-            negotiate("application/json, application/vnd.atlas.2024-08-05+json;charset=utf-8", supported),
+            negotiate("application/vnd.atlas.2023-01-01+json", supported),
+            Some("2023-01-01")
+        );
+        assert_eq!(
+            negotiate(
+                "application/json, application/vnd.atlas.2024-08-05+json;charset=utf-8",
+                supported
+            ),
             Some("2024-08-05")
         );
-        assert_eq!(negotiate("application/vnd.atlas.2024-11-13+json", supported), None);
+        assert_eq!(
+            negotiate("application/vnd.atlas.2024-11-13+json", supported),
+            None
+        );
         assert_eq!(negotiate("application/json", supported), None);
         assert_eq!(negotiate("*/*", supported), None);
         assert_eq!(negotiate("", supported), None);

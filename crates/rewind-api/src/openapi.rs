@@ -87,7 +87,11 @@ fn error_response(description: &str) -> Value {
 
 fn path_parameters(path: &str) -> Vec<String> {
     path.split('/')
-        .filter_map(|segment| segment.strip_prefix('{').and_then(|rest| rest.strip_suffix('}')))
+        .filter_map(|segment| {
+            segment
+                .strip_prefix('{')
+                .and_then(|rest| rest.strip_suffix('}'))
+        })
         .map(|name| name.trim_start_matches('*').to_owned())
         .collect()
 }

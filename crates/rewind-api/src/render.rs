@@ -26,7 +26,8 @@ pub async fn render(request: Request, next: Next) -> Response {
         match parse_bool(&value) {
             Some(flag) => *target = flag,
             None => {
-                return ApiError::invalid_query_parameter(&name, "must be true or false").into_response();
+                return ApiError::invalid_query_parameter(&name, "must be true or false")
+                    .into_response();
             }
         }
     }

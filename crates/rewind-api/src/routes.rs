@@ -41,47 +41,327 @@ macro_rules! op {
 
 /// Every operation served under `/api/atlas/v2`.
 pub const OPERATIONS: &[Operation] = &[
-    op!("GET", "/api/atlas/v2/orgs", "listOrganizations", V2023, 200, "Return all organizations the caller belongs to."),
-    op!("GET", "/api/atlas/v2/orgs/{orgId}", "getOrganization", V2023, 200, "Return one organization."),
-    op!("GET", "/api/atlas/v2/orgs/{orgId}/apiKeys", "listApiKeys", V2023, 200, "Return the organization's API keys."),
-    op!("POST", "/api/atlas/v2/orgs/{orgId}/apiKeys", "createApiKey", V2023, 200, "Create an organization API key; its private key is shown once."),
-    op!("GET", "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}", "getApiKey", V2023, 200, "Return one API key."),
-    op!("PATCH", "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}", "updateApiKey", V2023, 200, "Change an API key's description or organization roles."),
-    op!("DELETE", "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}", "deleteApiKey", V2023, 204, "Delete an API key."),
-    op!("GET", "/api/atlas/v2/orgs/{orgId}/serviceAccounts", "listServiceAccounts", V_SERVICE_ACCOUNT, 200, "Return the organization's service accounts."),
-    op!("POST", "/api/atlas/v2/orgs/{orgId}/serviceAccounts", "createServiceAccount", V_SERVICE_ACCOUNT, 201, "Create a service account; its client secret is shown once."),
-    op!("GET", "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}", "getServiceAccount", V_SERVICE_ACCOUNT, 200, "Return one service account."),
-    op!("DELETE", "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}", "deleteServiceAccount", V_SERVICE_ACCOUNT, 204, "Delete a service account and revoke its tokens."),
-    op!("GET", "/api/atlas/v2/groups", "listProjects", V2023, 200, "Return the projects the caller can see."),
-    op!("POST", "/api/atlas/v2/groups", "createProject", V2023, 200, "Create a project."),
+    op!(
+        "GET",
+        "/api/atlas/v2/orgs",
+        "listOrganizations",
+        V2023,
+        200,
+        "Return all organizations the caller belongs to."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/orgs/{orgId}",
+        "getOrganization",
+        V2023,
+        200,
+        "Return one organization."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/orgs/{orgId}/apiKeys",
+        "listApiKeys",
+        V2023,
+        200,
+        "Return the organization's API keys."
+    ),
+    op!(
+        "POST",
+        "/api/atlas/v2/orgs/{orgId}/apiKeys",
+        "createApiKey",
+        V2023,
+        200,
+        "Create an organization API key; its private key is shown once."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}",
+        "getApiKey",
+        V2023,
+        200,
+        "Return one API key."
+    ),
+    op!(
+        "PATCH",
+        "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}",
+        "updateApiKey",
+        V2023,
+        200,
+        "Change an API key's description or organization roles."
+    ),
+    op!(
+        "DELETE",
+        "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}",
+        "deleteApiKey",
+        V2023,
+        204,
+        "Delete an API key."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/orgs/{orgId}/serviceAccounts",
+        "listServiceAccounts",
+        V_SERVICE_ACCOUNT,
+        200,
+        "Return the organization's service accounts."
+    ),
+    op!(
+        "POST",
+        "/api/atlas/v2/orgs/{orgId}/serviceAccounts",
+        "createServiceAccount",
+        V_SERVICE_ACCOUNT,
+        201,
+        "Create a service account; its client secret is shown once."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}",
+        "getServiceAccount",
+        V_SERVICE_ACCOUNT,
+        200,
+        "Return one service account."
+    ),
+    op!(
+        "DELETE",
+        "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}",
+        "deleteServiceAccount",
+        V_SERVICE_ACCOUNT,
+        204,
+        "Delete a service account and revoke its tokens."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/groups",
+        "listProjects",
+        V2023,
+        200,
+        "Return the projects the caller can see."
+    ),
+    op!(
+        "POST",
+        "/api/atlas/v2/groups",
+        "createProject",
+        V2023,
+        200,
+        "Create a project."
+    ),
     op!("GET", G, "getProject", V2023, 200, "Return one project."),
-    op!("DELETE", G, "deleteProject", V2023, 204, "Delete a project without clusters."),
-    op!("GET", "/api/atlas/v2/groups/{groupId}/apiKeys", "listProjectApiKeys", V2023, 200, "Return the API keys assigned to a project."),
-    op!("POST", "/api/atlas/v2/groups/{groupId}/apiKeys/{apiUserId}", "addProjectApiKey", V2023, 200, "Assign an organization API key to a project with roles."),
-    op!("PATCH", "/api/atlas/v2/groups/{groupId}/apiKeys/{apiUserId}", "updateApiKeyRoles", V2023, 200, "Replace an API key's roles in a project."),
-    op!("DELETE", "/api/atlas/v2/groups/{groupId}/apiKeys/{apiUserId}", "removeProjectApiKey", V2023, 204, "Remove an API key from a project."),
-    op!("GET", "/api/atlas/v2/groups/{groupId}/clusters", "listClusters", V_CLUSTER, 200, "Return a project's clusters."),
-    op!("POST", "/api/atlas/v2/groups/{groupId}/clusters", "createCluster", V_CLUSTER, 201, "Create a cluster."),
-    op!("GET", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}", "getCluster", V_CLUSTER, 200, "Return one cluster."),
-    op!("PATCH", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}", "updateCluster", V_CLUSTER, 200, "Change a cluster."),
-    op!("DELETE", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}", "deleteCluster", V_CLUSTER, 202, "Delete a cluster with its snapshots."),
-    op!("GET", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/restoreJobs", "listBackupRestoreJobs", V2023, 200, "Return a cluster's restore jobs, newest first."),
-    op!("POST", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/restoreJobs", "createBackupRestoreJob", V2023, 200, "Restore one snapshot of one cluster."),
-    op!("GET", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/restoreJobs/{restoreJobId}", "getBackupRestoreJob", V2023, 200, "Return one restore job."),
-    op!("DELETE", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/restoreJobs/{restoreJobId}", "cancelBackupRestoreJob", V2023, 204, "Cancel a download restore job and revoke its link."),
-    op!("GET", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots", "listBackupSnapshots", V2023, 200, "Return a cluster's snapshots, newest first."),
-    op!("POST", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots", "takeSnapshots", V2023, 200, "Take an on-demand snapshot."),
-    op!("GET", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/{snapshotId}", "getClusterBackupSnapshot", V2023, 200, "Return one snapshot."),
-    op!("PATCH", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/{snapshotId}", "updateBackupSnapshot", V2023, 200, "Change a snapshot's retention."),
-    op!("DELETE", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/{snapshotId}", "deleteClusterBackupSnapshot", V2023, 204, "Delete a snapshot."),
-    op!("GET", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/shardedClusters", "listBackupShardedClusters", V2023, 200, "Return a sharded cluster's snapshots."),
-    op!("GET", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/shardedCluster/{snapshotId}", "getBackupShardedCluster", V2023, 200, "Return one sharded-cluster snapshot."),
-    op!("DELETE", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/shardedCluster/{snapshotId}", "deleteBackupShardedCluster", V2023, 204, "Delete one sharded-cluster snapshot."),
-    op!("GET", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/schedule", "getBackupSchedule", V_SCHEDULE, 200, "Return a cluster's backup schedule."),
-    op!("PATCH", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/schedule", "updateBackupSchedule", V_SCHEDULE, 200, "Change a cluster's backup schedule."),
-    op!("DELETE", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/schedule", "deleteClusterBackupSchedule", V_SCHEDULE, 200, "Remove every policy item of a cluster's backup schedule."),
-    op!("GET", "/api/atlas/v2/groups/{groupId}/flexClusters/{name}/{*rest}", "flexClusterBackup", &[], 400, "Flex cluster backup paths: rewind has no flex clusters, so these answer CANNOT_USE_NON_FLEX_CLUSTER_IN_FLEX_API or CLUSTER_NOT_FOUND."),
-    op!("POST", "/api/atlas/v2/groups/{groupId}/flexClusters/{name}/{*rest}", "flexClusterBackupAction", &[], 400, "Flex cluster backup actions; answered as the GET variant."),
+    op!(
+        "DELETE",
+        G,
+        "deleteProject",
+        V2023,
+        204,
+        "Delete a project without clusters."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/groups/{groupId}/apiKeys",
+        "listProjectApiKeys",
+        V2023,
+        200,
+        "Return the API keys assigned to a project."
+    ),
+    op!(
+        "POST",
+        "/api/atlas/v2/groups/{groupId}/apiKeys/{apiUserId}",
+        "addProjectApiKey",
+        V2023,
+        200,
+        "Assign an organization API key to a project with roles."
+    ),
+    op!(
+        "PATCH",
+        "/api/atlas/v2/groups/{groupId}/apiKeys/{apiUserId}",
+        "updateApiKeyRoles",
+        V2023,
+        200,
+        "Replace an API key's roles in a project."
+    ),
+    op!(
+        "DELETE",
+        "/api/atlas/v2/groups/{groupId}/apiKeys/{apiUserId}",
+        "removeProjectApiKey",
+        V2023,
+        204,
+        "Remove an API key from a project."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/groups/{groupId}/clusters",
+        "listClusters",
+        V_CLUSTER,
+        200,
+        "Return a project's clusters."
+    ),
+    op!(
+        "POST",
+        "/api/atlas/v2/groups/{groupId}/clusters",
+        "createCluster",
+        V_CLUSTER,
+        201,
+        "Create a cluster."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}",
+        "getCluster",
+        V_CLUSTER,
+        200,
+        "Return one cluster."
+    ),
+    op!(
+        "PATCH",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}",
+        "updateCluster",
+        V_CLUSTER,
+        200,
+        "Change a cluster."
+    ),
+    op!(
+        "DELETE",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}",
+        "deleteCluster",
+        V_CLUSTER,
+        202,
+        "Delete a cluster with its snapshots."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/restoreJobs",
+        "listBackupRestoreJobs",
+        V2023,
+        200,
+        "Return a cluster's restore jobs, newest first."
+    ),
+    op!(
+        "POST",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/restoreJobs",
+        "createBackupRestoreJob",
+        V2023,
+        200,
+        "Restore one snapshot of one cluster."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/restoreJobs/{restoreJobId}",
+        "getBackupRestoreJob",
+        V2023,
+        200,
+        "Return one restore job."
+    ),
+    op!(
+        "DELETE",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/restoreJobs/{restoreJobId}",
+        "cancelBackupRestoreJob",
+        V2023,
+        204,
+        "Cancel a download restore job and revoke its link."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots",
+        "listBackupSnapshots",
+        V2023,
+        200,
+        "Return a cluster's snapshots, newest first."
+    ),
+    op!(
+        "POST",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots",
+        "takeSnapshots",
+        V2023,
+        200,
+        "Take an on-demand snapshot."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/{snapshotId}",
+        "getClusterBackupSnapshot",
+        V2023,
+        200,
+        "Return one snapshot."
+    ),
+    op!(
+        "PATCH",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/{snapshotId}",
+        "updateBackupSnapshot",
+        V2023,
+        200,
+        "Change a snapshot's retention."
+    ),
+    op!(
+        "DELETE",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/{snapshotId}",
+        "deleteClusterBackupSnapshot",
+        V2023,
+        204,
+        "Delete a snapshot."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/shardedClusters",
+        "listBackupShardedClusters",
+        V2023,
+        200,
+        "Return a sharded cluster's snapshots."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/shardedCluster/{snapshotId}",
+        "getBackupShardedCluster",
+        V2023,
+        200,
+        "Return one sharded-cluster snapshot."
+    ),
+    op!(
+        "DELETE",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/shardedCluster/{snapshotId}",
+        "deleteBackupShardedCluster",
+        V2023,
+        204,
+        "Delete one sharded-cluster snapshot."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/schedule",
+        "getBackupSchedule",
+        V_SCHEDULE,
+        200,
+        "Return a cluster's backup schedule."
+    ),
+    op!(
+        "PATCH",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/schedule",
+        "updateBackupSchedule",
+        V_SCHEDULE,
+        200,
+        "Change a cluster's backup schedule."
+    ),
+    op!(
+        "DELETE",
+        "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/schedule",
+        "deleteClusterBackupSchedule",
+        V_SCHEDULE,
+        200,
+        "Remove every policy item of a cluster's backup schedule."
+    ),
+    op!(
+        "GET",
+        "/api/atlas/v2/groups/{groupId}/flexClusters/{name}/{*rest}",
+        "flexClusterBackup",
+        &[],
+        400,
+        "Flex cluster backup paths: rewind has no flex clusters, so these answer CANNOT_USE_NON_FLEX_CLUSTER_IN_FLEX_API or CLUSTER_NOT_FOUND."
+    ),
+    op!(
+        "POST",
+        "/api/atlas/v2/groups/{groupId}/flexClusters/{name}/{*rest}",
+        "flexClusterBackupAction",
+        &[],
+        400,
+        "Flex cluster backup actions; answered as the GET variant."
+    ),
 ];
 
 /// The operation matching a route template and method.

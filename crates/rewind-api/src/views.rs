@@ -124,7 +124,10 @@ fn connection_strings(mongodb_uri: Option<&str>) -> Value {
 pub fn restore_job(links: &Links, job: &RestoreJob) -> Value {
     let backup = backup_path(job.group_id, job.cluster_name.as_str());
     let mut body = Map::new();
-    body.insert("cancelled".into(), json!(job.state == RestoreJobState::Cancelled));
+    body.insert(
+        "cancelled".into(),
+        json!(job.state == RestoreJobState::Cancelled),
+    );
     if job.delivery_type == DeliveryType::Download {
         let components: Vec<Value> = job
             .delivery_urls
@@ -150,7 +153,10 @@ pub fn restore_job(links: &Links, job: &RestoreJob) -> Value {
         }
         body.insert("desiredTimestamp".into(), desired);
     }
-    body.insert("expired".into(), json!(job.state == RestoreJobState::Expired));
+    body.insert(
+        "expired".into(),
+        json!(job.state == RestoreJobState::Expired),
+    );
     if let Some(expires_at) = job.expires_at {
         body.insert("expiresAt".into(), json!(expires_at));
     }
@@ -161,9 +167,15 @@ pub fn restore_job(links: &Links, job: &RestoreJob) -> Value {
     body.insert("id".into(), json!(job.id));
     let mut job_links = vec![links.self_link(&format!("{backup}/restoreJobs/{}", job.id))];
     if let Some(snapshot_id) = job.snapshot_id {
-        job_links.push(links.link("https://cloud.mongodb.com/snapshot", &format!("{backup}/snapshots/{snapshot_id}")));
+        job_links.push(links.link(
+            "https://cloud.mongodb.com/snapshot",
+            &format!("{backup}/snapshots/{snapshot_id}"),
+        ));
     }
-    job_links.push(links.link("https://cloud.mongodb.com/cluster", &cluster_path(job.group_id, job.cluster_name.as_str())));
+    job_links.push(links.link(
+        "https://cloud.mongodb.com/cluster",
+        &cluster_path(job.group_id, job.cluster_name.as_str()),
+    ));
     job_links.push(links.link("https://cloud.mongodb.com/group", &group_path(job.group_id)));
     body.insert("links".into(), Value::Array(job_links));
     match job.pit {
@@ -217,7 +229,10 @@ pub fn snapshot(links: &Links, snapshot: &Snapshot, replica_set_name: &str) -> V
         "links".into(),
         json!([
             links.self_link(&format!("{path}/snapshots/{}", snapshot.id)),
-            links.link("https://cloud.mongodb.com/cluster", &cluster_path(snapshot.group_id, snapshot.cluster_name.as_str())),
+            links.link(
+                "https://cloud.mongodb.com/cluster",
+                &cluster_path(snapshot.group_id, snapshot.cluster_name.as_str())
+            ),
         ]),
     );
     if let Some(version) = &snapshot.mongod_version {
@@ -225,15 +240,27 @@ pub fn snapshot(links: &Links, snapshot: &Snapshot, replica_set_name: &str) -> V
     }
     body.insert("policyItems".into(), json!(snapshot.policy_items));
     body.insert("replicaSetName".into(), json!(replica_set_name));
-    body.insert("snapshotType".into(), json!(snapshot.snapshot_type.as_str()));
+    body.insert(
+        "snapshotType".into(),
+        json!(snapshot.snapshot_type.as_str()),
+    );
     body.insert("status".into(), json!(snapshot.status.as_str()));
-    body.insert("storageSizeBytes".into(), json!(snapshot.storage_size_bytes));
+    body.insert(
+        "storageSizeBytes".into(),
+        json!(snapshot.storage_size_bytes),
+    );
     body.insert("type".into(), json!("replicaSet"));
     Value::Object(body)
 }
 
 /// A backup schedule in the shape of the negotiated version.
-pub fn schedule(links: &Links, cluster: &Cluster, schedule: &BackupSchedule, version_2024: bool, now: Timestamp) -> Value {
+pub fn schedule(
+    links: &Links,
+    cluster: &Cluster,
+    schedule: &BackupSchedule,
+    version_2024: bool,
+    now: Timestamp,
+) -> Value {
     let items: Vec<Value> = schedule
         .policy_items
         .iter()
@@ -249,24 +276,48 @@ pub fn schedule(links: &Links, cluster: &Cluster, schedule: &BackupSchedule, ver
         .collect();
     let mut body = Map::new();
     if version_2024 {
-        body.insert("autoCopySettingsEnabled".into(), json!(schedule.auto_copy_settings_enabled));
+        body.insert(
+            "autoCopySettingsEnabled".into(),
+            json!(schedule.auto_copy_settings_enabled),
+        );
     }
-    body.insert("autoExportEnabled".into(), json!(schedule.auto_export_enabled));
+    body.insert(
+        "autoExportEnabled".into(),
+        json!(schedule.auto_export_enabled),
+    );
     body.insert("clusterId".into(), json!(cluster.id));
     body.insert("clusterName".into(), json!(cluster.name.as_str()));
     body.insert("copySettings".into(), json!(schedule.copy_settings));
-    body.insert("extraRetentionSettings".into(), json!(schedule.extra_retention_settings));
+    body.insert(
+        "extraRetentionSettings".into(),
+        json!(schedule.extra_retention_settings),
+    );
     body.insert(
         "links".into(),
-        json!([links.self_link(&format!("{}/schedule", backup_path(cluster.group_id, cluster.name.as_str())))]),
+        json!([links.self_link(&format!(
+            "{}/schedule",
+            backup_path(cluster.group_id, cluster.name.as_str())
+        ))]),
     );
     if let Some(next) = schedule.next_snapshot(now) {
         body.insert("nextSnapshot".into(), json!(next));
     }
-    body.insert("policies".into(), json!([{"id": schedule.policy_id, "policyItems": items}]));
-    body.insert("referenceHourOfDay".into(), json!(schedule.reference_hour_of_day));
-    body.insert("referenceMinuteOfHour".into(), json!(schedule.reference_minute_of_hour));
-    body.insert("restoreWindowDays".into(), json!(schedule.restore_window_days));
+    body.insert(
+        "policies".into(),
+        json!([{"id": schedule.policy_id, "policyItems": items}]),
+    );
+    body.insert(
+        "referenceHourOfDay".into(),
+        json!(schedule.reference_hour_of_day),
+    );
+    body.insert(
+        "referenceMinuteOfHour".into(),
+        json!(schedule.reference_minute_of_hour),
+    );
+    body.insert(
+        "restoreWindowDays".into(),
+        json!(schedule.restore_window_days),
+    );
     body.insert(
         "useOrgAndGroupNamesInExportPrefix".into(),
         json!(schedule.use_org_and_group_names_in_export_prefix),
@@ -274,12 +325,20 @@ pub fn schedule(links: &Links, cluster: &Cluster, schedule: &BackupSchedule, ver
     Value::Object(body)
 }
 
-fn role_assignments(org_roles: &[String], group_roles: &[(ObjectId, String)], org_id: ObjectId) -> Vec<Value> {
+fn role_assignments(
+    org_roles: &[String],
+    group_roles: &[(ObjectId, String)],
+    org_id: ObjectId,
+) -> Vec<Value> {
     let mut roles: Vec<Value> = org_roles
         .iter()
         .map(|role| json!({"orgId": org_id, "roleName": role}))
         .collect();
-    roles.extend(group_roles.iter().map(|(group_id, role)| json!({"groupId": group_id, "roleName": role})));
+    roles.extend(
+        group_roles
+            .iter()
+            .map(|(group_id, role)| json!({"groupId": group_id, "roleName": role})),
+    );
     roles
 }
 

@@ -84,7 +84,8 @@ impl Principal {
 
     /// Whether the caller may create projects in the organization.
     pub fn check_group_creator(&self, org_id: ObjectId) -> Result<(), DomainError> {
-        if self.has_org_role(org_id, "ORG_OWNER") || self.has_org_role(org_id, "ORG_GROUP_CREATOR") {
+        if self.has_org_role(org_id, "ORG_OWNER") || self.has_org_role(org_id, "ORG_GROUP_CREATOR")
+        {
             Ok(())
         } else {
             Err(DomainError::Unauthorized)
@@ -120,7 +121,11 @@ impl Principal {
     }
 
     /// Whether the caller may restore into a project other than the source's.
-    pub fn check_restore_target(&self, org_id: ObjectId, group_id: ObjectId) -> Result<(), DomainError> {
+    pub fn check_restore_target(
+        &self,
+        org_id: ObjectId,
+        group_id: ObjectId,
+    ) -> Result<(), DomainError> {
         self.check_project(org_id, group_id, ProjectAction::Own)
             .map_err(|_| DomainError::CannotRestoreToTarget {
                 target_group_id: group_id.to_string(),
@@ -157,7 +162,11 @@ mod tests {
             group_roles: vec![],
         };
         assert!(owner.check_project(org, group, ProjectAction::Own).is_ok());
-        assert!(owner.check_project(other_org, group, ProjectAction::Read).is_err());
+        assert!(
+            owner
+                .check_project(other_org, group, ProjectAction::Read)
+                .is_err()
+        );
     }
 
     #[test]
@@ -170,8 +179,15 @@ mod tests {
             org_roles: vec!["ORG_MEMBER".into()],
             group_roles: vec![(group, "GROUP_READ_ONLY".into())],
         };
-        assert!(reader.check_project(org, group, ProjectAction::Read).is_ok());
-        assert_eq!(reader.check_project(org, group, ProjectAction::Own), Err(DomainError::Unauthorized));
+        assert!(
+            reader
+                .check_project(org, group, ProjectAction::Read)
+                .is_ok()
+        );
+        assert_eq!(
+            reader.check_project(org, group, ProjectAction::Own),
+            Err(DomainError::Unauthorized)
+        );
         assert!(matches!(
             reader.check_restore_target(org, group),
             Err(DomainError::CannotRestoreToTarget { .. })

@@ -113,7 +113,9 @@ impl Cluster {
                     .get("replicationSpecs")
                     .and_then(Value::as_array)
                     .map_or(1, |specs| specs.len().max(1));
-                (0..shards).map(|shard| format!("{prefix}-shard-{shard}")).collect()
+                (0..shards)
+                    .map(|shard| format!("{prefix}-shard-{shard}"))
+                    .collect()
             }
         }
     }

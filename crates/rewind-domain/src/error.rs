@@ -39,7 +39,10 @@ pub enum DomainError {
     BackupNotEnabled { name: String },
     /// No snapshot with this id for the cluster (or no id given where one is needed).
     #[error("No snapshot with ID {snapshot_id} exists for cluster {cluster}.")]
-    SnapshotNotFound { snapshot_id: String, cluster: String },
+    SnapshotNotFound {
+        snapshot_id: String,
+        cluster: String,
+    },
     /// A `snapshotId` path parameter that is not 24 lowercase hex digits.
     #[error("An invalid snapshotId {value} was specified.")]
     InvalidSnapshotId { value: String },
@@ -59,8 +62,13 @@ pub enum DomainError {
     #[error("Cannot modify the retention of snapshot {snapshot_id} while it is in progress.")]
     SnapshotInProgressCannotModify { snapshot_id: String },
     /// An on-demand snapshot is already queued or in progress for the cluster.
-    #[error("Cannot take an on-demand snapshot of cluster {cluster}: snapshot {snapshot_id} is still queued or in progress.")]
-    UnfinishedOnDemandSnapshot { cluster: String, snapshot_id: String },
+    #[error(
+        "Cannot take an on-demand snapshot of cluster {cluster}: snapshot {snapshot_id} is still queued or in progress."
+    )]
+    UnfinishedOnDemandSnapshot {
+        cluster: String,
+        snapshot_id: String,
+    },
     /// No restore job with this id for the cluster.
     #[error("No restore job with ID {job_id} exists for cluster {cluster}.")]
     RestoreJobNotFound { job_id: String, cluster: String },
@@ -68,8 +76,13 @@ pub enum DomainError {
     #[error("An invalid restoreJobId {value} was specified.")]
     InvalidJobId { value: String },
     /// Only download restore jobs can be cancelled.
-    #[error("Restore job {job_id} is an {delivery_type} restore; only download restore jobs can be cancelled.")]
-    CannotCancelAutomatedRestore { job_id: String, delivery_type: String },
+    #[error(
+        "Restore job {job_id} is an {delivery_type} restore; only download restore jobs can be cancelled."
+    )]
+    CannotCancelAutomatedRestore {
+        job_id: String,
+        delivery_type: String,
+    },
     /// The download job already ended (finished, expired, failed or cancelled).
     #[error("Restore job {job_id} is {state} and can no longer be cancelled.")]
     RestoreJobNotCancellable { job_id: String, state: String },

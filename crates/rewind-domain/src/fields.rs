@@ -133,7 +133,9 @@ mod tests {
         let error = BodyReader::new(&body, &["a"], &["id"]).err();
         assert_eq!(
             error,
-            Some(DomainError::UnknownAttribute { field: "zzz".into() })
+            Some(DomainError::UnknownAttribute {
+                field: "zzz".into()
+            })
         );
     }
 
@@ -141,9 +143,18 @@ mod tests {
     fn checks_int32_types_and_ranges() {
         let body = json!({"n": 3_000_000_000_i64, "m": "7", "k": 0, "ok": 5});
         let reader = BodyReader::new(&body, &["n", "m", "k", "ok"], &[]).unwrap();
-        assert!(matches!(reader.int32_at_least("n", 1), Err(DomainError::Validation { .. })));
-        assert!(matches!(reader.int32_at_least("m", 1), Err(DomainError::WrongJsonType { .. })));
-        assert!(matches!(reader.int32_at_least("k", 1), Err(DomainError::Validation { .. })));
+        assert!(matches!(
+            reader.int32_at_least("n", 1),
+            Err(DomainError::Validation { .. })
+        ));
+        assert!(matches!(
+            reader.int32_at_least("m", 1),
+            Err(DomainError::WrongJsonType { .. })
+        ));
+        assert!(matches!(
+            reader.int32_at_least("k", 1),
+            Err(DomainError::Validation { .. })
+        ));
         assert_eq!(reader.int32_at_least("ok", 1), Ok(Some(5)));
         assert_eq!(reader.int32_at_least("absent", 1), Ok(None));
     }

@@ -154,11 +154,16 @@ pub fn plan_restore(
 
     let snapshot = match request.delivery_type {
         DeliveryType::Automated | DeliveryType::Download => {
-            let requested = request.snapshot_id.map(|id| id.to_string()).unwrap_or_default();
-            let snapshot = context.snapshot.ok_or_else(|| DomainError::SnapshotNotFound {
-                snapshot_id: requested,
-                cluster: source_name.to_owned(),
-            })?;
+            let requested = request
+                .snapshot_id
+                .map(|id| id.to_string())
+                .unwrap_or_default();
+            let snapshot = context
+                .snapshot
+                .ok_or_else(|| DomainError::SnapshotNotFound {
+                    snapshot_id: requested,
+                    cluster: source_name.to_owned(),
+                })?;
             check_snapshot_restorable(snapshot, request.delivery_type)?;
             Some(snapshot)
         }
@@ -210,7 +215,10 @@ pub fn plan_restore(
         delivery_type: request.delivery_type,
         snapshot_id: snapshot_for_job.map(|snapshot| snapshot.id),
         target_group_id: request.target.as_ref().map(|target| target.group_id),
-        target_cluster_name: request.target.as_ref().map(|target| target.cluster_name.clone()),
+        target_cluster_name: request
+            .target
+            .as_ref()
+            .map(|target| target.cluster_name.clone()),
         pit: request.pit,
         state: RestoreJobState::Queued,
         created_at: context.now,
@@ -226,6 +234,11 @@ fn check_snapshot_restorable(
     snapshot: &Snapshot,
     delivery_type: DeliveryType,
 ) -> Result<(), DomainError> {
+    if snapshot.deleted_at.is_some() {
+        return Err(DomainError::SnapshotDeleted {
+            snapshot_id: snapshot.id.to_string(),
+        });
+    }
     match snapshot.status {
         SnapshotStatus::Completed => Ok(()),
         _ if delivery_type == DeliveryType::Download => {
@@ -282,7 +295,10 @@ fn check_point_in_time<'a>(
     // A snapshotId sent with a PIT request must name a completed snapshot of the source.
     if request.snapshot_id.is_some() && context.snapshot.is_none() {
         return Err(DomainError::SnapshotNotFound {
-            snapshot_id: request.snapshot_id.map(|id| id.to_string()).unwrap_or_default(),
+            snapshot_id: request
+                .snapshot_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
             cluster: context.source.name.to_string(),
         });
     }

@@ -117,11 +117,12 @@ impl RestoreRequest {
     pub fn parse(body: &Value, source_cluster: &str) -> Result<Self, DomainError> {
         let reader = BodyReader::new(body, WRITABLE, READ_ONLY)?;
 
-        let delivery_text = reader
-            .string("deliveryType")?
-            .ok_or_else(|| DomainError::MissingAttribute {
-                field: "deliveryType".to_owned(),
-            })?;
+        let delivery_text =
+            reader
+                .string("deliveryType")?
+                .ok_or_else(|| DomainError::MissingAttribute {
+                    field: "deliveryType".to_owned(),
+                })?;
         let delivery_type =
             DeliveryType::parse(delivery_text).ok_or_else(|| DomainError::InvalidEnumValue {
                 field: "deliveryType".to_owned(),
@@ -251,9 +252,13 @@ mod tests {
 
     #[test]
     fn automated_needs_targets_and_snapshot() {
-        let (_, field) = field_of(json!({"deliveryType": "automated", "snapshotId": "32b6e34b3d91647abb20e7b8", "targetGroupId": "32b6e34b3d91647abb20e7b8"}));
+        let (_, field) = field_of(
+            json!({"deliveryType": "automated", "snapshotId": "32b6e34b3d91647abb20e7b8", "targetGroupId": "32b6e34b3d91647abb20e7b8"}),
+        );
         assert_eq!(field.as_deref(), Some("targetClusterName"));
-        let (debug, _) = field_of(json!({"deliveryType": "automated", "targetClusterName": "a", "targetGroupId": "32b6e34b3d91647abb20e7b8"}));
+        let (debug, _) = field_of(
+            json!({"deliveryType": "automated", "targetClusterName": "a", "targetGroupId": "32b6e34b3d91647abb20e7b8"}),
+        );
         assert!(debug.starts_with("SnapshotNotFound"));
     }
 
@@ -262,17 +267,38 @@ mod tests {
         let base = json!({"deliveryType": "pointInTime", "targetClusterName": "a", "targetGroupId": "32b6e34b3d91647abb20e7b8"});
         let with = |extra: Value| {
             let mut body = base.clone();
-            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
             body
         };
-        assert_eq!(field_of(with(json!({}))).1.as_deref(), Some("pointInTimeUTCSeconds"));
-        assert_eq!(field_of(with(json!({"oplogTs": 1_700_000_000}))).1.as_deref(), Some("oplogInc"));
-        assert_eq!(field_of(with(json!({"oplogInc": 3}))).1.as_deref(), Some("oplogTs"));
+        assert_eq!(
+            field_of(with(json!({}))).1.as_deref(),
+            Some("pointInTimeUTCSeconds")
+        );
+        assert_eq!(
+            field_of(with(json!({"oplogTs": 1_700_000_000})))
+                .1
+                .as_deref(),
+            Some("oplogInc")
+        );
+        assert_eq!(
+            field_of(with(json!({"oplogInc": 3}))).1.as_deref(),
+            Some("oplogTs")
+        );
         assert_eq!(
             field_of(with(json!({"pointInTimeUTCSeconds": 1_700_000_000, "oplogTs": 1_700_000_000, "oplogInc": 1}))).1.as_deref(),
             Some("pointInTimeUTCSeconds")
         );
-        let ok = RestoreRequest::parse(&with(json!({"oplogTs": 1_700_000_000, "oplogInc": 2})), "c").unwrap();
-        assert_eq!(ok.pit, Some(PitTarget::Oplog { ts: 1_700_000_000, inc: 2 }));
+        let ok =
+            RestoreRequest::parse(&with(json!({"oplogTs": 1_700_000_000, "oplogInc": 2})), "c")
+                .unwrap();
+        assert_eq!(
+            ok.pit,
+            Some(PitTarget::Oplog {
+                ts: 1_700_000_000,
+                inc: 2
+            })
+        );
     }
 }

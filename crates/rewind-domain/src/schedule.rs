@@ -116,8 +116,8 @@ impl BackupSchedule {
     /// Hourly items recur every `interval` hours from the reference time; every other item is
     /// due at the daily reference time, which is when Atlas evaluates them.
     pub fn next_snapshot(&self, now: Timestamp) -> Option<Timestamp> {
-        let reference_secs =
-            i64::from(self.reference_hour_of_day) * 3600 + i64::from(self.reference_minute_of_hour) * 60;
+        let reference_secs = i64::from(self.reference_hour_of_day) * 3600
+            + i64::from(self.reference_minute_of_hour) * 60;
         let now_secs = now.secs();
         self.policy_items
             .iter()
@@ -155,7 +155,11 @@ impl BackupSchedule {
         if version_2024 {
             writable.push("autoCopySettingsEnabled");
         }
-        let reader = BodyReader::new(body, &writable, &["clusterId", "clusterName", "links", "nextSnapshot"])?;
+        let reader = BodyReader::new(
+            body,
+            &writable,
+            &["clusterId", "clusterName", "links", "nextSnapshot"],
+        )?;
         let mut next = self.clone();
         if let Some(hour) = reader.int32_at_least("referenceHourOfDay", 0)? {
             if hour > 23 {
@@ -184,7 +188,12 @@ impl BackupSchedule {
         if let Some(flag) = reader.bool("copyPolicyItemsEnabled")? {
             next.copy_policy_items_enabled = flag;
         }
-        for flag in ["updateSnapshots", "deleteCopySnapshots", "deleteSnapshots", "updateCopySnapshots"] {
+        for flag in [
+            "updateSnapshots",
+            "deleteCopySnapshots",
+            "deleteSnapshots",
+            "updateCopySnapshots",
+        ] {
             reader.bool(flag)?;
         }
         if let Some(settings) = reader.array("copySettings")? {
@@ -214,7 +223,10 @@ impl BackupSchedule {
     }
 }
 
-fn parse_policies(policies: &[Value], current: &[PolicyItem]) -> Result<Vec<PolicyItem>, DomainError> {
+fn parse_policies(
+    policies: &[Value],
+    current: &[PolicyItem],
+) -> Result<Vec<PolicyItem>, DomainError> {
     if policies.len() > 1 {
         return Err(invalid("policies", "must hold at most 1 item"));
     }
@@ -232,11 +244,19 @@ fn parse_policies(policies: &[Value], current: &[PolicyItem]) -> Result<Vec<Poli
         let field = |name: &str| format!("policies[0].policyItems[{index}].{name}");
         let reader = BodyReader::new(
             item,
-            &["id", "frequencyInterval", "frequencyType", "retentionUnit", "retentionValue"],
+            &[
+                "id",
+                "frequencyInterval",
+                "frequencyType",
+                "retentionUnit",
+                "retentionValue",
+            ],
             &[],
         )
         .map_err(|error| match error {
-            DomainError::UnknownAttribute { field: name } => DomainError::UnknownAttribute { field: field(&name) },
+            DomainError::UnknownAttribute { field: name } => DomainError::UnknownAttribute {
+                field: field(&name),
+            },
             other => other,
         })?;
         let required = |name: &str| DomainError::MissingAttribute { field: field(name) };
@@ -255,7 +275,10 @@ fn parse_policies(policies: &[Value], current: &[PolicyItem]) -> Result<Vec<Poli
             .map_err(|_| invalid(&field("frequencyInterval"), "must be one of 1-28 or 40"))?
             .ok_or_else(|| required("frequencyInterval"))?;
         if !FREQUENCY_INTERVALS.contains(&interval) {
-            return Err(invalid(&field("frequencyInterval"), "must be one of 1-28 or 40"));
+            return Err(invalid(
+                &field("frequencyInterval"),
+                "must be one of 1-28 or 40",
+            ));
         }
         let unit_text = reader
             .string("retentionUnit")
@@ -297,29 +320,64 @@ mod tests {
 
     #[test]
     fn default_schedule_matches_atlas() {
-        let schedule = BackupSchedule::atlas_default(ObjectId::generate(), Timestamp::from_secs(3600 * 5 + 60 * 7));
+        let schedule = BackupSchedule::atlas_default(
+            ObjectId::generate(),
+            Timestamp::from_secs(3600 * 5 + 60 * 7),
+        );
         assert_eq!(schedule.restore_window_days, 7);
-        assert_eq!((schedule.reference_hour_of_day, schedule.reference_minute_of_hour), (5, 7));
-        let kinds: Vec<_> = schedule.policy_items.iter().map(|item| item.frequency_type.as_str()).collect();
+        assert_eq!(
+            (
+                schedule.reference_hour_of_day,
+                schedule.reference_minute_of_hour
+            ),
+            (5, 7)
+        );
+        let kinds: Vec<_> = schedule
+            .policy_items
+            .iter()
+            .map(|item| item.frequency_type.as_str())
+            .collect();
         assert_eq!(kinds, ["hourly", "daily", "weekly", "monthly", "yearly"]);
-        let next = schedule.next_snapshot(Timestamp::from_secs(3600 * 6)).unwrap();
+        let next = schedule
+            .next_snapshot(Timestamp::from_secs(3600 * 6))
+            .unwrap();
         assert_eq!(next.secs(), 3600 * 11 + 60 * 7);
     }
 
     #[test]
     fn patch_validates_and_names_fields() {
         let schedule = BackupSchedule::atlas_default(ObjectId::generate(), Timestamp::from_secs(0));
-        let error = schedule.patched(&json!({"referenceHourOfDay": 24}), false).unwrap_err();
+        let error = schedule
+            .patched(&json!({"referenceHourOfDay": 24}), false)
+            .unwrap_err();
         assert_eq!(error.field(), Some("referenceHourOfDay"));
-        let error = schedule.patched(&json!({"restoreWindowDays": 8}), false).unwrap_err();
+        let error = schedule
+            .patched(&json!({"restoreWindowDays": 8}), false)
+            .unwrap_err();
         assert_eq!(error.field(), Some("restoreWindowDays"));
         let error = schedule
             .patched(&json!({"policies": [{"policyItems": [{"frequencyType": "hourly", "frequencyInterval": 5, "retentionUnit": "DAYS", "retentionValue": 2}]}]}), false)
             .unwrap_err();
-        assert_eq!(error.field(), Some("policies[0].policyItems[0].retentionUnit"));
-        let error = schedule.patched(&json!({"autoCopySettingsEnabled": true}), false).unwrap_err();
+        assert_eq!(
+            error.field(),
+            Some("policies[0].policyItems[0].retentionUnit")
+        );
+        let error = schedule
+            .patched(&json!({"autoCopySettingsEnabled": true}), false)
+            .unwrap_err();
         assert_eq!(error.field(), Some("autoCopySettingsEnabled"));
-        let patched = schedule.patched(&json!({"restoreWindowDays": 3, "referenceMinuteOfHour": 30}), false).unwrap();
-        assert_eq!((patched.restore_window_days, patched.reference_minute_of_hour), (3, 30));
+        let patched = schedule
+            .patched(
+                &json!({"restoreWindowDays": 3, "referenceMinuteOfHour": 30}),
+                false,
+            )
+            .unwrap();
+        assert_eq!(
+            (
+                patched.restore_window_days,
+                patched.reference_minute_of_hour
+            ),
+            (3, 30)
+        );
     }
 }

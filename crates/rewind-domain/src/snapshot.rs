@@ -105,6 +105,9 @@ pub struct Snapshot {
     pub policy_items: Vec<ObjectId>,
     /// Reason for a failed snapshot.
     pub failure_reason: Option<String>,
+    /// When it was deleted (by a client or by expiry); a deleted snapshot is kept as a
+    /// tombstone so restores naming it are told it was deleted, not that it never existed.
+    pub deleted_at: Option<Timestamp>,
 }
 
 /// A retention change (`BackupSnapshotRetention`).
@@ -188,6 +191,7 @@ impl Snapshot {
             mongod_version: None,
             policy_items: Vec::new(),
             failure_reason: None,
+            deleted_at: None,
         }
     }
 

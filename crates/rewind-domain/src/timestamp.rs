@@ -46,8 +46,8 @@ impl Timestamp {
 
     /// ISO-8601 in UTC with second precision and a `Z`, as Atlas writes dates.
     pub fn to_iso8601(self) -> String {
-        let datetime = OffsetDateTime::from_unix_timestamp(self.secs())
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let datetime =
+            OffsetDateTime::from_unix_timestamp(self.secs()).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         datetime
             .format(&Rfc3339)
             .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())

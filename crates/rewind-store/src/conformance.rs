@@ -23,19 +23,45 @@ pub async fn run_all(store: &dyn MetadataStore) {
 }
 
 async fn orgs_and_groups(store: &dyn MetadataStore) -> (Organization, Group) {
-    let org = Organization { id: ObjectId::generate(), name: "org".into(), created_at: Timestamp::now() };
+    let org = Organization {
+        id: ObjectId::generate(),
+        name: "org".into(),
+        created_at: Timestamp::now(),
+    };
     store.create_org(&org).await.expect("create org");
-    assert_eq!(store.get_org(org.id).await.unwrap(), Some(org.clone()), "org reads back");
-    let group = Group { id: ObjectId::generate(), org_id: org.id, name: "project".into(), created_at: Timestamp::now() };
+    assert_eq!(
+        store.get_org(org.id).await.unwrap(),
+        Some(org.clone()),
+        "org reads back"
+    );
+    let group = Group {
+        id: ObjectId::generate(),
+        org_id: org.id,
+        name: "project".into(),
+        created_at: Timestamp::now(),
+    };
     store.create_group(&group).await.expect("create group");
-    let twin = Group { id: ObjectId::generate(), ..group.clone() };
+    let twin = Group {
+        id: ObjectId::generate(),
+        ..group.clone()
+    };
     assert!(
-        matches!(store.create_group(&twin).await, Err(StoreError::AlreadyExists(_))),
+        matches!(
+            store.create_group(&twin).await,
+            Err(StoreError::AlreadyExists(_))
+        ),
         "a project name is unique within its organization"
     );
     let (groups, total) = store.list_groups(&[org.id], Page::ALL).await.unwrap();
-    assert_eq!((groups, total), (vec![group.clone()], 1), "list groups of the org");
-    let (none, zero) = store.list_groups(&[ObjectId::generate()], Page::ALL).await.unwrap();
+    assert_eq!(
+        (groups, total),
+        (vec![group.clone()], 1),
+        "list groups of the org"
+    );
+    let (none, zero) = store
+        .list_groups(&[ObjectId::generate()], Page::ALL)
+        .await
+        .unwrap();
     assert!(none.is_empty() && zero == 0, "other orgs see no groups");
     (org, group)
 }
@@ -58,53 +84,219 @@ fn cluster_named(group: &Group, name: &str) -> Cluster {
 async fn clusters_and_schedules(store: &dyn MetadataStore, group: &Group) -> Cluster {
     let cluster = cluster_named(group, "Cluster0");
     let schedule = BackupSchedule::atlas_default(cluster.id, cluster.created_at);
-    store.create_cluster(&cluster, Some(&schedule)).await.expect("create cluster");
-    assert_eq!(store.get_cluster(group.id, &cluster.name).await.unwrap(), Some(cluster.clone()), "cluster reads back");
-    assert_eq!(store.get_schedule(cluster.id).await.unwrap(), Some(schedule.clone()), "schedule reads back");
-    let twin = Cluster { id: ObjectId::generate(), ..cluster.clone() };
-    assert!(matches!(store.create_cluster(&twin, None).await, Err(StoreError::AlreadyExists(_))), "cluster names are unique per project");
-    let changed = BackupSchedule { restore_window_days: 3, ..schedule.cleared() };
+    store
+        .create_cluster(&cluster, Some(&schedule))
+        .await
+        .expect("create cluster");
+    assert_eq!(
+        store.get_cluster(group.id, &cluster.name).await.unwrap(),
+        Some(cluster.clone()),
+        "cluster reads back"
+    );
+    assert_eq!(
+        store.get_schedule(cluster.id).await.unwrap(),
+        Some(schedule.clone()),
+        "schedule reads back"
+    );
+    let twin = Cluster {
+        id: ObjectId::generate(),
+        ..cluster.clone()
+    };
+    assert!(
+        matches!(
+            store.create_cluster(&twin, None).await,
+            Err(StoreError::AlreadyExists(_))
+        ),
+        "cluster names are unique per project"
+    );
+    let changed = BackupSchedule {
+        restore_window_days: 3,
+        ..schedule.cleared()
+    };
     store.put_schedule(&changed).await.unwrap();
-    assert_eq!(store.get_schedule(cluster.id).await.unwrap(), Some(changed), "schedule replaced");
+    assert_eq!(
+        store.get_schedule(cluster.id).await.unwrap(),
+        Some(changed),
+        "schedule replaced"
+    );
     store.put_schedule(&schedule).await.unwrap();
-    let paused = Cluster { paused: true, ..cluster.clone() };
+    let paused = Cluster {
+        paused: true,
+        ..cluster.clone()
+    };
     store.update_cluster(&paused, None).await.unwrap();
-    assert!(store.get_cluster(group.id, &cluster.name).await.unwrap().unwrap().paused, "cluster updated");
+    assert!(
+        store
+            .get_cluster(group.id, &cluster.name)
+            .await
+            .unwrap()
+            .unwrap()
+            .paused,
+        "cluster updated"
+    );
     store.update_cluster(&cluster, None).await.unwrap();
     cluster
 }
 
 async fn snapshots(store: &dyn MetadataStore, cluster: &Cluster) -> Snapshot {
     let now = Timestamp::now();
-    let first = Snapshot::on_demand(cluster.group_id, cluster.id, cluster.name.clone(), Some("one".into()), 1, now);
+    let first = Snapshot::on_demand(
+        cluster.group_id,
+        cluster.id,
+        cluster.name.clone(),
+        Some("one".into()),
+        1,
+        now,
+    );
     store.insert_on_demand_snapshot(&first).await.unwrap();
-    let second = Snapshot::on_demand(cluster.group_id, cluster.id, cluster.name.clone(), None, 1, now);
+    let second = Snapshot::on_demand(
+        cluster.group_id,
+        cluster.id,
+        cluster.name.clone(),
+        None,
+        1,
+        now,
+    );
     match store.insert_on_demand_snapshot(&second).await {
-        Err(StoreError::Conflict(id)) => assert_eq!(id, first.id.to_string(), "conflict names the unfinished snapshot"),
-        other => panic!("a second on-demand snapshot while one is queued must conflict, got {other:?}"),
+        Err(StoreError::Conflict(id)) => assert_eq!(
+            id,
+            first.id.to_string(),
+            "conflict names the unfinished snapshot"
+        ),
+        other => {
+            panic!("a second on-demand snapshot while one is queued must conflict, got {other:?}")
+        }
     }
-    let claimed = store.claim_queued_snapshot("8.0.4").await.unwrap().expect("claims the queued snapshot");
-    assert_eq!((claimed.id, claimed.status), (first.id, SnapshotStatus::InProgress));
-    assert!(store.claim_queued_snapshot("8.0.4").await.unwrap().is_none(), "nothing else queued");
+    let claimed = store
+        .claim_queued_snapshot("8.0.4")
+        .await
+        .unwrap()
+        .expect("claims the queued snapshot");
+    assert_eq!(
+        (claimed.id, claimed.status),
+        (first.id, SnapshotStatus::InProgress)
+    );
+    assert!(
+        store
+            .claim_queued_snapshot("8.0.4")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing else queued"
+    );
     let captured = Timestamp::now();
-    assert!(store.finish_snapshot(first.id, SnapshotStatus::Completed, captured, 42, None).await.unwrap());
-    assert!(!store.finish_snapshot(first.id, SnapshotStatus::Failed, captured, 0, Some("x")).await.unwrap(), "finish is compare-and-set");
-    let done = store.get_snapshot(cluster.id, first.id).await.unwrap().unwrap();
-    assert_eq!((done.status, done.created_at, done.storage_size_bytes), (SnapshotStatus::Completed, Some(captured), 42));
-    assert_eq!(store.latest_completed_snapshot(cluster.id, captured).await.unwrap().map(|s| s.id), Some(first.id));
-    assert!(store.latest_completed_snapshot(cluster.id, captured.plus_millis(-1)).await.unwrap().is_none(), "nothing before capture");
-    store.insert_on_demand_snapshot(&second).await.expect("a new on-demand snapshot once the first completed");
-    let (listed, total) = store.list_snapshots(cluster.id, Page { offset: 0, limit: 1 }).await.unwrap();
+    assert!(
+        store
+            .finish_snapshot(first.id, SnapshotStatus::Completed, captured, 42, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_snapshot(first.id, SnapshotStatus::Failed, captured, 0, Some("x"))
+            .await
+            .unwrap(),
+        "finish is compare-and-set"
+    );
+    let done = store
+        .get_snapshot(cluster.id, first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (done.status, done.created_at, done.storage_size_bytes),
+        (SnapshotStatus::Completed, Some(captured), 42)
+    );
+    assert_eq!(
+        store
+            .latest_completed_snapshot(cluster.id, captured)
+            .await
+            .unwrap()
+            .map(|s| s.id),
+        Some(first.id)
+    );
+    assert!(
+        store
+            .latest_completed_snapshot(cluster.id, captured.plus_millis(-1))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing before capture"
+    );
+    store
+        .insert_on_demand_snapshot(&second)
+        .await
+        .expect("a new on-demand snapshot once the first completed");
+    let (listed, total) = store
+        .list_snapshots(
+            cluster.id,
+            Page {
+                offset: 0,
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!((listed.len(), total), (1, 2), "paged listing with total");
-    assert!(store.delete_snapshot(second.id).await.unwrap());
-    assert!(store.get_snapshot(cluster.id, second.id).await.unwrap().is_none());
-    assert!(store.set_snapshot_expiry(first.id, captured.plus_millis(-1)).await.unwrap());
-    assert_eq!(store.expired_snapshots(captured).await.unwrap().len(), 1, "expired snapshot found");
-    assert!(store.set_snapshot_expiry(first.id, captured.plus_days(1)).await.unwrap());
+    let before_delete = store
+        .claim_queued_snapshot("8.0.4")
+        .await
+        .unwrap()
+        .expect("second snapshot claimed");
+    assert!(
+        store
+            .finish_snapshot(
+                before_delete.id,
+                SnapshotStatus::Failed,
+                captured,
+                0,
+                Some("test")
+            )
+            .await
+            .unwrap()
+    );
+    assert!(store.delete_snapshot(second.id, captured).await.unwrap());
+    assert!(
+        !store.delete_snapshot(second.id, captured).await.unwrap(),
+        "deleting twice reports nothing deleted"
+    );
+    let tombstone = store
+        .get_snapshot(cluster.id, second.id)
+        .await
+        .unwrap()
+        .expect("deleted snapshots stay as tombstones");
+    assert_eq!(tombstone.deleted_at, Some(captured));
+    assert_eq!(
+        store.list_snapshots(cluster.id, Page::ALL).await.unwrap().1,
+        1,
+        "listing hides deleted snapshots"
+    );
+    assert!(
+        store
+            .set_snapshot_expiry(first.id, captured.plus_millis(-1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.expired_snapshots(captured).await.unwrap().len(),
+        1,
+        "expired snapshot found"
+    );
+    assert!(
+        store
+            .set_snapshot_expiry(first.id, captured.plus_days(1))
+            .await
+            .unwrap()
+    );
     done
 }
 
-async fn restore_jobs(store: &dyn MetadataStore, group: &Group, cluster: &Cluster, snapshot: &Snapshot) {
+async fn restore_jobs(
+    store: &dyn MetadataStore,
+    group: &Group,
+    cluster: &Cluster,
+    snapshot: &Snapshot,
+) {
     let job = |delivery_type, target: Option<&ClusterName>, created_at| RestoreJob {
         id: ObjectId::generate(),
         group_id: group.id,
@@ -113,7 +305,10 @@ async fn restore_jobs(store: &dyn MetadataStore, group: &Group, cluster: &Cluste
         snapshot_id: Some(snapshot.id),
         target_group_id: target.map(|_| group.id),
         target_cluster_name: target.cloned(),
-        pit: (delivery_type == DeliveryType::PointInTime).then_some(PitTarget::Oplog { ts: 1_700_000_000, inc: 3 }),
+        pit: (delivery_type == DeliveryType::PointInTime).then_some(PitTarget::Oplog {
+            ts: 1_700_000_000,
+            inc: 3,
+        }),
         state: RestoreJobState::Queued,
         created_at,
         snapshot_taken_at: snapshot.created_at,
@@ -124,41 +319,153 @@ async fn restore_jobs(store: &dyn MetadataStore, group: &Group, cluster: &Cluste
     };
     let now = Timestamp::now();
     let automated = job(DeliveryType::Automated, Some(&cluster.name), now);
-    let guard = RestoreGuard { target: Some((group.id, cluster.name.clone())), download_snapshot: None, max_group_downloads: None };
+    let guard = RestoreGuard {
+        target: Some((group.id, cluster.name.clone())),
+        download_snapshot: None,
+        max_group_downloads: None,
+    };
     store.insert_restore_job(&automated, &guard).await.unwrap();
-    assert!(store.target_restoring(group.id, &cluster.name).await.unwrap());
-    let pit = job(DeliveryType::PointInTime, Some(&cluster.name), now.plus_millis(1));
-    assert!(matches!(store.insert_restore_job(&pit, &guard).await, Err(StoreError::Conflict(_))), "target busy");
-    assert_eq!(store.get_restore_job(group.id, &cluster.name, automated.id).await.unwrap(), Some(automated.clone()), "job reads back");
+    assert!(
+        store
+            .target_restoring(group.id, &cluster.name)
+            .await
+            .unwrap()
+    );
+    let pit = job(
+        DeliveryType::PointInTime,
+        Some(&cluster.name),
+        now.plus_millis(1),
+    );
+    assert!(
+        matches!(
+            store.insert_restore_job(&pit, &guard).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "target busy"
+    );
+    assert_eq!(
+        store
+            .get_restore_job(group.id, &cluster.name, automated.id)
+            .await
+            .unwrap(),
+        Some(automated.clone()),
+        "job reads back"
+    );
 
     let download = job(DeliveryType::Download, None, now.plus_millis(2));
-    let download_guard = RestoreGuard { target: None, download_snapshot: Some(snapshot.id), max_group_downloads: Some(20) };
-    store.insert_restore_job(&download, &download_guard).await.unwrap();
-    assert_eq!(store.active_downloads(group.id, snapshot.id).await.unwrap(), (1, 1));
+    let download_guard = RestoreGuard {
+        target: None,
+        download_snapshot: Some(snapshot.id),
+        max_group_downloads: Some(20),
+    };
+    store
+        .insert_restore_job(&download, &download_guard)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.active_downloads(group.id, snapshot.id).await.unwrap(),
+        (1, 1)
+    );
     let again = job(DeliveryType::Download, None, now.plus_millis(3));
-    assert!(matches!(store.insert_restore_job(&again, &download_guard).await, Err(StoreError::Conflict(_))), "one download per snapshot");
-    let capped = RestoreGuard { target: None, download_snapshot: None, max_group_downloads: Some(1) };
-    assert!(matches!(store.insert_restore_job(&again, &capped).await, Err(StoreError::Conflict(_))), "download cap per project");
+    assert!(
+        matches!(
+            store.insert_restore_job(&again, &download_guard).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "one download per snapshot"
+    );
+    let capped = RestoreGuard {
+        target: None,
+        download_snapshot: None,
+        max_group_downloads: Some(1),
+    };
+    assert!(
+        matches!(
+            store.insert_restore_job(&again, &capped).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "download cap per project"
+    );
 
-    let (listed, total) = store.list_restore_jobs(group.id, &cluster.name, Page::ALL).await.unwrap();
+    let (listed, total) = store
+        .list_restore_jobs(group.id, &cluster.name, Page::ALL)
+        .await
+        .unwrap();
     assert_eq!(total, 2);
-    assert_eq!(listed.iter().map(|job| job.id).collect::<Vec<_>>(), vec![download.id, automated.id], "newest first");
+    assert_eq!(
+        listed.iter().map(|job| job.id).collect::<Vec<_>>(),
+        vec![download.id, automated.id],
+        "newest first"
+    );
 
-    let cancel_from = [RestoreJobState::Queued, RestoreJobState::InProgress, RestoreJobState::Completed];
-    assert!(store.transition_restore_job(download.id, &cancel_from, RestoreJobState::Cancelled, now).await.unwrap());
-    assert!(!store.transition_restore_job(download.id, &cancel_from, RestoreJobState::Cancelled, now).await.unwrap(), "cancel is compare-and-set");
-    assert_eq!(store.active_downloads(group.id, snapshot.id).await.unwrap(), (0, 0));
+    let cancel_from = [
+        RestoreJobState::Queued,
+        RestoreJobState::InProgress,
+        RestoreJobState::Completed,
+    ];
+    assert!(
+        store
+            .transition_restore_job(download.id, &cancel_from, RestoreJobState::Cancelled, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .transition_restore_job(download.id, &cancel_from, RestoreJobState::Cancelled, now)
+            .await
+            .unwrap(),
+        "cancel is compare-and-set"
+    );
+    assert_eq!(
+        store.active_downloads(group.id, snapshot.id).await.unwrap(),
+        (0, 0)
+    );
     let counts = store.state_counts().await.unwrap();
-    assert!(counts.contains(&("restore_job".into(), "cancelled".into(), 1)), "state counts: {counts:?}");
-    assert!(counts.contains(&("restore_job".into(), "queued".into(), 1)), "state counts: {counts:?}");
-    assert!(matches!(store.delete_cluster(cluster.id).await, Err(StoreError::Conflict(_))), "a cluster being restored cannot be deleted");
-    assert!(store.transition_restore_job(automated.id, &[RestoreJobState::Queued], RestoreJobState::Failed, now).await.unwrap());
+    assert!(
+        counts.contains(&("restore_job".into(), "cancelled".into(), 1)),
+        "state counts: {counts:?}"
+    );
+    assert!(
+        counts.contains(&("restore_job".into(), "queued".into(), 1)),
+        "state counts: {counts:?}"
+    );
+    assert!(
+        matches!(
+            store.delete_cluster(cluster.id).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a cluster being restored cannot be deleted"
+    );
+    assert!(
+        store
+            .transition_restore_job(
+                automated.id,
+                &[RestoreJobState::Queued],
+                RestoreJobState::Failed,
+                now
+            )
+            .await
+            .unwrap()
+    );
 }
 
-async fn group_deletion_needs_no_clusters(store: &dyn MetadataStore, group: &Group, cluster: &Cluster) {
-    assert!(matches!(store.delete_group(group.id).await, Err(StoreError::Conflict(_))), "a project with clusters cannot be deleted");
+async fn group_deletion_needs_no_clusters(
+    store: &dyn MetadataStore,
+    group: &Group,
+    cluster: &Cluster,
+) {
+    assert!(
+        matches!(
+            store.delete_group(group.id).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a project with clusters cannot be deleted"
+    );
     assert!(store.delete_cluster(cluster.id).await.unwrap());
-    assert!(store.get_schedule(cluster.id).await.unwrap().is_none(), "schedule deleted with its cluster");
+    assert!(
+        store.get_schedule(cluster.id).await.unwrap().is_none(),
+        "schedule deleted with its cluster"
+    );
     assert!(store.delete_group(group.id).await.unwrap());
     assert!(store.get_group(group.id).await.unwrap().is_none());
 }

@@ -65,7 +65,11 @@ fn decode_strings(value: &Value, column: &str) -> Result<Vec<String>, StoreError
         .as_array()
         .ok_or_else(|| corrupt(column))?
         .iter()
-        .map(|item| item.as_str().map(str::to_owned).ok_or_else(|| corrupt(column)))
+        .map(|item| {
+            item.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| corrupt(column))
+        })
         .collect()
 }
 
@@ -84,7 +88,10 @@ fn decode_group_roles(value: &Value, column: &str) -> Result<Vec<(ObjectId, Stri
     let pairs = value.as_array().ok_or_else(|| corrupt(column))?;
     let mut roles = Vec::with_capacity(pairs.len());
     for pair in pairs {
-        let group = pair.get(0).and_then(Value::as_str).and_then(|text| text.parse().ok());
+        let group = pair
+            .get(0)
+            .and_then(Value::as_str)
+            .and_then(|text| text.parse().ok());
         let role = pair.get(1).and_then(Value::as_str);
         match (group, role) {
             (Some(group), Some(role)) => roles.push((group, role.to_owned())),
@@ -119,7 +126,11 @@ fn decode_policy_items(value: &Value) -> Result<Vec<PolicyItem>, StoreError> {
     items
         .iter()
         .map(|item| {
-            let get_str = |key: &str| item.get(key).and_then(Value::as_str).ok_or_else(|| corrupt(column));
+            let get_str = |key: &str| {
+                item.get(key)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| corrupt(column))
+            };
             let get_i32 = |key: &str| {
                 item.get(key)
                     .and_then(Value::as_i64)
@@ -130,7 +141,8 @@ fn decode_policy_items(value: &Value) -> Result<Vec<PolicyItem>, StoreError> {
                 id: get_str("id")?.parse().map_err(|_| corrupt(column))?,
                 frequency_type: get_str("frequencyType")?.to_owned(),
                 frequency_interval: get_i32("frequencyInterval")?,
-                retention_unit: RetentionUnit::parse(get_str("retentionUnit")?).ok_or_else(|| corrupt(column))?,
+                retention_unit: RetentionUnit::parse(get_str("retentionUnit")?)
+                    .ok_or_else(|| corrupt(column))?,
                 retention_value: get_i32("retentionValue")?,
             })
         })
@@ -162,8 +174,18 @@ fn decode_secrets(value: &Value) -> Result<Vec<ServiceAccountSecret>, StoreError
     secrets
         .iter()
         .map(|secret| {
-            let get_str = |key: &str| secret.get(key).and_then(Value::as_str).ok_or_else(|| corrupt(column));
-            let get_i64 = |key: &str| secret.get(key).and_then(Value::as_i64).ok_or_else(|| corrupt(column));
+            let get_str = |key: &str| {
+                secret
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| corrupt(column))
+            };
+            let get_i64 = |key: &str| {
+                secret
+                    .get(key)
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| corrupt(column))
+            };
             Ok(ServiceAccountSecret {
                 id: get_str("id")?.parse().map_err(|_| corrupt(column))?,
                 secret_sha256: get_str("sha256")?.to_owned(),
@@ -200,7 +222,8 @@ pub fn cluster(row: &SqliteRow) -> Result<Cluster, StoreError> {
         id: id(row, "id")?,
         group_id: id(row, "group_id")?,
         name: name(row, "name")?,
-        cluster_type: ClusterType::parse(&text(row, "cluster_type")?).ok_or_else(|| corrupt("cluster_type"))?,
+        cluster_type: ClusterType::parse(&text(row, "cluster_type")?)
+            .ok_or_else(|| corrupt("cluster_type"))?,
         backup_enabled: number(row, "backup_enabled")? != 0,
         pit_enabled: number(row, "pit_enabled")? != 0,
         paused: number(row, "paused")? != 0,
@@ -213,17 +236,29 @@ pub fn cluster(row: &SqliteRow) -> Result<Cluster, StoreError> {
 /// Decodes a `schedules` row.
 pub fn schedule(row: &SqliteRow) -> Result<BackupSchedule, StoreError> {
     let values = |column: &str| -> Result<Vec<Value>, StoreError> {
-        json_column(row, column)?.as_array().cloned().ok_or_else(|| corrupt(column))
+        json_column(row, column)?
+            .as_array()
+            .cloned()
+            .ok_or_else(|| corrupt(column))
     };
     Ok(BackupSchedule {
         cluster_id: id(row, "cluster_id")?,
-        reference_hour_of_day: i32_of(number(row, "reference_hour_of_day")?, "reference_hour_of_day")?,
-        reference_minute_of_hour: i32_of(number(row, "reference_minute_of_hour")?, "reference_minute_of_hour")?,
+        reference_hour_of_day: i32_of(
+            number(row, "reference_hour_of_day")?,
+            "reference_hour_of_day",
+        )?,
+        reference_minute_of_hour: i32_of(
+            number(row, "reference_minute_of_hour")?,
+            "reference_minute_of_hour",
+        )?,
         restore_window_days: i32_of(number(row, "restore_window_days")?, "restore_window_days")?,
         policy_id: id(row, "policy_id")?,
         policy_items: decode_policy_items(&json_column(row, "policy_items")?)?,
         auto_export_enabled: number(row, "auto_export_enabled")? != 0,
-        use_org_and_group_names_in_export_prefix: number(row, "use_org_and_group_names_in_export_prefix")? != 0,
+        use_org_and_group_names_in_export_prefix: number(
+            row,
+            "use_org_and_group_names_in_export_prefix",
+        )? != 0,
         auto_copy_settings_enabled: number(row, "auto_copy_settings_enabled")? != 0,
         copy_policy_items_enabled: number(row, "copy_policy_items_enabled")? != 0,
         copy_settings: values("copy_settings")?,
@@ -243,7 +278,8 @@ pub fn snapshot(row: &SqliteRow) -> Result<Snapshot, StoreError> {
         cluster_id: id(row, "cluster_id")?,
         cluster_name: name(row, "cluster_name")?,
         status: SnapshotStatus::parse(&text(row, "status")?).ok_or_else(|| corrupt("status"))?,
-        snapshot_type: SnapshotType::parse(&text(row, "snapshot_type")?).ok_or_else(|| corrupt("snapshot_type"))?,
+        snapshot_type: SnapshotType::parse(&text(row, "snapshot_type")?)
+            .ok_or_else(|| corrupt("snapshot_type"))?,
         frequency_type: text(row, "frequency_type")?,
         description: optional_text(row, "description")?,
         requested_at: Timestamp::from_millis(number(row, "requested_at")?),
@@ -253,6 +289,7 @@ pub fn snapshot(row: &SqliteRow) -> Result<Snapshot, StoreError> {
         mongod_version: optional_text(row, "mongod_version")?,
         policy_items,
         failure_reason: optional_text(row, "failure_reason")?,
+        deleted_at: optional_number(row, "deleted_at")?.map(Timestamp::from_millis),
     })
 }
 
@@ -277,7 +314,8 @@ pub fn restore_job(row: &SqliteRow) -> Result<RestoreJob, StoreError> {
         id: id(row, "id")?,
         group_id: id(row, "group_id")?,
         cluster_name: name(row, "cluster_name")?,
-        delivery_type: DeliveryType::parse(&text(row, "delivery_type")?).ok_or_else(|| corrupt("delivery_type"))?,
+        delivery_type: DeliveryType::parse(&text(row, "delivery_type")?)
+            .ok_or_else(|| corrupt("delivery_type"))?,
         snapshot_id: optional_id(row, "snapshot_id")?,
         target_group_id: optional_id(row, "target_group_id")?,
         target_cluster_name,

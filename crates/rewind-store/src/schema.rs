@@ -59,7 +59,8 @@ CREATE TABLE snapshots (
     storage_size_bytes BIGINT NOT NULL,
     mongod_version TEXT,
     policy_items TEXT NOT NULL,
-    failure_reason TEXT
+    failure_reason TEXT,
+    deleted_at BIGINT
 );
 CREATE INDEX snapshots_by_cluster ON snapshots (cluster_id, requested_at DESC, id DESC);
 CREATE INDEX snapshots_by_status ON snapshots (status, requested_at);

@@ -12,7 +12,9 @@ use rewind_domain::restore_request::PitTarget;
 use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 use tokio::sync::Mutex;
 
@@ -73,10 +75,11 @@ impl SqliteStore {
             .execute(&self.pool)
             .await?;
         for (version, statements) in MIGRATIONS {
-            let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&self.pool)
-                .await?;
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&self.pool)
+                    .await?;
             if applied.is_some() {
                 continue;
             }
@@ -98,7 +101,12 @@ impl SqliteStore {
         query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
         decode: fn(&SqliteRow) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        query.fetch_optional(&self.pool).await?.as_ref().map(decode).transpose()
+        query
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(decode)
+            .transpose()
     }
 
     async fn fetch_all_of<'q, T>(
@@ -106,10 +114,18 @@ impl SqliteStore {
         query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
         decode: fn(&SqliteRow) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
-        query.fetch_all(&self.pool).await?.iter().map(decode).collect()
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(decode)
+            .collect()
     }
 
-    async fn count<'q>(&self, query: sqlx::query::QueryScalar<'q, sqlx::Sqlite, i64, sqlx::sqlite::SqliteArguments<'q>>) -> Result<u64, StoreError> {
+    async fn count<'q>(
+        &self,
+        query: sqlx::query::QueryScalar<'q, sqlx::Sqlite, i64, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<u64, StoreError> {
         Ok(query.fetch_one(&self.pool).await?.max(0) as u64)
     }
 }
@@ -136,7 +152,10 @@ fn pit_columns(pit: Option<PitTarget>) -> (Option<i64>, Option<i64>, Option<i64>
 
 const INSERT_SCHEDULE: &str = "INSERT INTO schedules (cluster_id, reference_hour_of_day, reference_minute_of_hour, restore_window_days, policy_id, policy_items, auto_export_enabled, use_org_and_group_names_in_export_prefix, auto_copy_settings_enabled, copy_policy_items_enabled, copy_settings, extra_retention_settings) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
-fn bind_schedule<'q>(schedule: &BackupSchedule, sql: &'q str) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+fn bind_schedule<'q>(
+    schedule: &BackupSchedule,
+    sql: &'q str,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
     sqlx::query(sql)
         .bind(schedule.cluster_id.to_string())
         .bind(i64::from(schedule.reference_hour_of_day))
@@ -166,18 +185,25 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn get_org(&self, id: ObjectId) -> Result<Option<Organization>, StoreError> {
-        self.fetch_one_of(sqlx::query("SELECT * FROM orgs WHERE id = $1").bind(id.to_string()), rows::organization)
-            .await
+        self.fetch_one_of(
+            sqlx::query("SELECT * FROM orgs WHERE id = $1").bind(id.to_string()),
+            rows::organization,
+        )
+        .await
     }
 
     async fn list_orgs(&self, page: Page) -> Result<(Vec<Organization>, u64), StoreError> {
         let items = self
             .fetch_all_of(
-                sqlx::query("SELECT * FROM orgs ORDER BY created_at, id LIMIT $1 OFFSET $2").bind(limit(page)).bind(offset(page)),
+                sqlx::query("SELECT * FROM orgs ORDER BY created_at, id LIMIT $1 OFFSET $2")
+                    .bind(limit(page))
+                    .bind(offset(page)),
                 rows::organization,
             )
             .await?;
-        let total = self.count(sqlx::query_scalar("SELECT COUNT(*) FROM orgs")).await?;
+        let total = self
+            .count(sqlx::query_scalar("SELECT COUNT(*) FROM orgs"))
+            .await?;
         Ok((items, total))
     }
 
@@ -194,11 +220,18 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn get_group(&self, id: ObjectId) -> Result<Option<Group>, StoreError> {
-        self.fetch_one_of(sqlx::query("SELECT * FROM groups WHERE id = $1").bind(id.to_string()), rows::group)
-            .await
+        self.fetch_one_of(
+            sqlx::query("SELECT * FROM groups WHERE id = $1").bind(id.to_string()),
+            rows::group,
+        )
+        .await
     }
 
-    async fn list_groups(&self, org_ids: &[ObjectId], page: Page) -> Result<(Vec<Group>, u64), StoreError> {
+    async fn list_groups(
+        &self,
+        org_ids: &[ObjectId],
+        page: Page,
+    ) -> Result<(Vec<Group>, u64), StoreError> {
         // Credentials belong to one organization, so this is one id in practice; a JSON array
         // parameter keeps the statement fixed whatever the count.
         let ids = encode_strings(&org_ids.iter().map(ObjectId::to_string).collect::<Vec<_>>());
@@ -212,7 +245,12 @@ impl MetadataStore for SqliteStore {
             )
             .await?;
         let total = self
-            .count(sqlx::query_scalar("SELECT COUNT(*) FROM groups WHERE org_id IN (SELECT value FROM json_each($1))").bind(ids))
+            .count(
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM groups WHERE org_id IN (SELECT value FROM json_each($1))",
+                )
+                .bind(ids),
+            )
             .await?;
         Ok((items, total))
     }
@@ -225,14 +263,23 @@ impl MetadataStore for SqliteStore {
             .fetch_one(&mut *transaction)
             .await?;
         if clusters > 0 {
-            return Err(StoreError::Conflict(format!("group {id} has {clusters} clusters")));
+            return Err(StoreError::Conflict(format!(
+                "group {id} has {clusters} clusters"
+            )));
         }
-        let deleted = sqlx::query("DELETE FROM groups WHERE id = $1").bind(id.to_string()).execute(&mut *transaction).await?;
+        let deleted = sqlx::query("DELETE FROM groups WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *transaction)
+            .await?;
         transaction.commit().await?;
         Ok(deleted.rows_affected() > 0)
     }
 
-    async fn create_cluster(&self, cluster: &Cluster, schedule: Option<&BackupSchedule>) -> Result<(), StoreError> {
+    async fn create_cluster(
+        &self,
+        cluster: &Cluster,
+        schedule: Option<&BackupSchedule>,
+    ) -> Result<(), StoreError> {
         let _guard = self.write_lock.lock().await;
         let mut transaction = self.pool.begin().await?;
         sqlx::query("INSERT INTO clusters (id, group_id, name, cluster_type, backup_enabled, pit_enabled, paused, state, created_at, spec) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
@@ -250,21 +297,33 @@ impl MetadataStore for SqliteStore {
             .await
             .map_err(|error| StoreError::from_insert(error, "cluster name"))?;
         if let Some(schedule) = schedule {
-            bind_schedule(schedule, INSERT_SCHEDULE).execute(&mut *transaction).await?;
+            bind_schedule(schedule, INSERT_SCHEDULE)
+                .execute(&mut *transaction)
+                .await?;
         }
         transaction.commit().await?;
         Ok(())
     }
 
-    async fn get_cluster(&self, group_id: ObjectId, name: &ClusterName) -> Result<Option<Cluster>, StoreError> {
+    async fn get_cluster(
+        &self,
+        group_id: ObjectId,
+        name: &ClusterName,
+    ) -> Result<Option<Cluster>, StoreError> {
         self.fetch_one_of(
-            sqlx::query("SELECT * FROM clusters WHERE group_id = $1 AND name = $2").bind(group_id.to_string()).bind(name.as_str()),
+            sqlx::query("SELECT * FROM clusters WHERE group_id = $1 AND name = $2")
+                .bind(group_id.to_string())
+                .bind(name.as_str()),
             rows::cluster,
         )
         .await
     }
 
-    async fn list_clusters(&self, group_id: ObjectId, page: Page) -> Result<(Vec<Cluster>, u64), StoreError> {
+    async fn list_clusters(
+        &self,
+        group_id: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<Cluster>, u64), StoreError> {
         let items = self
             .fetch_all_of(
                 sqlx::query("SELECT * FROM clusters WHERE group_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3")
@@ -275,12 +334,19 @@ impl MetadataStore for SqliteStore {
             )
             .await?;
         let total = self
-            .count(sqlx::query_scalar("SELECT COUNT(*) FROM clusters WHERE group_id = $1").bind(group_id.to_string()))
+            .count(
+                sqlx::query_scalar("SELECT COUNT(*) FROM clusters WHERE group_id = $1")
+                    .bind(group_id.to_string()),
+            )
             .await?;
         Ok((items, total))
     }
 
-    async fn update_cluster(&self, cluster: &Cluster, schedule_if_missing: Option<&BackupSchedule>) -> Result<(), StoreError> {
+    async fn update_cluster(
+        &self,
+        cluster: &Cluster,
+        schedule_if_missing: Option<&BackupSchedule>,
+    ) -> Result<(), StoreError> {
         let _guard = self.write_lock.lock().await;
         let mut transaction = self.pool.begin().await?;
         sqlx::query("UPDATE clusters SET cluster_type = $2, backup_enabled = $3, pit_enabled = $4, paused = $5, state = $6, spec = $7 WHERE id = $1")
@@ -295,7 +361,9 @@ impl MetadataStore for SqliteStore {
             .await?;
         if let Some(schedule) = schedule_if_missing {
             let sql = format!("{INSERT_SCHEDULE} ON CONFLICT (cluster_id) DO NOTHING");
-            bind_schedule(schedule, &sql).execute(&mut *transaction).await?;
+            bind_schedule(schedule, &sql)
+                .execute(&mut *transaction)
+                .await?;
         }
         transaction.commit().await?;
         Ok(())
@@ -321,18 +389,36 @@ impl MetadataStore for SqliteStore {
         .fetch_one(&mut *transaction)
         .await?;
         if busy > 0 {
-            return Err(StoreError::Conflict(format!("cluster {name} has {busy} active restore jobs")));
+            return Err(StoreError::Conflict(format!(
+                "cluster {name} has {busy} active restore jobs"
+            )));
         }
-        sqlx::query("DELETE FROM snapshots WHERE cluster_id = $1").bind(cluster_id.to_string()).execute(&mut *transaction).await?;
-        sqlx::query("DELETE FROM schedules WHERE cluster_id = $1").bind(cluster_id.to_string()).execute(&mut *transaction).await?;
-        sqlx::query("DELETE FROM clusters WHERE id = $1").bind(cluster_id.to_string()).execute(&mut *transaction).await?;
+        sqlx::query("DELETE FROM snapshots WHERE cluster_id = $1")
+            .bind(cluster_id.to_string())
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("DELETE FROM schedules WHERE cluster_id = $1")
+            .bind(cluster_id.to_string())
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("DELETE FROM clusters WHERE id = $1")
+            .bind(cluster_id.to_string())
+            .execute(&mut *transaction)
+            .await?;
         transaction.commit().await?;
         Ok(true)
     }
 
-    async fn get_schedule(&self, cluster_id: ObjectId) -> Result<Option<BackupSchedule>, StoreError> {
-        self.fetch_one_of(sqlx::query("SELECT * FROM schedules WHERE cluster_id = $1").bind(cluster_id.to_string()), rows::schedule)
-            .await
+    async fn get_schedule(
+        &self,
+        cluster_id: ObjectId,
+    ) -> Result<Option<BackupSchedule>, StoreError> {
+        self.fetch_one_of(
+            sqlx::query("SELECT * FROM schedules WHERE cluster_id = $1")
+                .bind(cluster_id.to_string()),
+            rows::schedule,
+        )
+        .await
     }
 
     async fn put_schedule(&self, schedule: &BackupSchedule) -> Result<(), StoreError> {
@@ -355,7 +441,7 @@ impl MetadataStore for SqliteStore {
         if let Some(unfinished) = unfinished {
             return Err(StoreError::Conflict(unfinished));
         }
-        sqlx::query("INSERT INTO snapshots (id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, description, requested_at, created_at, expires_at, storage_size_bytes, mongod_version, policy_items, failure_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
+        sqlx::query("INSERT INTO snapshots (id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, description, requested_at, created_at, expires_at, storage_size_bytes, mongod_version, policy_items, failure_reason, deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)")
             .bind(snapshot.id.to_string())
             .bind(snapshot.group_id.to_string())
             .bind(snapshot.cluster_id.to_string())
@@ -371,24 +457,35 @@ impl MetadataStore for SqliteStore {
             .bind(&snapshot.mongod_version)
             .bind(encode_strings(&snapshot.policy_items.iter().map(ObjectId::to_string).collect::<Vec<_>>()))
             .bind(&snapshot.failure_reason)
+            .bind(snapshot.deleted_at.map(Timestamp::millis))
             .execute(&mut *transaction)
             .await?;
         transaction.commit().await?;
         Ok(())
     }
 
-    async fn get_snapshot(&self, cluster_id: ObjectId, id: ObjectId) -> Result<Option<Snapshot>, StoreError> {
+    async fn get_snapshot(
+        &self,
+        cluster_id: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<Snapshot>, StoreError> {
         self.fetch_one_of(
-            sqlx::query("SELECT * FROM snapshots WHERE cluster_id = $1 AND id = $2").bind(cluster_id.to_string()).bind(id.to_string()),
+            sqlx::query("SELECT * FROM snapshots WHERE cluster_id = $1 AND id = $2")
+                .bind(cluster_id.to_string())
+                .bind(id.to_string()),
             rows::snapshot,
         )
         .await
     }
 
-    async fn list_snapshots(&self, cluster_id: ObjectId, page: Page) -> Result<(Vec<Snapshot>, u64), StoreError> {
+    async fn list_snapshots(
+        &self,
+        cluster_id: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<Snapshot>, u64), StoreError> {
         let items = self
             .fetch_all_of(
-                sqlx::query("SELECT * FROM snapshots WHERE cluster_id = $1 ORDER BY requested_at DESC, id DESC LIMIT $2 OFFSET $3")
+                sqlx::query("SELECT * FROM snapshots WHERE cluster_id = $1 AND deleted_at IS NULL ORDER BY requested_at DESC, id DESC LIMIT $2 OFFSET $3")
                     .bind(cluster_id.to_string())
                     .bind(limit(page))
                     .bind(offset(page)),
@@ -396,14 +493,23 @@ impl MetadataStore for SqliteStore {
             )
             .await?;
         let total = self
-            .count(sqlx::query_scalar("SELECT COUNT(*) FROM snapshots WHERE cluster_id = $1").bind(cluster_id.to_string()))
+            .count(
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM snapshots WHERE cluster_id = $1 AND deleted_at IS NULL",
+                )
+                .bind(cluster_id.to_string()),
+            )
             .await?;
         Ok((items, total))
     }
 
-    async fn latest_completed_snapshot(&self, cluster_id: ObjectId, at: Timestamp) -> Result<Option<Snapshot>, StoreError> {
+    async fn latest_completed_snapshot(
+        &self,
+        cluster_id: ObjectId,
+        at: Timestamp,
+    ) -> Result<Option<Snapshot>, StoreError> {
         self.fetch_one_of(
-            sqlx::query("SELECT * FROM snapshots WHERE cluster_id = $1 AND status = 'completed' AND created_at <= $2 ORDER BY created_at DESC, id DESC LIMIT 1")
+            sqlx::query("SELECT * FROM snapshots WHERE cluster_id = $1 AND status = 'completed' AND deleted_at IS NULL AND created_at <= $2 ORDER BY created_at DESC, id DESC LIMIT 1")
                 .bind(cluster_id.to_string())
                 .bind(at.millis()),
             rows::snapshot,
@@ -411,7 +517,11 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
-    async fn set_snapshot_expiry(&self, id: ObjectId, expires_at: Timestamp) -> Result<bool, StoreError> {
+    async fn set_snapshot_expiry(
+        &self,
+        id: ObjectId,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
         let updated = sqlx::query("UPDATE snapshots SET expires_at = $2 WHERE id = $1")
             .bind(id.to_string())
             .bind(expires_at.millis())
@@ -420,12 +530,21 @@ impl MetadataStore for SqliteStore {
         Ok(updated.rows_affected() > 0)
     }
 
-    async fn delete_snapshot(&self, id: ObjectId) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM snapshots WHERE id = $1").bind(id.to_string()).execute(&self.pool).await?;
+    async fn delete_snapshot(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError> {
+        let deleted = sqlx::query(
+            "UPDATE snapshots SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id.to_string())
+        .bind(now.millis())
+        .execute(&self.pool)
+        .await?;
         Ok(deleted.rows_affected() > 0)
     }
 
-    async fn claim_queued_snapshot(&self, mongod_version: &str) -> Result<Option<Snapshot>, StoreError> {
+    async fn claim_queued_snapshot(
+        &self,
+        mongod_version: &str,
+    ) -> Result<Option<Snapshot>, StoreError> {
         let _guard = self.write_lock.lock().await;
         let row = sqlx::query(
             "UPDATE snapshots SET status = 'inProgress', mongod_version = $1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' ORDER BY requested_at, id LIMIT 1) AND status = 'queued' RETURNING *",
@@ -436,7 +555,14 @@ impl MetadataStore for SqliteStore {
         row.as_ref().map(rows::snapshot).transpose()
     }
 
-    async fn finish_snapshot(&self, id: ObjectId, status: SnapshotStatus, created_at: Timestamp, storage_size_bytes: i64, failure_reason: Option<&str>) -> Result<bool, StoreError> {
+    async fn finish_snapshot(
+        &self,
+        id: ObjectId,
+        status: SnapshotStatus,
+        created_at: Timestamp,
+        storage_size_bytes: i64,
+        failure_reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
             "UPDATE snapshots SET status = $2, created_at = $3, storage_size_bytes = $4, failure_reason = $5 WHERE id = $1 AND status = 'inProgress'",
         )
@@ -452,13 +578,17 @@ impl MetadataStore for SqliteStore {
 
     async fn expired_snapshots(&self, now: Timestamp) -> Result<Vec<Snapshot>, StoreError> {
         self.fetch_all_of(
-            sqlx::query("SELECT * FROM snapshots WHERE expires_at <= $1 AND status IN ('completed', 'failed') ORDER BY expires_at LIMIT 100").bind(now.millis()),
+            sqlx::query("SELECT * FROM snapshots WHERE expires_at <= $1 AND status IN ('completed', 'failed') AND deleted_at IS NULL ORDER BY expires_at LIMIT 100").bind(now.millis()),
             rows::snapshot,
         )
         .await
     }
 
-    async fn insert_restore_job(&self, job: &RestoreJob, guard: &RestoreGuard) -> Result<(), StoreError> {
+    async fn insert_restore_job(
+        &self,
+        job: &RestoreJob,
+        guard: &RestoreGuard,
+    ) -> Result<(), StoreError> {
         let _guard = self.write_lock.lock().await;
         let mut transaction = self.pool.begin().await?;
         if let Some((group_id, name)) = &guard.target {
@@ -520,18 +650,30 @@ impl MetadataStore for SqliteStore {
         Ok(())
     }
 
-    async fn get_restore_job(&self, group_id: ObjectId, cluster_name: &ClusterName, id: ObjectId) -> Result<Option<RestoreJob>, StoreError> {
+    async fn get_restore_job(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+        id: ObjectId,
+    ) -> Result<Option<RestoreJob>, StoreError> {
         self.fetch_one_of(
-            sqlx::query("SELECT * FROM restore_jobs WHERE id = $1 AND group_id = $2 AND cluster_name = $3")
-                .bind(id.to_string())
-                .bind(group_id.to_string())
-                .bind(cluster_name.as_str()),
+            sqlx::query(
+                "SELECT * FROM restore_jobs WHERE id = $1 AND group_id = $2 AND cluster_name = $3",
+            )
+            .bind(id.to_string())
+            .bind(group_id.to_string())
+            .bind(cluster_name.as_str()),
             rows::restore_job,
         )
         .await
     }
 
-    async fn list_restore_jobs(&self, group_id: ObjectId, cluster_name: &ClusterName, page: Page) -> Result<(Vec<RestoreJob>, u64), StoreError> {
+    async fn list_restore_jobs(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+        page: Page,
+    ) -> Result<(Vec<RestoreJob>, u64), StoreError> {
         let items = self
             .fetch_all_of(
                 sqlx::query("SELECT * FROM restore_jobs WHERE group_id = $1 AND cluster_name = $2 ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4")
@@ -544,15 +686,21 @@ impl MetadataStore for SqliteStore {
             .await?;
         let total = self
             .count(
-                sqlx::query_scalar("SELECT COUNT(*) FROM restore_jobs WHERE group_id = $1 AND cluster_name = $2")
-                    .bind(group_id.to_string())
-                    .bind(cluster_name.as_str()),
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM restore_jobs WHERE group_id = $1 AND cluster_name = $2",
+                )
+                .bind(group_id.to_string())
+                .bind(cluster_name.as_str()),
             )
             .await?;
         Ok((items, total))
     }
 
-    async fn target_restoring(&self, group_id: ObjectId, cluster_name: &ClusterName) -> Result<bool, StoreError> {
+    async fn target_restoring(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+    ) -> Result<bool, StoreError> {
         let busy = self
             .count(
                 sqlx::query_scalar(&format!(
@@ -565,7 +713,11 @@ impl MetadataStore for SqliteStore {
         Ok(busy > 0)
     }
 
-    async fn active_downloads(&self, group_id: ObjectId, snapshot_id: ObjectId) -> Result<(u32, u32), StoreError> {
+    async fn active_downloads(
+        &self,
+        group_id: ObjectId,
+        snapshot_id: ObjectId,
+    ) -> Result<(u32, u32), StoreError> {
         let of_snapshot = self
             .count(
                 sqlx::query_scalar(&format!(
@@ -585,8 +737,19 @@ impl MetadataStore for SqliteStore {
         Ok((of_snapshot as u32, of_group as u32))
     }
 
-    async fn transition_restore_job(&self, id: ObjectId, from: &[RestoreJobState], to: RestoreJobState, now: Timestamp) -> Result<bool, StoreError> {
-        let from = encode_strings(&from.iter().map(|state| state.as_str().to_owned()).collect::<Vec<_>>());
+    async fn transition_restore_job(
+        &self,
+        id: ObjectId,
+        from: &[RestoreJobState],
+        to: RestoreJobState,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let from = encode_strings(
+            &from
+                .iter()
+                .map(|state| state.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        );
         let updated = sqlx::query("UPDATE restore_jobs SET state = $2, updated_at = $3 WHERE id = $1 AND state IN (SELECT value FROM json_each($4))")
             .bind(id.to_string())
             .bind(to.as_str())
@@ -605,7 +768,11 @@ impl MetadataStore for SqliteStore {
         .await?;
         rows.iter()
             .map(|row| -> Result<(String, String, u64), StoreError> {
-                Ok((row.try_get("kind")?, row.try_get("state")?, row.try_get::<i64, _>("count")?.max(0) as u64))
+                Ok((
+                    row.try_get("kind")?,
+                    row.try_get("state")?,
+                    row.try_get::<i64, _>("count")?.max(0) as u64,
+                ))
             })
             .collect()
     }
@@ -628,17 +795,30 @@ impl MetadataStore for SqliteStore {
         Ok(())
     }
 
-    async fn get_api_key_by_public_key(&self, public_key: &str) -> Result<Option<ApiKey>, StoreError> {
-        self.fetch_one_of(sqlx::query("SELECT * FROM api_keys WHERE public_key = $1").bind(public_key), rows::api_key)
-            .await
+    async fn get_api_key_by_public_key(
+        &self,
+        public_key: &str,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        self.fetch_one_of(
+            sqlx::query("SELECT * FROM api_keys WHERE public_key = $1").bind(public_key),
+            rows::api_key,
+        )
+        .await
     }
 
     async fn get_api_key(&self, id: ObjectId) -> Result<Option<ApiKey>, StoreError> {
-        self.fetch_one_of(sqlx::query("SELECT * FROM api_keys WHERE id = $1").bind(id.to_string()), rows::api_key)
-            .await
+        self.fetch_one_of(
+            sqlx::query("SELECT * FROM api_keys WHERE id = $1").bind(id.to_string()),
+            rows::api_key,
+        )
+        .await
     }
 
-    async fn list_api_keys(&self, org_id: ObjectId, page: Page) -> Result<(Vec<ApiKey>, u64), StoreError> {
+    async fn list_api_keys(
+        &self,
+        org_id: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<ApiKey>, u64), StoreError> {
         let items = self
             .fetch_all_of(
                 sqlx::query("SELECT * FROM api_keys WHERE org_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3")
@@ -649,24 +829,32 @@ impl MetadataStore for SqliteStore {
             )
             .await?;
         let total = self
-            .count(sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE org_id = $1").bind(org_id.to_string()))
+            .count(
+                sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE org_id = $1")
+                    .bind(org_id.to_string()),
+            )
             .await?;
         Ok((items, total))
     }
 
     async fn update_api_key(&self, key: &ApiKey) -> Result<bool, StoreError> {
-        let updated = sqlx::query("UPDATE api_keys SET description = $2, org_roles = $3, group_roles = $4 WHERE id = $1")
-            .bind(key.id.to_string())
-            .bind(&key.description)
-            .bind(encode_strings(&key.org_roles))
-            .bind(encode_group_roles(&key.group_roles))
-            .execute(&self.pool)
-            .await?;
+        let updated = sqlx::query(
+            "UPDATE api_keys SET description = $2, org_roles = $3, group_roles = $4 WHERE id = $1",
+        )
+        .bind(key.id.to_string())
+        .bind(&key.description)
+        .bind(encode_strings(&key.org_roles))
+        .bind(encode_group_roles(&key.group_roles))
+        .execute(&self.pool)
+        .await?;
         Ok(updated.rows_affected() > 0)
     }
 
     async fn delete_api_key(&self, id: ObjectId) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM api_keys WHERE id = $1").bind(id.to_string()).execute(&self.pool).await?;
+        let deleted = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
         Ok(deleted.rows_affected() > 0)
     }
 
@@ -686,12 +874,22 @@ impl MetadataStore for SqliteStore {
         Ok(())
     }
 
-    async fn get_service_account(&self, client_id: &str) -> Result<Option<ServiceAccount>, StoreError> {
-        self.fetch_one_of(sqlx::query("SELECT * FROM service_accounts WHERE client_id = $1").bind(client_id), rows::service_account)
-            .await
+    async fn get_service_account(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ServiceAccount>, StoreError> {
+        self.fetch_one_of(
+            sqlx::query("SELECT * FROM service_accounts WHERE client_id = $1").bind(client_id),
+            rows::service_account,
+        )
+        .await
     }
 
-    async fn list_service_accounts(&self, org_id: ObjectId, page: Page) -> Result<(Vec<ServiceAccount>, u64), StoreError> {
+    async fn list_service_accounts(
+        &self,
+        org_id: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<ServiceAccount>, u64), StoreError> {
         let items = self
             .fetch_all_of(
                 sqlx::query("SELECT * FROM service_accounts WHERE org_id = $1 ORDER BY created_at, client_id LIMIT $2 OFFSET $3")
@@ -702,7 +900,10 @@ impl MetadataStore for SqliteStore {
             )
             .await?;
         let total = self
-            .count(sqlx::query_scalar("SELECT COUNT(*) FROM service_accounts WHERE org_id = $1").bind(org_id.to_string()))
+            .count(
+                sqlx::query_scalar("SELECT COUNT(*) FROM service_accounts WHERE org_id = $1")
+                    .bind(org_id.to_string()),
+            )
             .await?;
         Ok((items, total))
     }
@@ -710,24 +911,38 @@ impl MetadataStore for SqliteStore {
     async fn delete_service_account(&self, client_id: &str) -> Result<bool, StoreError> {
         let _guard = self.write_lock.lock().await;
         let mut transaction = self.pool.begin().await?;
-        sqlx::query("DELETE FROM access_tokens WHERE client_id = $1").bind(client_id).execute(&mut *transaction).await?;
-        let deleted = sqlx::query("DELETE FROM service_accounts WHERE client_id = $1").bind(client_id).execute(&mut *transaction).await?;
+        sqlx::query("DELETE FROM access_tokens WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&mut *transaction)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM service_accounts WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&mut *transaction)
+            .await?;
         transaction.commit().await?;
         Ok(deleted.rows_affected() > 0)
     }
 
     async fn create_access_token(&self, token: &AccessToken) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO access_tokens (token_sha256, client_id, expires_at) VALUES ($1, $2, $3)")
-            .bind(&token.token_sha256)
-            .bind(&token.client_id)
-            .bind(token.expires_at.millis())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO access_tokens (token_sha256, client_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&token.token_sha256)
+        .bind(&token.client_id)
+        .bind(token.expires_at.millis())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
-    async fn get_access_token(&self, token_sha256: &str) -> Result<Option<AccessToken>, StoreError> {
-        let row = sqlx::query("SELECT * FROM access_tokens WHERE token_sha256 = $1").bind(token_sha256).fetch_optional(&self.pool).await?;
+    async fn get_access_token(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<AccessToken>, StoreError> {
+        let row = sqlx::query("SELECT * FROM access_tokens WHERE token_sha256 = $1")
+            .bind(token_sha256)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| -> Result<AccessToken, StoreError> {
             Ok(AccessToken {
                 token_sha256: row.try_get("token_sha256")?,
@@ -739,7 +954,10 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM access_tokens WHERE token_sha256 = $1").bind(token_sha256).execute(&self.pool).await?;
+        let deleted = sqlx::query("DELETE FROM access_tokens WHERE token_sha256 = $1")
+            .bind(token_sha256)
+            .execute(&self.pool)
+            .await?;
         Ok(deleted.rows_affected() > 0)
     }
 }

@@ -19,6 +19,9 @@ async fn sqlite_file_conforms() {
     drop(store);
     // Reopening applies no migration twice and finds the data left by the suite.
     let reopened = SqliteStore::open(&path).await.expect("reopen");
-    assert_eq!(reopened.list_orgs(rewind_store::Page::ALL).await.unwrap().1, 1);
+    assert_eq!(
+        reopened.list_orgs(rewind_store::Page::ALL).await.unwrap().1,
+        1
+    );
     std::fs::remove_dir_all(&directory).unwrap();
 }

@@ -17,14 +17,32 @@ pub const CREDENTIALS_FILE: &str = "bootstrap-credentials.json";
 
 /// Creates the first organization, project and key when the store has no organization.
 pub async fn ensure(store: &dyn MetadataStore, data_dir: &Path) -> anyhow::Result<()> {
-    let (_, organizations) = store.list_orgs(Page { offset: 0, limit: 1 }).await?;
+    let (_, organizations) = store
+        .list_orgs(Page {
+            offset: 0,
+            limit: 1,
+        })
+        .await?;
     if organizations > 0 {
         return Ok(());
     }
     let now = Timestamp::now();
-    let org = Organization { id: ObjectId::generate(), name: "rewind".to_owned(), created_at: now };
-    let group = Group { id: ObjectId::generate(), org_id: org.id, name: "Project 0".to_owned(), created_at: now };
-    let (key, private_key) = new_api_key(org.id, "bootstrap Organization Owner key".to_owned(), vec!["ORG_OWNER".to_owned()]);
+    let org = Organization {
+        id: ObjectId::generate(),
+        name: "rewind".to_owned(),
+        created_at: now,
+    };
+    let group = Group {
+        id: ObjectId::generate(),
+        org_id: org.id,
+        name: "Project 0".to_owned(),
+        created_at: now,
+    };
+    let (key, private_key) = new_api_key(
+        org.id,
+        "bootstrap Organization Owner key".to_owned(),
+        vec!["ORG_OWNER".to_owned()],
+    );
     let credentials = json!({
         "orgId": org.id,
         "groupId": group.id,
@@ -35,13 +53,23 @@ pub async fn ensure(store: &dyn MetadataStore, data_dir: &Path) -> anyhow::Resul
     // The file first: a crash after it but before the inserts leaves a file that a restart
     // overwrites, never keys that nobody can read.
     let path = data_dir.join(CREDENTIALS_FILE);
-    write_atomically(&path, serde_json::to_string_pretty(&credentials)?.as_bytes(), 0o600)
-        .with_context(|| format!("writing {}", path.display()))?;
+    write_atomically(
+        &path,
+        serde_json::to_string_pretty(&credentials)?.as_bytes(),
+        0o600,
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
     store.create_org(&org).await?;
     store.create_group(&group).await?;
     store.create_api_key(&key).await?;
-    println!("rewind: first start: created organization {} and project {}", org.id, group.id);
-    println!("rewind: Organization Owner API key (shown once, also in {}):", path.display());
+    println!(
+        "rewind: first start: created organization {} and project {}",
+        org.id, group.id
+    );
+    println!(
+        "rewind: Organization Owner API key (shown once, also in {}):",
+        path.display()
+    );
     println!("rewind:   public key:  {}", key.public_key);
     println!("rewind:   private key: {private_key}");
     Ok(())

@@ -25,6 +25,9 @@ pub struct ServeArgs {
     /// Log format: `pretty` or `json` [default: pretty].
     #[arg(long, env = "REWIND_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Background workers in this process; 0 serves the API only [default: 1].
+    #[arg(long, env = "REWIND_WORKERS")]
+    pub workers: Option<usize>,
 }
 
 /// The TOML file's shape.
@@ -35,6 +38,7 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     public_url: Option<String>,
     log_format: Option<String>,
+    workers: Option<usize>,
 }
 
 /// Resolved settings.
@@ -48,6 +52,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// `pretty` or `json`.
     pub log_format: String,
+    /// Background workers to run.
+    pub workers: usize,
 }
 
 impl Settings {
@@ -57,7 +63,10 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),
         };
-        let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "pretty".to_owned());
+        let log_format = args
+            .log_format
+            .or(file.log_format)
+            .unwrap_or_else(|| "pretty".to_owned());
         if !matches!(log_format.as_str(), "pretty" | "json") {
             anyhow::bail!("log format must be `pretty` or `json`, not `{log_format}`");
         }
@@ -67,15 +76,20 @@ impl Settings {
         };
         Ok(Self {
             listen,
-            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("rewind-data")),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("rewind-data")),
             public_url: args.public_url.or(file.public_url),
             log_format,
+            workers: args.workers.or(file.workers).unwrap_or(1),
         })
     }
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
 }
 
@@ -83,7 +97,9 @@ fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
 pub fn init_logging(format: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let installed = if format == "json" {
         builder.json().try_init()
     } else {
@@ -102,7 +118,11 @@ mod tests {
         let directory = std::env::temp_dir().join(format!("rewind-config-{}", std::process::id()));
         std::fs::create_dir_all(&directory).unwrap();
         let path = directory.join("rewind.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\ndata_dir = \"/tmp/x\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\ndata_dir = \"/tmp/x\"\n",
+        )
+        .unwrap();
         let settings = Settings::resolve(ServeArgs {
             config: Some(path),
             listen: Some("127.0.0.1:7777".parse().unwrap()),

@@ -28,7 +28,9 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let settings = config::Settings::resolve(args)?;
             config::init_logging(&settings.log_format)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(serve::run(settings))
         }
     }

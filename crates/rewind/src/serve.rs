@@ -26,12 +26,23 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
     let address = listener.local_addr()?;
-    let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+    let public_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
     let app = AppContext::new(store.clone(), &public_url, rand::random());
     let router = rewind_api::router(app);
 
     let (stop_sender, stop_receiver) = watch::channel(false);
-    let workers = worker::spawn(store, settings.data_dir.clone(), stop_receiver.clone());
+    let workers: Vec<_> = (0..settings.workers)
+        .map(|_| {
+            worker::spawn(
+                store.clone(),
+                settings.data_dir.clone(),
+                stop_receiver.clone(),
+            )
+        })
+        .collect();
 
     println!("rewind: listening on http://{address}");
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "rewind serving");
@@ -44,14 +55,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             let _ = shutdown.changed().await;
         })
         .await?;
-    workers.await.context("joining the workers")?;
+    for worker in workers {
+        worker.await.context("joining a worker")?;
+    }
     tracing::info!("rewind stopped");
     Ok(())
 }
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };

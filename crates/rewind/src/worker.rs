@@ -23,7 +23,11 @@ use crate::durable::write_atomically;
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Starts the worker; it finishes its current step and returns once `stop` turns true.
-pub fn spawn(store: Arc<dyn MetadataStore>, data_dir: PathBuf, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn spawn(
+    store: Arc<dyn MetadataStore>,
+    data_dir: PathBuf,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             if let Err(error) = step(store.as_ref(), &data_dir).await {
@@ -52,12 +56,16 @@ async fn step(store: &dyn MetadataStore, data_dir: &Path) -> anyhow::Result<()> 
         let now = Timestamp::now();
         match outcome {
             Ok(size) => {
-                store.finish_snapshot(snapshot.id, SnapshotStatus::Completed, now, size, None).await?;
+                store
+                    .finish_snapshot(snapshot.id, SnapshotStatus::Completed, now, size, None)
+                    .await?;
                 tracing::info!(snapshot.id = %snapshot.id, size_bytes = size, "snapshot completed");
             }
             Err(error) => {
                 let reason = format!("writing the snapshot manifest failed: {error}");
-                store.finish_snapshot(snapshot.id, SnapshotStatus::Failed, now, 0, Some(&reason)).await?;
+                store
+                    .finish_snapshot(snapshot.id, SnapshotStatus::Failed, now, 0, Some(&reason))
+                    .await?;
                 tracing::error!(snapshot.id = %snapshot.id, %error, "snapshot failed");
             }
         }
@@ -69,7 +77,7 @@ async fn step(store: &dyn MetadataStore, data_dir: &Path) -> anyhow::Result<()> 
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => return Err(error.into()),
         }
-        store.delete_snapshot(snapshot.id).await?;
+        store.delete_snapshot(snapshot.id, Timestamp::now()).await?;
         tracing::info!(snapshot.id = %snapshot.id, "expired snapshot removed");
     }
     Ok(())

@@ -1,1 +1,4 @@
+//! Black-box tests: the real `rewind` binary on a random port, driven over HTTP.
 
+mod api;
+mod support;

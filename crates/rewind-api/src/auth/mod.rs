@@ -35,7 +35,11 @@ enum Refusal {
 
 /// Middleware: authenticates the request and stores its [`Principal`] as an extension. The
 /// body is not read here, so a refused request has no side effect whatever it carries.
-pub async fn authenticate(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(app): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     // Only owned copies cross the awaits below: a request body is not `Sync`.
     let authorization = request
         .headers()
@@ -43,10 +47,10 @@ pub async fn authenticate(State(app): State<AppState>, mut request: Request, nex
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let method = request.method().as_str().to_owned();
-    let request_uri = request
-        .uri()
-        .path_and_query()
-        .map_or_else(|| request.uri().path().to_owned(), |target| target.as_str().to_owned());
+    let request_uri = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_owned(),
+        |target| target.as_str().to_owned(),
+    );
     let principal = match identify(&app, authorization.as_deref(), &method, &request_uri).await {
         Ok(principal) => principal,
         Err(Refusal::Internal(error)) => return error.into_response(),
@@ -72,24 +76,41 @@ fn challenge(app: &AppState, stale: bool) -> ApiError {
     error
 }
 
-async fn identify(app: &AppState, authorization: Option<&str>, method: &str, request_uri: &str) -> Result<Principal, Refusal> {
-    let header_value = authorization.ok_or_else(|| Refusal::Challenge { stale: false, why: "no credentials".into() })?;
+async fn identify(
+    app: &AppState,
+    authorization: Option<&str>,
+    method: &str,
+    request_uri: &str,
+) -> Result<Principal, Refusal> {
+    let header_value = authorization.ok_or_else(|| Refusal::Challenge {
+        stale: false,
+        why: "no credentials".into(),
+    })?;
     let (scheme, _) = header_value.split_once(' ').unwrap_or((header_value, ""));
     if scheme.eq_ignore_ascii_case("bearer") {
         let token = header_value[scheme.len()..].trim();
         return bearer_principal(app, token).await;
     }
     if !scheme.eq_ignore_ascii_case("digest") {
-        return Err(Refusal::Challenge { stale: false, why: format!("unsupported scheme {scheme}") });
+        return Err(Refusal::Challenge {
+            stale: false,
+            why: format!("unsupported scheme {scheme}"),
+        });
     }
-    let credentials = digest::parse_authorization(header_value)
-        .map_err(|error| Refusal::Challenge { stale: false, why: error.to_string() })?;
+    let credentials =
+        digest::parse_authorization(header_value).map_err(|error| Refusal::Challenge {
+            stale: false,
+            why: error.to_string(),
+        })?;
     let key = app
         .store
         .get_api_key_by_public_key(&credentials.username)
         .await
         .map_err(|error| Refusal::Internal(error.into()))?
-        .ok_or_else(|| Refusal::Challenge { stale: false, why: "unknown public key".into() })?;
+        .ok_or_else(|| Refusal::Challenge {
+            stale: false,
+            why: "unknown public key".into(),
+        })?;
     let secret = StoredDigestSecret {
         ha1_md5: key.ha1_md5.clone(),
         ha1_sha256: key.ha1_sha256.clone(),
@@ -116,7 +137,10 @@ async fn identify(app: &AppState, authorization: Option<&str>, method: &str, req
 }
 
 async fn bearer_principal(app: &AppState, token: &str) -> Result<Principal, Refusal> {
-    let refuse = |why: &str| Refusal::Challenge { stale: false, why: why.to_owned() };
+    let refuse = |why: &str| Refusal::Challenge {
+        stale: false,
+        why: why.to_owned(),
+    };
     let stored = app
         .store
         .get_access_token(&secrets::sha256_hex(token))

@@ -20,25 +20,44 @@ pub const TOKEN_LIFETIME_SECONDS: i64 = 3600;
 
 /// An OAuth error response (`{"error": ..., "error_description": ...}`).
 fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
-    let mut response = (status, json!({"error": code, "error_description": description}).to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    let mut response = (
+        status,
+        json!({"error": code, "error_description": description}).to_string(),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"oauth\""));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"oauth\""),
+        );
     }
     response
 }
 
 /// Authenticates the client from `Authorization: Basic base64(urlenc(id):urlenc(secret))`.
-async fn authenticate_client(app: &AppState, headers: &HeaderMap) -> Result<ServiceAccount, Response> {
-    let refused = || oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed.");
+async fn authenticate_client(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<ServiceAccount, Response> {
+    let refused = || {
+        oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication failed.",
+        )
+    };
     let encoded = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")))
+        .and_then(|value| {
+            value
+                .strip_prefix("Basic ")
+                .or_else(|| value.strip_prefix("basic "))
+        })
         .ok_or_else(refused)?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
@@ -59,16 +78,27 @@ async fn authenticate_client(app: &AppState, headers: &HeaderMap) -> Result<Serv
         .secrets
         .iter()
         .filter(|stored| stored.expires_at > now)
-        .fold(false, |found, stored| secrets::digests_equal(&stored.secret_sha256, &presented) | found);
+        .fold(false, |found, stored| {
+            secrets::digests_equal(&stored.secret_sha256, &presented) | found
+        });
     if valid { Ok(account) } else { Err(refused()) }
 }
 
 async fn form(body: Body) -> Result<Vec<(String, String)>, Response> {
-    let bytes = to_bytes(body, 64 * 1024)
-        .await
-        .map_err(|_| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "The request body could not be read."))?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "The request body is not UTF-8."))?;
+    let bytes = to_bytes(body, 64 * 1024).await.map_err(|_| {
+        oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The request body could not be read.",
+        )
+    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The request body is not UTF-8.",
+        )
+    })?;
     Ok(query_pairs(Some(text)))
 }
 
@@ -82,9 +112,16 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Body) 
         Ok(pairs) => pairs,
         Err(response) => return response,
     };
-    let grant = pairs.iter().find(|(name, _)| name == "grant_type").map(|(_, value)| value.as_str());
+    let grant = pairs
+        .iter()
+        .find(|(name, _)| name == "grant_type")
+        .map(|(_, value)| value.as_str());
     if grant != Some("client_credentials") {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Only grant_type=client_credentials is supported.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "Only grant_type=client_credentials is supported.",
+        );
     }
     let token = secrets::new_access_token();
     let stored = AccessToken {
@@ -101,8 +138,14 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Body) 
     )
         .into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     response
 }
 
@@ -117,8 +160,16 @@ pub async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Body)
         Ok(pairs) => pairs,
         Err(response) => return response,
     };
-    let Some(token) = pairs.iter().find(|(name, _)| name == "token").map(|(_, value)| value) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "The token parameter is required.");
+    let Some(token) = pairs
+        .iter()
+        .find(|(name, _)| name == "token")
+        .map(|(_, value)| value)
+    else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The token parameter is required.",
+        );
     };
     let hash = secrets::sha256_hex(token);
     match app.store.get_access_token(&hash).await {

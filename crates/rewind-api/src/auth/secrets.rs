@@ -1,9 +1,9 @@
 //! Generating credentials and deriving the only forms of them that are stored.
 
 use rand::Rng;
+use rand::distr::{Alphanumeric, SampleString};
 use rewind_domain::{ObjectId, Timestamp};
 use rewind_store::{ApiKey, ServiceAccount, ServiceAccountSecret};
-use rand::distr::{Alphanumeric, SampleString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -22,14 +22,23 @@ pub fn digests_equal(left: &str, right: &str) -> bool {
 /// An API key public key: 8 lowercase letters, as Atlas issues them.
 pub fn new_public_key() -> String {
     let mut rng = rand::rng();
-    (0..8).map(|_| char::from(b'a' + rng.random_range(0..26u8))).collect()
+    (0..8)
+        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+        .collect()
 }
 
 /// An API key private key: a random UUID-shaped string, as Atlas issues them.
 pub fn new_private_key() -> String {
     let bytes: [u8; 16] = rand::rng().random();
     let text = hex::encode(bytes);
-    format!("{}-{}-{}-{}-{}", &text[..8], &text[8..12], &text[12..16], &text[16..20], &text[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &text[..8],
+        &text[8..12],
+        &text[12..16],
+        &text[16..20],
+        &text[20..]
+    )
 }
 
 /// A service account client id: `mdb_sa_id_` and 24 hex digits.
@@ -39,7 +48,10 @@ pub fn new_client_id() -> String {
 
 /// A service account secret: `mdb_sa_sk_` and 40 random alphanumerics.
 pub fn new_client_secret() -> String {
-    format!("mdb_sa_sk_{}", Alphanumeric.sample_string(&mut rand::rng(), 40))
+    format!(
+        "mdb_sa_sk_{}",
+        Alphanumeric.sample_string(&mut rand::rng(), 40)
+    )
 }
 
 /// A bearer token: 43 random URL-safe characters (256 bits).
@@ -49,13 +61,24 @@ pub fn new_access_token() -> String {
 
 /// The masked form of a secret shown after creation.
 pub fn mask(secret: &str) -> String {
-    let tail: String = secret.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = secret
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     format!("mdb_sa_sk_****{tail}")
 }
 
 /// Creates an API key in `org_id` and returns it with its private key, the only time it is
 /// shown. Used by the API and by first-start bootstrap.
-pub fn new_api_key(org_id: ObjectId, description: String, org_roles: Vec<String>) -> (ApiKey, String) {
+pub fn new_api_key(
+    org_id: ObjectId,
+    description: String,
+    org_roles: Vec<String>,
+) -> (ApiKey, String) {
     let public_key = new_public_key();
     let private_key = new_private_key();
     let derived = StoredDigestSecret::derive(&public_key, &private_key);
@@ -75,7 +98,13 @@ pub fn new_api_key(org_id: ObjectId, description: String, org_roles: Vec<String>
 }
 
 /// Creates a service account in `org_id` with one secret, returned in clear once.
-pub fn new_service_account(org_id: ObjectId, name: String, description: String, roles: Vec<String>, secret_hours: i32) -> (ServiceAccount, String) {
+pub fn new_service_account(
+    org_id: ObjectId,
+    name: String,
+    description: String,
+    roles: Vec<String>,
+    secret_hours: i32,
+) -> (ServiceAccount, String) {
     let secret = new_client_secret();
     let now = Timestamp::now();
     let account = ServiceAccount {

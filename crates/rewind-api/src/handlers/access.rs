@@ -21,12 +21,18 @@ use crate::views;
 const MAX_SECRET_HOURS: i32 = 8760;
 
 /// Loads an organization the caller owns.
-async fn owned_org(app: &AppState, principal: &Principal, org_text: &str) -> Result<ObjectId, ApiError> {
+async fn owned_org(
+    app: &AppState,
+    principal: &Principal,
+    org_text: &str,
+) -> Result<ObjectId, ApiError> {
     let org_id = extract::org_id(org_text)?;
     app.store
         .get_org(org_id)
         .await?
-        .ok_or_else(|| DomainError::OrgNotFound { org_id: org_text.to_owned() })?;
+        .ok_or_else(|| DomainError::OrgNotFound {
+            org_id: org_text.to_owned(),
+        })?;
     principal.check_org_owner(org_id)?;
     Ok(org_id)
 }
@@ -37,22 +43,36 @@ fn string_list(reader: &BodyReader<'_>, field: &str) -> Result<Option<Vec<String
     };
     items
         .iter()
-        .map(|item| item.as_str().map(str::to_owned).ok_or_else(|| wrong_type(field)))
+        .map(|item| {
+            item.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| wrong_type(field))
+        })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }
 
-fn description(reader: &BodyReader<'_>, field: &str, required: bool) -> Result<Option<String>, DomainError> {
+fn description(
+    reader: &BodyReader<'_>,
+    field: &str,
+    required: bool,
+) -> Result<Option<String>, DomainError> {
     match reader.string(field)? {
-        Some(text) if text.is_empty() || text.chars().count() > 250 => Err(invalid(field, "must be 1 to 250 characters")),
+        Some(text) if text.is_empty() || text.chars().count() > 250 => {
+            Err(invalid(field, "must be 1 to 250 characters"))
+        }
         Some(text) => Ok(Some(text.to_owned())),
-        None if required => Err(DomainError::MissingAttribute { field: field.to_owned() }),
+        None if required => Err(DomainError::MissingAttribute {
+            field: field.to_owned(),
+        }),
         None => Ok(None),
     }
 }
 
 async fn api_key_of(app: &AppState, org_id: ObjectId, key_text: &str) -> Result<ApiKey, ApiError> {
-    let missing = || DomainError::ResourceNotFound { resource: format!("API key {key_text}") };
+    let missing = || DomainError::ResourceNotFound {
+        resource: format!("API key {key_text}"),
+    };
     let key_id: ObjectId = key_text.parse().map_err(|_| missing())?;
     let key = app.store.get_api_key(key_id).await?.ok_or_else(missing)?;
     if key.org_id != org_id {
@@ -62,21 +82,43 @@ async fn api_key_of(app: &AppState, org_id: ObjectId, key_text: &str) -> Result<
 }
 
 /// `GET /orgs/{orgId}/apiKeys`.
-pub async fn list_api_keys(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path(org_text): Path<String>, uri: Uri) -> ApiResult {
+pub async fn list_api_keys(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(org_text): Path<String>,
+    uri: Uri,
+) -> ApiResult {
     let query = ListQuery::parse(uri.query())?;
     let org_id = owned_org(&app, &principal, &org_text).await?;
     let (keys, total) = app.store.list_api_keys(org_id, query.page()).await?;
-    let results = keys.iter().map(|key| views::api_key(&app.links, key, None)).collect();
-    Ok(json_response(StatusCode::OK, &list_body(&app.links, uri.path(), &query, results, total)))
+    let results = keys
+        .iter()
+        .map(|key| views::api_key(&app.links, key, None))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &list_body(&app.links, uri.path(), &query, results, total),
+    ))
 }
 
 /// `POST /orgs/{orgId}/apiKeys`: `{desc, roles}`.
-pub async fn create_api_key(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path(org_text): Path<String>, body: Body) -> ApiResult {
+pub async fn create_api_key(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(org_text): Path<String>,
+    body: Body,
+) -> ApiResult {
     let org_id = owned_org(&app, &principal, &org_text).await?;
     let body = extract::json_body(body, false).await?;
-    let reader = BodyReader::new(&body, &["desc", "roles"], &["id", "links", "privateKey", "publicKey"])?;
+    let reader = BodyReader::new(
+        &body,
+        &["desc", "roles"],
+        &["id", "links", "privateKey", "publicKey"],
+    )?;
     let desc = description(&reader, "desc", true)?.unwrap_or_default();
-    let roles = string_list(&reader, "roles")?.ok_or_else(|| DomainError::MissingAttribute { field: "roles".into() })?;
+    let roles = string_list(&reader, "roles")?.ok_or_else(|| DomainError::MissingAttribute {
+        field: "roles".into(),
+    })?;
     if roles.is_empty() {
         return Err(invalid("roles", "must hold at least one role").into());
     }
@@ -84,21 +126,40 @@ pub async fn create_api_key(State(app): State<AppState>, Extension(principal): E
     let (key, private_key) = new_api_key(org_id, desc, roles);
     app.store.create_api_key(&key).await?;
     tracing::info!(api_key.id = %key.id, "api key created");
-    Ok(json_response(StatusCode::OK, &views::api_key(&app.links, &key, Some(&private_key))))
+    Ok(json_response(
+        StatusCode::OK,
+        &views::api_key(&app.links, &key, Some(&private_key)),
+    ))
 }
 
 /// `GET /orgs/{orgId}/apiKeys/{apiUserId}`.
-pub async fn get_api_key(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path((org_text, key_text)): Path<(String, String)>) -> ApiResult {
+pub async fn get_api_key(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((org_text, key_text)): Path<(String, String)>,
+) -> ApiResult {
     let org_id = owned_org(&app, &principal, &org_text).await?;
     let key = api_key_of(&app, org_id, &key_text).await?;
-    Ok(json_response(StatusCode::OK, &views::api_key(&app.links, &key, None)))
+    Ok(json_response(
+        StatusCode::OK,
+        &views::api_key(&app.links, &key, None),
+    ))
 }
 
 /// `PATCH /orgs/{orgId}/apiKeys/{apiUserId}`: `{desc?, roles?}`.
-pub async fn update_api_key(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path((org_text, key_text)): Path<(String, String)>, body: Body) -> ApiResult {
+pub async fn update_api_key(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((org_text, key_text)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult {
     let org_id = owned_org(&app, &principal, &org_text).await?;
     let body = extract::json_body(body, false).await?;
-    let reader = BodyReader::new(&body, &["desc", "roles"], &["id", "links", "privateKey", "publicKey"])?;
+    let reader = BodyReader::new(
+        &body,
+        &["desc", "roles"],
+        &["id", "links", "privateKey", "publicKey"],
+    )?;
     let desc = description(&reader, "desc", false)?;
     let roles = string_list(&reader, "roles")?;
     if let Some(roles) = &roles {
@@ -112,11 +173,18 @@ pub async fn update_api_key(State(app): State<AppState>, Extension(principal): E
         key.org_roles = roles;
     }
     app.store.update_api_key(&key).await?;
-    Ok(json_response(StatusCode::OK, &views::api_key(&app.links, &key, None)))
+    Ok(json_response(
+        StatusCode::OK,
+        &views::api_key(&app.links, &key, None),
+    ))
 }
 
 /// `DELETE /orgs/{orgId}/apiKeys/{apiUserId}`.
-pub async fn delete_api_key(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path((org_text, key_text)): Path<(String, String)>) -> ApiResult {
+pub async fn delete_api_key(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((org_text, key_text)): Path<(String, String)>,
+) -> ApiResult {
     let org_id = owned_org(&app, &principal, &org_text).await?;
     let key = api_key_of(&app, org_id, &key_text).await?;
     app.store.delete_api_key(key.id).await?;
@@ -125,13 +193,22 @@ pub async fn delete_api_key(State(app): State<AppState>, Extension(principal): E
 }
 
 /// `GET /groups/{groupId}/apiKeys`: keys holding a role in the project.
-pub async fn list_project_api_keys(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path(group_text): Path<String>, uri: Uri) -> ApiResult {
+pub async fn list_project_api_keys(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(group_text): Path<String>,
+    uri: Uri,
+) -> ApiResult {
     let query = ListQuery::parse(uri.query())?;
     let group = authorized_group(&app, &principal, &group_text, ProjectAction::Own).await?;
     let (keys, _) = app.store.list_api_keys(group.org_id, Page::ALL).await?;
     let assigned: Vec<&ApiKey> = keys
         .iter()
-        .filter(|key| key.group_roles.iter().any(|(group_id, _)| *group_id == group.id))
+        .filter(|key| {
+            key.group_roles
+                .iter()
+                .any(|(group_id, _)| *group_id == group.id)
+        })
         .collect();
     let total = assigned.len() as u64;
     let results = assigned
@@ -140,7 +217,10 @@ pub async fn list_project_api_keys(State(app): State<AppState>, Extension(princi
         .take(query.items_per_page as usize)
         .map(|key| views::api_key(&app.links, key, None))
         .collect();
-    Ok(json_response(StatusCode::OK, &list_body(&app.links, uri.path(), &query, results, total)))
+    Ok(json_response(
+        StatusCode::OK,
+        &list_body(&app.links, uri.path(), &query, results, total),
+    ))
 }
 
 /// Project roles from `[{"roleName": ...}]` or `{"roles": [...]}`.
@@ -154,12 +234,20 @@ fn project_roles(body: &Value) -> Result<Vec<String>, DomainError> {
                 reader
                     .string("roleName")?
                     .map(str::to_owned)
-                    .ok_or_else(|| DomainError::MissingAttribute { field: format!("[{index}].roleName") })
+                    .ok_or_else(|| DomainError::MissingAttribute {
+                        field: format!("[{index}].roleName"),
+                    })
             })
             .collect::<Result<_, _>>()?,
         _ => {
-            let reader = BodyReader::new(body, &["roles", "desc"], &["id", "links", "privateKey", "publicKey"])?;
-            string_list(&reader, "roles")?.ok_or_else(|| DomainError::MissingAttribute { field: "roles".into() })?
+            let reader = BodyReader::new(
+                body,
+                &["roles", "desc"],
+                &["id", "links", "privateKey", "publicKey"],
+            )?;
+            string_list(&reader, "roles")?.ok_or_else(|| DomainError::MissingAttribute {
+                field: "roles".into(),
+            })?
         }
     };
     if roles.is_empty() {
@@ -169,66 +257,122 @@ fn project_roles(body: &Value) -> Result<Vec<String>, DomainError> {
     Ok(roles)
 }
 
-async fn assign_project_roles(app: &AppState, principal: &Principal, group_text: &str, key_text: &str, body: Body) -> ApiResult {
+async fn assign_project_roles(
+    app: &AppState,
+    principal: &Principal,
+    group_text: &str,
+    key_text: &str,
+    body: Body,
+) -> ApiResult {
     let group = authorized_group(app, principal, group_text, ProjectAction::Own).await?;
     let body = extract::json_body(body, false).await?;
     let roles = project_roles(&body)?;
     let mut key = api_key_of(app, group.org_id, key_text).await?;
-    key.group_roles.retain(|(group_id, _)| *group_id != group.id);
-    key.group_roles.extend(roles.into_iter().map(|role| (group.id, role)));
+    key.group_roles
+        .retain(|(group_id, _)| *group_id != group.id);
+    key.group_roles
+        .extend(roles.into_iter().map(|role| (group.id, role)));
     app.store.update_api_key(&key).await?;
-    Ok(json_response(StatusCode::OK, &views::api_key(&app.links, &key, None)))
+    Ok(json_response(
+        StatusCode::OK,
+        &views::api_key(&app.links, &key, None),
+    ))
 }
 
 /// `POST /groups/{groupId}/apiKeys/{apiUserId}`: assigns the key to the project with roles.
-pub async fn add_project_api_key(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path((group_text, key_text)): Path<(String, String)>, body: Body) -> ApiResult {
+pub async fn add_project_api_key(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((group_text, key_text)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult {
     assign_project_roles(&app, &principal, &group_text, &key_text, body).await
 }
 
 /// `PATCH /groups/{groupId}/apiKeys/{apiUserId}`: replaces the key's roles in the project.
-pub async fn update_project_api_key(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path((group_text, key_text)): Path<(String, String)>, body: Body) -> ApiResult {
+pub async fn update_project_api_key(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((group_text, key_text)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult {
     assign_project_roles(&app, &principal, &group_text, &key_text, body).await
 }
 
 /// `DELETE /groups/{groupId}/apiKeys/{apiUserId}`: removes the key's roles in the project.
-pub async fn remove_project_api_key(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path((group_text, key_text)): Path<(String, String)>) -> ApiResult {
+pub async fn remove_project_api_key(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((group_text, key_text)): Path<(String, String)>,
+) -> ApiResult {
     let group = authorized_group(&app, &principal, &group_text, ProjectAction::Own).await?;
     let mut key = api_key_of(&app, group.org_id, &key_text).await?;
-    key.group_roles.retain(|(group_id, _)| *group_id != group.id);
+    key.group_roles
+        .retain(|(group_id, _)| *group_id != group.id);
     app.store.update_api_key(&key).await?;
     Ok(no_content())
 }
 
 /// `POST /orgs/{orgId}/serviceAccounts`: `{name, description, roles, secretExpiresAfterHours}` (201).
-pub async fn create_service_account(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path(org_text): Path<String>, body: Body) -> ApiResult {
+pub async fn create_service_account(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(org_text): Path<String>,
+    body: Body,
+) -> ApiResult {
     let org_id = owned_org(&app, &principal, &org_text).await?;
     let body = extract::json_body(body, false).await?;
-    let reader = BodyReader::new(&body, &["name", "description", "roles", "secretExpiresAfterHours"], &["clientId", "createdAt", "secrets"])?;
-    let name = reader.string("name")?.ok_or_else(|| DomainError::MissingAttribute { field: "name".into() })?;
+    let reader = BodyReader::new(
+        &body,
+        &["name", "description", "roles", "secretExpiresAfterHours"],
+        &["clientId", "createdAt", "secrets"],
+    )?;
+    let name = reader
+        .string("name")?
+        .ok_or_else(|| DomainError::MissingAttribute {
+            field: "name".into(),
+        })?;
     if name.is_empty() || name.chars().count() > 64 {
         return Err(invalid("name", "must be 1 to 64 characters").into());
     }
     let description = description(&reader, "description", true)?.unwrap_or_default();
-    let roles = string_list(&reader, "roles")?.ok_or_else(|| DomainError::MissingAttribute { field: "roles".into() })?;
+    let roles = string_list(&reader, "roles")?.ok_or_else(|| DomainError::MissingAttribute {
+        field: "roles".into(),
+    })?;
     if roles.is_empty() {
         return Err(invalid("roles", "must hold at least one role").into());
     }
     validate_roles("roles", &roles, ORG_ROLES)?;
     let hours = reader
         .int32_at_least("secretExpiresAfterHours", 8)?
-        .ok_or_else(|| DomainError::MissingAttribute { field: "secretExpiresAfterHours".into() })?;
+        .ok_or_else(|| DomainError::MissingAttribute {
+            field: "secretExpiresAfterHours".into(),
+        })?;
     if hours > MAX_SECRET_HOURS {
         return Err(invalid("secretExpiresAfterHours", "must be at most 8760").into());
     }
     let (account, secret) = new_service_account(org_id, name.to_owned(), description, roles, hours);
     app.store.create_service_account(&account).await?;
     tracing::info!(service_account.client_id = %account.client_id, "service account created");
-    Ok(json_response(StatusCode::CREATED, &views::service_account(&account, Some(&secret))))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &views::service_account(&account, Some(&secret)),
+    ))
 }
 
-async fn service_account_of(app: &AppState, org_id: ObjectId, client_id: &str) -> Result<ServiceAccount, ApiError> {
-    let missing = || DomainError::ResourceNotFound { resource: format!("service account {client_id}") };
-    let account = app.store.get_service_account(client_id).await?.ok_or_else(missing)?;
+async fn service_account_of(
+    app: &AppState,
+    org_id: ObjectId,
+    client_id: &str,
+) -> Result<ServiceAccount, ApiError> {
+    let missing = || DomainError::ResourceNotFound {
+        resource: format!("service account {client_id}"),
+    };
+    let account = app
+        .store
+        .get_service_account(client_id)
+        .await?
+        .ok_or_else(missing)?;
     if account.org_id != org_id {
         return Err(missing().into());
     }
@@ -236,23 +380,48 @@ async fn service_account_of(app: &AppState, org_id: ObjectId, client_id: &str) -
 }
 
 /// `GET /orgs/{orgId}/serviceAccounts`.
-pub async fn list_service_accounts(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path(org_text): Path<String>, uri: Uri) -> ApiResult {
+pub async fn list_service_accounts(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(org_text): Path<String>,
+    uri: Uri,
+) -> ApiResult {
     let query = ListQuery::parse(uri.query())?;
     let org_id = owned_org(&app, &principal, &org_text).await?;
-    let (accounts, total) = app.store.list_service_accounts(org_id, query.page()).await?;
-    let results = accounts.iter().map(|account| views::service_account(account, None)).collect();
-    Ok(json_response(StatusCode::OK, &list_body(&app.links, uri.path(), &query, results, total)))
+    let (accounts, total) = app
+        .store
+        .list_service_accounts(org_id, query.page())
+        .await?;
+    let results = accounts
+        .iter()
+        .map(|account| views::service_account(account, None))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &list_body(&app.links, uri.path(), &query, results, total),
+    ))
 }
 
 /// `GET /orgs/{orgId}/serviceAccounts/{clientId}`.
-pub async fn get_service_account(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path((org_text, client_id)): Path<(String, String)>) -> ApiResult {
+pub async fn get_service_account(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((org_text, client_id)): Path<(String, String)>,
+) -> ApiResult {
     let org_id = owned_org(&app, &principal, &org_text).await?;
     let account = service_account_of(&app, org_id, &client_id).await?;
-    Ok(json_response(StatusCode::OK, &views::service_account(&account, None)))
+    Ok(json_response(
+        StatusCode::OK,
+        &views::service_account(&account, None),
+    ))
 }
 
 /// `DELETE /orgs/{orgId}/serviceAccounts/{clientId}`: its tokens stop working at once.
-pub async fn delete_service_account(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path((org_text, client_id)): Path<(String, String)>) -> ApiResult {
+pub async fn delete_service_account(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((org_text, client_id)): Path<(String, String)>,
+) -> ApiResult {
     let org_id = owned_org(&app, &principal, &org_text).await?;
     let account = service_account_of(&app, org_id, &client_id).await?;
     app.store.delete_service_account(&account.client_id).await?;

@@ -19,9 +19,26 @@ use crate::extract::{self, ListQuery};
 use crate::views;
 
 /// Fields the server owns; a client may not set them.
-const READ_ONLY: &[&str] = &["id", "groupId", "createDate", "stateName", "connectionStrings", "mongoDBVersion", "links", "featureCompatibilityVersion", "featureCompatibilityVersionExpirationDate"];
+const READ_ONLY: &[&str] = &[
+    "id",
+    "groupId",
+    "createDate",
+    "stateName",
+    "connectionStrings",
+    "mongoDBVersion",
+    "links",
+    "featureCompatibilityVersion",
+    "featureCompatibilityVersionExpirationDate",
+];
 /// Fields rewind acts on; everything else a client sends is recorded and echoed.
-const OWNED: &[&str] = &["name", "clusterType", "backupEnabled", "pitEnabled", "paused", "mongoDBMajorVersion"];
+const OWNED: &[&str] = &[
+    "name",
+    "clusterType",
+    "backupEnabled",
+    "pitEnabled",
+    "paused",
+    "mongoDBMajorVersion",
+];
 
 /// The settings of a create or update body that rewind acts on.
 struct ClusterSettings {
@@ -35,10 +52,14 @@ struct ClusterSettings {
 
 fn parse_settings(body: &Value) -> Result<ClusterSettings, DomainError> {
     let Value::Object(object) = body else {
-        return Err(DomainError::MalformedJson { reason: "the request body must be a JSON object".into() });
+        return Err(DomainError::MalformedJson {
+            reason: "the request body must be a JSON object".into(),
+        });
     };
     if let Some(field) = object.keys().find(|key| READ_ONLY.contains(&key.as_str())) {
-        return Err(DomainError::AttributeReadOnly { field: field.clone() });
+        return Err(DomainError::AttributeReadOnly {
+            field: field.clone(),
+        });
     }
     let flag = |field: &str| match object.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -48,16 +69,23 @@ fn parse_settings(body: &Value) -> Result<ClusterSettings, DomainError> {
     let name = match object.get("name") {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(ClusterName::parse(text).map_err(|_| {
-            invalid("name", "must be 1 to 64 characters matching ^[a-zA-Z0-9][a-zA-Z0-9-]*$")
+            invalid(
+                "name",
+                "must be 1 to 64 characters matching ^[a-zA-Z0-9][a-zA-Z0-9-]*$",
+            )
         })?),
         Some(_) => return Err(wrong_type("name")),
     };
     let cluster_type = match object.get("clusterType") {
         None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(ClusterType::parse(text).ok_or_else(|| DomainError::InvalidEnumValue {
-            field: "clusterType".into(),
-            value: text.clone(),
-        })?),
+        Some(Value::String(text)) => {
+            Some(
+                ClusterType::parse(text).ok_or_else(|| DomainError::InvalidEnumValue {
+                    field: "clusterType".into(),
+                    value: text.clone(),
+                })?,
+            )
+        }
         Some(_) => return Err(wrong_type("clusterType")),
     };
     match object.get("mongoDBMajorVersion") {
@@ -86,24 +114,33 @@ fn validate_replication_specs(specs: Option<&Value>) -> Result<(), DomainError> 
     let Some(specs) = specs.filter(|value| !value.is_null()) else {
         return Ok(());
     };
-    let specs = specs.as_array().ok_or_else(|| wrong_type("replicationSpecs"))?;
+    let specs = specs
+        .as_array()
+        .ok_or_else(|| wrong_type("replicationSpecs"))?;
     for (spec_index, spec) in specs.iter().enumerate() {
         let at = |rest: &str| format!("replicationSpecs[{spec_index}]{rest}");
         let spec = spec.as_object().ok_or_else(|| wrong_type(&at("")))?;
         let Some(regions) = spec.get("regionConfigs").filter(|value| !value.is_null()) else {
             continue;
         };
-        let regions = regions.as_array().ok_or_else(|| wrong_type(&at(".regionConfigs")))?;
+        let regions = regions
+            .as_array()
+            .ok_or_else(|| wrong_type(&at(".regionConfigs")))?;
         for (region_index, region) in regions.iter().enumerate() {
             let field = |name: &str| at(&format!(".regionConfigs[{region_index}].{name}"));
             let region = region.as_object().ok_or_else(|| wrong_type(&field("")))?;
             for name in ["providerName", "regionName", "backingProviderName"] {
-                if region.get(name).is_some_and(|value| !value.is_string() && !value.is_null()) {
+                if region
+                    .get(name)
+                    .is_some_and(|value| !value.is_string() && !value.is_null())
+                {
                     return Err(wrong_type(&field(name)));
                 }
             }
             if let Some(priority) = region.get("priority").filter(|value| !value.is_null()) {
-                let priority = priority.as_i64().ok_or_else(|| wrong_type(&field("priority")))?;
+                let priority = priority
+                    .as_i64()
+                    .ok_or_else(|| wrong_type(&field("priority")))?;
                 if !(0..=7).contains(&priority) {
                     return Err(invalid(&field("priority"), "must be between 0 and 7"));
                 }
@@ -113,9 +150,14 @@ fn validate_replication_specs(specs: Option<&Value>) -> Result<(), DomainError> 
                 .and_then(|specs| specs.get("nodeCount"))
                 .filter(|value| !value.is_null())
             {
-                let nodes = nodes.as_i64().ok_or_else(|| wrong_type(&field("electableSpecs.nodeCount")))?;
+                let nodes = nodes
+                    .as_i64()
+                    .ok_or_else(|| wrong_type(&field("electableSpecs.nodeCount")))?;
                 if !(0..=50).contains(&nodes) {
-                    return Err(invalid(&field("electableSpecs.nodeCount"), "must be between 0 and 50"));
+                    return Err(invalid(
+                        &field("electableSpecs.nodeCount"),
+                        "must be between 0 and 50",
+                    ));
                 }
             }
         }
@@ -131,21 +173,40 @@ fn check_pit_needs_backup(backup_enabled: bool, pit_enabled: bool) -> Result<(),
 }
 
 /// `GET .../clusters`.
-pub async fn list(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path(group_text): Path<String>, uri: Uri) -> ApiResult {
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(group_text): Path<String>,
+    uri: Uri,
+) -> ApiResult {
     let query = ListQuery::parse(uri.query())?;
     let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
     let (clusters, total) = app.store.list_clusters(group.id, query.page()).await?;
-    let results = clusters.iter().map(|cluster| views::cluster(&app.links, cluster, None)).collect();
-    Ok(json_response(StatusCode::OK, &list_body(&app.links, uri.path(), &query, results, total)))
+    let results = clusters
+        .iter()
+        .map(|cluster| views::cluster(&app.links, cluster, None))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &list_body(&app.links, uri.path(), &query, results, total),
+    ))
 }
 
 /// `POST .../clusters`: records the cluster (201) and gives it Atlas's default backup schedule
 /// when backup is on.
-pub async fn create(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path(group_text): Path<String>, body: Body) -> ApiResult {
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::ManageClusters).await?;
+pub async fn create(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(group_text): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let group =
+        authorized_group(&app, &principal, &group_text, ProjectAction::ManageClusters).await?;
     let body = extract::json_body(body, false).await?;
     let settings = parse_settings(&body)?;
-    let name = settings.name.ok_or_else(|| DomainError::MissingAttribute { field: "name".into() })?;
+    let name = settings.name.ok_or_else(|| DomainError::MissingAttribute {
+        field: "name".into(),
+    })?;
     let backup_enabled = settings.backup_enabled.unwrap_or(false);
     let pit_enabled = settings.pit_enabled.unwrap_or(false);
     check_pit_needs_backup(backup_enabled, pit_enabled)?;
@@ -167,39 +228,68 @@ pub async fn create(State(app): State<AppState>, Extension(principal): Extension
     match app.store.create_cluster(&cluster, schedule.as_ref()).await {
         Ok(()) => {}
         Err(StoreError::AlreadyExists(_)) => {
-            return Err(DomainError::ClusterNameTaken { name: name.to_string(), group_id: group.id.to_string() }.into());
+            return Err(DomainError::ClusterNameTaken {
+                name: name.to_string(),
+                group_id: group.id.to_string(),
+            }
+            .into());
         }
         Err(other) => return Err(other.into()),
     }
     tracing::info!(cluster.id = %cluster.id, cluster.name = %cluster.name, "cluster created");
-    Ok(json_response(StatusCode::CREATED, &views::cluster(&app.links, &cluster, None)))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &views::cluster(&app.links, &cluster, None),
+    ))
 }
 
 /// `GET .../clusters/{clusterName}`.
-pub async fn get_one(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path((group_text, name)): Path<(String, String)>) -> ApiResult {
+pub async fn get_one(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((group_text, name)): Path<(String, String)>,
+) -> ApiResult {
     let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
     let cluster = cluster_of(&app, group.id, &name).await?;
-    Ok(json_response(StatusCode::OK, &views::cluster(&app.links, &cluster, None)))
+    Ok(json_response(
+        StatusCode::OK,
+        &views::cluster(&app.links, &cluster, None),
+    ))
 }
 
 /// `PATCH .../clusters/{clusterName}`: changes settings; refused while a restore targets it.
-pub async fn update(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path((group_text, name)): Path<(String, String)>, body: Body) -> ApiResult {
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::ManageClusters).await?;
+pub async fn update(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((group_text, name)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult {
+    let group =
+        authorized_group(&app, &principal, &group_text, ProjectAction::ManageClusters).await?;
     let cluster = cluster_of(&app, group.id, &name).await?;
     let body = extract::json_body(body, false).await?;
     let settings = parse_settings(&body)?;
-    if settings.name.as_ref().is_some_and(|new_name| *new_name != cluster.name) {
+    if settings
+        .name
+        .as_ref()
+        .is_some_and(|new_name| *new_name != cluster.name)
+    {
         return Err(invalid("name", "cannot be changed").into());
     }
     if app.store.target_restoring(group.id, &cluster.name).await? {
-        return Err(DomainError::ClusterRestoreInProgress { name: cluster.name.to_string() }.into());
+        return Err(DomainError::ClusterRestoreInProgress {
+            name: cluster.name.to_string(),
+        }
+        .into());
     }
     let mut updated = cluster.clone();
     if let Some(cluster_type) = settings.cluster_type {
         updated.cluster_type = cluster_type;
     }
     updated.backup_enabled = settings.backup_enabled.unwrap_or(cluster.backup_enabled);
-    updated.pit_enabled = settings.pit_enabled.unwrap_or(cluster.pit_enabled && updated.backup_enabled);
+    updated.pit_enabled = settings
+        .pit_enabled
+        .unwrap_or(cluster.pit_enabled && updated.backup_enabled);
     updated.paused = settings.paused.unwrap_or(cluster.paused);
     check_pit_needs_backup(updated.backup_enabled, updated.pit_enabled)?;
     if let (Value::Object(spec), false) = (&mut updated.spec, settings.recorded.is_empty()) {
@@ -208,20 +298,33 @@ pub async fn update(State(app): State<AppState>, Extension(principal): Extension
     let schedule = updated
         .backup_enabled
         .then(|| BackupSchedule::atlas_default(updated.id, Timestamp::now()));
-    app.store.update_cluster(&updated, schedule.as_ref()).await?;
-    Ok(json_response(StatusCode::OK, &views::cluster(&app.links, &updated, None)))
+    app.store
+        .update_cluster(&updated, schedule.as_ref())
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &views::cluster(&app.links, &updated, None),
+    ))
 }
 
 /// `DELETE .../clusters/{clusterName}`: removes the cluster with its schedule and snapshots.
-pub async fn delete(State(app): State<AppState>, Extension(principal): Extension<Principal>, Path((group_text, name)): Path<(String, String)>) -> ApiResult {
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::ManageClusters).await?;
+pub async fn delete(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((group_text, name)): Path<(String, String)>,
+) -> ApiResult {
+    let group =
+        authorized_group(&app, &principal, &group_text, ProjectAction::ManageClusters).await?;
     let cluster = cluster_of(&app, group.id, &name).await?;
     match app.store.delete_cluster(cluster.id).await {
         Ok(_) => {
             tracing::info!(cluster.id = %cluster.id, "cluster deleted");
             Ok(super::no_content_with(StatusCode::ACCEPTED))
         }
-        Err(StoreError::Conflict(_)) => Err(DomainError::ClusterRestoreInProgress { name: cluster.name.to_string() }.into()),
+        Err(StoreError::Conflict(_)) => Err(DomainError::ClusterRestoreInProgress {
+            name: cluster.name.to_string(),
+        }
+        .into()),
         Err(other) => Err(other.into()),
     }
 }

@@ -28,9 +28,10 @@ pub type ApiResult = Result<Response, ApiError>;
 /// A JSON response; the version middleware replaces the content type with the dated one.
 pub fn json_response(status: StatusCode, body: &Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -46,7 +47,13 @@ pub fn no_content_with(status: StatusCode) -> Response {
 
 /// A paginated list body: `links` (`self`, and `next`/`previous` when they exist), `results`
 /// and, unless `includeCount=false`, `totalCount`.
-pub fn list_body(links: &Links, path: &str, query: &ListQuery, results: Vec<Value>, total: u64) -> Value {
+pub fn list_body(
+    links: &Links,
+    path: &str,
+    query: &ListQuery,
+    results: Vec<Value>,
+    total: u64,
+) -> Value {
     let href = |page: u64| {
         links.url(&format!(
             "{path}?includeCount={}&pageNum={page}&itemsPerPage={}",
@@ -76,21 +83,32 @@ pub async fn authorized_group(
     action: ProjectAction,
 ) -> Result<Group, ApiError> {
     let group_id = extract::group_id(group_text)?;
-    let group = app.store.get_group(group_id).await?.ok_or_else(|| DomainError::GroupNotFound {
-        group_id: group_id.to_string(),
-    })?;
+    let group = app
+        .store
+        .get_group(group_id)
+        .await?
+        .ok_or_else(|| DomainError::GroupNotFound {
+            group_id: group_id.to_string(),
+        })?;
     principal.check_project(group.org_id, group.id, action)?;
     Ok(group)
 }
 
 /// Loads a cluster of a project.
-pub async fn cluster_of(app: &AppState, group_id: ObjectId, name_text: &str) -> Result<Cluster, ApiError> {
+pub async fn cluster_of(
+    app: &AppState,
+    group_id: ObjectId,
+    name_text: &str,
+) -> Result<Cluster, ApiError> {
     let name = extract::cluster_name(name_text, group_id)?;
-    app.store.get_cluster(group_id, &name).await?.ok_or_else(|| {
-        DomainError::ClusterNotFound {
-            name: name_text.to_owned(),
-            group_id: group_id.to_string(),
-        }
-        .into()
-    })
+    app.store
+        .get_cluster(group_id, &name)
+        .await?
+        .ok_or_else(|| {
+            DomainError::ClusterNotFound {
+                name: name_text.to_owned(),
+                group_id: group_id.to_string(),
+            }
+            .into()
+        })
 }

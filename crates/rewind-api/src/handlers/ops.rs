@@ -20,7 +20,10 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
         Ok(_) => json_response(StatusCode::OK, &json!({"status": "ready"})),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
-            json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"status": "unavailable"}))
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"status": "unavailable"}),
+            )
         }
     }
 }

@@ -5,7 +5,9 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use rewind_domain::access::{Principal, ProjectAction};
-use rewind_domain::restore_job::{MAX_ACTIVE_DOWNLOADS_PER_GROUP, RestoreContext, RestoreJobState, plan_restore};
+use rewind_domain::restore_job::{
+    MAX_ACTIVE_DOWNLOADS_PER_GROUP, RestoreContext, RestoreJobState, plan_restore,
+};
 use rewind_domain::restore_request::{DeliveryType, PitTarget, RestoreRequest};
 use rewind_domain::{DomainError, Timestamp};
 use rewind_store::{RestoreGuard, StoreError};
@@ -34,16 +36,22 @@ pub async fn create(
     let mut target_cluster = None;
     let mut target_restoring = false;
     if let Some(target) = &request.target {
-        let target_group = app
-            .store
-            .get_group(target.group_id)
-            .await?
-            .ok_or_else(|| DomainError::GroupNotFound { group_id: target.group_id.to_string() })?;
+        let target_group = app.store.get_group(target.group_id).await?.ok_or_else(|| {
+            DomainError::GroupNotFound {
+                group_id: target.group_id.to_string(),
+            }
+        })?;
         if target_group.id != group.id {
             principal.check_restore_target(target_group.org_id, target_group.id)?;
         }
-        target_cluster = app.store.get_cluster(target_group.id, &target.cluster_name).await?;
-        target_restoring = app.store.target_restoring(target_group.id, &target.cluster_name).await?;
+        target_cluster = app
+            .store
+            .get_cluster(target_group.id, &target.cluster_name)
+            .await?;
+        target_restoring = app
+            .store
+            .target_restoring(target_group.id, &target.cluster_name)
+            .await?;
     }
     let snapshot = match request.snapshot_id {
         Some(snapshot_id) => app.store.get_snapshot(source.id, snapshot_id).await?,
@@ -55,17 +63,24 @@ pub async fn create(
             // target includes (UTC seconds are inclusive); an oplog target is exact, so only
             // snapshots strictly before its second qualify until snapshots record optimes.
             let limit = match pit {
-                PitTarget::UtcSeconds(seconds) => Timestamp::from_secs(i64::from(seconds)).plus_millis(999),
+                PitTarget::UtcSeconds(seconds) => {
+                    Timestamp::from_secs(i64::from(seconds)).plus_millis(999)
+                }
                 PitTarget::Oplog { ts, .. } => Timestamp::from_secs(i64::from(ts)).plus_millis(-1),
             };
-            app.store.latest_completed_snapshot(source.id, limit).await?
+            app.store
+                .latest_completed_snapshot(source.id, limit)
+                .await?
         }
         None => None,
     };
-    let (active_downloads_of_snapshot, active_downloads_in_group) = match (&snapshot, request.delivery_type) {
-        (Some(snapshot), DeliveryType::Download) => app.store.active_downloads(group.id, snapshot.id).await?,
-        _ => (0, 0),
-    };
+    let (active_downloads_of_snapshot, active_downloads_in_group) =
+        match (&snapshot, request.delivery_type) {
+            (Some(snapshot), DeliveryType::Download) => {
+                app.store.active_downloads(group.id, snapshot.id).await?
+            }
+            _ => (0, 0),
+        };
     let source_schedule = app.store.get_schedule(source.id).await?;
     let context = RestoreContext {
         group_id: group.id,
@@ -82,9 +97,15 @@ pub async fn create(
     let job = plan_restore(&request, &context)?;
 
     let guard = RestoreGuard {
-        target: request.target.as_ref().map(|target| (target.group_id, target.cluster_name.clone())),
-        download_snapshot: (job.delivery_type == DeliveryType::Download).then_some(job.snapshot_id).flatten(),
-        max_group_downloads: (job.delivery_type == DeliveryType::Download).then_some(MAX_ACTIVE_DOWNLOADS_PER_GROUP),
+        target: request
+            .target
+            .as_ref()
+            .map(|target| (target.group_id, target.cluster_name.clone())),
+        download_snapshot: (job.delivery_type == DeliveryType::Download)
+            .then_some(job.snapshot_id)
+            .flatten(),
+        max_group_downloads: (job.delivery_type == DeliveryType::Download)
+            .then_some(MAX_ACTIVE_DOWNLOADS_PER_GROUP),
     };
     match app.store.insert_restore_job(&job, &guard).await {
         Ok(()) => {}
@@ -92,14 +113,25 @@ pub async fn create(
         Err(other) => return Err(other.into()),
     }
     tracing::info!(restore_job.id = %job.id, delivery_type = job.delivery_type.as_str(), "restore job queued");
-    Ok(json_response(StatusCode::OK, &views::restore_job(&app.links, &job)))
+    Ok(json_response(
+        StatusCode::OK,
+        &views::restore_job(&app.links, &job),
+    ))
 }
 
 /// The error for a check that passed, then lost a race with a concurrent request.
-fn race_error(what: &str, job: &rewind_domain::restore_job::RestoreJob, request: &RestoreRequest) -> DomainError {
+fn race_error(
+    what: &str,
+    job: &rewind_domain::restore_job::RestoreJob,
+    request: &RestoreRequest,
+) -> DomainError {
     match what {
         "target" => DomainError::ClusterRestoreInProgress {
-            name: request.target.as_ref().map(|target| target.cluster_name.to_string()).unwrap_or_default(),
+            name: request
+                .target
+                .as_ref()
+                .map(|target| target.cluster_name.to_string())
+                .unwrap_or_default(),
         },
         "snapshot download" => DomainError::DownloadAlreadyActive {
             snapshot_id: job.snapshot_id.map(|id| id.to_string()).unwrap_or_default(),
@@ -121,9 +153,18 @@ pub async fn list(
     let query = ListQuery::parse(uri.query())?;
     let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
     let cluster = cluster_of(&app, group.id, &cluster_text).await?;
-    let (jobs, total) = app.store.list_restore_jobs(group.id, &cluster.name, query.page()).await?;
-    let results = jobs.iter().map(|job| views::restore_job(&app.links, job)).collect();
-    Ok(json_response(StatusCode::OK, &list_body(&app.links, uri.path(), &query, results, total)))
+    let (jobs, total) = app
+        .store
+        .list_restore_jobs(group.id, &cluster.name, query.page())
+        .await?;
+    let results = jobs
+        .iter()
+        .map(|job| views::restore_job(&app.links, job))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &list_body(&app.links, uri.path(), &query, results, total),
+    ))
 }
 
 /// `GET .../restoreJobs/{restoreJobId}`.
@@ -139,8 +180,14 @@ pub async fn get_one(
         .store
         .get_restore_job(group.id, &cluster.name, job_id)
         .await?
-        .ok_or_else(|| DomainError::RestoreJobNotFound { job_id: job_text.clone(), cluster: cluster_text.clone() })?;
-    Ok(json_response(StatusCode::OK, &views::restore_job(&app.links, &job)))
+        .ok_or_else(|| DomainError::RestoreJobNotFound {
+            job_id: job_text.clone(),
+            cluster: cluster_text.clone(),
+        })?;
+    Ok(json_response(
+        StatusCode::OK,
+        &views::restore_job(&app.links, &job),
+    ))
 }
 
 /// `DELETE .../restoreJobs/{restoreJobId}`: cancels a download job (204) and revokes its
@@ -150,25 +197,45 @@ pub async fn cancel(
     Extension(principal): Extension<Principal>,
     Path((group_text, cluster_text, job_text)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::ManageBackups).await?;
+    let group =
+        authorized_group(&app, &principal, &group_text, ProjectAction::ManageBackups).await?;
     let cluster = cluster_of(&app, group.id, &cluster_text).await?;
     let job_id = extract::restore_job_id(&job_text)?;
     let job = app
         .store
         .get_restore_job(group.id, &cluster.name, job_id)
         .await?
-        .ok_or_else(|| DomainError::RestoreJobNotFound { job_id: job_text.clone(), cluster: cluster_text.clone() })?;
+        .ok_or_else(|| DomainError::RestoreJobNotFound {
+            job_id: job_text.clone(),
+            cluster: cluster_text.clone(),
+        })?;
     job.check_cancellable()?;
-    let cancellable = [RestoreJobState::Queued, RestoreJobState::InProgress, RestoreJobState::Completed];
+    let cancellable = [
+        RestoreJobState::Queued,
+        RestoreJobState::InProgress,
+        RestoreJobState::Completed,
+    ];
     let cancelled = app
         .store
-        .transition_restore_job(job.id, &cancellable, RestoreJobState::Cancelled, Timestamp::now())
+        .transition_restore_job(
+            job.id,
+            &cancellable,
+            RestoreJobState::Cancelled,
+            Timestamp::now(),
+        )
         .await?;
     if !cancelled {
         // The job ended between the read and the compare-and-set: report the state it reached.
-        let current = app.store.get_restore_job(group.id, &cluster.name, job_id).await?;
+        let current = app
+            .store
+            .get_restore_job(group.id, &cluster.name, job_id)
+            .await?;
         let state = current.map_or("deleted", |job| job.state.as_str());
-        return Err(DomainError::RestoreJobNotCancellable { job_id: job_text, state: state.to_owned() }.into());
+        return Err(DomainError::RestoreJobNotCancellable {
+            job_id: job_text,
+            state: state.to_owned(),
+        }
+        .into());
     }
     tracing::info!(restore_job.id = %job.id, "download restore job cancelled");
     Ok(no_content())

@@ -16,7 +16,13 @@ use crate::extract;
 use crate::negotiate::ApiVersion;
 use crate::views;
 
-async fn load(app: &AppState, principal: &Principal, group_text: &str, cluster_text: &str, action: ProjectAction) -> Result<(Cluster, BackupSchedule), ApiError> {
+async fn load(
+    app: &AppState,
+    principal: &Principal,
+    group_text: &str,
+    cluster_text: &str,
+    action: ProjectAction,
+) -> Result<(Cluster, BackupSchedule), ApiError> {
     let group = authorized_group(app, principal, group_text, action).await?;
     let cluster = cluster_of(app, group.id, cluster_text).await?;
     let schedule = app
@@ -24,7 +30,9 @@ async fn load(app: &AppState, principal: &Principal, group_text: &str, cluster_t
         .get_schedule(cluster.id)
         .await?
         .filter(|_| cluster.backup_enabled)
-        .ok_or_else(|| DomainError::BackupNotEnabled { name: cluster.name.to_string() })?;
+        .ok_or_else(|| DomainError::BackupNotEnabled {
+            name: cluster.name.to_string(),
+        })?;
     Ok((cluster, schedule))
 }
 
@@ -35,8 +43,21 @@ pub async fn get_one(
     Extension(version): Extension<ApiVersion>,
     Path((group_text, cluster_text)): Path<(String, String)>,
 ) -> ApiResult {
-    let (cluster, schedule) = load(&app, &principal, &group_text, &cluster_text, ProjectAction::Read).await?;
-    let body = views::schedule(&app.links, &cluster, &schedule, version.is_2024_or_later(), Timestamp::now());
+    let (cluster, schedule) = load(
+        &app,
+        &principal,
+        &group_text,
+        &cluster_text,
+        ProjectAction::Read,
+    )
+    .await?;
+    let body = views::schedule(
+        &app.links,
+        &cluster,
+        &schedule,
+        version.is_2024_or_later(),
+        Timestamp::now(),
+    );
     Ok(json_response(StatusCode::OK, &body))
 }
 
@@ -48,11 +69,24 @@ pub async fn update(
     Path((group_text, cluster_text)): Path<(String, String)>,
     body: Body,
 ) -> ApiResult {
-    let (cluster, schedule) = load(&app, &principal, &group_text, &cluster_text, ProjectAction::ManageBackups).await?;
+    let (cluster, schedule) = load(
+        &app,
+        &principal,
+        &group_text,
+        &cluster_text,
+        ProjectAction::ManageBackups,
+    )
+    .await?;
     let body = extract::json_body(body, false).await?;
     let patched = schedule.patched(&body, version.is_2024_or_later())?;
     app.store.put_schedule(&patched).await?;
-    let body = views::schedule(&app.links, &cluster, &patched, version.is_2024_or_later(), Timestamp::now());
+    let body = views::schedule(
+        &app.links,
+        &cluster,
+        &patched,
+        version.is_2024_or_later(),
+        Timestamp::now(),
+    );
     Ok(json_response(StatusCode::OK, &body))
 }
 
@@ -63,9 +97,22 @@ pub async fn clear(
     Extension(version): Extension<ApiVersion>,
     Path((group_text, cluster_text)): Path<(String, String)>,
 ) -> ApiResult {
-    let (cluster, schedule) = load(&app, &principal, &group_text, &cluster_text, ProjectAction::ManageBackups).await?;
+    let (cluster, schedule) = load(
+        &app,
+        &principal,
+        &group_text,
+        &cluster_text,
+        ProjectAction::ManageBackups,
+    )
+    .await?;
     let cleared = schedule.cleared();
     app.store.put_schedule(&cleared).await?;
-    let body = views::schedule(&app.links, &cluster, &cleared, version.is_2024_or_later(), Timestamp::now());
+    let body = views::schedule(
+        &app.links,
+        &cluster,
+        &cleared,
+        version.is_2024_or_later(),
+        Timestamp::now(),
+    );
     Ok(json_response(StatusCode::OK, &body))
 }

@@ -21,16 +21,33 @@ use crate::views;
 /// Retention of an on-demand snapshot when the request gives none (the CLI's default).
 const DEFAULT_RETENTION_DAYS: i32 = 1;
 
-async fn snapshot_of(app: &AppState, cluster: &Cluster, snapshot_text: &str) -> Result<Snapshot, crate::error::ApiError> {
+async fn snapshot_of(
+    app: &AppState,
+    cluster: &Cluster,
+    snapshot_text: &str,
+) -> Result<Snapshot, crate::error::ApiError> {
     let snapshot_id = extract::snapshot_id(snapshot_text)?;
-    app.store.get_snapshot(cluster.id, snapshot_id).await?.ok_or_else(|| {
-        DomainError::SnapshotNotFound { snapshot_id: snapshot_text.to_owned(), cluster: cluster.name.to_string() }.into()
+    let live = app
+        .store
+        .get_snapshot(cluster.id, snapshot_id)
+        .await?
+        .filter(|snapshot| snapshot.deleted_at.is_none());
+    live.ok_or_else(|| {
+        DomainError::SnapshotNotFound {
+            snapshot_id: snapshot_text.to_owned(),
+            cluster: cluster.name.to_string(),
+        }
+        .into()
     })
 }
 
 fn replica_set_view(app: &AppState, cluster: &Cluster, snapshot: &Snapshot) -> Value {
     let names = cluster.replica_set_names();
-    views::snapshot(&app.links, snapshot, names.first().map_or("", String::as_str))
+    views::snapshot(
+        &app.links,
+        snapshot,
+        names.first().map_or("", String::as_str),
+    )
 }
 
 /// The sharded view of a snapshot of a sharded cluster: one member per shard.
@@ -63,25 +80,45 @@ pub async fn take(
     Path((group_text, cluster_text)): Path<(String, String)>,
     body: Body,
 ) -> ApiResult {
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::ManageBackups).await?;
+    let group =
+        authorized_group(&app, &principal, &group_text, ProjectAction::ManageBackups).await?;
     let body = extract::json_body(body, true).await?;
     let reader = BodyReader::new(&body, &["description", "retentionInDays"], &["links"])?;
     let description = reader.string("description")?.map(str::to_owned);
-    let retention = reader.int32_at_least("retentionInDays", 1)?.unwrap_or(DEFAULT_RETENTION_DAYS);
+    let retention = reader
+        .int32_at_least("retentionInDays", 1)?
+        .unwrap_or(DEFAULT_RETENTION_DAYS);
     let cluster = cluster_of(&app, group.id, &cluster_text).await?;
     if !cluster.backup_enabled {
-        return Err(DomainError::BackupNotEnabled { name: cluster.name.to_string() }.into());
+        return Err(DomainError::BackupNotEnabled {
+            name: cluster.name.to_string(),
+        }
+        .into());
     }
-    let snapshot = Snapshot::on_demand(group.id, cluster.id, cluster.name.clone(), description, retention, Timestamp::now());
+    let snapshot = Snapshot::on_demand(
+        group.id,
+        cluster.id,
+        cluster.name.clone(),
+        description,
+        retention,
+        Timestamp::now(),
+    );
     match app.store.insert_on_demand_snapshot(&snapshot).await {
         Ok(()) => {}
         Err(StoreError::Conflict(unfinished)) => {
-            return Err(DomainError::UnfinishedOnDemandSnapshot { cluster: cluster.name.to_string(), snapshot_id: unfinished }.into());
+            return Err(DomainError::UnfinishedOnDemandSnapshot {
+                cluster: cluster.name.to_string(),
+                snapshot_id: unfinished,
+            }
+            .into());
         }
         Err(other) => return Err(other.into()),
     }
     tracing::info!(snapshot.id = %snapshot.id, "on-demand snapshot queued");
-    Ok(json_response(StatusCode::OK, &replica_set_view(&app, &cluster, &snapshot)))
+    Ok(json_response(
+        StatusCode::OK,
+        &replica_set_view(&app, &cluster, &snapshot),
+    ))
 }
 
 /// `GET .../snapshots`: newest first.
@@ -95,8 +132,14 @@ pub async fn list(
     let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
     let cluster = cluster_of(&app, group.id, &cluster_text).await?;
     let (snapshots, total) = app.store.list_snapshots(cluster.id, query.page()).await?;
-    let results = snapshots.iter().map(|snapshot| replica_set_view(&app, &cluster, snapshot)).collect();
-    Ok(json_response(StatusCode::OK, &list_body(&app.links, uri.path(), &query, results, total)))
+    let results = snapshots
+        .iter()
+        .map(|snapshot| replica_set_view(&app, &cluster, snapshot))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &list_body(&app.links, uri.path(), &query, results, total),
+    ))
 }
 
 /// `GET .../snapshots/{snapshotId}`.
@@ -108,7 +151,10 @@ pub async fn get_one(
     let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
     let cluster = cluster_of(&app, group.id, &cluster_text).await?;
     let snapshot = snapshot_of(&app, &cluster, &snapshot_text).await?;
-    Ok(json_response(StatusCode::OK, &replica_set_view(&app, &cluster, &snapshot)))
+    Ok(json_response(
+        StatusCode::OK,
+        &replica_set_view(&app, &cluster, &snapshot),
+    ))
 }
 
 /// `PATCH .../snapshots/{snapshotId}`: `{retentionUnit, retentionValue}` moves the expiry.
@@ -118,32 +164,51 @@ pub async fn update(
     Path((group_text, cluster_text, snapshot_text)): Path<(String, String, String)>,
     body: Body,
 ) -> ApiResult {
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::ManageBackups).await?;
+    let group =
+        authorized_group(&app, &principal, &group_text, ProjectAction::ManageBackups).await?;
     let body = extract::json_body(body, false).await?;
     let reader = BodyReader::new(&body, &["retentionUnit", "retentionValue"], &["links"])?;
-    let unit_text = reader
-        .string("retentionUnit")?
-        .ok_or_else(|| DomainError::MissingAttribute { field: "retentionUnit".into() })?;
+    let unit_text =
+        reader
+            .string("retentionUnit")?
+            .ok_or_else(|| DomainError::MissingAttribute {
+                field: "retentionUnit".into(),
+            })?;
     let unit = (unit_text == unit_text.to_ascii_uppercase())
         .then(|| RetentionUnit::parse(unit_text))
         .flatten()
-        .ok_or_else(|| DomainError::InvalidEnumValue { field: "retentionUnit".into(), value: unit_text.to_owned() })?;
-    let value = reader
-        .int32_at_least("retentionValue", 1)?
-        .ok_or_else(|| DomainError::MissingAttribute { field: "retentionValue".into() })?;
+        .ok_or_else(|| DomainError::InvalidEnumValue {
+            field: "retentionUnit".into(),
+            value: unit_text.to_owned(),
+        })?;
+    let value = reader.int32_at_least("retentionValue", 1)?.ok_or_else(|| {
+        DomainError::MissingAttribute {
+            field: "retentionValue".into(),
+        }
+    })?;
     let cluster = cluster_of(&app, group.id, &cluster_text).await?;
     let mut snapshot = snapshot_of(&app, &cluster, &snapshot_text).await?;
     let expires_at = snapshot.expiry_with(Retention { unit, value })?;
-    app.store.set_snapshot_expiry(snapshot.id, expires_at).await?;
+    app.store
+        .set_snapshot_expiry(snapshot.id, expires_at)
+        .await?;
     snapshot.expires_at = expires_at;
-    Ok(json_response(StatusCode::OK, &replica_set_view(&app, &cluster, &snapshot)))
+    Ok(json_response(
+        StatusCode::OK,
+        &replica_set_view(&app, &cluster, &snapshot),
+    ))
 }
 
 async fn delete_snapshot(app: &AppState, cluster: &Cluster, snapshot: &Snapshot) -> ApiResult {
     if snapshot.status.is_unfinished() {
-        return Err(DomainError::SnapshotInProgressCannotDelete { snapshot_id: snapshot.id.to_string() }.into());
+        return Err(DomainError::SnapshotInProgressCannotDelete {
+            snapshot_id: snapshot.id.to_string(),
+        }
+        .into());
     }
-    app.store.delete_snapshot(snapshot.id).await?;
+    app.store
+        .delete_snapshot(snapshot.id, Timestamp::now())
+        .await?;
     tracing::info!(snapshot.id = %snapshot.id, cluster.name = %cluster.name, "snapshot deleted");
     Ok(no_content())
 }
@@ -154,17 +219,26 @@ pub async fn delete(
     Extension(principal): Extension<Principal>,
     Path((group_text, cluster_text, snapshot_text)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::ManageBackups).await?;
+    let group =
+        authorized_group(&app, &principal, &group_text, ProjectAction::ManageBackups).await?;
     let cluster = cluster_of(&app, group.id, &cluster_text).await?;
     let snapshot = snapshot_of(&app, &cluster, &snapshot_text).await?;
     delete_snapshot(&app, &cluster, &snapshot).await
 }
 
 /// Loads a snapshot through the sharded-cluster paths: only snapshots of sharded clusters.
-async fn sharded_snapshot_of(app: &AppState, cluster: &Cluster, snapshot_text: &str) -> Result<Snapshot, crate::error::ApiError> {
+async fn sharded_snapshot_of(
+    app: &AppState,
+    cluster: &Cluster,
+    snapshot_text: &str,
+) -> Result<Snapshot, crate::error::ApiError> {
     let snapshot = snapshot_of(app, cluster, snapshot_text).await?;
     if cluster.cluster_type != ClusterType::Sharded {
-        return Err(DomainError::SnapshotNotFound { snapshot_id: snapshot_text.to_owned(), cluster: cluster.name.to_string() }.into());
+        return Err(DomainError::SnapshotNotFound {
+            snapshot_id: snapshot_text.to_owned(),
+            cluster: cluster.name.to_string(),
+        }
+        .into());
     }
     Ok(snapshot)
 }
@@ -181,11 +255,20 @@ pub async fn list_sharded(
     let cluster = cluster_of(&app, group.id, &cluster_text).await?;
     let (results, total) = if cluster.cluster_type == ClusterType::Sharded {
         let (snapshots, total) = app.store.list_snapshots(cluster.id, query.page()).await?;
-        (snapshots.iter().map(|snapshot| sharded_view(&app, &cluster, snapshot)).collect(), total)
+        (
+            snapshots
+                .iter()
+                .map(|snapshot| sharded_view(&app, &cluster, snapshot))
+                .collect(),
+            total,
+        )
     } else {
         (Vec::new(), 0)
     };
-    Ok(json_response(StatusCode::OK, &list_body(&app.links, uri.path(), &query, results, total)))
+    Ok(json_response(
+        StatusCode::OK,
+        &list_body(&app.links, uri.path(), &query, results, total),
+    ))
 }
 
 /// `GET .../snapshots/shardedCluster/{snapshotId}`.
@@ -197,7 +280,10 @@ pub async fn get_sharded(
     let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
     let cluster = cluster_of(&app, group.id, &cluster_text).await?;
     let snapshot = sharded_snapshot_of(&app, &cluster, &snapshot_text).await?;
-    Ok(json_response(StatusCode::OK, &sharded_view(&app, &cluster, &snapshot)))
+    Ok(json_response(
+        StatusCode::OK,
+        &sharded_view(&app, &cluster, &snapshot),
+    ))
 }
 
 /// `DELETE .../snapshots/shardedCluster/{snapshotId}`.
@@ -206,7 +292,8 @@ pub async fn delete_sharded(
     Extension(principal): Extension<Principal>,
     Path((group_text, cluster_text, snapshot_text)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::ManageBackups).await?;
+    let group =
+        authorized_group(&app, &principal, &group_text, ProjectAction::ManageBackups).await?;
     let cluster = cluster_of(&app, group.id, &cluster_text).await?;
     let snapshot = sharded_snapshot_of(&app, &cluster, &snapshot_text).await?;
     delete_snapshot(&app, &cluster, &snapshot).await
