@@ -633,7 +633,7 @@ async fn unfinished_snapshots_block_restores_and_new_on_demand_snapshots() {
     let id = queued["id"].as_str().unwrap().to_owned();
     let jobs = format!("{source}/restoreJobs");
     let group_id = server.credentials.group_id.clone();
-    check(&owner, &[source.clone()], vec![
+    check(&owner, std::slice::from_ref(&source), vec![
         case("automated from an incomplete snapshot", &jobs, json!({"deliveryType": "automated", "snapshotId": id, "targetClusterName": "Source", "targetGroupId": group_id}), 409, "CANNOT_START_RESTORE_JOB_FOR_INCOMPLETE_CLUSTER_SNAPSHOT", &id),
         case("download of an incomplete snapshot", &jobs, json!({"deliveryType": "download", "snapshotId": id}), 409, "CANNOT_DOWNLOAD_INCOMPLETE_SNAPSHOT", &id),
     ])
