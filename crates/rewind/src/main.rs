@@ -1,5 +1,6 @@
 //! `rewind`: a self-hosted, Atlas-compatible cloud backup service.
 
+mod bench;
 mod bootstrap;
 mod config;
 mod durable;
@@ -20,6 +21,15 @@ struct Cli {
 enum Command {
     /// Serve the Atlas Admin API (and run the background workers).
     Serve(config::ServeArgs),
+    /// Measure throughput and latency against a ceiling measured in the same run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Authenticated GET and durable POST of restore jobs beside a fixed-JSON responder.
+    Api(bench::ApiBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +42,12 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(serve::run(settings))
+        }
+        Command::Bench(BenchCommand::Api(args)) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(bench::run(args))
         }
     }
 }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the whole test suite from a clean clone: formatting and lint gates, the Rust unit,
+# conformance and black-box tests, then the Python compatibility suite (independent Digest
+# clients, Atlas schema validation, schemathesis) against the real binary.
+# Installs what it needs: a Python venv in .venv with tests/python/requirements.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "python environment"
+if [ ! -x .venv/bin/python ]; then
+  if ! python3 -m venv .venv 2>/dev/null; then
+    # Debian's python3 ships venv separately.
+    rm -rf .venv
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv .venv
+  fi
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build"
+cargo build --workspace --all-targets
+
+step "rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+  # nextest does not run doc tests.
+  cargo test --workspace --doc
+else
+  cargo test --workspace --no-fail-fast
+fi
+
+step "python compatibility tests"
+REWIND_BIN="$PWD/target/debug/rewind" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
