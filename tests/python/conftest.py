@@ -181,6 +181,11 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 _DEFAULT = object()
 
 
+def NO_AUTH(r: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth hook that adds nothing (`auth=None` would fall back to the session's auth)."""
+    return r
+
+
 class AtlasClient:
     """Thin wrapper over `requests` that speaks the Atlas v2 conventions."""
 
@@ -203,6 +208,7 @@ class AtlasClient:
         headers: dict[str, str] | None = None,
         auth: Any = _DEFAULT,
         timeout: float = 30.0,
+        log: bool = True,
     ) -> requests.Response:
         hdrs: dict[str, str] = {}
         if version is not None:
@@ -218,7 +224,8 @@ class AtlasClient:
             kwargs["auth"] = auth
         url = path if path.startswith("http") else self.base_url + path
         resp = self.session.request(method, url, headers=hdrs, data=body, params=params, timeout=timeout, **kwargs)
-        self.log.append(resp)
+        if log:
+            self.log.append(resp)
         return resp
 
     def get(self, path: str, **kw: Any) -> requests.Response:

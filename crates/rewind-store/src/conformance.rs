@@ -351,6 +351,23 @@ async fn restore_jobs(
         Some(automated.clone()),
         "job reads back"
     );
+    assert_eq!(
+        store
+            .get_restore_job_with_org(group.id, &cluster.name, automated.id)
+            .await
+            .unwrap(),
+        Some((automated.clone(), group.org_id)),
+        "job reads back with its organization"
+    );
+    let elsewhere = ClusterName::parse("Elsewhere").unwrap();
+    assert!(
+        store
+            .get_restore_job_with_org(group.id, &elsewhere, automated.id)
+            .await
+            .unwrap()
+            .is_none(),
+        "job of another cluster"
+    );
 
     let download = job(DeliveryType::Download, None, now.plus_millis(2));
     let download_guard = RestoreGuard {

@@ -237,6 +237,14 @@ pub trait MetadataStore: Send + Sync + 'static {
         cluster_name: &ClusterName,
         id: ObjectId,
     ) -> Result<Option<RestoreJob>, StoreError>;
+    /// Reads a restore job together with its project's organization, in one query, only when
+    /// its project and cluster both exist: the read path of `GET .../restoreJobs/{id}`.
+    async fn get_restore_job_with_org(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+        id: ObjectId,
+    ) -> Result<Option<(RestoreJob, ObjectId)>, StoreError>;
     /// Lists a cluster's restore jobs, newest first, with the total count.
     async fn list_restore_jobs(
         &self,
@@ -309,6 +317,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Reads a bearer token by its hash.
     async fn get_access_token(&self, token_sha256: &str)
     -> Result<Option<AccessToken>, StoreError>;
+    /// Reads a bearer token and the service account it belongs to, in one query.
+    async fn get_access_token_with_account(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<(AccessToken, ServiceAccount)>, StoreError>;
     /// Deletes a bearer token.
     async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError>;
 }

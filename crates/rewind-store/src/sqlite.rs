@@ -668,6 +668,30 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
+    async fn get_restore_job_with_org(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+        id: ObjectId,
+    ) -> Result<Option<(RestoreJob, ObjectId)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT j.*, g.org_id AS owning_org_id FROM restore_jobs j JOIN groups g ON g.id = j.group_id JOIN clusters c ON c.group_id = j.group_id AND c.name = j.cluster_name WHERE j.id = $1 AND j.group_id = $2 AND j.cluster_name = $3",
+        )
+        .bind(id.to_string())
+        .bind(group_id.to_string())
+        .bind(cluster_name.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let org: String = row.try_get("owning_org_id")?;
+        let org = org
+            .parse()
+            .map_err(|_| StoreError::Corrupt("owning_org_id".into()))?;
+        Ok(Some((rows::restore_job(&row)?, org)))
+    }
+
     async fn list_restore_jobs(
         &self,
         group_id: ObjectId,
@@ -951,6 +975,28 @@ impl MetadataStore for SqliteStore {
             })
         })
         .transpose()
+    }
+
+    async fn get_access_token_with_account(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<(AccessToken, ServiceAccount)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.*, t.token_sha256, t.expires_at AS token_expires_at FROM access_tokens t JOIN service_accounts a ON a.client_id = t.client_id WHERE t.token_sha256 = $1",
+        )
+        .bind(token_sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let account = rows::service_account(&row)?;
+        let token = AccessToken {
+            token_sha256: row.try_get("token_sha256")?,
+            client_id: account.client_id.clone(),
+            expires_at: Timestamp::from_millis(row.try_get("token_expires_at")?),
+        };
+        Ok(Some((token, account)))
     }
 
     async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError> {

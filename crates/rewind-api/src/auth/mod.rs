@@ -141,21 +141,15 @@ async fn bearer_principal(app: &AppState, token: &str) -> Result<Principal, Refu
         stale: false,
         why: why.to_owned(),
     };
-    let stored = app
+    let (stored, account) = app
         .store
-        .get_access_token(&secrets::sha256_hex(token))
+        .get_access_token_with_account(&secrets::sha256_hex(token))
         .await
         .map_err(|error| Refusal::Internal(error.into()))?
         .ok_or_else(|| refuse("unknown bearer token"))?;
     if stored.expires_at <= Timestamp::now() {
         return Err(refuse("expired bearer token"));
     }
-    let account = app
-        .store
-        .get_service_account(&stored.client_id)
-        .await
-        .map_err(|error| Refusal::Internal(error.into()))?
-        .ok_or_else(|| refuse("bearer token of a deleted service account"))?;
     Ok(Principal {
         name: account.client_id,
         org_id: account.org_id,

@@ -173,21 +173,31 @@ pub async fn get_one(
     Extension(principal): Extension<Principal>,
     Path((group_text, cluster_text, job_text)): Path<(String, String, String)>,
 ) -> ApiResult {
+    // Fast path: one query finds the job, its cluster and its project together.
+    if let (Ok(group_id), Ok(cluster_name), Ok(job_id)) = (
+        group_text.parse(),
+        rewind_domain::ClusterName::parse(&cluster_text),
+        job_text.parse(),
+    ) && let Some((job, org_id)) = app
+        .store
+        .get_restore_job_with_org(group_id, &cluster_name, job_id)
+        .await?
+    {
+        principal.check_project(org_id, group_id, ProjectAction::Read)?;
+        return Ok(json_response(
+            StatusCode::OK,
+            &views::restore_job(&app.links, &job),
+        ));
+    }
+    // Slow path: find which of project, cluster or job is missing, in that order.
     let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
     let cluster = cluster_of(&app, group.id, &cluster_text).await?;
-    let job_id = extract::restore_job_id(&job_text)?;
-    let job = app
-        .store
-        .get_restore_job(group.id, &cluster.name, job_id)
-        .await?
-        .ok_or_else(|| DomainError::RestoreJobNotFound {
-            job_id: job_text.clone(),
-            cluster: cluster_text.clone(),
-        })?;
-    Ok(json_response(
-        StatusCode::OK,
-        &views::restore_job(&app.links, &job),
-    ))
+    extract::restore_job_id(&job_text)?;
+    Err(DomainError::RestoreJobNotFound {
+        job_id: job_text,
+        cluster: cluster.name.to_string(),
+    }
+    .into())
 }
 
 /// `DELETE .../restoreJobs/{restoreJobId}`: cancels a download job (204) and revokes its
