@@ -44,6 +44,29 @@ V_FLEX = "2024-11-13"
 
 STARTUP_TIMEOUT = 30.0
 
+_HYPOTHESIS_HOME: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis (under schemathesis) keeps caches in ./.hypothesis by default;
+    # keep the work tree clean by pointing it at a throw-away directory.
+    global _HYPOTHESIS_HOME
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        return
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    _HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="rewind-hypothesis-")
+    set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _HYPOTHESIS_HOME:
+        import shutil
+
+        shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
+
 
 def media_type(version: str) -> str:
     return f"application/vnd.atlas.{version}+json"

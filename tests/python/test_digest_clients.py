@@ -286,3 +286,61 @@ def test_manual_digest_uri_must_match_request(server: ServerProcess, src: str):
     resp = raw(server, "GET", url, auth_header=hdr)
     assert resp.status_code in (400, 401), resp.text
     assert resp.status_code != 200
+
+
+def test_challenge_before_body_keeps_connection_usable_or_says_close(server: ServerProcess, src: str):
+    """Digest's first leg is answered 401 before the server reads the request
+    body. If the server then drops the keep-alive connection, it must say so
+    (`Connection: close`); otherwise a client that sends the authenticated
+    second leg on the same connection races the close and fails
+    (seen with requests' HTTPDigestAuth: RemoteDisconnected on a POST).
+    Deterministic reproduction: the body arrives a moment after the headers."""
+    import socket
+    import time
+
+    host, port = urlsplit(server.base_url).hostname, urlsplit(server.base_url).port
+    body = json.dumps({"description": "x" * 2000, "retentionInDays": 1}).encode()
+    head = (
+        f"POST {src}/snapshots HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: {media_type(V2023)}\r\n"
+        f"Content-Type: {media_type(V2023)}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(head)
+        time.sleep(0.2)
+        try:
+            sock.sendall(body)
+        except OSError:
+            pass  # already closed: judged by the headers below
+        sock.settimeout(5)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        status_line, _, rest = data.partition(b"\r\n")
+        assert status_line.startswith(b"HTTP/1.1 401"), data[:300]
+        headers = {
+            k.strip().lower(): v.strip()
+            for k, _, v in (line.partition(":") for line in rest.split(b"\r\n\r\n")[0].decode().split("\r\n"))
+        }
+        length = int(headers.get("content-length", "0"))
+        body_start = data.split(b"\r\n\r\n", 1)[1]
+        while len(body_start) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body_start += chunk
+        if headers.get("connection", "").lower() == "close":
+            return  # the server announced the close: correct
+        # No close announced: the connection must still serve a request.
+        second = f"GET /api/atlas/v2/openapi.json HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        try:
+            sock.sendall(second)
+            reply = sock.recv(64)
+        except OSError as exc:
+            reply = repr(exc).encode()
+        assert reply.startswith(b"HTTP/1.1 200"), (
+            "401 sent without reading the body and without `Connection: close`, "
+            f"then the keep-alive connection was dropped (next request got {reply[:60]!r})"
+        )

@@ -54,7 +54,7 @@ from conftest import (
     reference_file,
 )
 
-MAX_EXAMPLES = int(os.environ.get("REWIND_ST_MAX_EXAMPLES", "30"))
+MAX_EXAMPLES = int(os.environ.get("REWIND_ST_MAX_EXAMPLES", "50"))
 SEED = int(os.environ.get("REWIND_ST_SEED", "20240805"))
 
 ST_CLUSTER = "StCluster"
@@ -110,7 +110,7 @@ def st_schema(server, st_world):
             "base-url": server.base_url,
             "seed": SEED,
             # No example database: nothing is written into the work tree
-            # (.hypothesis/), and every run starts from the same seed.
+            # (.hypothesis/); with the fixed seed above runs are repeatable.
             "generation": {"max-examples": MAX_EXAMPLES, "deterministic": False, "database": "none"},
             # Health checks about generation speed/filtering depend on the
             # machine's load, not on the server; they must not fail the run.

@@ -14,14 +14,20 @@ pub enum StoreError {
     Corrupt(String),
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] rusqlite::Error),
+    /// A blocking database task could not be joined (it panicked or was cancelled).
+    #[error("database task failed: {0}")]
+    Task(String),
 }
 
 impl StoreError {
     /// Maps a unique-constraint violation to [`StoreError::AlreadyExists`].
-    pub(crate) fn from_insert(error: sqlx::Error, what: &str) -> Self {
-        if let sqlx::Error::Database(database_error) = &error
-            && database_error.is_unique_violation()
+    pub(crate) fn from_insert(error: rusqlite::Error, what: &str) -> Self {
+        if let rusqlite::Error::SqliteFailure(failure, _) = &error
+            && matches!(
+                failure.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            )
         {
             return Self::AlreadyExists(what.to_owned());
         }

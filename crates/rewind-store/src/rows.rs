@@ -8,8 +8,7 @@ use rewind_domain::schedule::{BackupSchedule, PolicyItem};
 use rewind_domain::snapshot::{RetentionUnit, Snapshot, SnapshotStatus, SnapshotType};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
 use serde_json::{Value, json};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use rusqlite::Row;
 
 use crate::{ApiKey, ServiceAccount, ServiceAccountSecret, StoreError};
 
@@ -17,37 +16,37 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
 }
 
-fn text(row: &SqliteRow, column: &str) -> Result<String, StoreError> {
-    Ok(row.try_get::<String, _>(column)?)
+fn text(row: &Row<'_>, column: &str) -> Result<String, StoreError> {
+    Ok(row.get::<_, String>(column)?)
 }
 
-fn optional_text(row: &SqliteRow, column: &str) -> Result<Option<String>, StoreError> {
-    Ok(row.try_get::<Option<String>, _>(column)?)
+fn optional_text(row: &Row<'_>, column: &str) -> Result<Option<String>, StoreError> {
+    Ok(row.get::<_, Option<String>>(column)?)
 }
 
-fn number(row: &SqliteRow, column: &str) -> Result<i64, StoreError> {
-    Ok(row.try_get::<i64, _>(column)?)
+fn number(row: &Row<'_>, column: &str) -> Result<i64, StoreError> {
+    Ok(row.get::<_, i64>(column)?)
 }
 
-fn optional_number(row: &SqliteRow, column: &str) -> Result<Option<i64>, StoreError> {
-    Ok(row.try_get::<Option<i64>, _>(column)?)
+fn optional_number(row: &Row<'_>, column: &str) -> Result<Option<i64>, StoreError> {
+    Ok(row.get::<_, Option<i64>>(column)?)
 }
 
-fn id(row: &SqliteRow, column: &str) -> Result<ObjectId, StoreError> {
+fn id(row: &Row<'_>, column: &str) -> Result<ObjectId, StoreError> {
     text(row, column)?.parse().map_err(|_| corrupt(column))
 }
 
-fn optional_id(row: &SqliteRow, column: &str) -> Result<Option<ObjectId>, StoreError> {
+fn optional_id(row: &Row<'_>, column: &str) -> Result<Option<ObjectId>, StoreError> {
     optional_text(row, column)?
         .map(|value| value.parse().map_err(|_| corrupt(column)))
         .transpose()
 }
 
-fn name(row: &SqliteRow, column: &str) -> Result<ClusterName, StoreError> {
+fn name(row: &Row<'_>, column: &str) -> Result<ClusterName, StoreError> {
     ClusterName::parse(&text(row, column)?).map_err(|_| corrupt(column))
 }
 
-fn json_column(row: &SqliteRow, column: &str) -> Result<Value, StoreError> {
+fn json_column(row: &Row<'_>, column: &str) -> Result<Value, StoreError> {
     serde_json::from_str(&text(row, column)?).map_err(|_| corrupt(column))
 }
 
@@ -198,7 +197,7 @@ fn decode_secrets(value: &Value) -> Result<Vec<ServiceAccountSecret>, StoreError
 }
 
 /// Decodes an `orgs` row.
-pub fn organization(row: &SqliteRow) -> Result<Organization, StoreError> {
+pub fn organization(row: &Row<'_>) -> Result<Organization, StoreError> {
     Ok(Organization {
         id: id(row, "id")?,
         name: text(row, "name")?,
@@ -207,7 +206,7 @@ pub fn organization(row: &SqliteRow) -> Result<Organization, StoreError> {
 }
 
 /// Decodes a `groups` row.
-pub fn group(row: &SqliteRow) -> Result<Group, StoreError> {
+pub fn group(row: &Row<'_>) -> Result<Group, StoreError> {
     Ok(Group {
         id: id(row, "id")?,
         org_id: id(row, "org_id")?,
@@ -217,7 +216,7 @@ pub fn group(row: &SqliteRow) -> Result<Group, StoreError> {
 }
 
 /// Decodes a `clusters` row.
-pub fn cluster(row: &SqliteRow) -> Result<Cluster, StoreError> {
+pub fn cluster(row: &Row<'_>) -> Result<Cluster, StoreError> {
     Ok(Cluster {
         id: id(row, "id")?,
         group_id: id(row, "group_id")?,
@@ -234,7 +233,7 @@ pub fn cluster(row: &SqliteRow) -> Result<Cluster, StoreError> {
 }
 
 /// Decodes a `schedules` row.
-pub fn schedule(row: &SqliteRow) -> Result<BackupSchedule, StoreError> {
+pub fn schedule(row: &Row<'_>) -> Result<BackupSchedule, StoreError> {
     let values = |column: &str| -> Result<Vec<Value>, StoreError> {
         json_column(row, column)?
             .as_array()
@@ -267,7 +266,7 @@ pub fn schedule(row: &SqliteRow) -> Result<BackupSchedule, StoreError> {
 }
 
 /// Decodes a `snapshots` row.
-pub fn snapshot(row: &SqliteRow) -> Result<Snapshot, StoreError> {
+pub fn snapshot(row: &Row<'_>) -> Result<Snapshot, StoreError> {
     let policy_items = decode_strings(&json_column(row, "policy_items")?, "policy_items")?
         .iter()
         .map(|text| text.parse().map_err(|_| corrupt("policy_items")))
@@ -294,7 +293,7 @@ pub fn snapshot(row: &SqliteRow) -> Result<Snapshot, StoreError> {
 }
 
 /// Decodes a `restore_jobs` row.
-pub fn restore_job(row: &SqliteRow) -> Result<RestoreJob, StoreError> {
+pub fn restore_job(row: &Row<'_>) -> Result<RestoreJob, StoreError> {
     let pit = match (
         optional_number(row, "pit_utc_seconds")?,
         optional_number(row, "pit_oplog_ts")?,
@@ -331,7 +330,7 @@ pub fn restore_job(row: &SqliteRow) -> Result<RestoreJob, StoreError> {
 }
 
 /// Decodes an `api_keys` row.
-pub fn api_key(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+pub fn api_key(row: &Row<'_>) -> Result<ApiKey, StoreError> {
     Ok(ApiKey {
         id: id(row, "id")?,
         org_id: id(row, "org_id")?,
@@ -347,7 +346,7 @@ pub fn api_key(row: &SqliteRow) -> Result<ApiKey, StoreError> {
 }
 
 /// Decodes a `service_accounts` row.
-pub fn service_account(row: &SqliteRow) -> Result<ServiceAccount, StoreError> {
+pub fn service_account(row: &Row<'_>) -> Result<ServiceAccount, StoreError> {
     Ok(ServiceAccount {
         client_id: text(row, "client_id")?,
         org_id: id(row, "org_id")?,
