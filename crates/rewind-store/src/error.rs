@@ -26,7 +26,8 @@ impl StoreError {
         if let rusqlite::Error::SqliteFailure(failure, _) = &error
             && matches!(
                 failure.extended_code,
-                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
             )
         {
             return Self::AlreadyExists(what.to_owned());

@@ -7,8 +7,8 @@ use rewind_domain::restore_request::{DeliveryType, PitTarget};
 use rewind_domain::schedule::{BackupSchedule, PolicyItem};
 use rewind_domain::snapshot::{RetentionUnit, Snapshot, SnapshotStatus, SnapshotType};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
-use serde_json::{Value, json};
 use rusqlite::Row;
+use serde_json::{Value, json};
 
 use crate::{ApiKey, ServiceAccount, ServiceAccountSecret, StoreError};
 

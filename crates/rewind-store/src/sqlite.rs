@@ -1,9 +1,13 @@
 //! The embedded default store: one SQLite file in WAL mode.
 //!
 //! Reads run on pooled reader connections directly on the calling task: they take
-//! microseconds, and WAL readers never wait for the writer. Writes run on the single writer
-//! connection in a blocking task, because a commit waits for an fsync. One writer also makes
-//! every check-then-insert (`insert_restore_job`, `insert_on_demand_snapshot`) atomic.
+//! microseconds, and WAL readers never wait for the writer.
+//!
+//! Writes go to one writer thread, which commits them in groups: it takes every write queued
+//! while the previous commit was syncing, runs each inside its own savepoint of one
+//! transaction (a failing write rolls back alone), commits once, and only then answers each
+//! caller. One fsync thus covers many acknowledged writes, and one writer makes every
+//! check-then-insert (`insert_restore_job`, `insert_on_demand_snapshot`) atomic.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,7 +21,9 @@ use rewind_domain::restore_request::PitTarget;
 use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row, TransactionBehavior, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Params, Row, TransactionBehavior, params,
+};
 
 use crate::rows::{self, encode_group_roles, encode_policy_items, encode_secrets, encode_strings};
 use crate::schema::MIGRATIONS;
@@ -29,9 +35,19 @@ const ACTIVE_STATES: &str = "('queued', 'inProgress')";
 /// Idle reader connections kept open.
 const MAX_IDLE_READERS: usize = 16;
 
+/// Writes committed together at most.
+const MAX_GROUP_COMMIT: usize = 256;
+
+/// A queued write: runs inside a savepoint and says whether it succeeded, and how to answer
+/// its caller once the group's commit is known.
+type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Answer) + Send>;
+/// Answers a write's caller with the group commit's outcome.
+type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
+
 /// The SQLite store.
 pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
+    writes: std::sync::mpsc::Sender<WriteJob>,
     /// `None` for an in-memory database, whose only connection is the writer.
     readers: Option<ReaderPool>,
 }
@@ -44,7 +60,9 @@ struct ReaderPool {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a connection leaves it usable: SQLite rolls back an unfinished
     // transaction when the next one begins.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn configure(connection: &Connection) -> Result<(), StoreError> {
@@ -71,46 +89,48 @@ impl SqliteStore {
         })
         .await
         .map_err(|error| StoreError::Task(error.to_string()))??;
-        let store = Self {
-            writer: Arc::new(Mutex::new(writer)),
-            readers: Some(ReaderPool { path, idle: Mutex::new(Vec::new()) }),
-        };
-        store.migrate().await?;
-        Ok(store)
+        Self::start(
+            writer,
+            Some(ReaderPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+        )
+        .await
     }
 
     /// A private in-memory database, for tests.
     pub async fn in_memory() -> Result<Self, StoreError> {
         let connection = Connection::open_in_memory()?;
         configure(&connection)?;
-        let store = Self { writer: Arc::new(Mutex::new(connection)), readers: None };
-        store.migrate().await?;
-        Ok(store)
+        Self::start(connection, None).await
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        self.write(|connection| {
-            connection.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")?;
-            for (version, statements) in MIGRATIONS {
-                let applied: Option<i64> = connection
-                    .query_row("SELECT version FROM schema_migrations WHERE version = ?1", [version], |row| row.get(0))
-                    .optional()?;
-                if applied.is_some() {
-                    continue;
-                }
-                let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                transaction.execute_batch(statements)?;
-                transaction.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, Timestamp::now().millis()])?;
-                transaction.commit()?;
-                tracing::info!(migration.version = version, "applied metadata migration");
-            }
-            Ok(())
+    /// Migrates, then starts the writer thread.
+    async fn start(writer: Connection, readers: Option<ReaderPool>) -> Result<Self, StoreError> {
+        let writer = Arc::new(Mutex::new(writer));
+        let migrating = writer.clone();
+        tokio::task::spawn_blocking(move || migrate(&mut lock(&migrating)))
+            .await
+            .map_err(|error| StoreError::Task(error.to_string()))??;
+        let (writes, queue) = std::sync::mpsc::channel();
+        let thread_writer = writer.clone();
+        std::thread::Builder::new()
+            .name("rewind-sqlite-writer".into())
+            .spawn(move || run_writer(&thread_writer, &queue))
+            .map_err(|error| StoreError::Task(error.to_string()))?;
+        Ok(Self {
+            writer,
+            writes,
+            readers,
         })
-        .await
     }
 
     /// Runs a read on a pooled reader connection (or the writer, in memory).
-    fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let Some(pool) = &self.readers else {
             return work(&lock(&self.writer));
         };
@@ -118,7 +138,10 @@ impl SqliteStore {
         let connection = match pooled {
             Some(connection) => connection,
             None => {
-                let connection = Connection::open_with_flags(&pool.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+                let connection = Connection::open_with_flags(
+                    &pool.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
                 configure(&connection)?;
                 connection
             }
@@ -131,16 +154,120 @@ impl SqliteStore {
         result
     }
 
-    /// Runs a write on the writer connection in a blocking task.
-    async fn write<T: Send + 'static>(&self, work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || work(&mut lock(&writer)))
+    /// Queues a write for the writer thread and waits until its group is committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let job: WriteJob = Box::new(move |connection| {
+            let result = work(connection);
+            let succeeded = result.is_ok();
+            let answer: Answer = Box::new(move |committed| {
+                let outcome = match (result, committed) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Ok(_), Err(error)) => Err(StoreError::Task(format!("commit failed: {error}"))),
+                    (Err(error), _) => Err(error),
+                };
+                let _ = sender.send(outcome);
+            });
+            (succeeded, answer)
+        });
+        self.writes
+            .send(job)
+            .map_err(|_| StoreError::Task("the writer thread stopped".into()))?;
+        receiver
             .await
-            .map_err(|error| StoreError::Task(error.to_string()))?
+            .map_err(|_| StoreError::Task("the write was not committed; see the log".into()))?
     }
 }
 
-fn one<T>(connection: &Connection, sql: &str, parameters: impl Params, decode: fn(&Row<'_>) -> Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+/// Applies pending migrations, each in its own transaction.
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    connection.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")?;
+    for (version, statements) in MIGRATIONS {
+        let applied: Option<i64> = connection
+            .query_row(
+                "SELECT version FROM schema_migrations WHERE version = ?1",
+                [version],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if applied.is_some() {
+            continue;
+        }
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        transaction.execute_batch(statements)?;
+        transaction.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![version, Timestamp::now().millis()],
+        )?;
+        transaction.commit()?;
+        tracing::info!(migration.version = version, "applied metadata migration");
+    }
+    Ok(())
+}
+
+/// The writer thread: commits queued writes in groups until the store is dropped.
+fn run_writer(writer: &Mutex<Connection>, queue: &std::sync::mpsc::Receiver<WriteJob>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP_COMMIT {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(&mut lock(writer), group);
+    }
+}
+
+/// Runs each write in its own savepoint of one transaction, commits, then answers everyone.
+/// A write whose savepoint cannot be taken, or that panics, is dropped: its caller is told
+/// the write was not committed.
+fn commit_group(connection: &mut Connection, group: Vec<WriteJob>) {
+    let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
+    {
+        Ok(transaction) => transaction,
+        Err(error) => {
+            tracing::error!(%error, writes = group.len(), "cannot begin a write transaction");
+            return;
+        }
+    };
+    let mut answers = Vec::with_capacity(group.len());
+    for job in group {
+        let savepoint = match transaction.savepoint() {
+            Ok(savepoint) => savepoint,
+            Err(error) => {
+                tracing::error!(%error, "cannot take a savepoint");
+                continue;
+            }
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&savepoint))) {
+            Ok((true, answer)) => match savepoint.commit() {
+                Ok(()) => answers.push(answer),
+                Err(error) => tracing::error!(%error, "cannot release a savepoint"),
+            },
+            // Dropping the savepoint rolls the failed write back.
+            Ok((false, answer)) => answers.push(answer),
+            Err(_) => tracing::error!("a write panicked; rolled back"),
+        }
+    }
+    let committed = transaction.commit().map_err(|error| {
+        tracing::error!(%error, "group commit failed");
+        error.to_string()
+    });
+    for answer in answers {
+        answer(committed.clone());
+    }
+}
+
+fn one<T>(
+    connection: &Connection,
+    sql: &str,
+    parameters: impl Params,
+    decode: fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
     let mut statement = connection.prepare_cached(sql)?;
     let mut found = statement.query(parameters)?;
     match found.next()? {
@@ -149,7 +276,12 @@ fn one<T>(connection: &Connection, sql: &str, parameters: impl Params, decode: f
     }
 }
 
-fn all<T>(connection: &Connection, sql: &str, parameters: impl Params, decode: fn(&Row<'_>) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
+fn all<T>(
+    connection: &Connection,
+    sql: &str,
+    parameters: impl Params,
+    decode: fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let mut statement = connection.prepare_cached(sql)?;
     let mut found = statement.query(parameters)?;
     let mut items = Vec::new();
@@ -187,7 +319,11 @@ fn pit_columns(pit: Option<PitTarget>) -> (Option<i64>, Option<i64>, Option<i64>
 
 const INSERT_SCHEDULE: &str = "INSERT INTO schedules (cluster_id, reference_hour_of_day, reference_minute_of_hour, restore_window_days, policy_id, policy_items, auto_export_enabled, use_org_and_group_names_in_export_prefix, auto_copy_settings_enabled, copy_policy_items_enabled, copy_settings, extra_retention_settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
-fn execute_schedule(connection: &Connection, schedule: &BackupSchedule, sql: &str) -> Result<(), StoreError> {
+fn execute_schedule(
+    connection: &Connection,
+    schedule: &BackupSchedule,
+    sql: &str,
+) -> Result<(), StoreError> {
     connection.prepare_cached(sql)?.execute(params![
         schedule.cluster_id.to_string(),
         i64::from(schedule.reference_hour_of_day),
@@ -215,7 +351,10 @@ impl MetadataStore for SqliteStore {
         let org = org.clone();
         self.write(move |connection| {
             connection
-                .execute("INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3)", params![org.id.to_string(), org.name, org.created_at.millis()])
+                .execute(
+                    "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3)",
+                    params![org.id.to_string(), org.name, org.created_at.millis()],
+                )
                 .map_err(|error| StoreError::from_insert(error, "organization"))?;
             Ok(())
         })
@@ -223,12 +362,24 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn get_org(&self, id: ObjectId) -> Result<Option<Organization>, StoreError> {
-        self.read(|connection| one(connection, "SELECT * FROM orgs WHERE id = ?1", [id.to_string()], rows::organization))
+        self.read(|connection| {
+            one(
+                connection,
+                "SELECT * FROM orgs WHERE id = ?1",
+                [id.to_string()],
+                rows::organization,
+            )
+        })
     }
 
     async fn list_orgs(&self, page: Page) -> Result<(Vec<Organization>, u64), StoreError> {
         self.read(|connection| {
-            let items = all(connection, "SELECT * FROM orgs ORDER BY created_at, id LIMIT ?1 OFFSET ?2", params![limit(page), offset(page)], rows::organization)?;
+            let items = all(
+                connection,
+                "SELECT * FROM orgs ORDER BY created_at, id LIMIT ?1 OFFSET ?2",
+                params![limit(page), offset(page)],
+                rows::organization,
+            )?;
             Ok((items, count(connection, "SELECT COUNT(*) FROM orgs", [])?))
         })
     }
@@ -239,7 +390,12 @@ impl MetadataStore for SqliteStore {
             connection
                 .execute(
                     "INSERT INTO groups (id, org_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![group.id.to_string(), group.org_id.to_string(), group.name, group.created_at.millis()],
+                    params![
+                        group.id.to_string(),
+                        group.org_id.to_string(),
+                        group.name,
+                        group.created_at.millis()
+                    ],
                 )
                 .map_err(|error| StoreError::from_insert(error, "group name"))?;
             Ok(())
@@ -248,10 +404,21 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn get_group(&self, id: ObjectId) -> Result<Option<Group>, StoreError> {
-        self.read(|connection| one(connection, "SELECT * FROM groups WHERE id = ?1", [id.to_string()], rows::group))
+        self.read(|connection| {
+            one(
+                connection,
+                "SELECT * FROM groups WHERE id = ?1",
+                [id.to_string()],
+                rows::group,
+            )
+        })
     }
 
-    async fn list_groups(&self, org_ids: &[ObjectId], page: Page) -> Result<(Vec<Group>, u64), StoreError> {
+    async fn list_groups(
+        &self,
+        org_ids: &[ObjectId],
+        page: Page,
+    ) -> Result<(Vec<Group>, u64), StoreError> {
         // A JSON array parameter keeps the statement fixed whatever the number of orgs.
         let ids = ids_json(org_ids);
         self.read(|connection| {
@@ -268,22 +435,32 @@ impl MetadataStore for SqliteStore {
 
     async fn delete_group(&self, id: ObjectId) -> Result<bool, StoreError> {
         self.write(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let clusters = count(&transaction, "SELECT COUNT(*) FROM clusters WHERE group_id = ?1", [id.to_string()])?;
+            let transaction = connection;
+            let clusters = count(
+                &transaction,
+                "SELECT COUNT(*) FROM clusters WHERE group_id = ?1",
+                [id.to_string()],
+            )?;
             if clusters > 0 {
-                return Err(StoreError::Conflict(format!("group {id} has {clusters} clusters")));
+                return Err(StoreError::Conflict(format!(
+                    "group {id} has {clusters} clusters"
+                )));
             }
-            let deleted = transaction.execute("DELETE FROM groups WHERE id = ?1", [id.to_string()])?;
-            transaction.commit()?;
+            let deleted =
+                transaction.execute("DELETE FROM groups WHERE id = ?1", [id.to_string()])?;
             Ok(deleted > 0)
         })
         .await
     }
 
-    async fn create_cluster(&self, cluster: &Cluster, schedule: Option<&BackupSchedule>) -> Result<(), StoreError> {
+    async fn create_cluster(
+        &self,
+        cluster: &Cluster,
+        schedule: Option<&BackupSchedule>,
+    ) -> Result<(), StoreError> {
         let (cluster, schedule) = (cluster.clone(), schedule.cloned());
         self.write(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = connection;
             transaction
                 .execute(
                     "INSERT INTO clusters (id, group_id, name, cluster_type, backup_enabled, pit_enabled, paused, state, created_at, spec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -304,17 +481,31 @@ impl MetadataStore for SqliteStore {
             if let Some(schedule) = &schedule {
                 execute_schedule(&transaction, schedule, INSERT_SCHEDULE)?;
             }
-            transaction.commit()?;
             Ok(())
         })
         .await
     }
 
-    async fn get_cluster(&self, group_id: ObjectId, name: &ClusterName) -> Result<Option<Cluster>, StoreError> {
-        self.read(|connection| one(connection, "SELECT * FROM clusters WHERE group_id = ?1 AND name = ?2", params![group_id.to_string(), name.as_str()], rows::cluster))
+    async fn get_cluster(
+        &self,
+        group_id: ObjectId,
+        name: &ClusterName,
+    ) -> Result<Option<Cluster>, StoreError> {
+        self.read(|connection| {
+            one(
+                connection,
+                "SELECT * FROM clusters WHERE group_id = ?1 AND name = ?2",
+                params![group_id.to_string(), name.as_str()],
+                rows::cluster,
+            )
+        })
     }
 
-    async fn list_clusters(&self, group_id: ObjectId, page: Page) -> Result<(Vec<Cluster>, u64), StoreError> {
+    async fn list_clusters(
+        &self,
+        group_id: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<Cluster>, u64), StoreError> {
         self.read(|connection| {
             let items = all(
                 connection,
@@ -326,10 +517,14 @@ impl MetadataStore for SqliteStore {
         })
     }
 
-    async fn update_cluster(&self, cluster: &Cluster, schedule_if_missing: Option<&BackupSchedule>) -> Result<(), StoreError> {
+    async fn update_cluster(
+        &self,
+        cluster: &Cluster,
+        schedule_if_missing: Option<&BackupSchedule>,
+    ) -> Result<(), StoreError> {
         let (cluster, schedule) = (cluster.clone(), schedule_if_missing.cloned());
         self.write(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = connection;
             transaction.execute(
                 "UPDATE clusters SET cluster_type = ?2, backup_enabled = ?3, pit_enabled = ?4, paused = ?5, state = ?6, spec = ?7 WHERE id = ?1",
                 params![
@@ -345,7 +540,6 @@ impl MetadataStore for SqliteStore {
             if let Some(schedule) = &schedule {
                 execute_schedule(&transaction, schedule, &format!("{INSERT_SCHEDULE} ON CONFLICT (cluster_id) DO NOTHING"))?;
             }
-            transaction.commit()?;
             Ok(())
         })
         .await
@@ -353,7 +547,7 @@ impl MetadataStore for SqliteStore {
 
     async fn delete_cluster(&self, cluster_id: ObjectId) -> Result<bool, StoreError> {
         self.write(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = connection;
             let found: Option<(String, String)> = transaction
                 .query_row("SELECT group_id, name FROM clusters WHERE id = ?1", [cluster_id.to_string()], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()?;
@@ -371,14 +565,23 @@ impl MetadataStore for SqliteStore {
             for sql in ["DELETE FROM snapshots WHERE cluster_id = ?1", "DELETE FROM schedules WHERE cluster_id = ?1", "DELETE FROM clusters WHERE id = ?1"] {
                 transaction.execute(sql, [cluster_id.to_string()])?;
             }
-            transaction.commit()?;
             Ok(true)
         })
         .await
     }
 
-    async fn get_schedule(&self, cluster_id: ObjectId) -> Result<Option<BackupSchedule>, StoreError> {
-        self.read(|connection| one(connection, "SELECT * FROM schedules WHERE cluster_id = ?1", [cluster_id.to_string()], rows::schedule))
+    async fn get_schedule(
+        &self,
+        cluster_id: ObjectId,
+    ) -> Result<Option<BackupSchedule>, StoreError> {
+        self.read(|connection| {
+            one(
+                connection,
+                "SELECT * FROM schedules WHERE cluster_id = ?1",
+                [cluster_id.to_string()],
+                rows::schedule,
+            )
+        })
     }
 
     async fn put_schedule(&self, schedule: &BackupSchedule) -> Result<(), StoreError> {
@@ -395,7 +598,7 @@ impl MetadataStore for SqliteStore {
     async fn insert_on_demand_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
         let snapshot = snapshot.clone();
         self.write(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = connection;
             let unfinished: Option<String> = transaction
                 .query_row(
                     "SELECT id FROM snapshots WHERE cluster_id = ?1 AND snapshot_type = 'onDemand' AND status IN ('queued', 'inProgress') AND deleted_at IS NULL LIMIT 1",
@@ -427,17 +630,31 @@ impl MetadataStore for SqliteStore {
                     snapshot.deleted_at.map(Timestamp::millis),
                 ],
             )?;
-            transaction.commit()?;
             Ok(())
         })
         .await
     }
 
-    async fn get_snapshot(&self, cluster_id: ObjectId, id: ObjectId) -> Result<Option<Snapshot>, StoreError> {
-        self.read(|connection| one(connection, "SELECT * FROM snapshots WHERE cluster_id = ?1 AND id = ?2", params![cluster_id.to_string(), id.to_string()], rows::snapshot))
+    async fn get_snapshot(
+        &self,
+        cluster_id: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        self.read(|connection| {
+            one(
+                connection,
+                "SELECT * FROM snapshots WHERE cluster_id = ?1 AND id = ?2",
+                params![cluster_id.to_string(), id.to_string()],
+                rows::snapshot,
+            )
+        })
     }
 
-    async fn list_snapshots(&self, cluster_id: ObjectId, page: Page) -> Result<(Vec<Snapshot>, u64), StoreError> {
+    async fn list_snapshots(
+        &self,
+        cluster_id: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<Snapshot>, u64), StoreError> {
         self.read(|connection| {
             let items = all(
                 connection,
@@ -450,7 +667,11 @@ impl MetadataStore for SqliteStore {
         })
     }
 
-    async fn latest_completed_snapshot(&self, cluster_id: ObjectId, at: Timestamp) -> Result<Option<Snapshot>, StoreError> {
+    async fn latest_completed_snapshot(
+        &self,
+        cluster_id: ObjectId,
+        at: Timestamp,
+    ) -> Result<Option<Snapshot>, StoreError> {
         self.read(|connection| {
             one(
                 connection,
@@ -461,19 +682,34 @@ impl MetadataStore for SqliteStore {
         })
     }
 
-    async fn set_snapshot_expiry(&self, id: ObjectId, expires_at: Timestamp) -> Result<bool, StoreError> {
-        self.write(move |connection| Ok(connection.execute("UPDATE snapshots SET expires_at = ?2 WHERE id = ?1", params![id.to_string(), expires_at.millis()])? > 0))
-            .await
-    }
-
-    async fn delete_snapshot(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError> {
+    async fn set_snapshot_expiry(
+        &self,
+        id: ObjectId,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
         self.write(move |connection| {
-            Ok(connection.execute("UPDATE snapshots SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL", params![id.to_string(), now.millis()])? > 0)
+            Ok(connection.execute(
+                "UPDATE snapshots SET expires_at = ?2 WHERE id = ?1",
+                params![id.to_string(), expires_at.millis()],
+            )? > 0)
         })
         .await
     }
 
-    async fn claim_queued_snapshot(&self, mongod_version: &str) -> Result<Option<Snapshot>, StoreError> {
+    async fn delete_snapshot(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            Ok(connection.execute(
+                "UPDATE snapshots SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                params![id.to_string(), now.millis()],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn claim_queued_snapshot(
+        &self,
+        mongod_version: &str,
+    ) -> Result<Option<Snapshot>, StoreError> {
         let mongod_version = mongod_version.to_owned();
         self.write(move |connection| {
             one(
@@ -486,7 +722,14 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
-    async fn finish_snapshot(&self, id: ObjectId, status: SnapshotStatus, created_at: Timestamp, storage_size_bytes: i64, failure_reason: Option<&str>) -> Result<bool, StoreError> {
+    async fn finish_snapshot(
+        &self,
+        id: ObjectId,
+        status: SnapshotStatus,
+        created_at: Timestamp,
+        storage_size_bytes: i64,
+        failure_reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let failure_reason = failure_reason.map(str::to_owned);
         self.write(move |connection| {
             let updated = connection.execute(
@@ -509,10 +752,14 @@ impl MetadataStore for SqliteStore {
         })
     }
 
-    async fn insert_restore_job(&self, job: &RestoreJob, guard: &RestoreGuard) -> Result<(), StoreError> {
+    async fn insert_restore_job(
+        &self,
+        job: &RestoreJob,
+        guard: &RestoreGuard,
+    ) -> Result<(), StoreError> {
         let (job, guard) = (job.clone(), guard.clone());
         self.write(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = connection;
             if let Some((group_id, name)) = &guard.target {
                 let busy = count(
                     &transaction,
@@ -566,13 +813,17 @@ impl MetadataStore for SqliteStore {
                 encode_strings(&job.delivery_urls),
                 job.failure_reason,
             ])?;
-            transaction.commit()?;
             Ok(())
         })
         .await
     }
 
-    async fn get_restore_job(&self, group_id: ObjectId, cluster_name: &ClusterName, id: ObjectId) -> Result<Option<RestoreJob>, StoreError> {
+    async fn get_restore_job(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+        id: ObjectId,
+    ) -> Result<Option<RestoreJob>, StoreError> {
         self.read(|connection| {
             one(
                 connection,
@@ -583,7 +834,12 @@ impl MetadataStore for SqliteStore {
         })
     }
 
-    async fn get_restore_job_with_org(&self, group_id: ObjectId, cluster_name: &ClusterName, id: ObjectId) -> Result<Option<(RestoreJob, ObjectId)>, StoreError> {
+    async fn get_restore_job_with_org(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+        id: ObjectId,
+    ) -> Result<Option<(RestoreJob, ObjectId)>, StoreError> {
         self.read(|connection| {
             one(
                 connection,
@@ -598,7 +854,12 @@ impl MetadataStore for SqliteStore {
         })
     }
 
-    async fn list_restore_jobs(&self, group_id: ObjectId, cluster_name: &ClusterName, page: Page) -> Result<(Vec<RestoreJob>, u64), StoreError> {
+    async fn list_restore_jobs(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+        page: Page,
+    ) -> Result<(Vec<RestoreJob>, u64), StoreError> {
         self.read(|connection| {
             let items = all(
                 connection,
@@ -611,7 +872,11 @@ impl MetadataStore for SqliteStore {
         })
     }
 
-    async fn target_restoring(&self, group_id: ObjectId, cluster_name: &ClusterName) -> Result<bool, StoreError> {
+    async fn target_restoring(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+    ) -> Result<bool, StoreError> {
         self.read(|connection| {
             let busy = count(
                 connection,
@@ -622,7 +887,11 @@ impl MetadataStore for SqliteStore {
         })
     }
 
-    async fn active_downloads(&self, group_id: ObjectId, snapshot_id: ObjectId) -> Result<(u32, u32), StoreError> {
+    async fn active_downloads(
+        &self,
+        group_id: ObjectId,
+        snapshot_id: ObjectId,
+    ) -> Result<(u32, u32), StoreError> {
         self.read(|connection| {
             let of_snapshot = count(
                 connection,
@@ -638,8 +907,19 @@ impl MetadataStore for SqliteStore {
         })
     }
 
-    async fn transition_restore_job(&self, id: ObjectId, from: &[RestoreJobState], to: RestoreJobState, now: Timestamp) -> Result<bool, StoreError> {
-        let from = encode_strings(&from.iter().map(|state| state.as_str().to_owned()).collect::<Vec<_>>());
+    async fn transition_restore_job(
+        &self,
+        id: ObjectId,
+        from: &[RestoreJobState],
+        to: RestoreJobState,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let from = encode_strings(
+            &from
+                .iter()
+                .map(|state| state.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        );
         self.write(move |connection| {
             let updated = connection.execute(
                 "UPDATE restore_jobs SET state = ?2, updated_at = ?3 WHERE id = ?1 AND state IN (SELECT value FROM json_each(?4))",
@@ -686,15 +966,36 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
-    async fn get_api_key_by_public_key(&self, public_key: &str) -> Result<Option<ApiKey>, StoreError> {
-        self.read(|connection| one(connection, "SELECT * FROM api_keys WHERE public_key = ?1", [public_key], rows::api_key))
+    async fn get_api_key_by_public_key(
+        &self,
+        public_key: &str,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        self.read(|connection| {
+            one(
+                connection,
+                "SELECT * FROM api_keys WHERE public_key = ?1",
+                [public_key],
+                rows::api_key,
+            )
+        })
     }
 
     async fn get_api_key(&self, id: ObjectId) -> Result<Option<ApiKey>, StoreError> {
-        self.read(|connection| one(connection, "SELECT * FROM api_keys WHERE id = ?1", [id.to_string()], rows::api_key))
+        self.read(|connection| {
+            one(
+                connection,
+                "SELECT * FROM api_keys WHERE id = ?1",
+                [id.to_string()],
+                rows::api_key,
+            )
+        })
     }
 
-    async fn list_api_keys(&self, org_id: ObjectId, page: Page) -> Result<(Vec<ApiKey>, u64), StoreError> {
+    async fn list_api_keys(
+        &self,
+        org_id: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<ApiKey>, u64), StoreError> {
         self.read(|connection| {
             let items = all(
                 connection,
@@ -719,7 +1020,10 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn delete_api_key(&self, id: ObjectId) -> Result<bool, StoreError> {
-        self.write(move |connection| Ok(connection.execute("DELETE FROM api_keys WHERE id = ?1", [id.to_string()])? > 0)).await
+        self.write(move |connection| {
+            Ok(connection.execute("DELETE FROM api_keys WHERE id = ?1", [id.to_string()])? > 0)
+        })
+        .await
     }
 
     async fn create_service_account(&self, account: &ServiceAccount) -> Result<(), StoreError> {
@@ -745,11 +1049,25 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
-    async fn get_service_account(&self, client_id: &str) -> Result<Option<ServiceAccount>, StoreError> {
-        self.read(|connection| one(connection, "SELECT * FROM service_accounts WHERE client_id = ?1", [client_id], rows::service_account))
+    async fn get_service_account(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ServiceAccount>, StoreError> {
+        self.read(|connection| {
+            one(
+                connection,
+                "SELECT * FROM service_accounts WHERE client_id = ?1",
+                [client_id],
+                rows::service_account,
+            )
+        })
     }
 
-    async fn list_service_accounts(&self, org_id: ObjectId, page: Page) -> Result<(Vec<ServiceAccount>, u64), StoreError> {
+    async fn list_service_accounts(
+        &self,
+        org_id: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<ServiceAccount>, u64), StoreError> {
         self.read(|connection| {
             let items = all(
                 connection,
@@ -764,10 +1082,15 @@ impl MetadataStore for SqliteStore {
     async fn delete_service_account(&self, client_id: &str) -> Result<bool, StoreError> {
         let client_id = client_id.to_owned();
         self.write(move |connection| {
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            transaction.execute("DELETE FROM access_tokens WHERE client_id = ?1", [&client_id])?;
-            let deleted = transaction.execute("DELETE FROM service_accounts WHERE client_id = ?1", [&client_id])?;
-            transaction.commit()?;
+            let transaction = connection;
+            transaction.execute(
+                "DELETE FROM access_tokens WHERE client_id = ?1",
+                [&client_id],
+            )?;
+            let deleted = transaction.execute(
+                "DELETE FROM service_accounts WHERE client_id = ?1",
+                [&client_id],
+            )?;
             Ok(deleted > 0)
         })
         .await
@@ -785,19 +1108,30 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
-    async fn get_access_token(&self, token_sha256: &str) -> Result<Option<AccessToken>, StoreError> {
+    async fn get_access_token(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<AccessToken>, StoreError> {
         self.read(|connection| {
-            one(connection, "SELECT * FROM access_tokens WHERE token_sha256 = ?1", [token_sha256], |row| {
-                Ok(AccessToken {
-                    token_sha256: row.get("token_sha256")?,
-                    client_id: row.get("client_id")?,
-                    expires_at: Timestamp::from_millis(row.get("expires_at")?),
-                })
-            })
+            one(
+                connection,
+                "SELECT * FROM access_tokens WHERE token_sha256 = ?1",
+                [token_sha256],
+                |row| {
+                    Ok(AccessToken {
+                        token_sha256: row.get("token_sha256")?,
+                        client_id: row.get("client_id")?,
+                        expires_at: Timestamp::from_millis(row.get("expires_at")?),
+                    })
+                },
+            )
         })
     }
 
-    async fn get_access_token_with_account(&self, token_sha256: &str) -> Result<Option<(AccessToken, ServiceAccount)>, StoreError> {
+    async fn get_access_token_with_account(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<(AccessToken, ServiceAccount)>, StoreError> {
         self.read(|connection| {
             one(
                 connection,
@@ -818,6 +1152,12 @@ impl MetadataStore for SqliteStore {
 
     async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError> {
         let token_sha256 = token_sha256.to_owned();
-        self.write(move |connection| Ok(connection.execute("DELETE FROM access_tokens WHERE token_sha256 = ?1", [token_sha256])? > 0)).await
+        self.write(move |connection| {
+            Ok(connection.execute(
+                "DELETE FROM access_tokens WHERE token_sha256 = ?1",
+                [token_sha256],
+            )? > 0)
+        })
+        .await
     }
 }
