@@ -435,9 +435,8 @@ impl MetadataStore for SqliteStore {
 
     async fn delete_group(&self, id: ObjectId) -> Result<bool, StoreError> {
         self.write(move |connection| {
-            let transaction = connection;
             let clusters = count(
-                &transaction,
+                connection,
                 "SELECT COUNT(*) FROM clusters WHERE group_id = ?1",
                 [id.to_string()],
             )?;
@@ -447,7 +446,7 @@ impl MetadataStore for SqliteStore {
                 )));
             }
             let deleted =
-                transaction.execute("DELETE FROM groups WHERE id = ?1", [id.to_string()])?;
+                connection.execute("DELETE FROM groups WHERE id = ?1", [id.to_string()])?;
             Ok(deleted > 0)
         })
         .await
@@ -460,8 +459,7 @@ impl MetadataStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let (cluster, schedule) = (cluster.clone(), schedule.cloned());
         self.write(move |connection| {
-            let transaction = connection;
-            transaction
+            connection
                 .execute(
                     "INSERT INTO clusters (id, group_id, name, cluster_type, backup_enabled, pit_enabled, paused, state, created_at, spec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
@@ -479,7 +477,7 @@ impl MetadataStore for SqliteStore {
                 )
                 .map_err(|error| StoreError::from_insert(error, "cluster name"))?;
             if let Some(schedule) = &schedule {
-                execute_schedule(&transaction, schedule, INSERT_SCHEDULE)?;
+                execute_schedule(connection, schedule, INSERT_SCHEDULE)?;
             }
             Ok(())
         })
@@ -524,8 +522,7 @@ impl MetadataStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let (cluster, schedule) = (cluster.clone(), schedule_if_missing.cloned());
         self.write(move |connection| {
-            let transaction = connection;
-            transaction.execute(
+            connection.execute(
                 "UPDATE clusters SET cluster_type = ?2, backup_enabled = ?3, pit_enabled = ?4, paused = ?5, state = ?6, spec = ?7 WHERE id = ?1",
                 params![
                     cluster.id.to_string(),
@@ -538,7 +535,7 @@ impl MetadataStore for SqliteStore {
                 ],
             )?;
             if let Some(schedule) = &schedule {
-                execute_schedule(&transaction, schedule, &format!("{INSERT_SCHEDULE} ON CONFLICT (cluster_id) DO NOTHING"))?;
+                execute_schedule(connection, schedule, &format!("{INSERT_SCHEDULE} ON CONFLICT (cluster_id) DO NOTHING"))?;
             }
             Ok(())
         })
@@ -547,15 +544,14 @@ impl MetadataStore for SqliteStore {
 
     async fn delete_cluster(&self, cluster_id: ObjectId) -> Result<bool, StoreError> {
         self.write(move |connection| {
-            let transaction = connection;
-            let found: Option<(String, String)> = transaction
+            let found: Option<(String, String)> = connection
                 .query_row("SELECT group_id, name FROM clusters WHERE id = ?1", [cluster_id.to_string()], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()?;
             let Some((group_id, name)) = found else {
                 return Ok(false);
             };
             let busy = count(
-                &transaction,
+                connection,
                 &format!("SELECT COUNT(*) FROM restore_jobs WHERE state IN {ACTIVE_STATES} AND ((target_group_id = ?1 AND target_cluster_name = ?2) OR (group_id = ?1 AND cluster_name = ?2))"),
                 params![group_id, name],
             )?;
@@ -563,7 +559,7 @@ impl MetadataStore for SqliteStore {
                 return Err(StoreError::Conflict(format!("cluster {name} has {busy} active restore jobs")));
             }
             for sql in ["DELETE FROM snapshots WHERE cluster_id = ?1", "DELETE FROM schedules WHERE cluster_id = ?1", "DELETE FROM clusters WHERE id = ?1"] {
-                transaction.execute(sql, [cluster_id.to_string()])?;
+                connection.execute(sql, [cluster_id.to_string()])?;
             }
             Ok(true)
         })
@@ -598,8 +594,7 @@ impl MetadataStore for SqliteStore {
     async fn insert_on_demand_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
         let snapshot = snapshot.clone();
         self.write(move |connection| {
-            let transaction = connection;
-            let unfinished: Option<String> = transaction
+            let unfinished: Option<String> = connection
                 .query_row(
                     "SELECT id FROM snapshots WHERE cluster_id = ?1 AND snapshot_type = 'onDemand' AND status IN ('queued', 'inProgress') AND deleted_at IS NULL LIMIT 1",
                     [snapshot.cluster_id.to_string()],
@@ -609,7 +604,7 @@ impl MetadataStore for SqliteStore {
             if let Some(unfinished) = unfinished {
                 return Err(StoreError::Conflict(unfinished));
             }
-            transaction.execute(
+            connection.execute(
                 "INSERT INTO snapshots (id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, description, requested_at, created_at, expires_at, storage_size_bytes, mongod_version, policy_items, failure_reason, deleted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 params![
                     snapshot.id.to_string(),
@@ -759,10 +754,9 @@ impl MetadataStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let (job, guard) = (job.clone(), guard.clone());
         self.write(move |connection| {
-            let transaction = connection;
             if let Some((group_id, name)) = &guard.target {
                 let busy = count(
-                    &transaction,
+                    connection,
                     &format!("SELECT COUNT(*) FROM restore_jobs WHERE target_group_id = ?1 AND target_cluster_name = ?2 AND state IN {ACTIVE_STATES}"),
                     params![group_id.to_string(), name.as_str()],
                 )?;
@@ -772,7 +766,7 @@ impl MetadataStore for SqliteStore {
             }
             if let Some(snapshot_id) = guard.download_snapshot {
                 let active = count(
-                    &transaction,
+                    connection,
                     &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND state IN {ACTIVE_STATES}"),
                     [snapshot_id.to_string()],
                 )?;
@@ -782,7 +776,7 @@ impl MetadataStore for SqliteStore {
             }
             if let Some(max) = guard.max_group_downloads {
                 let active = count(
-                    &transaction,
+                    connection,
                     &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND state IN {ACTIVE_STATES}"),
                     [job.group_id.to_string()],
                 )?;
@@ -791,7 +785,7 @@ impl MetadataStore for SqliteStore {
                 }
             }
             let (pit_seconds, pit_ts, pit_inc) = pit_columns(job.pit);
-            transaction.prepare_cached(
+            connection.prepare_cached(
                 "INSERT INTO restore_jobs (id, group_id, cluster_name, delivery_type, snapshot_id, target_group_id, target_cluster_name, pit_utc_seconds, pit_oplog_ts, pit_oplog_inc, state, created_at, updated_at, snapshot_taken_at, finished_at, expires_at, delivery_urls, failure_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17)",
             )?
             .execute(params![
@@ -1082,12 +1076,11 @@ impl MetadataStore for SqliteStore {
     async fn delete_service_account(&self, client_id: &str) -> Result<bool, StoreError> {
         let client_id = client_id.to_owned();
         self.write(move |connection| {
-            let transaction = connection;
-            transaction.execute(
+            connection.execute(
                 "DELETE FROM access_tokens WHERE client_id = ?1",
                 [&client_id],
             )?;
-            let deleted = transaction.execute(
+            let deleted = connection.execute(
                 "DELETE FROM service_accounts WHERE client_id = ?1",
                 [&client_id],
             )?;
