@@ -12,9 +12,9 @@ mod model;
 mod rows;
 mod schema;
 mod sqlite;
+mod traits;
 
 pub use error::StoreError;
-pub use model::{
-    AccessToken, ApiKey, MetadataStore, Page, RestoreGuard, ServiceAccount, ServiceAccountSecret,
-};
+pub use model::{AccessToken, ApiKey, Page, RestoreGuard, ServiceAccount, ServiceAccountSecret};
 pub use sqlite::SqliteStore;
+pub use traits::{BackupStore, CredentialStore, MetadataStore, ProjectStore};

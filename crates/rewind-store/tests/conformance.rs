@@ -1,6 +1,6 @@
 //! Runs the store conformance suite against every implementation.
 
-use rewind_store::{MetadataStore, SqliteStore, conformance};
+use rewind_store::{ProjectStore, SqliteStore, conformance};
 
 #[tokio::test]
 async fn sqlite_in_memory_conforms() {

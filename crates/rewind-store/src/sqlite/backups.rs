@@ -1,0 +1,355 @@
+//! Snapshots and restore jobs in SQLite.
+
+use async_trait::async_trait;
+use rusqlite::params;
+
+use super::*;
+use crate::RestoreGuard;
+use crate::rows;
+
+#[async_trait]
+impl crate::BackupStore for SqliteStore {
+    async fn insert_on_demand_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let snapshot = snapshot.clone();
+        self.write(move |connection| {
+            let unfinished: Option<String> = connection
+                .query_row(
+                    "SELECT id FROM snapshots WHERE cluster_id = ?1 AND snapshot_type = 'onDemand' AND status IN ('queued', 'inProgress') AND deleted_at IS NULL LIMIT 1",
+                    [snapshot.cluster_id.to_string()],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if let Some(unfinished) = unfinished {
+                return Err(StoreError::Conflict(unfinished));
+            }
+            connection.execute(
+                "INSERT INTO snapshots (id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, description, requested_at, created_at, expires_at, storage_size_bytes, mongod_version, policy_items, failure_reason, deleted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                params![
+                    snapshot.id.to_string(),
+                    snapshot.group_id.to_string(),
+                    snapshot.cluster_id.to_string(),
+                    snapshot.cluster_name.as_str(),
+                    snapshot.status.as_str(),
+                    snapshot.snapshot_type.as_str(),
+                    snapshot.frequency_type,
+                    snapshot.description,
+                    snapshot.requested_at.millis(),
+                    snapshot.created_at.map(Timestamp::millis),
+                    snapshot.expires_at.millis(),
+                    snapshot.storage_size_bytes,
+                    snapshot.mongod_version,
+                    ids_json(&snapshot.policy_items),
+                    snapshot.failure_reason,
+                    snapshot.deleted_at.map(Timestamp::millis),
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_snapshot(
+        &self,
+        cluster_id: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        self.read(|connection| {
+            one(
+                connection,
+                "SELECT * FROM snapshots WHERE cluster_id = ?1 AND id = ?2",
+                params![cluster_id.to_string(), id.to_string()],
+                rows::snapshot,
+            )
+        })
+    }
+
+    async fn list_snapshots(
+        &self,
+        cluster_id: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<Snapshot>, u64), StoreError> {
+        self.read(|connection| {
+            let items = all(
+                connection,
+                "SELECT * FROM snapshots WHERE cluster_id = ?1 AND deleted_at IS NULL ORDER BY requested_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+                params![cluster_id.to_string(), limit(page), offset(page)],
+                rows::snapshot,
+            )?;
+            let total = count(connection, "SELECT COUNT(*) FROM snapshots WHERE cluster_id = ?1 AND deleted_at IS NULL", [cluster_id.to_string()])?;
+            Ok((items, total))
+        })
+    }
+
+    async fn latest_completed_snapshot(
+        &self,
+        cluster_id: ObjectId,
+        at: Timestamp,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        self.read(|connection| {
+            one(
+                connection,
+                "SELECT * FROM snapshots WHERE cluster_id = ?1 AND status = 'completed' AND deleted_at IS NULL AND created_at <= ?2 ORDER BY created_at DESC, id DESC LIMIT 1",
+                params![cluster_id.to_string(), at.millis()],
+                rows::snapshot,
+            )
+        })
+    }
+
+    async fn set_snapshot_expiry(
+        &self,
+        id: ObjectId,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            Ok(connection.execute(
+                "UPDATE snapshots SET expires_at = ?2 WHERE id = ?1",
+                params![id.to_string(), expires_at.millis()],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn delete_snapshot(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            Ok(connection.execute(
+                "UPDATE snapshots SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                params![id.to_string(), now.millis()],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn claim_queued_snapshot(
+        &self,
+        mongod_version: &str,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let mongod_version = mongod_version.to_owned();
+        self.write(move |connection| {
+            one(
+                connection,
+                "UPDATE snapshots SET status = 'inProgress', mongod_version = ?1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL ORDER BY requested_at, id LIMIT 1) AND status = 'queued' RETURNING *",
+                [mongod_version],
+                rows::snapshot,
+            )
+        })
+        .await
+    }
+
+    async fn finish_snapshot(
+        &self,
+        id: ObjectId,
+        status: SnapshotStatus,
+        created_at: Timestamp,
+        storage_size_bytes: i64,
+        failure_reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let failure_reason = failure_reason.map(str::to_owned);
+        self.write(move |connection| {
+            let updated = connection.execute(
+                "UPDATE snapshots SET status = ?2, created_at = ?3, storage_size_bytes = ?4, failure_reason = ?5 WHERE id = ?1 AND status = 'inProgress'",
+                params![id.to_string(), status.as_str(), created_at.millis(), storage_size_bytes, failure_reason],
+            )?;
+            Ok(updated > 0)
+        })
+        .await
+    }
+
+    async fn expired_snapshots(&self, now: Timestamp) -> Result<Vec<Snapshot>, StoreError> {
+        self.read(|connection| {
+            all(
+                connection,
+                "SELECT * FROM snapshots WHERE expires_at <= ?1 AND status IN ('completed', 'failed') AND deleted_at IS NULL ORDER BY expires_at LIMIT 100",
+                [now.millis()],
+                rows::snapshot,
+            )
+        })
+    }
+
+    async fn insert_restore_job(
+        &self,
+        job: &RestoreJob,
+        guard: &RestoreGuard,
+    ) -> Result<(), StoreError> {
+        let (job, guard) = (job.clone(), guard.clone());
+        self.write(move |connection| {
+            if let Some((group_id, name)) = &guard.target {
+                let busy = count(
+                    connection,
+                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE target_group_id = ?1 AND target_cluster_name = ?2 AND state IN {ACTIVE_STATES}"),
+                    params![group_id.to_string(), name.as_str()],
+                )?;
+                if busy > 0 {
+                    return Err(StoreError::Conflict("target".to_owned()));
+                }
+            }
+            if let Some(snapshot_id) = guard.download_snapshot {
+                let active = count(
+                    connection,
+                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND state IN {ACTIVE_STATES}"),
+                    [snapshot_id.to_string()],
+                )?;
+                if active > 0 {
+                    return Err(StoreError::Conflict("snapshot download".to_owned()));
+                }
+            }
+            if let Some(max) = guard.max_group_downloads {
+                let active = count(
+                    connection,
+                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND state IN {ACTIVE_STATES}"),
+                    [job.group_id.to_string()],
+                )?;
+                if active >= u64::from(max) {
+                    return Err(StoreError::Conflict("group downloads".to_owned()));
+                }
+            }
+            let (pit_seconds, pit_ts, pit_inc) = pit_columns(job.pit);
+            connection.prepare_cached(
+                "INSERT INTO restore_jobs (id, group_id, cluster_name, delivery_type, snapshot_id, target_group_id, target_cluster_name, pit_utc_seconds, pit_oplog_ts, pit_oplog_inc, state, created_at, updated_at, snapshot_taken_at, finished_at, expires_at, delivery_urls, failure_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )?
+            .execute(params![
+                job.id.to_string(),
+                job.group_id.to_string(),
+                job.cluster_name.as_str(),
+                job.delivery_type.as_str(),
+                job.snapshot_id.map(|id| id.to_string()),
+                job.target_group_id.map(|id| id.to_string()),
+                job.target_cluster_name.as_ref().map(|name| name.as_str().to_owned()),
+                pit_seconds,
+                pit_ts,
+                pit_inc,
+                job.state.as_str(),
+                job.created_at.millis(),
+                job.snapshot_taken_at.map(Timestamp::millis),
+                job.finished_at.map(Timestamp::millis),
+                job.expires_at.map(Timestamp::millis),
+                encode_strings(&job.delivery_urls),
+                job.failure_reason,
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_restore_job(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+        id: ObjectId,
+    ) -> Result<Option<RestoreJob>, StoreError> {
+        self.read(|connection| {
+            one(
+                connection,
+                "SELECT * FROM restore_jobs WHERE id = ?1 AND group_id = ?2 AND cluster_name = ?3",
+                params![id.to_string(), group_id.to_string(), cluster_name.as_str()],
+                rows::restore_job,
+            )
+        })
+    }
+
+    async fn get_restore_job_with_org(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+        id: ObjectId,
+    ) -> Result<Option<(RestoreJob, ObjectId)>, StoreError> {
+        self.read(|connection| {
+            one(
+                connection,
+                "SELECT j.*, g.org_id AS owning_org_id FROM restore_jobs j JOIN groups g ON g.id = j.group_id JOIN clusters c ON c.group_id = j.group_id AND c.name = j.cluster_name WHERE j.id = ?1 AND j.group_id = ?2 AND j.cluster_name = ?3",
+                params![id.to_string(), group_id.to_string(), cluster_name.as_str()],
+                |row| {
+                    let org: String = row.get("owning_org_id")?;
+                    let org = org.parse().map_err(|_| StoreError::Corrupt("owning_org_id".into()))?;
+                    Ok((rows::restore_job(row)?, org))
+                },
+            )
+        })
+    }
+
+    async fn list_restore_jobs(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+        page: Page,
+    ) -> Result<(Vec<RestoreJob>, u64), StoreError> {
+        self.read(|connection| {
+            let items = all(
+                connection,
+                "SELECT * FROM restore_jobs WHERE group_id = ?1 AND cluster_name = ?2 ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4",
+                params![group_id.to_string(), cluster_name.as_str(), limit(page), offset(page)],
+                rows::restore_job,
+            )?;
+            let total = count(connection, "SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND cluster_name = ?2", params![group_id.to_string(), cluster_name.as_str()])?;
+            Ok((items, total))
+        })
+    }
+
+    async fn target_restoring(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+    ) -> Result<bool, StoreError> {
+        self.read(|connection| {
+            let busy = count(
+                connection,
+                &format!("SELECT COUNT(*) FROM restore_jobs WHERE target_group_id = ?1 AND target_cluster_name = ?2 AND state IN {ACTIVE_STATES}"),
+                params![group_id.to_string(), cluster_name.as_str()],
+            )?;
+            Ok(busy > 0)
+        })
+    }
+
+    async fn active_downloads(
+        &self,
+        group_id: ObjectId,
+        snapshot_id: ObjectId,
+    ) -> Result<(u32, u32), StoreError> {
+        self.read(|connection| {
+            let of_snapshot = count(
+                connection,
+                &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND state IN {ACTIVE_STATES}"),
+                [snapshot_id.to_string()],
+            )?;
+            let of_group = count(
+                connection,
+                &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND state IN {ACTIVE_STATES}"),
+                [group_id.to_string()],
+            )?;
+            Ok((of_snapshot as u32, of_group as u32))
+        })
+    }
+
+    async fn transition_restore_job(
+        &self,
+        id: ObjectId,
+        from: &[RestoreJobState],
+        to: RestoreJobState,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let from = encode_strings(
+            &from
+                .iter()
+                .map(|state| state.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        );
+        self.write(move |connection| {
+            let updated = connection.execute(
+                "UPDATE restore_jobs SET state = ?2, updated_at = ?3 WHERE id = ?1 AND state IN (SELECT value FROM json_each(?4))",
+                params![id.to_string(), to.as_str(), now.millis(), from],
+            )?;
+            Ok(updated > 0)
+        })
+        .await
+    }
+
+    async fn state_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        self.read(|connection| {
+            all(
+                connection,
+                "SELECT 'restore_job' AS kind, state, COUNT(*) AS count FROM restore_jobs GROUP BY state UNION ALL SELECT 'snapshot' AS kind, status AS state, COUNT(*) AS count FROM snapshots WHERE deleted_at IS NULL GROUP BY status",
+                [],
+                |row| Ok((row.get("kind")?, row.get("state")?, row.get::<_, i64>("count")?.max(0) as u64)),
+            )
+        })
+    }
+}

@@ -1,0 +1,352 @@
+//! The embedded default store: one SQLite file in WAL mode.
+//!
+//! This module holds the connections and the writer; `projects`, `backups` and `credentials`
+//! implement the store traits on them.
+//!
+//! Reads run on pooled reader connections directly on the calling task: they take
+//! microseconds, and WAL readers never wait for the writer.
+//!
+//! Writes go to one writer thread, which commits them in groups: it takes every write queued
+//! while the previous commit was syncing, runs each inside its own savepoint of one
+//! transaction (a failing write rolls back alone), commits once, and only then answers each
+//! caller. One fsync thus covers many acknowledged writes, and one writer makes every
+//! check-then-insert (`insert_restore_job`, `insert_on_demand_snapshot`) atomic.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rewind_domain::cluster::Cluster;
+use rewind_domain::group::{Group, Organization};
+use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
+use rewind_domain::restore_request::PitTarget;
+use rewind_domain::schedule::BackupSchedule;
+use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
+use rewind_domain::{ClusterName, ObjectId, Timestamp};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Params, Row, TransactionBehavior, params,
+};
+
+mod backups;
+mod credentials;
+mod projects;
+
+use crate::rows::{encode_policy_items, encode_strings};
+use crate::schema::MIGRATIONS;
+use crate::{Page, StoreError};
+
+/// States in which a restore job occupies its target or a download slot.
+const ACTIVE_STATES: &str = "('queued', 'inProgress')";
+
+/// Idle reader connections kept open.
+const MAX_IDLE_READERS: usize = 16;
+
+/// Writes committed together at most.
+const MAX_GROUP_COMMIT: usize = 256;
+
+/// A queued write: runs inside a savepoint and says whether it succeeded, and how to answer
+/// its caller once the group's commit is known.
+type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Answer) + Send>;
+/// Answers a write's caller with the group commit's outcome.
+type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    writes: std::sync::mpsc::Sender<WriteJob>,
+    /// `None` for an in-memory database, whose only connection is the writer.
+    readers: Option<ReaderPool>,
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a connection leaves it usable: SQLite rolls back an unfinished
+    // transaction when the next one begins.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn configure(connection: &Connection) -> Result<(), StoreError> {
+    connection.busy_timeout(Duration::from_secs(10))?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    // FULL: an acknowledged API write survives power loss, not just a process crash.
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.set_prepared_statement_cache_capacity(128);
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let path = path.to_owned();
+        let writer = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || -> Result<Connection, StoreError> {
+                let connection = Connection::open(&path)?;
+                connection.pragma_update(None, "journal_mode", "WAL")?;
+                configure(&connection)?;
+                Ok(connection)
+            }
+        })
+        .await
+        .map_err(|error| StoreError::Task(error.to_string()))??;
+        Self::start(
+            writer,
+            Some(ReaderPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+        )
+        .await
+    }
+
+    /// A private in-memory database, for tests.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let connection = Connection::open_in_memory()?;
+        configure(&connection)?;
+        Self::start(connection, None).await
+    }
+
+    /// Migrates, then starts the writer thread.
+    async fn start(writer: Connection, readers: Option<ReaderPool>) -> Result<Self, StoreError> {
+        let writer = Arc::new(Mutex::new(writer));
+        let migrating = writer.clone();
+        tokio::task::spawn_blocking(move || migrate(&mut lock(&migrating)))
+            .await
+            .map_err(|error| StoreError::Task(error.to_string()))??;
+        let (writes, queue) = std::sync::mpsc::channel();
+        let thread_writer = writer.clone();
+        std::thread::Builder::new()
+            .name("rewind-sqlite-writer".into())
+            .spawn(move || run_writer(&thread_writer, &queue))
+            .map_err(|error| StoreError::Task(error.to_string()))?;
+        Ok(Self {
+            writer,
+            writes,
+            readers,
+        })
+    }
+
+    /// Runs a read on a pooled reader connection (or the writer, in memory).
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(pool) = &self.readers else {
+            return work(&lock(&self.writer));
+        };
+        let pooled = lock(&pool.idle).pop();
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => {
+                let connection = Connection::open_with_flags(
+                    &pool.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&connection)?;
+                connection
+            }
+        };
+        let result = work(&connection);
+        let mut idle = lock(&pool.idle);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(connection);
+        }
+        result
+    }
+
+    /// Queues a write for the writer thread and waits until its group is committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let job: WriteJob = Box::new(move |connection| {
+            let result = work(connection);
+            let succeeded = result.is_ok();
+            let answer: Answer = Box::new(move |committed| {
+                let outcome = match (result, committed) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Ok(_), Err(error)) => Err(StoreError::Task(format!("commit failed: {error}"))),
+                    (Err(error), _) => Err(error),
+                };
+                let _ = sender.send(outcome);
+            });
+            (succeeded, answer)
+        });
+        self.writes
+            .send(job)
+            .map_err(|_| StoreError::Task("the writer thread stopped".into()))?;
+        receiver
+            .await
+            .map_err(|_| StoreError::Task("the write was not committed; see the log".into()))?
+    }
+}
+
+/// Applies pending migrations, each in its own transaction.
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    connection.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")?;
+    for (version, statements) in MIGRATIONS {
+        let applied: Option<i64> = connection
+            .query_row(
+                "SELECT version FROM schema_migrations WHERE version = ?1",
+                [version],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if applied.is_some() {
+            continue;
+        }
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        transaction.execute_batch(statements)?;
+        transaction.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![version, Timestamp::now().millis()],
+        )?;
+        transaction.commit()?;
+        tracing::info!(migration.version = version, "applied metadata migration");
+    }
+    Ok(())
+}
+
+/// The writer thread: commits queued writes in groups until the store is dropped.
+fn run_writer(writer: &Mutex<Connection>, queue: &std::sync::mpsc::Receiver<WriteJob>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP_COMMIT {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(&mut lock(writer), group);
+    }
+}
+
+/// Runs each write in its own savepoint of one transaction, commits, then answers everyone.
+/// A write whose savepoint cannot be taken, or that panics, is dropped: its caller is told
+/// the write was not committed.
+fn commit_group(connection: &mut Connection, group: Vec<WriteJob>) {
+    let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
+    {
+        Ok(transaction) => transaction,
+        Err(error) => {
+            tracing::error!(%error, writes = group.len(), "cannot begin a write transaction");
+            return;
+        }
+    };
+    let mut answers = Vec::with_capacity(group.len());
+    for job in group {
+        let savepoint = match transaction.savepoint() {
+            Ok(savepoint) => savepoint,
+            Err(error) => {
+                tracing::error!(%error, "cannot take a savepoint");
+                continue;
+            }
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&savepoint))) {
+            Ok((true, answer)) => match savepoint.commit() {
+                Ok(()) => answers.push(answer),
+                Err(error) => tracing::error!(%error, "cannot release a savepoint"),
+            },
+            // Dropping the savepoint rolls the failed write back.
+            Ok((false, answer)) => answers.push(answer),
+            Err(_) => tracing::error!("a write panicked; rolled back"),
+        }
+    }
+    let committed = transaction.commit().map_err(|error| {
+        tracing::error!(%error, "group commit failed");
+        error.to_string()
+    });
+    for answer in answers {
+        answer(committed.clone());
+    }
+}
+
+fn one<T>(
+    connection: &Connection,
+    sql: &str,
+    parameters: impl Params,
+    decode: fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let mut found = statement.query(parameters)?;
+    match found.next()? {
+        Some(row) => Ok(Some(decode(row)?)),
+        None => Ok(None),
+    }
+}
+
+fn all<T>(
+    connection: &Connection,
+    sql: &str,
+    parameters: impl Params,
+    decode: fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let mut found = statement.query(parameters)?;
+    let mut items = Vec::new();
+    while let Some(row) = found.next()? {
+        items.push(decode(row)?);
+    }
+    Ok(items)
+}
+
+fn count(connection: &Connection, sql: &str, parameters: impl Params) -> Result<u64, StoreError> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let total: i64 = statement.query_row(parameters, |row| row.get(0))?;
+    Ok(total.max(0) as u64)
+}
+
+fn limit(page: Page) -> i64 {
+    i64::try_from(page.limit).unwrap_or(i64::MAX)
+}
+
+fn offset(page: Page) -> i64 {
+    i64::try_from(page.offset).unwrap_or(i64::MAX)
+}
+
+fn flag(value: bool) -> i64 {
+    i64::from(value)
+}
+
+fn pit_columns(pit: Option<PitTarget>) -> (Option<i64>, Option<i64>, Option<i64>) {
+    match pit {
+        None => (None, None, None),
+        Some(PitTarget::UtcSeconds(seconds)) => (Some(i64::from(seconds)), None, None),
+        Some(PitTarget::Oplog { ts, inc }) => (None, Some(i64::from(ts)), Some(i64::from(inc))),
+    }
+}
+
+const INSERT_SCHEDULE: &str = "INSERT INTO schedules (cluster_id, reference_hour_of_day, reference_minute_of_hour, restore_window_days, policy_id, policy_items, auto_export_enabled, use_org_and_group_names_in_export_prefix, auto_copy_settings_enabled, copy_policy_items_enabled, copy_settings, extra_retention_settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+fn execute_schedule(
+    connection: &Connection,
+    schedule: &BackupSchedule,
+    sql: &str,
+) -> Result<(), StoreError> {
+    connection.prepare_cached(sql)?.execute(params![
+        schedule.cluster_id.to_string(),
+        i64::from(schedule.reference_hour_of_day),
+        i64::from(schedule.reference_minute_of_hour),
+        i64::from(schedule.restore_window_days),
+        schedule.policy_id.to_string(),
+        encode_policy_items(&schedule.policy_items),
+        flag(schedule.auto_export_enabled),
+        flag(schedule.use_org_and_group_names_in_export_prefix),
+        flag(schedule.auto_copy_settings_enabled),
+        flag(schedule.copy_policy_items_enabled),
+        serde_json::Value::from(schedule.copy_settings.clone()).to_string(),
+        serde_json::Value::from(schedule.extra_retention_settings.clone()).to_string(),
+    ])?;
+    Ok(())
+}
+
+fn ids_json(ids: &[ObjectId]) -> String {
+    encode_strings(&ids.iter().map(ObjectId::to_string).collect::<Vec<_>>())
+}

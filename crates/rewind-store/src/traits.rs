@@ -1,0 +1,240 @@
+//! The store interface, split by resource family. [`MetadataStore`] is all of them: what the
+//! API and the workers hold. Every method is one atomic operation.
+
+use async_trait::async_trait;
+use rewind_domain::cluster::Cluster;
+use rewind_domain::group::{Group, Organization};
+use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
+use rewind_domain::schedule::BackupSchedule;
+use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
+use rewind_domain::{ClusterName, ObjectId, Timestamp};
+
+use crate::{AccessToken, ApiKey, Page, RestoreGuard, ServiceAccount, StoreError};
+
+/// Organizations, projects, clusters and their backup schedules.
+#[async_trait]
+pub trait ProjectStore: Send + Sync {
+    // Organizations and projects.
+
+    /// Inserts an organization.
+    async fn create_org(&self, org: &Organization) -> Result<(), StoreError>;
+    /// Reads an organization.
+    async fn get_org(&self, id: ObjectId) -> Result<Option<Organization>, StoreError>;
+    /// Lists organizations, oldest first, with the total count.
+    async fn list_orgs(&self, page: Page) -> Result<(Vec<Organization>, u64), StoreError>;
+    /// Inserts a project; [`StoreError::AlreadyExists`] when the name is taken in its org.
+    async fn create_group(&self, group: &Group) -> Result<(), StoreError>;
+    /// Reads a project.
+    async fn get_group(&self, id: ObjectId) -> Result<Option<Group>, StoreError>;
+    /// Lists projects of the given organizations, oldest first, with the total count.
+    async fn list_groups(
+        &self,
+        org_ids: &[ObjectId],
+        page: Page,
+    ) -> Result<(Vec<Group>, u64), StoreError>;
+    /// Deletes a project with no clusters; [`StoreError::Conflict`] if it still has some.
+    async fn delete_group(&self, id: ObjectId) -> Result<bool, StoreError>;
+
+    // Clusters and schedules.
+
+    /// Inserts a cluster and, when given, its schedule, atomically.
+    async fn create_cluster(
+        &self,
+        cluster: &Cluster,
+        schedule: Option<&BackupSchedule>,
+    ) -> Result<(), StoreError>;
+    /// Reads a cluster by project and name.
+    async fn get_cluster(
+        &self,
+        group_id: ObjectId,
+        name: &ClusterName,
+    ) -> Result<Option<Cluster>, StoreError>;
+    /// Lists a project's clusters, oldest first, with the total count.
+    async fn list_clusters(
+        &self,
+        group_id: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<Cluster>, u64), StoreError>;
+    /// Replaces a cluster record (matched by id); creates the schedule when given and none exists.
+    async fn update_cluster(
+        &self,
+        cluster: &Cluster,
+        schedule_if_missing: Option<&BackupSchedule>,
+    ) -> Result<(), StoreError>;
+    /// Deletes a cluster with its schedule and snapshots; refuses ([`StoreError::Conflict`])
+    /// while a restore job targets it or restores from it.
+    async fn delete_cluster(&self, cluster_id: ObjectId) -> Result<bool, StoreError>;
+    /// Reads a cluster's schedule.
+    async fn get_schedule(
+        &self,
+        cluster_id: ObjectId,
+    ) -> Result<Option<BackupSchedule>, StoreError>;
+    /// Replaces a cluster's schedule.
+    async fn put_schedule(&self, schedule: &BackupSchedule) -> Result<(), StoreError>;
+}
+
+/// Snapshots and restore jobs.
+#[async_trait]
+pub trait BackupStore: Send + Sync {
+    // Snapshots.
+
+    /// Inserts an on-demand snapshot unless the cluster already has an unfinished on-demand
+    /// snapshot, whose id is then returned in [`StoreError::Conflict`].
+    async fn insert_on_demand_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+    /// Reads a snapshot of a cluster, deleted ones included (see [`Snapshot::deleted_at`]).
+    ///
+    /// [`Snapshot::deleted_at`]: rewind_domain::snapshot::Snapshot::deleted_at
+    async fn get_snapshot(
+        &self,
+        cluster_id: ObjectId,
+        id: ObjectId,
+    ) -> Result<Option<Snapshot>, StoreError>;
+    /// Lists a cluster's live snapshots, newest first, with the total count.
+    async fn list_snapshots(
+        &self,
+        cluster_id: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<Snapshot>, u64), StoreError>;
+    /// The latest completed snapshot captured at or before `at`.
+    async fn latest_completed_snapshot(
+        &self,
+        cluster_id: ObjectId,
+        at: Timestamp,
+    ) -> Result<Option<Snapshot>, StoreError>;
+    /// Sets a snapshot's expiry.
+    async fn set_snapshot_expiry(
+        &self,
+        id: ObjectId,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Marks a snapshot deleted; false when it was already deleted or does not exist.
+    async fn delete_snapshot(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError>;
+    /// Moves the oldest queued snapshot to inProgress and returns it.
+    async fn claim_queued_snapshot(
+        &self,
+        mongod_version: &str,
+    ) -> Result<Option<Snapshot>, StoreError>;
+    /// Ends an inProgress snapshot: completed with its capture time and size, or failed.
+    async fn finish_snapshot(
+        &self,
+        id: ObjectId,
+        status: SnapshotStatus,
+        created_at: Timestamp,
+        storage_size_bytes: i64,
+        failure_reason: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// Live snapshots whose expiry has passed.
+    async fn expired_snapshots(&self, now: Timestamp) -> Result<Vec<Snapshot>, StoreError>;
+
+    // Restore jobs.
+
+    /// Inserts a restore job after re-checking `guard` atomically.
+    async fn insert_restore_job(
+        &self,
+        job: &RestoreJob,
+        guard: &RestoreGuard,
+    ) -> Result<(), StoreError>;
+    /// Reads a restore job of a cluster.
+    async fn get_restore_job(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+        id: ObjectId,
+    ) -> Result<Option<RestoreJob>, StoreError>;
+    /// Reads a restore job together with its project's organization, in one query, only when
+    /// its project and cluster both exist: the read path of `GET .../restoreJobs/{id}`.
+    async fn get_restore_job_with_org(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+        id: ObjectId,
+    ) -> Result<Option<(RestoreJob, ObjectId)>, StoreError>;
+    /// Lists a cluster's restore jobs, newest first, with the total count.
+    async fn list_restore_jobs(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+        page: Page,
+    ) -> Result<(Vec<RestoreJob>, u64), StoreError>;
+    /// Whether an automated or pointInTime job is active on the target.
+    async fn target_restoring(
+        &self,
+        group_id: ObjectId,
+        cluster_name: &ClusterName,
+    ) -> Result<bool, StoreError>;
+    /// Active download jobs of a snapshot and of a project.
+    async fn active_downloads(
+        &self,
+        group_id: ObjectId,
+        snapshot_id: ObjectId,
+    ) -> Result<(u32, u32), StoreError>;
+    /// Moves a job from one of `from` to `to` (compare-and-set); false when it was in another state.
+    async fn transition_restore_job(
+        &self,
+        id: ObjectId,
+        from: &[RestoreJobState],
+        to: RestoreJobState,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Counts of restore jobs by state and snapshots by status: `(kind, state, count)`.
+    async fn state_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError>;
+}
+
+/// API keys, service accounts and bearer tokens.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    // Credentials.
+
+    /// Inserts an API key.
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+    /// Reads an API key by its public key.
+    async fn get_api_key_by_public_key(
+        &self,
+        public_key: &str,
+    ) -> Result<Option<ApiKey>, StoreError>;
+    /// Reads an API key by id.
+    async fn get_api_key(&self, id: ObjectId) -> Result<Option<ApiKey>, StoreError>;
+    /// Lists an organization's API keys, oldest first, with the total count.
+    async fn list_api_keys(
+        &self,
+        org_id: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<ApiKey>, u64), StoreError>;
+    /// Replaces an API key's description and roles.
+    async fn update_api_key(&self, key: &ApiKey) -> Result<bool, StoreError>;
+    /// Deletes an API key.
+    async fn delete_api_key(&self, id: ObjectId) -> Result<bool, StoreError>;
+    /// Inserts a service account.
+    async fn create_service_account(&self, account: &ServiceAccount) -> Result<(), StoreError>;
+    /// Reads a service account.
+    async fn get_service_account(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ServiceAccount>, StoreError>;
+    /// Lists an organization's service accounts, oldest first, with the total count.
+    async fn list_service_accounts(
+        &self,
+        org_id: ObjectId,
+        page: Page,
+    ) -> Result<(Vec<ServiceAccount>, u64), StoreError>;
+    /// Deletes a service account and its tokens.
+    async fn delete_service_account(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// Inserts a bearer token.
+    async fn create_access_token(&self, token: &AccessToken) -> Result<(), StoreError>;
+    /// Reads a bearer token by its hash.
+    async fn get_access_token(&self, token_sha256: &str)
+    -> Result<Option<AccessToken>, StoreError>;
+    /// Reads a bearer token and the service account it belongs to, in one query.
+    async fn get_access_token_with_account(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<(AccessToken, ServiceAccount)>, StoreError>;
+    /// Deletes a bearer token.
+    async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError>;
+}
+
+/// The whole metadata store.
+pub trait MetadataStore: ProjectStore + BackupStore + CredentialStore + 'static {}
+
+impl<T: ProjectStore + BackupStore + CredentialStore + 'static> MetadataStore for T {}
