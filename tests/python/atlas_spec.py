@@ -283,9 +283,7 @@ class AtlasSpec:
             if content and "application/json" in content:
                 ref = content["application/json"]["schema"]["$ref"]
             else:
-                if content is None and not allow_undeclared_status and status not in (401, 406):
-                    # Not fatal for the schema check itself; reported by callers that care.
-                    pass
+                # Status not declared for this operation (e.g. 406): still an ApiError.
                 ref = "#/components/schemas/ApiError"
         try:
             body = resp.json()

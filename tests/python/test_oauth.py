@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from conftest import V2023, V_SERVICE_ACCOUNTS, AtlasClient, ServerProcess, World, expect, media_type
+from conftest import V2023, V_SERVICE_ACCOUNTS, AtlasClient, ServerProcess, World, expect, media_type, wait_snapshot
 
 TOKEN_PATH = "/api/oauth/token"
 REVOKE_PATH = "/api/oauth/revoke"
@@ -46,7 +46,7 @@ def bearer_get(server: ServerProcess, path: str, token: str, version: str = V202
     )
 
 
-def test_token_bearer_revoke(server: ServerProcess, service_account: dict, world: World):
+def test_token_bearer_revoke(api: AtlasClient, server: ServerProcess, service_account: dict, world: World):
     resp = get_token(server, service_account["clientId"], service_account["secret"])
     assert resp.status_code == 200, resp.text
     assert resp.headers["Content-Type"].split(";")[0] == "application/json"
@@ -72,6 +72,9 @@ def test_token_bearer_revoke(server: ServerProcess, service_account: dict, world
         timeout=30,
     )
     assert snap.status_code == 200, snap.text
+    # Let it finish: a queued on-demand snapshot blocks the next one on this
+    # cluster (UNFINISHED_ON_DEMAND_SNAPSHOT) for later tests.
+    wait_snapshot(api, world.group_id, world.cluster, snap.json()["id"])
 
     revoke = requests.post(
         server.base_url + REVOKE_PATH,

@@ -133,6 +133,8 @@ def test_restore_job_get(api: AtlasClient, backup_spec: AtlasSpec, world: World,
     body = conform(backup_spec, api.get(f"{world.prefix()}/restoreJobs/{job['id']}"), 200)
     assert body["id"] == job["id"]
     assert body["deliveryType"] == delivery
+    self_links = [link["href"] for link in body["links"] if link["rel"] == "self"]
+    assert self_links and self_links[0].endswith(f"{world.prefix()}/restoreJobs/{job['id']}"), body["links"]
 
 
 @pytest.mark.parametrize(
@@ -146,6 +148,11 @@ def test_restore_job_list(api: AtlasClient, backup_spec: AtlasSpec, world: World
     if params is None or "pretty" in (params or {}) or params.get("itemsPerPage") == 500:
         assert {j["id"] for j in world.jobs.values()} <= ids
         assert body["totalCount"] >= 3
+        # Newest first (legacy docs); the world created automated, download, pointInTime in that order.
+        order = [j["id"] for j in body["results"]]
+        assert order.index(world.jobs["pointInTime"]["id"]) < order.index(world.jobs["download"]["id"]) < order.index(
+            world.jobs["automated"]["id"]
+        ), order
     elif "pageNum" in params:
         assert len(body["results"]) == 1
     else:
@@ -570,7 +577,7 @@ def test_every_logged_response_conforms(api: AtlasClient, backup_spec: AtlasSpec
     assert not problems, "\n".join(problems)
 
 
-def test_report_accepted_deviations():
+def test_report_accepted_deviations(backup_spec: AtlasSpec):
     """Lists which documented deviations were actually met (informational, but
     `ondemand` must have been seen: every snapshot this suite takes is on-demand)."""
     kinds = sorted({d.rsplit(": ", 1)[-1].split(" at ")[0] for d in DEVIATIONS_SEEN})

@@ -183,6 +183,7 @@ def test_schemathesis_conformance(case, st_session):
 
 def test_schemathesis_exercised_real_resources():
     """The fuzz run must have reached real data, not just 401/404/406 walls."""
+    reference_file("atlas-backup-openapi.json")  # skip with the run it checks
     assert APPLIED_PATCHES, "schemathesis fixture never ran"
     print("\nspec patches for documented deviations:", *APPLIED_PATCHES, sep="\n  ")
     print("status codes per operation:")
