@@ -287,7 +287,10 @@ pub fn schedule(
     );
     body.insert("clusterId".into(), json!(cluster.id));
     body.insert("clusterName".into(), json!(cluster.name.as_str()));
-    body.insert("copySettings".into(), json!(schedule.copy_settings));
+    body.insert(
+        "copySettings".into(),
+        json!(schedule.copy_settings_for(version_2024)),
+    );
     body.insert(
         "extraRetentionSettings".into(),
         json!(schedule.extra_retention_settings),

@@ -36,6 +36,11 @@ impl ObjectId {
     pub fn bytes(&self) -> [u8; 12] {
         self.0
     }
+
+    /// An id from its raw bytes.
+    pub fn from_bytes(bytes: [u8; 12]) -> Self {
+        Self(bytes)
+    }
 }
 
 impl FromStr for ObjectId {

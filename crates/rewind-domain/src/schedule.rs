@@ -60,7 +60,8 @@ pub struct BackupSchedule {
     pub auto_copy_settings_enabled: bool,
     /// Whether copies follow policy items.
     pub copy_policy_items_enabled: bool,
-    /// Copy settings, recorded and echoed as sent.
+    /// Copy settings, validated and stored in the 2023-01-01 shape (`replicationSpecId`);
+    /// see [`BackupSchedule::copy_settings_for`].
     pub copy_settings: Vec<Value>,
     /// Extra retention settings, recorded and echoed as sent.
     pub extra_retention_settings: Vec<Value>,
@@ -197,7 +198,7 @@ impl BackupSchedule {
             reader.bool(flag)?;
         }
         if let Some(settings) = reader.array("copySettings")? {
-            next.copy_settings = settings.clone();
+            next.copy_settings = parse_copy_settings(settings, version_2024)?;
         }
         if let Some(settings) = reader.array("extraRetentionSettings")? {
             next.extra_retention_settings = settings.clone();
@@ -221,6 +222,143 @@ impl BackupSchedule {
         }
         Ok(next)
     }
+}
+
+/// The key naming a copy setting's target: the 2024-08-05 shape calls it `zoneId`.
+fn copy_target_key(version_2024: bool) -> &'static str {
+    if version_2024 {
+        "zoneId"
+    } else {
+        "replicationSpecId"
+    }
+}
+
+impl BackupSchedule {
+    /// Copy settings in the shape of the negotiated version.
+    pub fn copy_settings_for(&self, version_2024: bool) -> Vec<Value> {
+        self.copy_settings
+            .iter()
+            .map(|setting| {
+                let mut setting = setting.clone();
+                if let Some(object) = setting.as_object_mut()
+                    && let Some(target) = object.remove("replicationSpecId")
+                {
+                    object.insert(copy_target_key(version_2024).to_owned(), target);
+                }
+                setting
+            })
+            .collect()
+    }
+}
+
+/// Validates copy settings (`DiskBackupCopySetting` or its 2024-08-05 variant) and stores
+/// them in the 2023-01-01 shape.
+fn parse_copy_settings(settings: &[Value], version_2024: bool) -> Result<Vec<Value>, DomainError> {
+    let target_key = copy_target_key(version_2024);
+    let mut parsed = Vec::with_capacity(settings.len());
+    for (index, setting) in settings.iter().enumerate() {
+        let field = |name: &str| format!("copySettings[{index}].{name}");
+        let reader = BodyReader::new(
+            setting,
+            &[
+                "cloudProvider",
+                "copyPolicyItems",
+                "frequencies",
+                "lastNumberOfSnapshots",
+                "regionName",
+                "shouldCopyOplogs",
+                target_key,
+            ],
+            &[],
+        )
+        .map_err(|error| match error {
+            DomainError::UnknownAttribute { field: name } => DomainError::UnknownAttribute {
+                field: field(&name),
+            },
+            other => other,
+        })?;
+        if let Some(provider) = reader
+            .string("cloudProvider")
+            .map_err(|_| wrong_type(&field("cloudProvider")))?
+            && !["AWS", "AZURE", "GCP"].contains(&provider)
+        {
+            return Err(DomainError::InvalidEnumValue {
+                field: field("cloudProvider"),
+                value: provider.to_owned(),
+            });
+        }
+        reader
+            .string("regionName")
+            .map_err(|_| wrong_type(&field("regionName")))?;
+        reader
+            .bool("shouldCopyOplogs")
+            .map_err(|_| wrong_type(&field("shouldCopyOplogs")))?;
+        if let Some(count) = reader
+            .int32_at_least("lastNumberOfSnapshots", 1)
+            .map_err(|_| invalid(&field("lastNumberOfSnapshots"), "must be between 1 and 500"))?
+            && count > 500
+        {
+            return Err(invalid(
+                &field("lastNumberOfSnapshots"),
+                "must be between 1 and 500",
+            ));
+        }
+        if let Some(frequencies) = reader
+            .array("frequencies")
+            .map_err(|_| wrong_type(&field("frequencies")))?
+        {
+            let known = [
+                "HOURLY",
+                "DAILY",
+                "WEEKLY",
+                "MONTHLY",
+                "YEARLY",
+                "ON_DEMAND",
+            ];
+            if frequencies.len() > 6
+                || frequencies
+                    .iter()
+                    .any(|item| !item.as_str().is_some_and(|text| known.contains(&text)))
+            {
+                return Err(invalid(
+                    &field("frequencies"),
+                    "must hold at most 6 of HOURLY, DAILY, WEEKLY, MONTHLY, YEARLY, ON_DEMAND",
+                ));
+            }
+        }
+        if let Some(items) = reader
+            .array("copyPolicyItems")
+            .map_err(|_| wrong_type(&field("copyPolicyItems")))?
+            && items.len() > 6
+        {
+            return Err(invalid(
+                &field("copyPolicyItems"),
+                "must hold at most 6 items",
+            ));
+        }
+        let target = reader
+            .string(target_key)
+            .map_err(|_| wrong_type(&field(target_key)))?;
+        match target {
+            Some(text) if text.parse::<ObjectId>().is_err() => {
+                return Err(invalid(&field(target_key), "must match ^([a-f0-9]{24})$"));
+            }
+            None if version_2024 => {
+                return Err(DomainError::MissingAttribute {
+                    field: field(target_key),
+                });
+            }
+            _ => {}
+        }
+        let mut stored = setting.clone();
+        if let Some(object) = stored.as_object_mut()
+            && let Some(target) = object.remove(target_key)
+        {
+            object.insert("replicationSpecId".to_owned(), target);
+        }
+        parsed.push(stored);
+    }
+    Ok(parsed)
 }
 
 fn parse_policies(
@@ -342,6 +480,39 @@ mod tests {
             .next_snapshot(Timestamp::from_secs(3600 * 6))
             .unwrap();
         assert_eq!(next.secs(), 3600 * 11 + 60 * 7);
+    }
+
+    #[test]
+    fn copy_settings_follow_the_version() {
+        let schedule = BackupSchedule::atlas_default(ObjectId::generate(), Timestamp::from_secs(0));
+        let setting = json!({"cloudProvider": "AWS", "regionName": "US_WEST_2", "zoneId": "32b6e34b3d91647abb20e7b8", "shouldCopyOplogs": false, "frequencies": ["DAILY"]});
+        let patched = schedule
+            .patched(&json!({"copySettings": [setting]}), true)
+            .unwrap();
+        assert_eq!(
+            patched.copy_settings_for(false)[0]["replicationSpecId"],
+            "32b6e34b3d91647abb20e7b8"
+        );
+        assert_eq!(
+            patched.copy_settings_for(true)[0]["zoneId"],
+            "32b6e34b3d91647abb20e7b8"
+        );
+        assert!(
+            patched.copy_settings_for(true)[0]
+                .get("replicationSpecId")
+                .is_none()
+        );
+        let error = schedule
+            .patched(
+                &json!({"copySettings": [{"zoneId": "32b6e34b3d91647abb20e7b8"}]}),
+                false,
+            )
+            .unwrap_err();
+        assert_eq!(error.field(), Some("copySettings[0].zoneId"));
+        let error = schedule
+            .patched(&json!({"copySettings": [{"cloudProvider": "AWS"}]}), true)
+            .unwrap_err();
+        assert_eq!(error.field(), Some("copySettings[0].zoneId"));
     }
 
     #[test]

@@ -56,7 +56,19 @@ pub async fn authenticate(
         Err(Refusal::Internal(error)) => return error.into_response(),
         Err(Refusal::Challenge { stale, why }) => {
             tracing::info!(reason = %why, "authentication refused");
-            return challenge(&app, stale).into_response();
+            // Digest clients send the body with their first, unauthenticated request and
+            // retry on the same connection: read the body (and drop it, unused) so the
+            // connection stays usable, or close it when the body is too large to drain.
+            let drained =
+                axum::body::to_bytes(request.into_body(), crate::extract::MAX_BODY_BYTES).await;
+            let mut response = challenge(&app, stale).into_response();
+            if drained.is_err() {
+                response.headers_mut().insert(
+                    header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
+            return response;
         }
     };
     tracing::Span::current().record("principal", principal.name.as_str());

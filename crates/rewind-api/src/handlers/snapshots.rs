@@ -9,7 +9,7 @@ use rewind_domain::access::{Principal, ProjectAction};
 use rewind_domain::cluster::{Cluster, ClusterType};
 use rewind_domain::fields::BodyReader;
 use rewind_domain::snapshot::{Retention, RetentionUnit, Snapshot};
-use rewind_domain::{DomainError, Timestamp};
+use rewind_domain::{DomainError, ObjectId, Timestamp};
 use rewind_store::StoreError;
 use serde_json::{Value, json};
 
@@ -58,19 +58,36 @@ fn sharded_view(app: &AppState, cluster: &Cluster, snapshot: &Snapshot) -> Value
         object.remove("cloudProvider");
         object.remove("copyRegions");
         object.insert("configServerType".into(), json!("EMBEDDED"));
-        let members: Vec<Value> = cluster
-            .replica_set_names()
+        let names = cluster.replica_set_names();
+        let member_ids: Vec<ObjectId> = (0..names.len())
+            .map(|shard| member_snapshot_id(snapshot.id, shard))
+            .collect();
+        let members: Vec<Value> = names
             .iter()
-            .map(|name| json!({"cloudProvider": "AWS", "id": snapshot.id, "replicaSetName": name}))
+            .zip(&member_ids)
+            .map(|(name, id)| json!({"cloudProvider": "AWS", "id": id, "replicaSetName": name}))
             .collect();
         object.insert("members".into(), Value::Array(members));
-        object.insert("snapshotIds".into(), json!([snapshot.id]));
+        object.insert("snapshotIds".into(), json!(member_ids));
         object.insert("type".into(), json!("shardedCluster"));
         let mut sorted: Vec<(String, Value)> = std::mem::take(object).into_iter().collect();
         sorted.sort_by(|left, right| left.0.cmp(&right.0));
         object.extend(sorted);
     }
     body
+}
+
+/// The id of one shard's part of a sharded snapshot: derived from the snapshot id and the
+/// shard index, so it is stable without being stored and distinct per shard.
+fn member_snapshot_id(snapshot_id: ObjectId, shard: usize) -> ObjectId {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(snapshot_id.bytes())
+        .chain_update(shard.to_be_bytes())
+        .finalize();
+    let mut bytes = [0u8; 12];
+    bytes.copy_from_slice(&digest[..12]);
+    ObjectId::from_bytes(bytes)
 }
 
 /// `POST .../snapshots`: queues an on-demand snapshot (200, `queued`).
@@ -115,10 +132,12 @@ pub async fn take(
         Err(other) => return Err(other.into()),
     }
     tracing::info!(snapshot.id = %snapshot.id, "on-demand snapshot queued");
-    Ok(json_response(
-        StatusCode::OK,
-        &replica_set_view(&app, &cluster, &snapshot),
-    ))
+    // `DiskBackupSnapshot` is discriminated by `type`: a sharded cluster's snapshot says so.
+    let view = match cluster.cluster_type {
+        ClusterType::Sharded => sharded_view(&app, &cluster, &snapshot),
+        ClusterType::ReplicaSet => replica_set_view(&app, &cluster, &snapshot),
+    };
+    Ok(json_response(StatusCode::OK, &view))
 }
 
 /// `GET .../snapshots`: newest first.
