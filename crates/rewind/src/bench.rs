@@ -32,6 +32,20 @@ pub struct ApiBenchArgs {
     /// Target clusters prepared for the POST phase (each accepted automated restore occupies one).
     #[arg(long, default_value_t = 20_000)]
     pub targets: usize,
+    /// Which measurements to run (each beside its ceiling).
+    #[arg(long, value_enum, default_value_t = Scenario::All)]
+    pub only: Scenario,
+}
+
+/// The measurements of `rewind bench api`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// GET and POST.
+    All,
+    /// `GET restoreJobs/{id}` only.
+    Get,
+    /// `POST restoreJobs` only.
+    Post,
 }
 
 /// One request template: method, path, body; the bearer token is added per request.
@@ -163,6 +177,22 @@ async fn run_in(args: &ApiBenchArgs, data_dir: &std::path::Path) -> anyhow::Resu
         args.duration,
         data_dir.display()
     );
+    if args.only != Scenario::Post {
+        measure_get(args, &fixture, address, ceiling_address, duration).await?;
+    }
+    if args.only != Scenario::Get {
+        measure_post(args, fixture, address, ceiling_address, duration).await?;
+    }
+    Ok(())
+}
+
+async fn measure_get(
+    args: &ApiBenchArgs,
+    fixture: &Fixture,
+    address: SocketAddr,
+    ceiling_address: SocketAddr,
+    duration: Duration,
+) -> anyhow::Result<()> {
     let fixed_get = RequestTemplate {
         method: "GET",
         path: "/fixed".into(),
@@ -198,7 +228,16 @@ async fn run_in(args: &ApiBenchArgs, data_dir: &std::path::Path) -> anyhow::Resu
     )
     .await?;
     get_measurement.print(Some(&ceiling_get), Some(0.5));
+    Ok(())
+}
 
+async fn measure_post(
+    args: &ApiBenchArgs,
+    fixture: Fixture,
+    address: SocketAddr,
+    ceiling_address: SocketAddr,
+    duration: Duration,
+) -> anyhow::Result<()> {
     let fixed_post = RequestTemplate {
         method: "POST",
         path: "/fixed".into(),

@@ -10,7 +10,7 @@ use rewind_domain::{DomainError, ObjectId};
 use rewind_store::{ApiKey, Page, ServiceAccount};
 use serde_json::Value;
 
-use super::{ApiResult, authorized_group, json_response, list_body, no_content};
+use super::{ApiResult, authorized_group, json_response, list_response, no_content, page_of};
 use crate::AppState;
 use crate::auth::secrets::{new_api_key, new_service_account};
 use crate::error::ApiError;
@@ -95,10 +95,7 @@ pub async fn list_api_keys(
         .iter()
         .map(|key| views::api_key(&app.links, key, None))
         .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &list_body(&app.links, uri.path(), &query, results, total),
-    ))
+    Ok(list_response(&app, &uri, &query, results, total))
 }
 
 /// `POST /orgs/{orgId}/apiKeys`: `{desc, roles}`.
@@ -211,16 +208,10 @@ pub async fn list_project_api_keys(
         })
         .collect();
     let total = assigned.len() as u64;
-    let results = assigned
-        .iter()
-        .skip(query.page().offset as usize)
-        .take(query.items_per_page as usize)
+    let results = page_of(&assigned, &query)
         .map(|key| views::api_key(&app.links, key, None))
         .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &list_body(&app.links, uri.path(), &query, results, total),
-    ))
+    Ok(list_response(&app, &uri, &query, results, total))
 }
 
 /// Project roles from `[{"roleName": ...}]` or `{"roles": [...]}`.
@@ -396,10 +387,7 @@ pub async fn list_service_accounts(
         .iter()
         .map(|account| views::service_account(account, None))
         .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &list_body(&app.links, uri.path(), &query, results, total),
-    ))
+    Ok(list_response(&app, &uri, &query, results, total))
 }
 
 /// `GET /orgs/{orgId}/serviceAccounts/{clientId}`.

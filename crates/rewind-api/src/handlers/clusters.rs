@@ -13,7 +13,7 @@ use rewind_domain::{ClusterName, DomainError, ObjectId, Timestamp};
 use rewind_store::StoreError;
 use serde_json::{Map, Value};
 
-use super::{ApiResult, authorized_group, cluster_of, json_response, list_body};
+use super::{ApiResult, authorized_group, cluster_of, json_response, list_response};
 use crate::AppState;
 use crate::extract::{self, ListQuery};
 use crate::views;
@@ -186,10 +186,7 @@ pub async fn list(
         .iter()
         .map(|cluster| views::cluster(&app.links, cluster, None))
         .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &list_body(&app.links, uri.path(), &query, results, total),
-    ))
+    Ok(list_response(&app, &uri, &query, results, total))
 }
 
 /// `POST .../clusters`: records the cluster (201) and gives it Atlas's default backup schedule

@@ -11,7 +11,7 @@ use rewind_domain::names::valid_display_name;
 use rewind_domain::{DomainError, ObjectId, Timestamp};
 use rewind_store::{Page, StoreError};
 
-use super::{ApiResult, authorized_group, json_response, list_body, no_content};
+use super::{ApiResult, authorized_group, json_response, list_response, no_content, page_of};
 use crate::AppState;
 use crate::extract::{self, ListQuery};
 use crate::views;
@@ -29,15 +29,8 @@ pub async fn list_orgs(
         .map(|org| views::organization(&app.links, org))
         .collect();
     let total = all.len() as u64;
-    let page: Vec<_> = all
-        .into_iter()
-        .skip(query.page().offset as usize)
-        .take(query.items_per_page as usize)
-        .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &list_body(&app.links, uri.path(), &query, page, total),
-    ))
+    let page: Vec<_> = page_of(&all, &query).cloned().collect();
+    Ok(list_response(&app, &uri, &query, page, total))
 }
 
 /// `GET /api/atlas/v2/orgs/{orgId}`.
@@ -82,11 +75,7 @@ pub async fn list_groups(
         .collect();
     let total = visible.len() as u64;
     let mut results = Vec::new();
-    for group in visible
-        .iter()
-        .skip(query.page().offset as usize)
-        .take(query.items_per_page as usize)
-    {
+    for group in page_of(&visible, &query) {
         let (_, clusters) = app
             .store
             .list_clusters(
@@ -99,10 +88,7 @@ pub async fn list_groups(
             .await?;
         results.push(views::group(&app.links, group, clusters));
     }
-    Ok(json_response(
-        StatusCode::OK,
-        &list_body(&app.links, uri.path(), &query, results, total),
-    ))
+    Ok(list_response(&app, &uri, &query, results, total))
 }
 
 /// `POST /api/atlas/v2/groups`: `{name, orgId?, withDefaultAlertsSettings?, ...}`.

@@ -9,7 +9,7 @@ pub mod restore_jobs;
 pub mod schedule;
 pub mod snapshots;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rewind_domain::access::{Principal, ProjectAction};
 use rewind_domain::cluster::Cluster;
@@ -45,9 +45,33 @@ pub fn no_content_with(status: StatusCode) -> Response {
     status.into_response()
 }
 
+/// A 200 with a paginated list of `results` out of `total`, linked under the request's path.
+pub fn list_response(
+    app: &AppState,
+    uri: &Uri,
+    query: &ListQuery,
+    results: Vec<Value>,
+    total: u64,
+) -> Response {
+    json_response(
+        StatusCode::OK,
+        &list_body(&app.links, uri.path(), query, results, total),
+    )
+}
+
+/// One page of a listing that was filtered in memory.
+pub fn page_of<'a, T>(
+    items: &'a [T],
+    query: &ListQuery,
+) -> impl Iterator<Item = &'a T> + use<'a, T> {
+    let offset = usize::try_from(query.page().offset).unwrap_or(usize::MAX);
+    let limit = usize::try_from(query.items_per_page).unwrap_or(usize::MAX);
+    items.iter().skip(offset).take(limit)
+}
+
 /// A paginated list body: `links` (`self`, and `next`/`previous` when they exist), `results`
 /// and, unless `includeCount=false`, `totalCount`.
-pub fn list_body(
+fn list_body(
     links: &Links,
     path: &str,
     query: &ListQuery,

@@ -12,7 +12,7 @@ use rewind_domain::restore_request::{DeliveryType, PitTarget, RestoreRequest};
 use rewind_domain::{DomainError, Timestamp};
 use rewind_store::{RestoreGuard, StoreError};
 
-use super::{ApiResult, authorized_group, cluster_of, json_response, list_body, no_content};
+use super::{ApiResult, authorized_group, cluster_of, json_response, list_response, no_content};
 use crate::AppState;
 use crate::extract::{self, ListQuery};
 use crate::views;
@@ -161,10 +161,7 @@ pub async fn list(
         .iter()
         .map(|job| views::restore_job(&app.links, job))
         .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &list_body(&app.links, uri.path(), &query, results, total),
-    ))
+    Ok(list_response(&app, &uri, &query, results, total))
 }
 
 /// `GET .../restoreJobs/{restoreJobId}`.

@@ -13,7 +13,7 @@ use rewind_domain::{DomainError, ObjectId, Timestamp};
 use rewind_store::StoreError;
 use serde_json::{Value, json};
 
-use super::{ApiResult, authorized_group, cluster_of, json_response, list_body, no_content};
+use super::{ApiResult, authorized_group, cluster_of, json_response, list_response, no_content};
 use crate::AppState;
 use crate::extract::{self, ListQuery};
 use crate::views;
@@ -155,10 +155,7 @@ pub async fn list(
         .iter()
         .map(|snapshot| replica_set_view(&app, &cluster, snapshot))
         .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &list_body(&app.links, uri.path(), &query, results, total),
-    ))
+    Ok(list_response(&app, &uri, &query, results, total))
 }
 
 /// `GET .../snapshots/{snapshotId}`.
@@ -284,10 +281,7 @@ pub async fn list_sharded(
     } else {
         (Vec::new(), 0)
     };
-    Ok(json_response(
-        StatusCode::OK,
-        &list_body(&app.links, uri.path(), &query, results, total),
-    ))
+    Ok(list_response(&app, &uri, &query, results, total))
 }
 
 /// `GET .../snapshots/shardedCluster/{snapshotId}`.
