@@ -12,42 +12,47 @@ use serde_json::{Value, json};
 
 use crate::{ApiKey, ServiceAccount, ServiceAccountSecret, StoreError};
 
+/// A column of a table: its position in `SELECT *` (the table's definition order; columns
+/// added later are appended, so positions never move) and its name, for error messages.
+/// Positions instead of names: looking a name up costs a scan of every column per value.
+pub type Column = (usize, &'static str);
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
 }
 
-fn text(row: &Row<'_>, column: &str) -> Result<String, StoreError> {
-    Ok(row.get::<_, String>(column)?)
+fn text(row: &Row<'_>, (index, _): Column) -> Result<String, StoreError> {
+    Ok(row.get::<_, String>(index)?)
 }
 
-fn optional_text(row: &Row<'_>, column: &str) -> Result<Option<String>, StoreError> {
-    Ok(row.get::<_, Option<String>>(column)?)
+fn optional_text(row: &Row<'_>, (index, _): Column) -> Result<Option<String>, StoreError> {
+    Ok(row.get::<_, Option<String>>(index)?)
 }
 
-fn number(row: &Row<'_>, column: &str) -> Result<i64, StoreError> {
-    Ok(row.get::<_, i64>(column)?)
+fn number(row: &Row<'_>, (index, _): Column) -> Result<i64, StoreError> {
+    Ok(row.get::<_, i64>(index)?)
 }
 
-fn optional_number(row: &Row<'_>, column: &str) -> Result<Option<i64>, StoreError> {
-    Ok(row.get::<_, Option<i64>>(column)?)
+fn optional_number(row: &Row<'_>, (index, _): Column) -> Result<Option<i64>, StoreError> {
+    Ok(row.get::<_, Option<i64>>(index)?)
 }
 
-fn id(row: &Row<'_>, column: &str) -> Result<ObjectId, StoreError> {
-    text(row, column)?.parse().map_err(|_| corrupt(column))
+fn id(row: &Row<'_>, (index, column): Column) -> Result<ObjectId, StoreError> {
+    text(row, (index, column))?.parse().map_err(|_| corrupt(column))
 }
 
-fn optional_id(row: &Row<'_>, column: &str) -> Result<Option<ObjectId>, StoreError> {
-    optional_text(row, column)?
+fn optional_id(row: &Row<'_>, (index, column): Column) -> Result<Option<ObjectId>, StoreError> {
+    optional_text(row, (index, column))?
         .map(|value| value.parse().map_err(|_| corrupt(column)))
         .transpose()
 }
 
-fn name(row: &Row<'_>, column: &str) -> Result<ClusterName, StoreError> {
-    ClusterName::parse(&text(row, column)?).map_err(|_| corrupt(column))
+fn name(row: &Row<'_>, (index, column): Column) -> Result<ClusterName, StoreError> {
+    ClusterName::parse(&text(row, (index, column))?).map_err(|_| corrupt(column))
 }
 
-fn json_column(row: &Row<'_>, column: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(&text(row, column)?).map_err(|_| corrupt(column))
+fn json_column(row: &Row<'_>, (index, column): Column) -> Result<Value, StoreError> {
+    serde_json::from_str(&text(row, (index, column))?).map_err(|_| corrupt(column))
 }
 
 fn i32_of(value: i64, column: &str) -> Result<i32, StoreError> {
@@ -199,105 +204,105 @@ fn decode_secrets(value: &Value) -> Result<Vec<ServiceAccountSecret>, StoreError
 /// Decodes an `orgs` row.
 pub fn organization(row: &Row<'_>) -> Result<Organization, StoreError> {
     Ok(Organization {
-        id: id(row, "id")?,
-        name: text(row, "name")?,
-        created_at: Timestamp::from_millis(number(row, "created_at")?),
+        id: id(row, (0, "id"))?,
+        name: text(row, (1, "name"))?,
+        created_at: Timestamp::from_millis(number(row, (2, "created_at"))?),
     })
 }
 
 /// Decodes a `groups` row.
 pub fn group(row: &Row<'_>) -> Result<Group, StoreError> {
     Ok(Group {
-        id: id(row, "id")?,
-        org_id: id(row, "org_id")?,
-        name: text(row, "name")?,
-        created_at: Timestamp::from_millis(number(row, "created_at")?),
+        id: id(row, (0, "id"))?,
+        org_id: id(row, (1, "org_id"))?,
+        name: text(row, (2, "name"))?,
+        created_at: Timestamp::from_millis(number(row, (3, "created_at"))?),
     })
 }
 
 /// Decodes a `clusters` row.
 pub fn cluster(row: &Row<'_>) -> Result<Cluster, StoreError> {
     Ok(Cluster {
-        id: id(row, "id")?,
-        group_id: id(row, "group_id")?,
-        name: name(row, "name")?,
-        cluster_type: ClusterType::parse(&text(row, "cluster_type")?)
+        id: id(row, (0, "id"))?,
+        group_id: id(row, (1, "group_id"))?,
+        name: name(row, (2, "name"))?,
+        cluster_type: ClusterType::parse(&text(row, (3, "cluster_type"))?)
             .ok_or_else(|| corrupt("cluster_type"))?,
-        backup_enabled: number(row, "backup_enabled")? != 0,
-        pit_enabled: number(row, "pit_enabled")? != 0,
-        paused: number(row, "paused")? != 0,
-        state: ClusterState::parse(&text(row, "state")?).ok_or_else(|| corrupt("state"))?,
-        created_at: Timestamp::from_millis(number(row, "created_at")?),
-        spec: json_column(row, "spec")?,
+        backup_enabled: number(row, (4, "backup_enabled"))? != 0,
+        pit_enabled: number(row, (5, "pit_enabled"))? != 0,
+        paused: number(row, (6, "paused"))? != 0,
+        state: ClusterState::parse(&text(row, (7, "state"))?).ok_or_else(|| corrupt("state"))?,
+        created_at: Timestamp::from_millis(number(row, (8, "created_at"))?),
+        spec: json_column(row, (9, "spec"))?,
     })
 }
 
 /// Decodes a `schedules` row.
 pub fn schedule(row: &Row<'_>) -> Result<BackupSchedule, StoreError> {
-    let values = |column: &str| -> Result<Vec<Value>, StoreError> {
+    let values = |column: Column| -> Result<Vec<Value>, StoreError> {
         json_column(row, column)?
             .as_array()
             .cloned()
-            .ok_or_else(|| corrupt(column))
+            .ok_or_else(|| corrupt(column.1))
     };
     Ok(BackupSchedule {
-        cluster_id: id(row, "cluster_id")?,
+        cluster_id: id(row, (0, "cluster_id"))?,
         reference_hour_of_day: i32_of(
-            number(row, "reference_hour_of_day")?,
+            number(row, (1, "reference_hour_of_day"))?,
             "reference_hour_of_day",
         )?,
         reference_minute_of_hour: i32_of(
-            number(row, "reference_minute_of_hour")?,
+            number(row, (2, "reference_minute_of_hour"))?,
             "reference_minute_of_hour",
         )?,
-        restore_window_days: i32_of(number(row, "restore_window_days")?, "restore_window_days")?,
-        policy_id: id(row, "policy_id")?,
-        policy_items: decode_policy_items(&json_column(row, "policy_items")?)?,
-        auto_export_enabled: number(row, "auto_export_enabled")? != 0,
+        restore_window_days: i32_of(number(row, (3, "restore_window_days"))?, "restore_window_days")?,
+        policy_id: id(row, (4, "policy_id"))?,
+        policy_items: decode_policy_items(&json_column(row, (5, "policy_items"))?)?,
+        auto_export_enabled: number(row, (6, "auto_export_enabled"))? != 0,
         use_org_and_group_names_in_export_prefix: number(
             row,
-            "use_org_and_group_names_in_export_prefix",
+            (7, "use_org_and_group_names_in_export_prefix"),
         )? != 0,
-        auto_copy_settings_enabled: number(row, "auto_copy_settings_enabled")? != 0,
-        copy_policy_items_enabled: number(row, "copy_policy_items_enabled")? != 0,
-        copy_settings: values("copy_settings")?,
-        extra_retention_settings: values("extra_retention_settings")?,
+        auto_copy_settings_enabled: number(row, (8, "auto_copy_settings_enabled"))? != 0,
+        copy_policy_items_enabled: number(row, (9, "copy_policy_items_enabled"))? != 0,
+        copy_settings: values((10, "copy_settings"))?,
+        extra_retention_settings: values((11, "extra_retention_settings"))?,
     })
 }
 
 /// Decodes a `snapshots` row.
 pub fn snapshot(row: &Row<'_>) -> Result<Snapshot, StoreError> {
-    let policy_items = decode_strings(&json_column(row, "policy_items")?, "policy_items")?
+    let policy_items = decode_strings(&json_column(row, (13, "policy_items"))?, "policy_items")?
         .iter()
         .map(|text| text.parse().map_err(|_| corrupt("policy_items")))
         .collect::<Result<_, _>>()?;
     Ok(Snapshot {
-        id: id(row, "id")?,
-        group_id: id(row, "group_id")?,
-        cluster_id: id(row, "cluster_id")?,
-        cluster_name: name(row, "cluster_name")?,
-        status: SnapshotStatus::parse(&text(row, "status")?).ok_or_else(|| corrupt("status"))?,
-        snapshot_type: SnapshotType::parse(&text(row, "snapshot_type")?)
+        id: id(row, (0, "id"))?,
+        group_id: id(row, (1, "group_id"))?,
+        cluster_id: id(row, (2, "cluster_id"))?,
+        cluster_name: name(row, (3, "cluster_name"))?,
+        status: SnapshotStatus::parse(&text(row, (4, "status"))?).ok_or_else(|| corrupt("status"))?,
+        snapshot_type: SnapshotType::parse(&text(row, (5, "snapshot_type"))?)
             .ok_or_else(|| corrupt("snapshot_type"))?,
-        frequency_type: text(row, "frequency_type")?,
-        description: optional_text(row, "description")?,
-        requested_at: Timestamp::from_millis(number(row, "requested_at")?),
-        created_at: optional_number(row, "created_at")?.map(Timestamp::from_millis),
-        expires_at: Timestamp::from_millis(number(row, "expires_at")?),
-        storage_size_bytes: number(row, "storage_size_bytes")?,
-        mongod_version: optional_text(row, "mongod_version")?,
+        frequency_type: text(row, (6, "frequency_type"))?,
+        description: optional_text(row, (7, "description"))?,
+        requested_at: Timestamp::from_millis(number(row, (8, "requested_at"))?),
+        created_at: optional_number(row, (9, "created_at"))?.map(Timestamp::from_millis),
+        expires_at: Timestamp::from_millis(number(row, (10, "expires_at"))?),
+        storage_size_bytes: number(row, (11, "storage_size_bytes"))?,
+        mongod_version: optional_text(row, (12, "mongod_version"))?,
         policy_items,
-        failure_reason: optional_text(row, "failure_reason")?,
-        deleted_at: optional_number(row, "deleted_at")?.map(Timestamp::from_millis),
+        failure_reason: optional_text(row, (14, "failure_reason"))?,
+        deleted_at: optional_number(row, (15, "deleted_at"))?.map(Timestamp::from_millis),
     })
 }
 
 /// Decodes a `restore_jobs` row.
 pub fn restore_job(row: &Row<'_>) -> Result<RestoreJob, StoreError> {
     let pit = match (
-        optional_number(row, "pit_utc_seconds")?,
-        optional_number(row, "pit_oplog_ts")?,
-        optional_number(row, "pit_oplog_inc")?,
+        optional_number(row, (7, "pit_utc_seconds"))?,
+        optional_number(row, (8, "pit_oplog_ts"))?,
+        optional_number(row, (9, "pit_oplog_inc"))?,
     ) {
         (Some(seconds), _, _) => Some(PitTarget::UtcSeconds(i32_of(seconds, "pit_utc_seconds")?)),
         (None, Some(ts), Some(inc)) => Some(PitTarget::Oplog {
@@ -306,55 +311,55 @@ pub fn restore_job(row: &Row<'_>) -> Result<RestoreJob, StoreError> {
         }),
         _ => None,
     };
-    let target_cluster_name = optional_text(row, "target_cluster_name")?
+    let target_cluster_name = optional_text(row, (6, "target_cluster_name"))?
         .map(|text| ClusterName::parse(&text).map_err(|_| corrupt("target_cluster_name")))
         .transpose()?;
     Ok(RestoreJob {
-        id: id(row, "id")?,
-        group_id: id(row, "group_id")?,
-        cluster_name: name(row, "cluster_name")?,
-        delivery_type: DeliveryType::parse(&text(row, "delivery_type")?)
+        id: id(row, (0, "id"))?,
+        group_id: id(row, (1, "group_id"))?,
+        cluster_name: name(row, (2, "cluster_name"))?,
+        delivery_type: DeliveryType::parse(&text(row, (3, "delivery_type"))?)
             .ok_or_else(|| corrupt("delivery_type"))?,
-        snapshot_id: optional_id(row, "snapshot_id")?,
-        target_group_id: optional_id(row, "target_group_id")?,
+        snapshot_id: optional_id(row, (4, "snapshot_id"))?,
+        target_group_id: optional_id(row, (5, "target_group_id"))?,
         target_cluster_name,
         pit,
-        state: RestoreJobState::parse(&text(row, "state")?).ok_or_else(|| corrupt("state"))?,
-        created_at: Timestamp::from_millis(number(row, "created_at")?),
-        snapshot_taken_at: optional_number(row, "snapshot_taken_at")?.map(Timestamp::from_millis),
-        finished_at: optional_number(row, "finished_at")?.map(Timestamp::from_millis),
-        expires_at: optional_number(row, "expires_at")?.map(Timestamp::from_millis),
-        delivery_urls: decode_strings(&json_column(row, "delivery_urls")?, "delivery_urls")?,
-        failure_reason: optional_text(row, "failure_reason")?,
+        state: RestoreJobState::parse(&text(row, (10, "state"))?).ok_or_else(|| corrupt("state"))?,
+        created_at: Timestamp::from_millis(number(row, (11, "created_at"))?),
+        snapshot_taken_at: optional_number(row, (13, "snapshot_taken_at"))?.map(Timestamp::from_millis),
+        finished_at: optional_number(row, (14, "finished_at"))?.map(Timestamp::from_millis),
+        expires_at: optional_number(row, (15, "expires_at"))?.map(Timestamp::from_millis),
+        delivery_urls: decode_strings(&json_column(row, (16, "delivery_urls"))?, "delivery_urls")?,
+        failure_reason: optional_text(row, (17, "failure_reason"))?,
     })
 }
 
 /// Decodes an `api_keys` row.
 pub fn api_key(row: &Row<'_>) -> Result<ApiKey, StoreError> {
     Ok(ApiKey {
-        id: id(row, "id")?,
-        org_id: id(row, "org_id")?,
-        public_key: text(row, "public_key")?,
-        description: text(row, "description")?,
-        ha1_md5: text(row, "ha1_md5")?,
-        ha1_sha256: text(row, "ha1_sha256")?,
-        private_key_suffix: text(row, "private_key_suffix")?,
-        org_roles: decode_strings(&json_column(row, "org_roles")?, "org_roles")?,
-        group_roles: decode_group_roles(&json_column(row, "group_roles")?, "group_roles")?,
-        created_at: Timestamp::from_millis(number(row, "created_at")?),
+        id: id(row, (0, "id"))?,
+        org_id: id(row, (1, "org_id"))?,
+        public_key: text(row, (2, "public_key"))?,
+        description: text(row, (3, "description"))?,
+        ha1_md5: text(row, (4, "ha1_md5"))?,
+        ha1_sha256: text(row, (5, "ha1_sha256"))?,
+        private_key_suffix: text(row, (6, "private_key_suffix"))?,
+        org_roles: decode_strings(&json_column(row, (7, "org_roles"))?, "org_roles")?,
+        group_roles: decode_group_roles(&json_column(row, (8, "group_roles"))?, "group_roles")?,
+        created_at: Timestamp::from_millis(number(row, (9, "created_at"))?),
     })
 }
 
 /// Decodes a `service_accounts` row.
 pub fn service_account(row: &Row<'_>) -> Result<ServiceAccount, StoreError> {
     Ok(ServiceAccount {
-        client_id: text(row, "client_id")?,
-        org_id: id(row, "org_id")?,
-        name: text(row, "name")?,
-        description: text(row, "description")?,
-        org_roles: decode_strings(&json_column(row, "org_roles")?, "org_roles")?,
-        group_roles: decode_group_roles(&json_column(row, "group_roles")?, "group_roles")?,
-        secrets: decode_secrets(&json_column(row, "secrets")?)?,
-        created_at: Timestamp::from_millis(number(row, "created_at")?),
+        client_id: text(row, (0, "client_id"))?,
+        org_id: id(row, (1, "org_id"))?,
+        name: text(row, (2, "name"))?,
+        description: text(row, (3, "description"))?,
+        org_roles: decode_strings(&json_column(row, (4, "org_roles"))?, "org_roles")?,
+        group_roles: decode_group_roles(&json_column(row, (5, "group_roles"))?, "group_roles")?,
+        secrets: decode_secrets(&json_column(row, (6, "secrets"))?)?,
+        created_at: Timestamp::from_millis(number(row, (7, "created_at"))?),
     })
 }

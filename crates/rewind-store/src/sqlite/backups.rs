@@ -258,7 +258,8 @@ impl crate::BackupStore for SqliteStore {
                 "SELECT j.*, g.org_id AS owning_org_id FROM restore_jobs j JOIN groups g ON g.id = j.group_id JOIN clusters c ON c.group_id = j.group_id AND c.name = j.cluster_name WHERE j.id = ?1 AND j.group_id = ?2 AND j.cluster_name = ?3",
                 params![id.to_string(), group_id.to_string(), cluster_name.as_str()],
                 |row| {
-                    let org: String = row.get("owning_org_id")?;
+                    // `j.*` fills positions 0..18; the organization follows.
+                    let org: String = row.get(18)?;
                     let org = org.parse().map_err(|_| StoreError::Corrupt("owning_org_id".into()))?;
                     Ok((rows::restore_job(row)?, org))
                 },

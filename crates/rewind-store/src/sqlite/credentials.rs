@@ -207,9 +207,10 @@ impl crate::CredentialStore for SqliteStore {
                 |row| {
                     let account = rows::service_account(row)?;
                     let token = AccessToken {
-                        token_sha256: row.get("token_sha256")?,
+                        // `a.*` fills positions 0..8; the token's columns follow.
+                        token_sha256: row.get(8)?,
                         client_id: account.client_id.clone(),
-                        expires_at: Timestamp::from_millis(row.get("token_expires_at")?),
+                        expires_at: Timestamp::from_millis(row.get(9)?),
                     };
                     Ok((token, account))
                 },
