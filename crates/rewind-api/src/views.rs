@@ -6,8 +6,9 @@ use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
 use rewind_domain::restore_request::{DeliveryType, PitTarget};
 use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::snapshot::Snapshot;
-use rewind_domain::{ObjectId, Timestamp};
+use rewind_domain::{ClusterName, ObjectId, Timestamp};
 use rewind_store::{ApiKey, ServiceAccount};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 /// Builds absolute links under the service's public base URL.
@@ -120,91 +121,146 @@ fn connection_strings(mongodb_uri: Option<&str>) -> Value {
     }
 }
 
+/// A link as Atlas writes it.
+#[derive(Serialize)]
+pub struct Link {
+    href: String,
+    rel: &'static str,
+}
+
+impl Link {
+    /// A link to `href` with relation `rel`.
+    pub fn new(href: String, rel: &'static str) -> Self {
+        Self { href, rel }
+    }
+}
+
+/// `desiredTimestamp` of a pointInTime job: the target second, and the increment when the
+/// target is an oplog optime (`time` is the extra key real Atlas sends).
+#[derive(Serialize)]
+pub struct DesiredTimestamp {
+    date: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    increment: Option<i32>,
+    time: i64,
+}
+
+/// One replica set's download link.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    download_url: String,
+}
+
 /// A restore job (`DiskBackupSnapshotRestoreJob`), in the field order of a real response.
-pub fn restore_job(links: &Links, job: &RestoreJob) -> Value {
+/// A typed view rather than a JSON tree: it is the hottest response rewind serves.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreJobView<'a> {
+    cancelled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    components: Option<Vec<Component>>,
+    delivery_type: &'static str,
+    delivery_url: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    desired_timestamp: Option<DesiredTimestamp>,
+    expired: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Timestamp>,
+    failed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<Timestamp>,
+    id: ObjectId,
+    links: Vec<Link>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oplog_inc: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oplog_ts: Option<i32>,
+    #[serde(
+        rename = "pointInTimeUTCSeconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    point_in_time_utc_seconds: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot_id: Option<ObjectId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_cluster_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_deployment_item_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_group_id: Option<ObjectId>,
+    #[serde(rename = "timestamp", skip_serializing_if = "Option::is_none")]
+    snapshot_taken_at: Option<Timestamp>,
+}
+
+/// A restore job as Atlas renders it.
+pub fn restore_job<'a>(links: &Links, job: &'a RestoreJob) -> RestoreJobView<'a> {
     let backup = backup_path(job.group_id, job.cluster_name.as_str());
-    let mut body = Map::new();
-    body.insert(
-        "cancelled".into(),
-        json!(job.state == RestoreJobState::Cancelled),
-    );
-    if job.delivery_type == DeliveryType::Download {
-        let components: Vec<Value> = job
-            .delivery_urls
-            .iter()
-            .map(|url| json!({"downloadUrl": url}))
-            .collect();
-        body.insert("components".into(), Value::Array(components));
-    }
-    body.insert("deliveryType".into(), json!(job.delivery_type.as_str()));
-    let live_urls = match job.state {
-        RestoreJobState::Completed => job.delivery_urls.clone(),
-        _ => Vec::new(),
+    let link = |rel: &'static str, path: &str| Link {
+        href: links.url(path),
+        rel,
     };
-    body.insert("deliveryUrl".into(), json!(live_urls));
-    if let Some(pit) = job.pit {
-        let (seconds, increment) = match pit {
-            PitTarget::UtcSeconds(seconds) => (i64::from(seconds), None),
-            PitTarget::Oplog { ts, inc } => (i64::from(ts), Some(inc)),
-        };
-        let mut desired = json!({"date": Timestamp::from_secs(seconds), "time": seconds});
-        if let Some(increment) = increment {
-            desired["increment"] = json!(increment);
-        }
-        body.insert("desiredTimestamp".into(), desired);
-    }
-    body.insert(
-        "expired".into(),
-        json!(job.state == RestoreJobState::Expired),
-    );
-    if let Some(expires_at) = job.expires_at {
-        body.insert("expiresAt".into(), json!(expires_at));
-    }
-    body.insert("failed".into(), json!(job.state == RestoreJobState::Failed));
-    if let Some(finished_at) = job.finished_at {
-        body.insert("finishedAt".into(), json!(finished_at));
-    }
-    body.insert("id".into(), json!(job.id));
-    let mut job_links = vec![links.self_link(&format!("{backup}/restoreJobs/{}", job.id))];
+    let mut job_links = vec![link("self", &format!("{backup}/restoreJobs/{}", job.id))];
     if let Some(snapshot_id) = job.snapshot_id {
-        job_links.push(links.link(
+        job_links.push(link(
             "https://cloud.mongodb.com/snapshot",
             &format!("{backup}/snapshots/{snapshot_id}"),
         ));
     }
-    job_links.push(links.link(
+    job_links.push(link(
         "https://cloud.mongodb.com/cluster",
         &cluster_path(job.group_id, job.cluster_name.as_str()),
     ));
-    job_links.push(links.link("https://cloud.mongodb.com/group", &group_path(job.group_id)));
-    body.insert("links".into(), Value::Array(job_links));
-    match job.pit {
-        Some(PitTarget::Oplog { ts, inc }) => {
-            body.insert("oplogInc".into(), json!(inc));
-            body.insert("oplogTs".into(), json!(ts));
-        }
-        Some(PitTarget::UtcSeconds(seconds)) => {
-            body.insert("pointInTimeUTCSeconds".into(), json!(seconds));
-        }
-        None => {}
+    job_links.push(link(
+        "https://cloud.mongodb.com/group",
+        &group_path(job.group_id),
+    ));
+    let (oplog, utc_seconds) = match job.pit {
+        Some(PitTarget::Oplog { ts, inc }) => (Some((ts, inc)), None),
+        Some(PitTarget::UtcSeconds(seconds)) => (None, Some(seconds)),
+        None => (None, None),
+    };
+    RestoreJobView {
+        cancelled: job.state == RestoreJobState::Cancelled,
+        components: (job.delivery_type == DeliveryType::Download).then(|| {
+            job.delivery_urls
+                .iter()
+                .map(|url| Component {
+                    download_url: url.clone(),
+                })
+                .collect()
+        }),
+        delivery_type: job.delivery_type.as_str(),
+        delivery_url: match job.state {
+            RestoreJobState::Completed => &job.delivery_urls,
+            _ => &[],
+        },
+        desired_timestamp: job.pit.map(|pit| {
+            let seconds = pit.seconds();
+            DesiredTimestamp {
+                date: Timestamp::from_secs(seconds),
+                increment: oplog.map(|(_, inc)| inc),
+                time: seconds,
+            }
+        }),
+        expired: job.state == RestoreJobState::Expired,
+        expires_at: job.expires_at,
+        failed: job.state == RestoreJobState::Failed,
+        finished_at: job.finished_at,
+        id: job.id,
+        links: job_links,
+        oplog_inc: oplog.map(|(_, inc)| inc),
+        oplog_ts: oplog.map(|(ts, _)| ts),
+        point_in_time_utc_seconds: utc_seconds,
+        snapshot_id: job.snapshot_id,
+        target_cluster_name: job.target_cluster_name.as_ref().map(ClusterName::as_str),
+        target_deployment_item_name: job
+            .target_cluster_name
+            .as_ref()
+            .map(|name| format!("atlas-{}", name.as_str().to_lowercase())),
+        target_group_id: job.target_group_id,
+        snapshot_taken_at: job.snapshot_taken_at,
     }
-    if let Some(snapshot_id) = job.snapshot_id {
-        body.insert("snapshotId".into(), json!(snapshot_id));
-    }
-    if let Some(name) = &job.target_cluster_name {
-        body.insert("targetClusterName".into(), json!(name.as_str()));
-        body.insert(
-            "targetDeploymentItemName".into(),
-            json!(format!("atlas-{}", name.as_str().to_lowercase())),
-        );
-    }
-    if let Some(group_id) = job.target_group_id {
-        body.insert("targetGroupId".into(), json!(group_id));
-    }
-    if let Some(taken_at) = job.snapshot_taken_at {
-        body.insert("timestamp".into(), json!(taken_at));
-    }
-    Value::Object(body)
 }
 
 /// A replica-set snapshot (`DiskBackupReplicaSet`), with the fields a snapshot shows in its

@@ -38,7 +38,9 @@ fn optional_number(row: &Row<'_>, (index, _): Column) -> Result<Option<i64>, Sto
 }
 
 fn id(row: &Row<'_>, (index, column): Column) -> Result<ObjectId, StoreError> {
-    text(row, (index, column))?.parse().map_err(|_| corrupt(column))
+    text(row, (index, column))?
+        .parse()
+        .map_err(|_| corrupt(column))
 }
 
 fn optional_id(row: &Row<'_>, (index, column): Column) -> Result<Option<ObjectId>, StoreError> {
@@ -255,7 +257,10 @@ pub fn schedule(row: &Row<'_>) -> Result<BackupSchedule, StoreError> {
             number(row, (2, "reference_minute_of_hour"))?,
             "reference_minute_of_hour",
         )?,
-        restore_window_days: i32_of(number(row, (3, "restore_window_days"))?, "restore_window_days")?,
+        restore_window_days: i32_of(
+            number(row, (3, "restore_window_days"))?,
+            "restore_window_days",
+        )?,
         policy_id: id(row, (4, "policy_id"))?,
         policy_items: decode_policy_items(&json_column(row, (5, "policy_items"))?)?,
         auto_export_enabled: number(row, (6, "auto_export_enabled"))? != 0,
@@ -281,7 +286,8 @@ pub fn snapshot(row: &Row<'_>) -> Result<Snapshot, StoreError> {
         group_id: id(row, (1, "group_id"))?,
         cluster_id: id(row, (2, "cluster_id"))?,
         cluster_name: name(row, (3, "cluster_name"))?,
-        status: SnapshotStatus::parse(&text(row, (4, "status"))?).ok_or_else(|| corrupt("status"))?,
+        status: SnapshotStatus::parse(&text(row, (4, "status"))?)
+            .ok_or_else(|| corrupt("status"))?,
         snapshot_type: SnapshotType::parse(&text(row, (5, "snapshot_type"))?)
             .ok_or_else(|| corrupt("snapshot_type"))?,
         frequency_type: text(row, (6, "frequency_type"))?,
@@ -324,9 +330,11 @@ pub fn restore_job(row: &Row<'_>) -> Result<RestoreJob, StoreError> {
         target_group_id: optional_id(row, (5, "target_group_id"))?,
         target_cluster_name,
         pit,
-        state: RestoreJobState::parse(&text(row, (10, "state"))?).ok_or_else(|| corrupt("state"))?,
+        state: RestoreJobState::parse(&text(row, (10, "state"))?)
+            .ok_or_else(|| corrupt("state"))?,
         created_at: Timestamp::from_millis(number(row, (11, "created_at"))?),
-        snapshot_taken_at: optional_number(row, (13, "snapshot_taken_at"))?.map(Timestamp::from_millis),
+        snapshot_taken_at: optional_number(row, (13, "snapshot_taken_at"))?
+            .map(Timestamp::from_millis),
         finished_at: optional_number(row, (14, "finished_at"))?.map(Timestamp::from_millis),
         expires_at: optional_number(row, (15, "expires_at"))?.map(Timestamp::from_millis),
         delivery_urls: decode_strings(&json_column(row, (16, "delivery_urls"))?, "delivery_urls")?,

@@ -15,19 +15,23 @@ use rewind_domain::access::{Principal, ProjectAction};
 use rewind_domain::cluster::Cluster;
 use rewind_domain::group::Group;
 use rewind_domain::{DomainError, ObjectId};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{self, ListQuery};
-use crate::views::Links;
+use crate::views::{Link, Links};
 
 /// Handler result.
 pub type ApiResult = Result<Response, ApiError>;
 
 /// A JSON response; the version middleware replaces the content type with the dated one.
-pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    let bytes = match serde_json::to_vec(body) {
+        Ok(bytes) => bytes,
+        Err(error) => return ApiError::internal(&error).into_response(),
+    };
+    let mut response = (status, bytes).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -46,11 +50,11 @@ pub fn no_content_with(status: StatusCode) -> Response {
 }
 
 /// A 200 with a paginated list of `results` out of `total`, linked under the request's path.
-pub fn list_response(
+pub fn list_response<T: Serialize>(
     app: &AppState,
     uri: &Uri,
     query: &ListQuery,
-    results: Vec<Value>,
+    results: Vec<T>,
     total: u64,
 ) -> Response {
     json_response(
@@ -69,34 +73,44 @@ pub fn page_of<'a, T>(
     items.iter().skip(offset).take(limit)
 }
 
-/// A paginated list body: `links` (`self`, and `next`/`previous` when they exist), `results`
-/// and, unless `includeCount=false`, `totalCount`.
-fn list_body(
+/// A paginated list body (`Paginated*View`): `links` (`self`, and `next`/`previous` when
+/// they exist), `results` and, unless `includeCount=false`, `totalCount`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListBody<T> {
+    links: Vec<Link>,
+    results: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_count: Option<u64>,
+}
+
+fn list_body<T>(
     links: &Links,
     path: &str,
     query: &ListQuery,
-    results: Vec<Value>,
+    results: Vec<T>,
     total: u64,
-) -> Value {
-    let href = |page: u64| {
-        links.url(&format!(
+) -> ListBody<T> {
+    let link = |page: u64, rel: &'static str| {
+        let path = format!(
             "{path}?includeCount={}&pageNum={page}&itemsPerPage={}",
             query.include_count, query.items_per_page
-        ))
+        );
+        Link::new(links.url(&path), rel)
     };
-    let mut list_links = vec![json!({"href": href(query.page_num), "rel": "self"})];
+    let mut list_links = vec![link(query.page_num, "self")];
     let shown_so_far = (query.page_num - 1) * query.items_per_page + results.len() as u64;
     if shown_so_far < total {
-        list_links.push(json!({"href": href(query.page_num + 1), "rel": "next"}));
+        list_links.push(link(query.page_num + 1, "next"));
     }
     if query.page_num > 1 {
-        list_links.push(json!({"href": href(query.page_num - 1), "rel": "previous"}));
+        list_links.push(link(query.page_num - 1, "previous"));
     }
-    let mut body = json!({"links": list_links, "results": results});
-    if query.include_count {
-        body["totalCount"] = json!(total);
+    ListBody {
+        links: list_links,
+        results,
+        total_count: query.include_count.then_some(total),
     }
-    body
 }
 
 /// Loads a project the caller may perform `action` in.
