@@ -15,6 +15,8 @@ mod sqlite;
 mod traits;
 
 pub use error::StoreError;
-pub use model::{AccessToken, ApiKey, Page, RestoreGuard, ServiceAccount, ServiceAccountSecret};
+pub use model::{
+    AccessToken, ApiKey, BearerGrant, Page, RestoreGuard, ServiceAccount, ServiceAccountSecret,
+};
 pub use sqlite::SqliteStore;
 pub use traits::{BackupStore, CredentialStore, MetadataStore, ProjectStore};

@@ -92,6 +92,21 @@ pub struct AccessToken {
     pub expires_at: Timestamp,
 }
 
+/// What a bearer token grants: the identity and roles of its service account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BearerGrant {
+    /// The service account's client id.
+    pub client_id: String,
+    /// Its organization.
+    pub org_id: ObjectId,
+    /// Its organization roles.
+    pub org_roles: Vec<String>,
+    /// Its project roles.
+    pub group_roles: Vec<(ObjectId, String)>,
+    /// When the token stops working.
+    pub expires_at: Timestamp,
+}
+
 /// Conditions re-checked atomically with a restore job insert, so two concurrent requests
 /// cannot both pass the checks they made before inserting.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use rewind_domain::{ClusterName, ObjectId, Timestamp};
 use rusqlite::Row;
 use serde_json::{Value, json};
 
-use crate::{ApiKey, ServiceAccount, ServiceAccountSecret, StoreError};
+use crate::{ApiKey, BearerGrant, ServiceAccount, ServiceAccountSecret, StoreError};
 
 /// A column of a table: its position in `SELECT *` (the table's definition order; columns
 /// added later are appended, so positions never move) and its name, for error messages.
@@ -355,6 +355,18 @@ pub fn api_key(row: &Row<'_>) -> Result<ApiKey, StoreError> {
         org_roles: decode_strings(&json_column(row, (7, "org_roles"))?, "org_roles")?,
         group_roles: decode_group_roles(&json_column(row, (8, "group_roles"))?, "group_roles")?,
         created_at: Timestamp::from_millis(number(row, (9, "created_at"))?),
+    })
+}
+
+/// Decodes `client_id, org_id, org_roles, group_roles` of a service account and
+/// `expires_at` of its token, in that order.
+pub fn bearer_grant(row: &Row<'_>) -> Result<BearerGrant, StoreError> {
+    Ok(BearerGrant {
+        client_id: text(row, (0, "client_id"))?,
+        org_id: id(row, (1, "org_id"))?,
+        org_roles: decode_strings(&json_column(row, (2, "org_roles"))?, "org_roles")?,
+        group_roles: decode_group_roles(&json_column(row, (3, "group_roles"))?, "group_roles")?,
+        expires_at: Timestamp::from_millis(number(row, (4, "expires_at"))?),
     })
 }
 

@@ -9,7 +9,7 @@ use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
 
-use crate::{AccessToken, ApiKey, Page, RestoreGuard, ServiceAccount, StoreError};
+use crate::{AccessToken, ApiKey, BearerGrant, Page, RestoreGuard, ServiceAccount, StoreError};
 
 /// Organizations, projects, clusters and their backup schedules.
 #[async_trait]
@@ -225,11 +225,10 @@ pub trait CredentialStore: Send + Sync {
     /// Reads a bearer token by its hash.
     async fn get_access_token(&self, token_sha256: &str)
     -> Result<Option<AccessToken>, StoreError>;
-    /// Reads a bearer token and the service account it belongs to, in one query.
-    async fn get_access_token_with_account(
-        &self,
-        token_sha256: &str,
-    ) -> Result<Option<(AccessToken, ServiceAccount)>, StoreError>;
+    /// What a bearer token grants: its service account's identity and roles, and its expiry,
+    /// in one query (the authentication path of every bearer request).
+    async fn get_bearer_grant(&self, token_sha256: &str)
+    -> Result<Option<BearerGrant>, StoreError>;
     /// Deletes a bearer token.
     async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError>;
 }

@@ -153,19 +153,19 @@ async fn bearer_principal(app: &AppState, token: &str) -> Result<Principal, Refu
         stale: false,
         why: why.to_owned(),
     };
-    let (stored, account) = app
+    let grant = app
         .store
-        .get_access_token_with_account(&secrets::sha256_hex(token))
+        .get_bearer_grant(&secrets::sha256_hex(token))
         .await
         .map_err(|error| Refusal::Internal(error.into()))?
         .ok_or_else(|| refuse("unknown bearer token"))?;
-    if stored.expires_at <= Timestamp::now() {
+    if grant.expires_at <= Timestamp::now() {
         return Err(refuse("expired bearer token"));
     }
     Ok(Principal {
-        name: account.client_id,
-        org_id: account.org_id,
-        org_roles: account.org_roles,
-        group_roles: account.group_roles,
+        name: grant.client_id,
+        org_id: grant.org_id,
+        org_roles: grant.org_roles,
+        group_roles: grant.group_roles,
     })
 }

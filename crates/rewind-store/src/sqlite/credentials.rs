@@ -5,7 +5,7 @@ use rusqlite::params;
 
 use super::*;
 use crate::rows::{self, encode_group_roles, encode_secrets};
-use crate::{AccessToken, ApiKey, ServiceAccount};
+use crate::{AccessToken, ApiKey, BearerGrant, ServiceAccount};
 
 #[async_trait]
 impl crate::CredentialStore for SqliteStore {
@@ -195,25 +195,16 @@ impl crate::CredentialStore for SqliteStore {
         })
     }
 
-    async fn get_access_token_with_account(
+    async fn get_bearer_grant(
         &self,
         token_sha256: &str,
-    ) -> Result<Option<(AccessToken, ServiceAccount)>, StoreError> {
+    ) -> Result<Option<BearerGrant>, StoreError> {
         self.read(|connection| {
             one(
                 connection,
-                "SELECT a.*, t.token_sha256, t.expires_at AS token_expires_at FROM access_tokens t JOIN service_accounts a ON a.client_id = t.client_id WHERE t.token_sha256 = ?1",
+                "SELECT a.client_id, a.org_id, a.org_roles, a.group_roles, t.expires_at FROM access_tokens t JOIN service_accounts a ON a.client_id = t.client_id WHERE t.token_sha256 = ?1",
                 [token_sha256],
-                |row| {
-                    let account = rows::service_account(row)?;
-                    let token = AccessToken {
-                        // `a.*` fills positions 0..8; the token's columns follow.
-                        token_sha256: row.get(8)?,
-                        client_id: account.client_id.clone(),
-                        expires_at: Timestamp::from_millis(row.get(9)?),
-                    };
-                    Ok((token, account))
-                },
+                rows::bearer_grant,
             )
         })
     }
