@@ -72,7 +72,7 @@ impl Server {
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(data_dir.join("server.log")).expect("log file"))
             .spawn()
             .expect("spawn rewind");
         let stdout = child.stdout.take().expect("stdout");
@@ -123,6 +123,11 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// What the server logged so far (warnings and errors).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
     }
 
     /// A client authenticated with the bootstrap Organization Owner key.

@@ -242,3 +242,63 @@ async fn unknown_paths_flex_fallback_and_operations_endpoints() {
             .contains("privateKey")
     );
 }
+
+#[tokio::test]
+async fn an_internal_error_is_logged_with_its_cause_and_never_leaks() {
+    let server = Server::start("internal");
+    let owner = server.owner();
+    let group = server.group_path();
+    create_cluster(&owner, &group, "Cluster0", false).await;
+    let backup = format!("{group}/clusters/Cluster0/backup");
+    let snapshot = completed_snapshot(&owner, &backup).await;
+    let job = owner
+        .post(
+            &format!("{backup}/restoreJobs"),
+            V2023,
+            &json!({"deliveryType": "download", "snapshotId": snapshot}),
+        )
+        .await
+        .json();
+    let id = job["id"].as_str().unwrap().to_owned();
+
+    // Damage the stored row behind the server's back, as a bad disk or a bad migration would.
+    let database = rusqlite::Connection::open(server.data_dir.join("metadata.sqlite")).unwrap();
+    database
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    let changed = database
+        .execute(
+            "UPDATE restore_jobs SET delivery_urls = 'not json' WHERE id = ?1",
+            [&id],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+
+    let reply = owner
+        .get(&format!("{backup}/restoreJobs/{id}"), V2023)
+        .await;
+    let body = reply.assert_error(500, "UNEXPECTED_ERROR");
+    assert_eq!(
+        body,
+        json!({"detail": "Unexpected error.", "error": 500, "errorCode": "UNEXPECTED_ERROR", "parameters": [], "reason": "Internal Server Error"})
+    );
+    assert!(
+        !reply.text.contains("delivery_urls") && !reply.text.contains("corrupt"),
+        "{}",
+        reply.text
+    );
+    let log = server.log();
+    assert!(
+        log.contains("corrupt row: delivery_urls"),
+        "the cause is logged: {log}"
+    );
+    // The server keeps serving.
+    assert_eq!(
+        owner
+            .get(&format!("{backup}/snapshots/{snapshot}"), V2023)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+}
