@@ -330,6 +330,11 @@ async fn snapshots(store: &dyn MetadataStore, cluster: &Cluster) -> Snapshot {
         (SnapshotStatus::Completed, Some(captured), 42)
     );
     assert_eq!(
+        done.expires_at,
+        captured.plus_days(1),
+        "retention counts from capture"
+    );
+    assert_eq!(
         store
             .latest_completed_snapshot(cluster.id, captured)
             .await

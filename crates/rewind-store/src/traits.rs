@@ -114,7 +114,8 @@ pub trait BackupStore: Send + Sync {
         &self,
         mongod_version: &str,
     ) -> Result<Option<Snapshot>, StoreError>;
-    /// Ends an inProgress snapshot: completed with its capture time and size, or failed.
+    /// Ends an inProgress snapshot: completed with its capture time and size, or failed. The
+    /// retention then counts from the capture time, as Atlas recomputes `expiresAt`.
     async fn finish_snapshot(
         &self,
         id: ObjectId,

@@ -146,7 +146,7 @@ impl crate::BackupStore for SqliteStore {
         let failure_reason = failure_reason.map(str::to_owned);
         self.write(move |connection| {
             let updated = connection.execute(
-                "UPDATE snapshots SET status = ?2, created_at = ?3, storage_size_bytes = ?4, failure_reason = ?5 WHERE id = ?1 AND status = 'inProgress'",
+                "UPDATE snapshots SET status = ?2, created_at = ?3, storage_size_bytes = ?4, failure_reason = ?5, expires_at = ?3 + (expires_at - requested_at) WHERE id = ?1 AND status = 'inProgress'",
                 params![id.to_string(), status.as_str(), created_at.millis(), storage_size_bytes, failure_reason],
             )?;
             Ok(updated > 0)
