@@ -7,53 +7,71 @@ use rewind_domain::restore_request::{DeliveryType, PitTarget};
 use rewind_domain::schedule::{BackupSchedule, PolicyItem};
 use rewind_domain::snapshot::{RetentionUnit, Snapshot, SnapshotStatus, SnapshotType};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
-use rusqlite::Row;
 use serde_json::{Value, json};
 
-use crate::{ApiKey, BearerGrant, ServiceAccount, ServiceAccountSecret, StoreError};
+use crate::{AccessToken, ApiKey, BearerGrant, ServiceAccount, ServiceAccountSecret, StoreError};
 
 /// A column of a table: its position in `SELECT *` (the table's definition order; columns
 /// added later are appended, so positions never move) and its name, for error messages.
 /// Positions instead of names: looking a name up costs a scan of every column per value.
 pub type Column = (usize, &'static str);
 
+/// A result row of either database, read by column position. Every column rewind stores is
+/// `TEXT` or `BIGINT`, so these four reads are all the decoders need.
+pub trait RowAccess {
+    /// A non-null text column.
+    fn text_at(&self, index: usize) -> Result<String, StoreError>;
+    /// A nullable text column.
+    fn optional_text_at(&self, index: usize) -> Result<Option<String>, StoreError>;
+    /// A non-null integer column.
+    fn number_at(&self, index: usize) -> Result<i64, StoreError>;
+    /// A nullable integer column.
+    fn optional_number_at(&self, index: usize) -> Result<Option<i64>, StoreError>;
+}
+
+/// A decoder from a row to a value.
+pub type Decode<T> = fn(&dyn RowAccess) -> Result<T, StoreError>;
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
 }
 
-fn text(row: &Row<'_>, (index, _): Column) -> Result<String, StoreError> {
-    Ok(row.get::<_, String>(index)?)
+fn text(row: &dyn RowAccess, (index, _): Column) -> Result<String, StoreError> {
+    row.text_at(index)
 }
 
-fn optional_text(row: &Row<'_>, (index, _): Column) -> Result<Option<String>, StoreError> {
-    Ok(row.get::<_, Option<String>>(index)?)
+fn optional_text(row: &dyn RowAccess, (index, _): Column) -> Result<Option<String>, StoreError> {
+    row.optional_text_at(index)
 }
 
-fn number(row: &Row<'_>, (index, _): Column) -> Result<i64, StoreError> {
-    Ok(row.get::<_, i64>(index)?)
+fn number(row: &dyn RowAccess, (index, _): Column) -> Result<i64, StoreError> {
+    row.number_at(index)
 }
 
-fn optional_number(row: &Row<'_>, (index, _): Column) -> Result<Option<i64>, StoreError> {
-    Ok(row.get::<_, Option<i64>>(index)?)
+fn optional_number(row: &dyn RowAccess, (index, _): Column) -> Result<Option<i64>, StoreError> {
+    row.optional_number_at(index)
 }
 
-fn id(row: &Row<'_>, (index, column): Column) -> Result<ObjectId, StoreError> {
+fn id(row: &dyn RowAccess, (index, column): Column) -> Result<ObjectId, StoreError> {
     text(row, (index, column))?
         .parse()
         .map_err(|_| corrupt(column))
 }
 
-fn optional_id(row: &Row<'_>, (index, column): Column) -> Result<Option<ObjectId>, StoreError> {
+fn optional_id(
+    row: &dyn RowAccess,
+    (index, column): Column,
+) -> Result<Option<ObjectId>, StoreError> {
     optional_text(row, (index, column))?
         .map(|value| value.parse().map_err(|_| corrupt(column)))
         .transpose()
 }
 
-fn name(row: &Row<'_>, (index, column): Column) -> Result<ClusterName, StoreError> {
+fn name(row: &dyn RowAccess, (index, column): Column) -> Result<ClusterName, StoreError> {
     ClusterName::parse(&text(row, (index, column))?).map_err(|_| corrupt(column))
 }
 
-fn json_column(row: &Row<'_>, (index, column): Column) -> Result<Value, StoreError> {
+fn json_column(row: &dyn RowAccess, (index, column): Column) -> Result<Value, StoreError> {
     serde_json::from_str(&text(row, (index, column))?).map_err(|_| corrupt(column))
 }
 
@@ -204,7 +222,7 @@ fn decode_secrets(value: &Value) -> Result<Vec<ServiceAccountSecret>, StoreError
 }
 
 /// Decodes an `orgs` row.
-pub fn organization(row: &Row<'_>) -> Result<Organization, StoreError> {
+pub fn organization(row: &dyn RowAccess) -> Result<Organization, StoreError> {
     Ok(Organization {
         id: id(row, (0, "id"))?,
         name: text(row, (1, "name"))?,
@@ -213,7 +231,7 @@ pub fn organization(row: &Row<'_>) -> Result<Organization, StoreError> {
 }
 
 /// Decodes a `groups` row.
-pub fn group(row: &Row<'_>) -> Result<Group, StoreError> {
+pub fn group(row: &dyn RowAccess) -> Result<Group, StoreError> {
     Ok(Group {
         id: id(row, (0, "id"))?,
         org_id: id(row, (1, "org_id"))?,
@@ -223,7 +241,7 @@ pub fn group(row: &Row<'_>) -> Result<Group, StoreError> {
 }
 
 /// Decodes a `clusters` row.
-pub fn cluster(row: &Row<'_>) -> Result<Cluster, StoreError> {
+pub fn cluster(row: &dyn RowAccess) -> Result<Cluster, StoreError> {
     Ok(Cluster {
         id: id(row, (0, "id"))?,
         group_id: id(row, (1, "group_id"))?,
@@ -240,7 +258,7 @@ pub fn cluster(row: &Row<'_>) -> Result<Cluster, StoreError> {
 }
 
 /// Decodes a `schedules` row.
-pub fn schedule(row: &Row<'_>) -> Result<BackupSchedule, StoreError> {
+pub fn schedule(row: &dyn RowAccess) -> Result<BackupSchedule, StoreError> {
     let values = |column: Column| -> Result<Vec<Value>, StoreError> {
         json_column(row, column)?
             .as_array()
@@ -276,7 +294,7 @@ pub fn schedule(row: &Row<'_>) -> Result<BackupSchedule, StoreError> {
 }
 
 /// Decodes a `snapshots` row.
-pub fn snapshot(row: &Row<'_>) -> Result<Snapshot, StoreError> {
+pub fn snapshot(row: &dyn RowAccess) -> Result<Snapshot, StoreError> {
     let policy_items = decode_strings(&json_column(row, (13, "policy_items"))?, "policy_items")?
         .iter()
         .map(|text| text.parse().map_err(|_| corrupt("policy_items")))
@@ -304,7 +322,7 @@ pub fn snapshot(row: &Row<'_>) -> Result<Snapshot, StoreError> {
 }
 
 /// Decodes a `restore_jobs` row.
-pub fn restore_job(row: &Row<'_>) -> Result<RestoreJob, StoreError> {
+pub fn restore_job(row: &dyn RowAccess) -> Result<RestoreJob, StoreError> {
     let pit = match (
         optional_number(row, (7, "pit_utc_seconds"))?,
         optional_number(row, (8, "pit_oplog_ts"))?,
@@ -343,7 +361,7 @@ pub fn restore_job(row: &Row<'_>) -> Result<RestoreJob, StoreError> {
 }
 
 /// Decodes an `api_keys` row.
-pub fn api_key(row: &Row<'_>) -> Result<ApiKey, StoreError> {
+pub fn api_key(row: &dyn RowAccess) -> Result<ApiKey, StoreError> {
     Ok(ApiKey {
         id: id(row, (0, "id"))?,
         org_id: id(row, (1, "org_id"))?,
@@ -360,7 +378,7 @@ pub fn api_key(row: &Row<'_>) -> Result<ApiKey, StoreError> {
 
 /// Decodes `client_id, org_id, org_roles, group_roles` of a service account and
 /// `expires_at` of its token, in that order.
-pub fn bearer_grant(row: &Row<'_>) -> Result<BearerGrant, StoreError> {
+pub fn bearer_grant(row: &dyn RowAccess) -> Result<BearerGrant, StoreError> {
     Ok(BearerGrant {
         client_id: text(row, (0, "client_id"))?,
         org_id: id(row, (1, "org_id"))?,
@@ -371,7 +389,7 @@ pub fn bearer_grant(row: &Row<'_>) -> Result<BearerGrant, StoreError> {
 }
 
 /// Decodes a `service_accounts` row.
-pub fn service_account(row: &Row<'_>) -> Result<ServiceAccount, StoreError> {
+pub fn service_account(row: &dyn RowAccess) -> Result<ServiceAccount, StoreError> {
     Ok(ServiceAccount {
         client_id: text(row, (0, "client_id"))?,
         org_id: id(row, (1, "org_id"))?,
@@ -382,4 +400,27 @@ pub fn service_account(row: &Row<'_>) -> Result<ServiceAccount, StoreError> {
         secrets: decode_secrets(&json_column(row, (6, "secrets"))?)?,
         created_at: Timestamp::from_millis(number(row, (7, "created_at"))?),
     })
+}
+
+/// Decodes a `restore_jobs` row followed by its project's organization id (position 18).
+pub fn restore_job_with_org(row: &dyn RowAccess) -> Result<(RestoreJob, ObjectId), StoreError> {
+    Ok((restore_job(row)?, id(row, (18, "owning_org_id"))?))
+}
+
+/// Decodes an `access_tokens` row.
+pub fn access_token(row: &dyn RowAccess) -> Result<AccessToken, StoreError> {
+    Ok(AccessToken {
+        token_sha256: text(row, (0, "token_sha256"))?,
+        client_id: text(row, (1, "client_id"))?,
+        expires_at: Timestamp::from_millis(number(row, (2, "expires_at"))?),
+    })
+}
+
+/// Decodes `kind, state, count`.
+pub fn state_count(row: &dyn RowAccess) -> Result<(String, String, u64), StoreError> {
+    Ok((
+        text(row, (0, "kind"))?,
+        text(row, (1, "state"))?,
+        number(row, (2, "count"))?.max(0) as u64,
+    ))
 }

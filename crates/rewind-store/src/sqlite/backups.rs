@@ -257,12 +257,7 @@ impl crate::BackupStore for SqliteStore {
                 connection,
                 "SELECT j.*, g.org_id AS owning_org_id FROM restore_jobs j JOIN groups g ON g.id = j.group_id JOIN clusters c ON c.group_id = j.group_id AND c.name = j.cluster_name WHERE j.id = ?1 AND j.group_id = ?2 AND j.cluster_name = ?3",
                 params![id.to_string(), group_id.to_string(), cluster_name.as_str()],
-                |row| {
-                    // `j.*` fills positions 0..18; the organization follows.
-                    let org: String = row.get(18)?;
-                    let org = org.parse().map_err(|_| StoreError::Corrupt("owning_org_id".into()))?;
-                    Ok((rows::restore_job(row)?, org))
-                },
+                rows::restore_job_with_org,
             )
         })
     }
@@ -349,7 +344,7 @@ impl crate::BackupStore for SqliteStore {
                 connection,
                 "SELECT 'restore_job' AS kind, state, COUNT(*) AS count FROM restore_jobs GROUP BY state UNION ALL SELECT 'snapshot' AS kind, status AS state, COUNT(*) AS count FROM snapshots WHERE deleted_at IS NULL GROUP BY status",
                 [],
-                |row| Ok((row.get("kind")?, row.get("state")?, row.get::<_, i64>("count")?.max(0) as u64)),
+                rows::state_count,
             )
         })
     }

@@ -184,13 +184,7 @@ impl crate::CredentialStore for SqliteStore {
                 connection,
                 "SELECT * FROM access_tokens WHERE token_sha256 = ?1",
                 [token_sha256],
-                |row| {
-                    Ok(AccessToken {
-                        token_sha256: row.get("token_sha256")?,
-                        client_id: row.get("client_id")?,
-                        expires_at: Timestamp::from_millis(row.get("expires_at")?),
-                    })
-                },
+                rows::access_token,
             )
         })
     }

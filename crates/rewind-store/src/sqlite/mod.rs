@@ -268,11 +268,29 @@ fn commit_group(connection: &mut Connection, group: Vec<WriteJob>) {
     }
 }
 
+impl crate::rows::RowAccess for Row<'_> {
+    fn text_at(&self, index: usize) -> Result<String, StoreError> {
+        Ok(self.get(index)?)
+    }
+
+    fn optional_text_at(&self, index: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.get(index)?)
+    }
+
+    fn number_at(&self, index: usize) -> Result<i64, StoreError> {
+        Ok(self.get(index)?)
+    }
+
+    fn optional_number_at(&self, index: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(index)?)
+    }
+}
+
 fn one<T>(
     connection: &Connection,
     sql: &str,
     parameters: impl Params,
-    decode: fn(&Row<'_>) -> Result<T, StoreError>,
+    decode: crate::rows::Decode<T>,
 ) -> Result<Option<T>, StoreError> {
     let mut statement = connection.prepare_cached(sql)?;
     let mut found = statement.query(parameters)?;
@@ -286,7 +304,7 @@ fn all<T>(
     connection: &Connection,
     sql: &str,
     parameters: impl Params,
-    decode: fn(&Row<'_>) -> Result<T, StoreError>,
+    decode: crate::rows::Decode<T>,
 ) -> Result<Vec<T>, StoreError> {
     let mut statement = connection.prepare_cached(sql)?;
     let mut found = statement.query(parameters)?;
