@@ -22,7 +22,7 @@ impl crate::BackupStore for SqliteStore {
             if let Some(unfinished) = unfinished {
                 return Err(StoreError::Conflict(unfinished));
             }
-            connection.execute(
+            execute(connection,
                 "INSERT INTO snapshots (id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, description, requested_at, created_at, expires_at, storage_size_bytes, mongod_version, policy_items, failure_reason, deleted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 params![
                     snapshot.id.to_string(),
@@ -101,7 +101,8 @@ impl crate::BackupStore for SqliteStore {
         expires_at: Timestamp,
     ) -> Result<bool, StoreError> {
         self.write(move |connection| {
-            Ok(connection.execute(
+            Ok(execute(
+                connection,
                 "UPDATE snapshots SET expires_at = ?2 WHERE id = ?1",
                 params![id.to_string(), expires_at.millis()],
             )? > 0)
@@ -111,7 +112,8 @@ impl crate::BackupStore for SqliteStore {
 
     async fn delete_snapshot(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError> {
         self.write(move |connection| {
-            Ok(connection.execute(
+            Ok(execute(
+                connection,
                 "UPDATE snapshots SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
                 params![id.to_string(), now.millis()],
             )? > 0)
@@ -145,7 +147,7 @@ impl crate::BackupStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let failure_reason = failure_reason.map(str::to_owned);
         self.write(move |connection| {
-            let updated = connection.execute(
+            let updated = execute(connection,
                 "UPDATE snapshots SET status = ?2, created_at = ?3, storage_size_bytes = ?4, failure_reason = ?5, expires_at = ?3 + (expires_at - requested_at) WHERE id = ?1 AND status = 'inProgress'",
                 params![id.to_string(), status.as_str(), created_at.millis(), storage_size_bytes, failure_reason],
             )?;
@@ -329,7 +331,7 @@ impl crate::BackupStore for SqliteStore {
                 .collect::<Vec<_>>(),
         );
         self.write(move |connection| {
-            let updated = connection.execute(
+            let updated = execute(connection,
                 "UPDATE restore_jobs SET state = ?2, updated_at = ?3 WHERE id = ?1 AND state IN (SELECT value FROM json_each(?4))",
                 params![id.to_string(), to.as_str(), now.millis(), from],
             )?;

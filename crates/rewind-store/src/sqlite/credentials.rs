@@ -12,8 +12,7 @@ impl crate::CredentialStore for SqliteStore {
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         let key = key.clone();
         self.write(move |connection| {
-            connection
-                .execute(
+            execute(connection,
                     "INSERT INTO api_keys (id, org_id, public_key, description, ha1_md5, ha1_sha256, private_key_suffix, org_roles, group_roles, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
                         key.id.to_string(),
@@ -78,7 +77,7 @@ impl crate::CredentialStore for SqliteStore {
     async fn update_api_key(&self, key: &ApiKey) -> Result<bool, StoreError> {
         let key = key.clone();
         self.write(move |connection| {
-            let updated = connection.execute(
+            let updated = execute(connection,
                 "UPDATE api_keys SET description = ?2, org_roles = ?3, group_roles = ?4 WHERE id = ?1",
                 params![key.id.to_string(), key.description, encode_strings(&key.org_roles), encode_group_roles(&key.group_roles)],
             )?;
@@ -89,7 +88,11 @@ impl crate::CredentialStore for SqliteStore {
 
     async fn delete_api_key(&self, id: ObjectId) -> Result<bool, StoreError> {
         self.write(move |connection| {
-            Ok(connection.execute("DELETE FROM api_keys WHERE id = ?1", [id.to_string()])? > 0)
+            Ok(execute(
+                connection,
+                "DELETE FROM api_keys WHERE id = ?1",
+                [id.to_string()],
+            )? > 0)
         })
         .await
     }
@@ -97,8 +100,7 @@ impl crate::CredentialStore for SqliteStore {
     async fn create_service_account(&self, account: &ServiceAccount) -> Result<(), StoreError> {
         let account = account.clone();
         self.write(move |connection| {
-            connection
-                .execute(
+            execute(connection,
                     "INSERT INTO service_accounts (client_id, org_id, name, description, org_roles, group_roles, secrets, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     params![
                         account.client_id,
@@ -150,11 +152,13 @@ impl crate::CredentialStore for SqliteStore {
     async fn delete_service_account(&self, client_id: &str) -> Result<bool, StoreError> {
         let client_id = client_id.to_owned();
         self.write(move |connection| {
-            connection.execute(
+            execute(
+                connection,
                 "DELETE FROM access_tokens WHERE client_id = ?1",
                 [&client_id],
             )?;
-            let deleted = connection.execute(
+            let deleted = execute(
+                connection,
                 "DELETE FROM service_accounts WHERE client_id = ?1",
                 [&client_id],
             )?;
@@ -166,7 +170,7 @@ impl crate::CredentialStore for SqliteStore {
     async fn create_access_token(&self, token: &AccessToken) -> Result<(), StoreError> {
         let token = token.clone();
         self.write(move |connection| {
-            connection.execute(
+            execute(connection,
                 "INSERT INTO access_tokens (token_sha256, client_id, expires_at) VALUES (?1, ?2, ?3)",
                 params![token.token_sha256, token.client_id, token.expires_at.millis()],
             )?;
@@ -206,7 +210,8 @@ impl crate::CredentialStore for SqliteStore {
     async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError> {
         let token_sha256 = token_sha256.to_owned();
         self.write(move |connection| {
-            Ok(connection.execute(
+            Ok(execute(
+                connection,
                 "DELETE FROM access_tokens WHERE token_sha256 = ?1",
                 [token_sha256],
             )? > 0)

@@ -286,6 +286,12 @@ impl crate::rows::RowAccess for Row<'_> {
     }
 }
 
+/// Executes a statement through the connection's statement cache: preparing is most of the
+/// cost of a small write.
+fn execute(connection: &Connection, sql: &str, parameters: impl Params) -> rusqlite::Result<usize> {
+    connection.prepare_cached(sql)?.execute(parameters)
+}
+
 fn one<T>(
     connection: &Connection,
     sql: &str,

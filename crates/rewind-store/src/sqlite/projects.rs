@@ -11,12 +11,12 @@ impl crate::ProjectStore for SqliteStore {
     async fn create_org(&self, org: &Organization) -> Result<(), StoreError> {
         let org = org.clone();
         self.write(move |connection| {
-            connection
-                .execute(
-                    "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3)",
-                    params![org.id.to_string(), org.name, org.created_at.millis()],
-                )
-                .map_err(|error| StoreError::from_insert(error, "organization"))?;
+            execute(
+                connection,
+                "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![org.id.to_string(), org.name, org.created_at.millis()],
+            )
+            .map_err(|error| StoreError::from_insert(error, "organization"))?;
             Ok(())
         })
         .await
@@ -48,17 +48,17 @@ impl crate::ProjectStore for SqliteStore {
     async fn create_group(&self, group: &Group) -> Result<(), StoreError> {
         let group = group.clone();
         self.write(move |connection| {
-            connection
-                .execute(
-                    "INSERT INTO groups (id, org_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![
-                        group.id.to_string(),
-                        group.org_id.to_string(),
-                        group.name,
-                        group.created_at.millis()
-                    ],
-                )
-                .map_err(|error| StoreError::from_insert(error, "group name"))?;
+            execute(
+                connection,
+                "INSERT INTO groups (id, org_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    group.id.to_string(),
+                    group.org_id.to_string(),
+                    group.name,
+                    group.created_at.millis()
+                ],
+            )
+            .map_err(|error| StoreError::from_insert(error, "group name"))?;
             Ok(())
         })
         .await
@@ -106,8 +106,11 @@ impl crate::ProjectStore for SqliteStore {
                     "group {id} has {clusters} clusters"
                 )));
             }
-            let deleted =
-                connection.execute("DELETE FROM groups WHERE id = ?1", [id.to_string()])?;
+            let deleted = execute(
+                connection,
+                "DELETE FROM groups WHERE id = ?1",
+                [id.to_string()],
+            )?;
             Ok(deleted > 0)
         })
         .await
@@ -120,8 +123,7 @@ impl crate::ProjectStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let (cluster, schedule) = (cluster.clone(), schedule.cloned());
         self.write(move |connection| {
-            connection
-                .execute(
+            execute(connection,
                     "INSERT INTO clusters (id, group_id, name, cluster_type, backup_enabled, pit_enabled, paused, state, created_at, spec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
                         cluster.id.to_string(),
@@ -183,7 +185,7 @@ impl crate::ProjectStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let (cluster, schedule) = (cluster.clone(), schedule_if_missing.cloned());
         self.write(move |connection| {
-            connection.execute(
+            execute(connection,
                 "UPDATE clusters SET cluster_type = ?2, backup_enabled = ?3, pit_enabled = ?4, paused = ?5, state = ?6, spec = ?7 WHERE id = ?1",
                 params![
                     cluster.id.to_string(),
@@ -220,7 +222,7 @@ impl crate::ProjectStore for SqliteStore {
                 return Err(StoreError::Conflict(format!("cluster {name} has {busy} active restore jobs")));
             }
             for sql in ["DELETE FROM snapshots WHERE cluster_id = ?1", "DELETE FROM schedules WHERE cluster_id = ?1", "DELETE FROM clusters WHERE id = ?1"] {
-                connection.execute(sql, [cluster_id.to_string()])?;
+                execute(connection, sql, [cluster_id.to_string()])?;
             }
             Ok(true)
         })
