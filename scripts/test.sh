@@ -2,11 +2,31 @@
 # Runs the whole test suite from a clean clone: formatting and lint gates, the Rust unit,
 # conformance and black-box tests, then the Python compatibility suite (independent Digest
 # clients, Atlas schema validation, schemathesis) against the real binary.
-# Installs what it needs: a Python venv in .venv with tests/python/requirements.txt.
+# Installs what it needs: a Python venv in .venv with tests/python/requirements.txt, and
+# Debian's PostgreSQL when none answers on 127.0.0.1:5432.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
+
+postgres_answers() {
+  python3 -c 'import socket; socket.create_connection(("127.0.0.1", 5432), timeout=1).close()' 2>/dev/null
+}
+
+step "postgresql"
+if postgres_answers; then
+  echo "PostgreSQL answers on 127.0.0.1:5432"
+else
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  for _ in $(seq 30); do postgres_answers && break; sleep 1; done
+  # A fresh Debian cluster asks TCP clients for a password: give postgres one, and a database.
+  su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\""
+  su postgres -c "createdb test" 2>/dev/null || true
+  export REWIND_TEST_DATABASE_URL="postgres://postgres:postgres@127.0.0.1:5432/test"
+fi
 
 step "python environment"
 if [ ! -x .venv/bin/python ]; then

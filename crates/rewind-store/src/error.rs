@@ -15,6 +15,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("postgres error: {0}")]
+    Postgres(#[from] sqlx::Error),
     /// A blocking database task could not be joined (it panicked or was cancelled).
     #[error("database task failed: {0}")]
     Task(String),
@@ -33,5 +36,15 @@ impl StoreError {
             return Self::AlreadyExists(what.to_owned());
         }
         Self::Database(error)
+    }
+
+    /// Maps a PostgreSQL unique-constraint violation to [`StoreError::AlreadyExists`].
+    pub(crate) fn from_pg_insert(error: sqlx::Error, what: &str) -> Self {
+        if let sqlx::Error::Database(database_error) = &error
+            && database_error.is_unique_violation()
+        {
+            return Self::AlreadyExists(what.to_owned());
+        }
+        Self::Postgres(error)
     }
 }

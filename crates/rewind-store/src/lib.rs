@@ -9,6 +9,7 @@
 pub mod conformance;
 mod error;
 mod model;
+mod postgres;
 mod rows;
 mod schema;
 mod sqlite;
@@ -18,5 +19,6 @@ pub use error::StoreError;
 pub use model::{
     AccessToken, ApiKey, BearerGrant, Page, RestoreGuard, ServiceAccount, ServiceAccountSecret,
 };
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use traits::{BackupStore, CredentialStore, MetadataStore, ProjectStore};

@@ -25,3 +25,27 @@ async fn sqlite_file_conforms() {
     );
     std::fs::remove_dir_all(&directory).unwrap();
 }
+
+/// The database the PostgreSQL tests use; `scripts/test.sh` makes sure one answers.
+fn postgres_url() -> String {
+    std::env::var("REWIND_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+#[tokio::test]
+async fn postgres_conforms() {
+    // Each run gets its own schema, dropped afterwards.
+    let schema = format!(
+        "rewind_conformance_{}_{}",
+        std::process::id(),
+        rewind_domain::ObjectId::generate()
+    );
+    let store = rewind_store::PgStore::connect_in_schema(&postgres_url(), &schema)
+        .await
+        .expect("connect to PostgreSQL");
+    conformance::run_all(&store).await;
+    store
+        .drop_schema(&schema)
+        .await
+        .expect("drop the test schema");
+}

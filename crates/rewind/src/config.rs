@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// Log format: `pretty` or `json` [default: pretty].
     #[arg(long, env = "REWIND_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// PostgreSQL URL (`postgres://user@host:5432/db`) of a metadata store shared by several
+    /// replicas [default: SQLite in the data directory].
+    #[arg(long, env = "REWIND_DATABASE_URL")]
+    pub database_url: Option<String>,
     /// Background workers in this process; 0 serves the API only [default: 1].
     #[arg(long, env = "REWIND_WORKERS")]
     pub workers: Option<usize>,
@@ -38,6 +42,7 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     public_url: Option<String>,
     log_format: Option<String>,
+    database_url: Option<String>,
     workers: Option<usize>,
 }
 
@@ -52,6 +57,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// `pretty` or `json`.
     pub log_format: String,
+    /// PostgreSQL URL, when the metadata store is shared.
+    pub database_url: Option<String>,
     /// Background workers to run.
     pub workers: usize,
 }
@@ -82,6 +89,7 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from("rewind-data")),
             public_url: args.public_url.or(file.public_url),
             log_format,
+            database_url: args.database_url.or(file.database_url),
             workers: args.workers.or(file.workers).unwrap_or(1),
         })
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rewind_api::AppContext;
-use rewind_store::{MetadataStore, SqliteStore};
+use rewind_store::{MetadataStore, PgStore, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -15,11 +15,18 @@ use crate::{bootstrap, worker};
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
-    let store: Arc<dyn MetadataStore> = Arc::new(
-        SqliteStore::open(&settings.data_dir.join("metadata.sqlite"))
-            .await
-            .context("opening the metadata store")?,
-    );
+    let store: Arc<dyn MetadataStore> = match &settings.database_url {
+        Some(url) => Arc::new(
+            PgStore::connect(url)
+                .await
+                .context("connecting to the PostgreSQL metadata store")?,
+        ),
+        None => Arc::new(
+            SqliteStore::open(&settings.data_dir.join("metadata.sqlite"))
+                .await
+                .context("opening the metadata store")?,
+        ),
+    };
     bootstrap::ensure(store.as_ref(), &settings.data_dir).await?;
 
     let listener = TcpListener::bind(settings.listen)

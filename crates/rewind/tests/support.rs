@@ -60,6 +60,11 @@ impl Server {
 
     /// Starts a server on `data_dir` with `workers` background workers.
     pub fn start_in(data_dir: &Path, workers: usize) -> Self {
+        Self::start_with(data_dir, workers, &[])
+    }
+
+    /// Starts a server on `data_dir` with `workers` background workers and extra flags.
+    pub fn start_with(data_dir: &Path, workers: usize, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
             .args([
                 "serve",
@@ -68,6 +73,7 @@ impl Server {
                 "--workers",
                 &workers.to_string(),
             ])
+            .args(extra)
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")

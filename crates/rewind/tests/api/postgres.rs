@@ -1,0 +1,60 @@
+//! The same service on a shared PostgreSQL store.
+
+use rewind_store::PgStore;
+use serde_json::json;
+
+use crate::support::{Server, V2023, completed_snapshot, create_cluster, fresh_data_dir};
+
+/// The database the PostgreSQL tests use; `scripts/test.sh` makes sure one answers.
+fn postgres_url() -> String {
+    std::env::var("REWIND_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+#[tokio::test]
+async fn serve_keeps_its_state_in_postgres() {
+    let schema = format!("rewind_it_{}", rewind_domain::ObjectId::generate());
+    let base_url = postgres_url();
+    let store = PgStore::connect_in_schema(&base_url, &schema)
+        .await
+        .expect("connect to PostgreSQL");
+    let separator = if base_url.contains('?') { '&' } else { '?' };
+    let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
+
+    let data_dir = fresh_data_dir("postgres");
+    let server = Server::start_with(&data_dir, 1, &["--database-url", &url]);
+    let owner = server.owner();
+    let group = server.group_path();
+    create_cluster(&owner, &group, "Cluster0", false).await;
+    let backup = format!("{group}/clusters/Cluster0/backup");
+    let snapshot = completed_snapshot(&owner, &backup).await;
+    let body = json!({"deliveryType": "automated", "snapshotId": snapshot, "targetClusterName": "Cluster0", "targetGroupId": server.credentials.group_id});
+    let created = owner
+        .post(&format!("{backup}/restoreJobs"), V2023, &body)
+        .await;
+    assert_eq!(created.status.as_u16(), 200, "{}", created.text);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    owner
+        .post(&format!("{backup}/restoreJobs"), V2023, &body)
+        .await
+        .assert_error(400, "CLUSTER_RESTORE_IN_PROGRESS_CANNOT_UPDATE");
+    assert!(
+        !data_dir.join("metadata.sqlite").exists(),
+        "no SQLite store when PostgreSQL is configured"
+    );
+    assert!(server.terminate().success());
+
+    // A second replica on the same database sees everything the first wrote.
+    let second = Server::start_with(&data_dir, 0, &["--database-url", &url]);
+    let job = second
+        .owner()
+        .get(&format!("{backup}/restoreJobs/{id}"), V2023)
+        .await;
+    assert_eq!(job.status.as_u16(), 200, "{}", job.text);
+    assert_eq!(job.json()["snapshotId"], snapshot);
+    drop(second);
+    store
+        .drop_schema(&schema)
+        .await
+        .expect("drop the test schema");
+}
