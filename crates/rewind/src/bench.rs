@@ -30,7 +30,7 @@ pub struct ApiBenchArgs {
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
     /// Target clusters prepared for the POST phase (each accepted automated restore occupies one).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 60_000)]
     pub targets: usize,
     /// Which measurements to run (each beside its ceiling).
     #[arg(long, value_enum, default_value_t = Scenario::All)]
