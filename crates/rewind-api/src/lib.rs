@@ -25,7 +25,8 @@ use axum::middleware::from_fn;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use rewind_store::MetadataStore;
+use rewind_domain::ObjectId;
+use rewind_store::{MetadataStore, StoreError};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -51,31 +52,50 @@ pub struct AppContext {
     pub nonce_counts: NonceCounter,
     /// Prometheus metrics.
     pub metrics: metrics::Metrics,
+    /// This process's id among the replicas sharing a store, in logs and metrics.
+    pub replica_id: ObjectId,
 }
 
 /// Shared handler state.
 pub type AppState = Arc<AppContext>;
 
 impl AppContext {
-    /// A context over `store`, linking to `public_url`, with a fresh Digest nonce secret.
+    /// A context over `store`, linking to `public_url`, with the given Digest nonce secret.
     pub fn new(
         store: Arc<dyn MetadataStore>,
         public_url: &str,
         nonce_secret: [u8; 32],
     ) -> AppState {
+        let replica_id = ObjectId::generate();
         Arc::new(Self {
             store,
             links: Links::new(public_url),
             nonces: NonceIssuer::new(nonce_secret, NONCE_TTL),
             nonce_counts: NonceCounter::new(NONCE_TTL),
-            metrics: metrics::Metrics::default(),
+            metrics: metrics::Metrics::new(replica_id),
+            replica_id,
         })
+    }
+
+    /// A context whose Digest nonce secret is the one every replica of `store` shares, so a
+    /// nonce one replica issued is accepted by the others behind a load balancer.
+    pub async fn shared(
+        store: Arc<dyn MetadataStore>,
+        public_url: &str,
+    ) -> Result<AppState, StoreError> {
+        let candidate = hex::encode(rand::random::<[u8; 32]>());
+        let shared = store.shared_secret("digest-nonce-hmac", &candidate).await?;
+        let mut secret = [0u8; 32];
+        hex::decode_to_slice(&shared, &mut secret)
+            .map_err(|_| StoreError::Corrupt("digest-nonce-hmac".into()))?;
+        Ok(Self::new(store, public_url, secret))
     }
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let replica = state.replica_id.to_string();
     let atlas = atlas_routes()
         .route_layer(from_fn(negotiate::negotiate_version))
         .fallback(not_found)
@@ -95,13 +115,13 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            TraceLayer::new_for_http().make_span_with(move |request: &Request| {
                 let id = request
                     .headers()
                     .get("x-request-id")
                     .and_then(|value| value.to_str().ok())
                     .unwrap_or_default();
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, principal = tracing::field::Empty)
+                tracing::info_span!("request", replica = %replica, method = %request.method(), path = %request.uri().path(), request_id = %id, principal = tracing::field::Empty)
             }),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeObjectIdRequestId))

@@ -44,9 +44,26 @@ pub struct Metrics {
     jobs: Family<StateLabels, Gauge>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    replica: String,
+}
+
+impl Metrics {
+    /// The registry of replica `replica_id`, which `rewind_replica_info` names.
+    pub fn new(replica_id: rewind_domain::ObjectId) -> Self {
         let mut registry = Registry::with_prefix("rewind");
+        let replica = Family::<ReplicaLabels, Gauge>::default();
+        replica
+            .get_or_create(&ReplicaLabels {
+                replica: replica_id.to_string(),
+            })
+            .set(1);
+        registry.register(
+            "replica_info",
+            "The id of this replica among those sharing a store",
+            replica,
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))

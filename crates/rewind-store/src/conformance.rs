@@ -141,6 +141,13 @@ async fn credentials(store: &dyn MetadataStore, org: &Organization, group: &Grou
         "deleting the account revokes its tokens"
     );
     assert!(store.delete_api_key(key.id).await.unwrap());
+    let first = store.shared_secret("test-secret", "aaaa").await.unwrap();
+    let second = store.shared_secret("test-secret", "bbbb").await.unwrap();
+    assert_eq!(
+        (first.as_str(), second.as_str()),
+        ("aaaa", "aaaa"),
+        "the first stored secret wins"
+    );
     assert!(store.get_api_key(key.id).await.unwrap().is_none());
 }
 

@@ -2,9 +2,10 @@
 //! `BIGINT` (booleans 0/1, instants in epoch milliseconds); lists are JSON text.
 
 /// Ordered migrations: (version, statements). Applied once each, in order, at start-up.
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE orgs (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -119,4 +120,14 @@ CREATE TABLE access_tokens (
     expires_at BIGINT NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE server_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+    ),
+];

@@ -230,6 +230,9 @@ pub trait CredentialStore: Send + Sync {
     /// in one query (the authentication path of every bearer request).
     async fn get_bearer_grant(&self, token_sha256: &str)
     -> Result<Option<BearerGrant>, StoreError>;
+    /// The secret named `name` that every replica shares: `candidate` is stored if the name has
+    /// none yet, and whichever value won is returned.
+    async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError>;
     /// Deletes a bearer token.
     async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError>;
 }

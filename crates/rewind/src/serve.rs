@@ -37,7 +37,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
-    let app = AppContext::new(store.clone(), &public_url, rand::random());
+    let app = AppContext::shared(store.clone(), &public_url)
+        .await
+        .context("reading the secrets replicas share")?;
+    let replica_id = app.replica_id;
     let router = rewind_api::router(app);
 
     let (stop_sender, stop_receiver) = watch::channel(false);
@@ -52,7 +55,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .collect();
 
     println!("rewind: listening on http://{address}");
-    tracing::info!(%address, data_dir = %settings.data_dir.display(), "rewind serving");
+    tracing::info!(%address, replica = %replica_id, data_dir = %settings.data_dir.display(), "rewind serving");
     let mut shutdown = stop_receiver;
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {

@@ -214,6 +214,19 @@ impl crate::CredentialStore for PgStore {
         .await
     }
 
+    async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
+        let mut connection = self.connection().await?;
+        execute(&mut connection, "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", args![name, candidate]).await?;
+        let stored = one(
+            &mut connection,
+            "SELECT value FROM server_secrets WHERE name = $1",
+            args![name],
+            |row| row.text_at(0),
+        )
+        .await?;
+        stored.ok_or_else(|| StoreError::Corrupt(format!("shared secret {name} vanished")))
+    }
+
     async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError> {
         Ok(execute(
             &mut *self.connection().await?,

@@ -207,6 +207,15 @@ impl crate::CredentialStore for SqliteStore {
         })
     }
 
+    async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
+        let (name, candidate) = (name.to_owned(), candidate.to_owned());
+        self.write(move |connection| {
+            execute(connection, "INSERT INTO server_secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING", params![name, candidate])?;
+            Ok(connection.prepare_cached("SELECT value FROM server_secrets WHERE name = ?1")?.query_row([&name], |row| row.get(0))?)
+        })
+        .await
+    }
+
     async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError> {
         let token_sha256 = token_sha256.to_owned();
         self.write(move |connection| {

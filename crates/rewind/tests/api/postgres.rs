@@ -3,7 +3,7 @@
 use rewind_store::PgStore;
 use serde_json::json;
 
-use crate::support::{Server, V2023, completed_snapshot, create_cluster, fresh_data_dir};
+use crate::support::{Client, Server, V2023, completed_snapshot, create_cluster, fresh_data_dir};
 
 /// The database the PostgreSQL tests use; `scripts/test.sh` makes sure one answers.
 fn postgres_url() -> String {
@@ -42,7 +42,6 @@ async fn serve_keeps_its_state_in_postgres() {
         !data_dir.join("metadata.sqlite").exists(),
         "no SQLite store when PostgreSQL is configured"
     );
-    assert!(server.terminate().success());
 
     // A second replica on the same database sees everything the first wrote.
     let second = Server::start_with(&data_dir, 0, &["--database-url", &url]);
@@ -52,6 +51,61 @@ async fn serve_keeps_its_state_in_postgres() {
         .await;
     assert_eq!(job.status.as_u16(), 200, "{}", job.text);
     assert_eq!(job.json()["snapshotId"], snapshot);
+
+    // Behind a load balancer the challenge and the answer may reach different replicas.
+    let jobs = format!("{backup}/restoreJobs");
+    let challenge = Client::anonymous(&server.base)
+        .get(&jobs, V2023)
+        .await
+        .header("www-authenticate");
+    let mut prompt = digest_auth::parse(&challenge).unwrap();
+    let context = digest_auth::AuthContext::new_with_method(
+        server.credentials.public_key.as_str(),
+        server.credentials.private_key.as_str(),
+        jobs.as_str(),
+        None::<&[u8]>,
+        digest_auth::HttpMethod::from("GET"),
+    );
+    let authorization = prompt.respond(&context).unwrap().to_header_string();
+    let answered = Client::anonymous(&second.base)
+        .raw(
+            reqwest::Method::GET,
+            &jobs,
+            V2023,
+            None,
+            Some(authorization),
+        )
+        .await;
+    assert_eq!(
+        answered.status.as_u16(),
+        200,
+        "a nonce from one replica is good at another: {}",
+        answered.text
+    );
+
+    // Each replica names itself in its metrics.
+    let replica_of = |metrics: String| {
+        metrics
+            .lines()
+            .find(|line| line.starts_with("rewind_replica_info{"))
+            .map(str::to_owned)
+    };
+    let first_replica = replica_of(
+        Client::anonymous(&server.base)
+            .get("/metrics", "")
+            .await
+            .text,
+    )
+    .expect("replica metric");
+    let second_replica = replica_of(
+        Client::anonymous(&second.base)
+            .get("/metrics", "")
+            .await
+            .text,
+    )
+    .expect("replica metric");
+    assert_ne!(first_replica, second_replica);
+    assert!(server.terminate().success());
     drop(second);
     store
         .drop_schema(&schema)
