@@ -39,7 +39,13 @@ pub async fn negotiate_version(mut request: Request, next: Next) -> Response {
         .map(|path| path.as_str().to_owned())
         .unwrap_or_default();
     let Some(operation) = routes::find(request.method().as_str(), &template) else {
-        return next.run(request).await;
+        // Every routed operation must be in the table, or it would skip negotiation and be
+        // missing from our OpenAPI document: fail loudly rather than serve it unversioned.
+        return ApiError::internal(&format_args!(
+            "{} {template} is routed but not in the operation table",
+            request.method()
+        ))
+        .into_response();
     };
     if operation.versions.is_empty() {
         return next.run(request).await;
