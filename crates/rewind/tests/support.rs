@@ -65,6 +65,16 @@ impl Server {
 
     /// Starts a server on `data_dir` with `workers` background workers and extra flags.
     pub fn start_with(data_dir: &Path, workers: usize, extra: &[&str]) -> Self {
+        Self::start_with_env(data_dir, workers, extra, &[])
+    }
+
+    /// Like [`Server::start_with`], with extra environment variables (they override `RUST_LOG`).
+    pub fn start_with_env(
+        data_dir: &Path,
+        workers: usize,
+        extra: &[&str],
+        environment: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
             .args([
                 "serve",
@@ -77,6 +87,7 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")
+            .envs(environment.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(data_dir.join("server.log")).expect("log file"))
             .spawn()

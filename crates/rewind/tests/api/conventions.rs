@@ -302,3 +302,42 @@ async fn an_internal_error_is_logged_with_its_cause_and_never_leaks() {
         200
     );
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_replica() {
+    let data_dir = crate::support::fresh_data_dir("logs");
+    let server = crate::support::Server::start_with_env(
+        &data_dir,
+        0,
+        &["--log-format", "json"],
+        &[("RUST_LOG", "info")],
+    );
+    let created = server
+        .owner()
+        .post(
+            &format!("{}/clusters", server.group_path()),
+            crate::support::V_CLUSTER,
+            &crate::support::cluster_body("Logged", false),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    let request_id = created.header("x-request-id");
+    assert_eq!(
+        request_id.len(),
+        24,
+        "request ids look like every other id: {request_id}"
+    );
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("cluster created"))
+        .unwrap_or_else(|| panic!("no log line: {log}"));
+    let entry: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(entry["level"], "INFO");
+    assert_eq!(entry["span"]["request_id"], request_id.as_str());
+    assert_eq!(entry["span"]["replica"].as_str().map(str::len), Some(24));
+    assert_eq!(
+        entry["span"]["principal"],
+        server.credentials.public_key.as_str()
+    );
+}
