@@ -10,7 +10,7 @@ use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
 
 use crate::{
-    AccessToken, ApiKey, BearerGrant, MetadataStore, Page, RestoreGuard, ServiceAccount,
+    AccessToken, ApiKey, BearerGrant, Lease, MetadataStore, Page, RestoreGuard, ServiceAccount,
     ServiceAccountSecret, StoreError,
 };
 
@@ -22,6 +22,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     let snapshot = snapshots(store, &cluster).await;
     restore_jobs(store, &group, &cluster, &snapshot).await;
     credentials(store, &org, &group).await;
+    leases_lapse_back_to_the_queue(store, &cluster).await;
     group_deletion_needs_no_clusters(store, &group, &cluster).await;
 }
 
@@ -149,6 +150,16 @@ async fn credentials(store: &dyn MetadataStore, org: &Organization, group: &Grou
         "the first stored secret wins"
     );
     assert!(store.get_api_key(key.id).await.unwrap().is_none());
+}
+
+/// The lease holder the suite claims jobs as.
+const WORKER: &str = "conformance-worker";
+
+fn lease() -> Lease {
+    Lease {
+        owner: WORKER.to_owned(),
+        until: Timestamp::now().plus_millis(30_000),
+    }
 }
 
 async fn orgs_and_groups(store: &dyn MetadataStore) -> (Organization, Group) {
@@ -297,7 +308,7 @@ async fn snapshots(store: &dyn MetadataStore, cluster: &Cluster) -> Snapshot {
         }
     }
     let claimed = store
-        .claim_queued_snapshot("8.0.4")
+        .claim_queued_snapshot("8.0.4", &lease())
         .await
         .unwrap()
         .expect("claims the queued snapshot");
@@ -307,7 +318,7 @@ async fn snapshots(store: &dyn MetadataStore, cluster: &Cluster) -> Snapshot {
     );
     assert!(
         store
-            .claim_queued_snapshot("8.0.4")
+            .claim_queued_snapshot("8.0.4", &lease())
             .await
             .unwrap()
             .is_none(),
@@ -316,13 +327,27 @@ async fn snapshots(store: &dyn MetadataStore, cluster: &Cluster) -> Snapshot {
     let captured = Timestamp::now();
     assert!(
         store
-            .finish_snapshot(first.id, SnapshotStatus::Completed, captured, 42, None)
+            .finish_snapshot(
+                first.id,
+                WORKER,
+                SnapshotStatus::Completed,
+                captured,
+                42,
+                None
+            )
             .await
             .unwrap()
     );
     assert!(
         !store
-            .finish_snapshot(first.id, SnapshotStatus::Failed, captured, 0, Some("x"))
+            .finish_snapshot(
+                first.id,
+                WORKER,
+                SnapshotStatus::Failed,
+                captured,
+                0,
+                Some("x")
+            )
             .await
             .unwrap(),
         "finish is compare-and-set"
@@ -373,7 +398,7 @@ async fn snapshots(store: &dyn MetadataStore, cluster: &Cluster) -> Snapshot {
         .unwrap();
     assert_eq!((listed.len(), total), (1, 2), "paged listing with total");
     let before_delete = store
-        .claim_queued_snapshot("8.0.4")
+        .claim_queued_snapshot("8.0.4", &lease())
         .await
         .unwrap()
         .expect("second snapshot claimed");
@@ -381,6 +406,7 @@ async fn snapshots(store: &dyn MetadataStore, cluster: &Cluster) -> Snapshot {
         store
             .finish_snapshot(
                 before_delete.id,
+                WORKER,
                 SnapshotStatus::Failed,
                 captured,
                 0,
@@ -619,4 +645,116 @@ async fn group_deletion_needs_no_clusters(
     );
     assert!(store.delete_group(group.id).await.unwrap());
     assert!(store.get_group(group.id).await.unwrap().is_none());
+}
+
+async fn leases_lapse_back_to_the_queue(store: &dyn MetadataStore, cluster: &Cluster) {
+    let snapshot = Snapshot::on_demand(
+        cluster.group_id,
+        cluster.id,
+        cluster.name.clone(),
+        None,
+        1,
+        Timestamp::now(),
+    );
+    store.insert_on_demand_snapshot(&snapshot).await.unwrap();
+    let lapsed = Lease {
+        owner: "dead-worker".into(),
+        until: Timestamp::now().plus_millis(-1),
+    };
+    let claimed = store
+        .claim_queued_snapshot("8.0.4", &lapsed)
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert_eq!(claimed.id, snapshot.id);
+    assert_eq!(
+        store
+            .reap_snapshot_leases(Timestamp::now(), 3)
+            .await
+            .unwrap(),
+        1,
+        "the lapsed lease is reaped"
+    );
+    assert_eq!(
+        store
+            .get_snapshot(cluster.id, snapshot.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        SnapshotStatus::Queued
+    );
+    assert!(
+        !store
+            .finish_snapshot(
+                snapshot.id,
+                "dead-worker",
+                SnapshotStatus::Completed,
+                Timestamp::now(),
+                1,
+                None
+            )
+            .await
+            .unwrap(),
+        "a worker that lost its lease cannot finish the job"
+    );
+    let live = store
+        .claim_queued_snapshot("8.0.4", &lease())
+        .await
+        .unwrap()
+        .expect("claimed again");
+    assert_eq!(
+        store
+            .reap_snapshot_leases(Timestamp::now(), 3)
+            .await
+            .unwrap(),
+        0,
+        "a live lease is left alone"
+    );
+    assert!(
+        store
+            .finish_snapshot(
+                live.id,
+                WORKER,
+                SnapshotStatus::Completed,
+                Timestamp::now(),
+                1,
+                None
+            )
+            .await
+            .unwrap()
+    );
+    // A job whose every attempt lapsed fails with a reason instead of looping forever.
+    let doomed = Snapshot::on_demand(
+        cluster.group_id,
+        cluster.id,
+        cluster.name.clone(),
+        None,
+        1,
+        Timestamp::now(),
+    );
+    store.insert_on_demand_snapshot(&doomed).await.unwrap();
+    for _ in 0..2 {
+        store
+            .claim_queued_snapshot("8.0.4", &lapsed)
+            .await
+            .unwrap()
+            .expect("claimed");
+        store
+            .reap_snapshot_leases(Timestamp::now(), 2)
+            .await
+            .unwrap();
+    }
+    let failed = store
+        .get_snapshot(cluster.id, doomed.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.status, SnapshotStatus::Failed);
+    assert!(
+        failed
+            .failure_reason
+            .unwrap()
+            .contains("stopped before finishing")
+    );
 }

@@ -17,7 +17,8 @@ mod traits;
 
 pub use error::StoreError;
 pub use model::{
-    AccessToken, ApiKey, BearerGrant, Page, RestoreGuard, ServiceAccount, ServiceAccountSecret,
+    AccessToken, ApiKey, BearerGrant, Lease, Page, RestoreGuard, ServiceAccount,
+    ServiceAccountSecret,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -92,6 +92,15 @@ pub struct AccessToken {
     pub expires_at: Timestamp,
 }
 
+/// A worker's claim on a job: who holds it and until when, unless renewed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The holder: a replica id and worker number.
+    pub owner: String,
+    /// When the claim lapses and a reaper may hand the job to another worker.
+    pub until: Timestamp,
+}
+
 /// What a bearer token grants: the identity and roles of its service account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BearerGrant {

@@ -130,4 +130,13 @@ CREATE TABLE server_secrets (
 );
 "#,
     ),
+    (
+        3,
+        r#"
+ALTER TABLE snapshots ADD COLUMN lease_owner TEXT;
+ALTER TABLE snapshots ADD COLUMN lease_expires_at BIGINT;
+ALTER TABLE snapshots ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX snapshots_by_lease ON snapshots (status, lease_expires_at);
+"#,
+    ),
 ];

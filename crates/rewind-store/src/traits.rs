@@ -9,7 +9,9 @@ use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
 
-use crate::{AccessToken, ApiKey, BearerGrant, Page, RestoreGuard, ServiceAccount, StoreError};
+use crate::{
+    AccessToken, ApiKey, BearerGrant, Lease, Page, RestoreGuard, ServiceAccount, StoreError,
+};
 
 /// Organizations, projects, clusters and their backup schedules.
 #[async_trait]
@@ -109,16 +111,26 @@ pub trait BackupStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Marks a snapshot deleted; false when it was already deleted or does not exist.
     async fn delete_snapshot(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError>;
-    /// Moves the oldest queued snapshot to inProgress and returns it.
+    /// Moves the oldest queued snapshot to inProgress under `lease` and returns it.
     async fn claim_queued_snapshot(
         &self,
         mongod_version: &str,
+        lease: &Lease,
     ) -> Result<Option<Snapshot>, StoreError>;
-    /// Ends an inProgress snapshot: completed with its capture time and size, or failed. The
-    /// retention then counts from the capture time, as Atlas recomputes `expiresAt`.
+    /// Hands inProgress snapshots whose lease lapsed (their worker died) back to the queue, or
+    /// fails them once they were tried `max_attempts` times; returns how many it touched.
+    async fn reap_snapshot_leases(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<u64, StoreError>;
+    /// Ends an inProgress snapshot still leased to `owner`: completed with its capture time
+    /// and size, or failed. The retention then counts from the capture time, as Atlas
+    /// recomputes `expiresAt`. False when the lease was lost.
     async fn finish_snapshot(
         &self,
         id: ObjectId,
+        owner: &str,
         status: SnapshotStatus,
         created_at: Timestamp,
         storage_size_bytes: i64,

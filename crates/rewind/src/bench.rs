@@ -16,7 +16,7 @@ use rewind_domain::group::{Group, Organization};
 use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
-use rewind_store::{AccessToken, MetadataStore, SqliteStore};
+use rewind_store::{AccessToken, Lease, MetadataStore, SqliteStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -344,11 +344,17 @@ impl Fixture {
         let snapshot = Snapshot::on_demand(group.id, source.id, source.name.clone(), None, 7, now);
         store.insert_on_demand_snapshot(&snapshot).await?;
         let claimed = store
-            .claim_queued_snapshot("8.0.4")
+            .claim_queued_snapshot(
+                "8.0.4",
+                &Lease {
+                    owner: "bench".into(),
+                    until: now.plus_days(1),
+                },
+            )
             .await?
             .context("claiming the bench snapshot")?;
         store
-            .finish_snapshot(claimed.id, SnapshotStatus::Completed, now, 1, None)
+            .finish_snapshot(claimed.id, "bench", SnapshotStatus::Completed, now, 1, None)
             .await?;
         let backup_path = format!("/api/atlas/v2/groups/{}/clusters/Source/backup", group.id);
         let sample_target = cluster(group.id, "Sample", now)?;

@@ -45,10 +45,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let (stop_sender, stop_receiver) = watch::channel(false);
     let workers: Vec<_> = (0..settings.workers)
-        .map(|_| {
+        .map(|number| {
+            let owner = format!("{replica_id}/{number}");
             worker::spawn(
                 store.clone(),
                 settings.data_dir.clone(),
+                owner,
                 stop_receiver.clone(),
             )
         })

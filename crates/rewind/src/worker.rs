@@ -12,7 +12,7 @@ use std::time::Duration;
 use rewind_domain::Timestamp;
 use rewind_domain::cluster::MONGODB_VERSION;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
-use rewind_store::MetadataStore;
+use rewind_store::{Lease, MetadataStore};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,16 +21,22 @@ use crate::durable::write_atomically;
 
 /// How often the worker looks for work when idle.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a claim lasts: a job whose worker died goes back to the queue after this.
+const LEASE: Duration = Duration::from_secs(30);
+/// Claims of one job that may lapse before it fails instead of going back to the queue.
+const MAX_ATTEMPTS: u32 = 3;
 
 /// Starts the worker; it finishes its current step and returns once `stop` turns true.
+/// `owner` names this worker in the leases it takes (replica id and worker number).
 pub fn spawn(
     store: Arc<dyn MetadataStore>,
     data_dir: PathBuf,
+    owner: String,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Err(error) = step(store.as_ref(), &data_dir).await {
+            if let Err(error) = step(store.as_ref(), &data_dir, &owner).await {
                 tracing::error!(%error, "worker step failed");
             }
             tokio::select! {
@@ -45,8 +51,24 @@ pub fn spawn(
     })
 }
 
-async fn step(store: &dyn MetadataStore, data_dir: &Path) -> anyhow::Result<()> {
-    while let Some(snapshot) = store.claim_queued_snapshot(MONGODB_VERSION).await? {
+async fn step(store: &dyn MetadataStore, data_dir: &Path, owner: &str) -> anyhow::Result<()> {
+    let reaped = store
+        .reap_snapshot_leases(Timestamp::now(), MAX_ATTEMPTS)
+        .await?;
+    if reaped > 0 {
+        tracing::warn!(
+            snapshots = reaped,
+            "reclaimed snapshots whose worker stopped before finishing"
+        );
+    }
+    loop {
+        let lease = Lease {
+            owner: owner.to_owned(),
+            until: Timestamp::now().plus_millis(LEASE.as_millis() as i64),
+        };
+        let Some(snapshot) = store.claim_queued_snapshot(MONGODB_VERSION, &lease).await? else {
+            break;
+        };
         let directory = snapshot_dir(data_dir, &snapshot);
         let outcome = tokio::task::spawn_blocking({
             let snapshot = snapshot.clone();
@@ -57,14 +79,28 @@ async fn step(store: &dyn MetadataStore, data_dir: &Path) -> anyhow::Result<()> 
         match outcome {
             Ok(size) => {
                 store
-                    .finish_snapshot(snapshot.id, SnapshotStatus::Completed, now, size, None)
+                    .finish_snapshot(
+                        snapshot.id,
+                        owner,
+                        SnapshotStatus::Completed,
+                        now,
+                        size,
+                        None,
+                    )
                     .await?;
                 tracing::info!(snapshot.id = %snapshot.id, size_bytes = size, "snapshot completed");
             }
             Err(error) => {
                 let reason = format!("writing the snapshot manifest failed: {error}");
                 store
-                    .finish_snapshot(snapshot.id, SnapshotStatus::Failed, now, 0, Some(&reason))
+                    .finish_snapshot(
+                        snapshot.id,
+                        owner,
+                        SnapshotStatus::Failed,
+                        now,
+                        0,
+                        Some(&reason),
+                    )
                     .await?;
                 tracing::error!(snapshot.id = %snapshot.id, %error, "snapshot failed");
             }

@@ -8,7 +8,7 @@ use rewind_domain::{ClusterName, ObjectId, Timestamp};
 
 use super::{PgStore, all, args, count, execute, limit, lock, offset, one};
 use crate::rows::{self, encode_strings};
-use crate::{Page, RestoreGuard, StoreError};
+use crate::{Lease, Page, RestoreGuard, StoreError};
 
 const ACTIVE: &str = "('queued', 'inProgress')";
 
@@ -143,20 +143,35 @@ impl crate::BackupStore for PgStore {
     async fn claim_queued_snapshot(
         &self,
         mongod_version: &str,
+        lease: &Lease,
     ) -> Result<Option<Snapshot>, StoreError> {
         // SKIP LOCKED: replicas claiming at once each get a different snapshot, none waits.
         one(
             &mut *self.connection().await?,
-            "UPDATE snapshots SET status = 'inProgress', mongod_version = $1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL ORDER BY requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'queued' RETURNING *",
-            args![mongod_version],
+            "UPDATE snapshots SET status = 'inProgress', mongod_version = $1, lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL ORDER BY requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'queued' RETURNING *",
+            args![mongod_version, lease.owner.as_str(), lease.until.millis()],
             rows::snapshot,
         )
         .await
     }
 
+    async fn reap_snapshot_leases(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<u64, StoreError> {
+        Ok(execute(
+            &mut *self.connection().await?,
+            "UPDATE snapshots SET status = CASE WHEN attempts >= $2 THEN 'failed' ELSE 'queued' END, failure_reason = CASE WHEN attempts >= $2 THEN 'the worker taking this snapshot stopped before finishing, every attempt' ELSE failure_reason END, lease_owner = NULL, lease_expires_at = NULL WHERE status = 'inProgress' AND lease_expires_at < $1",
+            args![now.millis(), i64::from(max_attempts)],
+        )
+        .await?)
+    }
+
     async fn finish_snapshot(
         &self,
         id: ObjectId,
+        owner: &str,
         status: SnapshotStatus,
         created_at: Timestamp,
         storage_size_bytes: i64,
@@ -164,8 +179,8 @@ impl crate::BackupStore for PgStore {
     ) -> Result<bool, StoreError> {
         let changed = execute(
             &mut *self.connection().await?,
-            "UPDATE snapshots SET status = $2, created_at = $3, storage_size_bytes = $4, failure_reason = $5, expires_at = $3 + (expires_at - requested_at) WHERE id = $1 AND status = 'inProgress'",
-            args![id.to_string(), status.as_str(), created_at.millis(), storage_size_bytes, failure_reason.map(str::to_owned)],
+            "UPDATE snapshots SET status = $2, created_at = $3, storage_size_bytes = $4, failure_reason = $5, expires_at = $3 + (expires_at - requested_at), lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND status = 'inProgress' AND lease_owner = $6",
+            args![id.to_string(), status.as_str(), created_at.millis(), storage_size_bytes, failure_reason.map(str::to_owned), owner],
         )
         .await?;
         Ok(changed > 0)

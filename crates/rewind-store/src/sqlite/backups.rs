@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use rusqlite::params;
 
 use super::*;
-use crate::RestoreGuard;
 use crate::rows;
+use crate::{Lease, RestoreGuard};
 
 #[async_trait]
 impl crate::BackupStore for SqliteStore {
@@ -124,15 +124,32 @@ impl crate::BackupStore for SqliteStore {
     async fn claim_queued_snapshot(
         &self,
         mongod_version: &str,
+        lease: &Lease,
     ) -> Result<Option<Snapshot>, StoreError> {
-        let mongod_version = mongod_version.to_owned();
+        let (mongod_version, lease) = (mongod_version.to_owned(), lease.clone());
         self.write(move |connection| {
             one(
                 connection,
-                "UPDATE snapshots SET status = 'inProgress', mongod_version = ?1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL ORDER BY requested_at, id LIMIT 1) AND status = 'queued' RETURNING *",
-                [mongod_version],
+                "UPDATE snapshots SET status = 'inProgress', mongod_version = ?1, lease_owner = ?2, lease_expires_at = ?3, attempts = attempts + 1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL ORDER BY requested_at, id LIMIT 1) AND status = 'queued' RETURNING *",
+                params![mongod_version, lease.owner, lease.until.millis()],
                 rows::snapshot,
             )
+        })
+        .await
+    }
+
+    async fn reap_snapshot_leases(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<u64, StoreError> {
+        self.write(move |connection| {
+            let touched = execute(
+                connection,
+                "UPDATE snapshots SET status = CASE WHEN attempts >= ?2 THEN 'failed' ELSE 'queued' END, failure_reason = CASE WHEN attempts >= ?2 THEN 'the worker taking this snapshot stopped before finishing, every attempt' ELSE failure_reason END, lease_owner = NULL, lease_expires_at = NULL WHERE status = 'inProgress' AND lease_expires_at < ?1",
+                params![now.millis(), i64::from(max_attempts)],
+            )?;
+            Ok(touched as u64)
         })
         .await
     }
@@ -140,16 +157,17 @@ impl crate::BackupStore for SqliteStore {
     async fn finish_snapshot(
         &self,
         id: ObjectId,
+        owner: &str,
         status: SnapshotStatus,
         created_at: Timestamp,
         storage_size_bytes: i64,
         failure_reason: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let failure_reason = failure_reason.map(str::to_owned);
+        let (owner, failure_reason) = (owner.to_owned(), failure_reason.map(str::to_owned));
         self.write(move |connection| {
             let updated = execute(connection,
-                "UPDATE snapshots SET status = ?2, created_at = ?3, storage_size_bytes = ?4, failure_reason = ?5, expires_at = ?3 + (expires_at - requested_at) WHERE id = ?1 AND status = 'inProgress'",
-                params![id.to_string(), status.as_str(), created_at.millis(), storage_size_bytes, failure_reason],
+                "UPDATE snapshots SET status = ?2, created_at = ?3, storage_size_bytes = ?4, failure_reason = ?5, expires_at = ?3 + (expires_at - requested_at), lease_owner = NULL, lease_expires_at = NULL WHERE id = ?1 AND status = 'inProgress' AND lease_owner = ?6",
+                params![id.to_string(), status.as_str(), created_at.millis(), storage_size_bytes, failure_reason, owner],
             )?;
             Ok(updated > 0)
         })

@@ -479,3 +479,68 @@ async fn api_keys_are_managed_and_private_keys_shown_once() {
         .await
         .assert_error(404, "GROUP_NOT_FOUND");
 }
+
+#[tokio::test]
+async fn a_snapshot_whose_worker_died_is_taken_again() {
+    // An API-only replica queues the snapshot; then it is marked taken by a worker that died
+    // (its lease lapsed), as if that process was killed mid-snapshot.
+    let data_dir = crate::support::fresh_data_dir("lease");
+    let api_only = Server::start_in(&data_dir, 0);
+    let owner = api_only.owner();
+    let group = api_only.group_path();
+    create_cluster(&owner, &group, "Cluster0", false).await;
+    let backup = format!("{group}/clusters/Cluster0/backup");
+    let queued = owner
+        .post(&format!("{backup}/snapshots"), V2023, &json!({}))
+        .await
+        .json();
+    let id = queued["id"].as_str().unwrap().to_owned();
+    let database = rusqlite::Connection::open(data_dir.join("metadata.sqlite")).unwrap();
+    database
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    let changed = database
+        .execute(
+            "UPDATE snapshots SET status = 'inProgress', lease_owner = 'dead-replica/0', lease_expires_at = 1, attempts = 1 WHERE id = ?1",
+            [&id],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    assert_eq!(
+        owner
+            .get(&format!("{backup}/snapshots/{id}"), V2023)
+            .await
+            .json()["status"],
+        "inProgress"
+    );
+    drop(api_only);
+
+    let worker = Server::start_in(&data_dir, 1);
+    let path = format!("{backup}/snapshots/{id}");
+    for _ in 0..200 {
+        let snapshot = worker.owner().get(&path, V2023).await.json();
+        if snapshot["status"] == "completed" {
+            let attempts: i64 = database
+                .query_row(
+                    "SELECT attempts FROM snapshots WHERE id = ?1",
+                    [&id],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(
+                attempts, 2,
+                "taken once by the dead worker, once by the live one"
+            );
+            assert!(
+                worker
+                    .log()
+                    .contains("reclaimed snapshots whose worker stopped before finishing"),
+                "{}",
+                worker.log()
+            );
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the snapshot of a dead worker was never taken again");
+}
