@@ -79,6 +79,15 @@ fn i32_of(value: i64, column: &str) -> Result<i32, StoreError> {
     i32::try_from(value).map_err(|_| corrupt(column))
 }
 
+/// The `pit_utc_seconds`, `pit_oplog_ts` and `pit_oplog_inc` columns of a restore job.
+pub fn pit_columns(pit: Option<PitTarget>) -> (Option<i64>, Option<i64>, Option<i64>) {
+    match pit {
+        None => (None, None, None),
+        Some(PitTarget::UtcSeconds(seconds)) => (Some(i64::from(seconds)), None, None),
+        Some(PitTarget::Oplog { ts, inc }) => (None, Some(i64::from(ts)), Some(i64::from(inc))),
+    }
+}
+
 /// Encodes a list of strings.
 pub fn encode_strings(items: &[String]) -> String {
     Value::from(items.to_vec()).to_string()

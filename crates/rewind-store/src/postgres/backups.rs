@@ -2,23 +2,14 @@
 
 use async_trait::async_trait;
 use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
-use rewind_domain::restore_request::PitTarget;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
 
 use super::{PgStore, all, args, count, execute, limit, lock, offset, one};
-use crate::rows::{self, encode_strings};
+use crate::rows::{self, encode_strings, pit_columns};
 use crate::{Lease, Page, RestoreGuard, StoreError};
 
 const ACTIVE: &str = "('queued', 'inProgress')";
-
-fn pit_columns(pit: Option<PitTarget>) -> (Option<i64>, Option<i64>, Option<i64>) {
-    match pit {
-        None => (None, None, None),
-        Some(PitTarget::UtcSeconds(seconds)) => (Some(i64::from(seconds)), None, None),
-        Some(PitTarget::Oplog { ts, inc }) => (None, Some(i64::from(ts)), Some(i64::from(inc))),
-    }
-}
 
 #[async_trait]
 impl crate::BackupStore for PgStore {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::params;
 
 use super::*;
-use crate::rows;
+use crate::rows::{self, pit_columns};
 use crate::{Lease, RestoreGuard};
 
 #[async_trait]

@@ -19,7 +19,6 @@ use std::time::Duration;
 use rewind_domain::cluster::Cluster;
 use rewind_domain::group::{Group, Organization};
 use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
-use rewind_domain::restore_request::PitTarget;
 use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
@@ -337,14 +336,6 @@ fn offset(page: Page) -> i64 {
 
 fn flag(value: bool) -> i64 {
     i64::from(value)
-}
-
-fn pit_columns(pit: Option<PitTarget>) -> (Option<i64>, Option<i64>, Option<i64>) {
-    match pit {
-        None => (None, None, None),
-        Some(PitTarget::UtcSeconds(seconds)) => (Some(i64::from(seconds)), None, None),
-        Some(PitTarget::Oplog { ts, inc }) => (None, Some(i64::from(ts)), Some(i64::from(inc))),
-    }
 }
 
 const INSERT_SCHEDULE: &str = "INSERT INTO schedules (cluster_id, reference_hour_of_day, reference_minute_of_hour, restore_window_days, policy_id, policy_items, auto_export_enabled, use_org_and_group_names_in_export_prefix, auto_copy_settings_enabled, copy_policy_items_enabled, copy_settings, extra_retention_settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
