@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// replicas [default: SQLite in the data directory].
     #[arg(long, env = "REWIND_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Seconds a worker's claim on a job lasts; a dead worker's job is taken again after
+    /// this [default: 30].
+    #[arg(long, env = "REWIND_LEASE_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease_seconds: Option<u64>,
     /// Background workers in this process; 0 serves the API only [default: 1].
     #[arg(long, env = "REWIND_WORKERS")]
     pub workers: Option<usize>,
@@ -43,6 +47,7 @@ struct FileSettings {
     public_url: Option<String>,
     log_format: Option<String>,
     database_url: Option<String>,
+    lease_seconds: Option<u64>,
     workers: Option<usize>,
 }
 
@@ -59,6 +64,8 @@ pub struct Settings {
     pub log_format: String,
     /// PostgreSQL URL, when the metadata store is shared.
     pub database_url: Option<String>,
+    /// How long a worker's claim on a job lasts.
+    pub lease: std::time::Duration,
     /// Background workers to run.
     pub workers: usize,
 }
@@ -77,6 +84,10 @@ impl Settings {
         if !matches!(log_format.as_str(), "pretty" | "json") {
             anyhow::bail!("log format must be `pretty` or `json`, not `{log_format}`");
         }
+        let lease_seconds = args.lease_seconds.or(file.lease_seconds).unwrap_or(30);
+        if lease_seconds == 0 {
+            anyhow::bail!("lease_seconds must be at least 1");
+        }
         let listen = match args.listen.or(file.listen) {
             Some(listen) => listen,
             None => "127.0.0.1:8080".parse()?,
@@ -90,6 +101,7 @@ impl Settings {
             public_url: args.public_url.or(file.public_url),
             log_format,
             database_url: args.database_url.or(file.database_url),
+            lease: std::time::Duration::from_secs(lease_seconds),
             workers: args.workers.or(file.workers).unwrap_or(1),
         })
     }
@@ -132,13 +144,31 @@ mod tests {
         )
         .unwrap();
         let settings = Settings::resolve(ServeArgs {
-            config: Some(path),
+            config: Some(path.clone()),
             listen: Some("127.0.0.1:7777".parse().unwrap()),
             ..ServeArgs::default()
         })
         .unwrap();
         assert_eq!(settings.listen.port(), 7777);
         assert_eq!(settings.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(
+            settings.lease,
+            std::time::Duration::from_secs(30),
+            "default lease"
+        );
+        std::fs::write(&path, "lease_seconds = 0\n").unwrap();
+        let refused = Settings::resolve(ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        });
+        assert!(refused.is_err(), "a lease of 0 s is refused");
+        std::fs::write(&path, "lease_seconds = 5\n").unwrap();
+        let short = Settings::resolve(ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(short.lease, std::time::Duration::from_secs(5));
         std::fs::remove_dir_all(&directory).unwrap();
     }
 }

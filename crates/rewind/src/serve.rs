@@ -46,13 +46,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (stop_sender, stop_receiver) = watch::channel(false);
     let workers: Vec<_> = (0..settings.workers)
         .map(|number| {
-            let owner = format!("{replica_id}/{number}");
-            worker::spawn(
-                store.clone(),
-                settings.data_dir.clone(),
-                owner,
-                stop_receiver.clone(),
-            )
+            let config = worker::WorkerConfig {
+                data_dir: settings.data_dir.clone(),
+                owner: format!("{replica_id}/{number}"),
+                lease: settings.lease,
+            };
+            worker::spawn(store.clone(), config, stop_receiver.clone())
         })
         .collect();
 

@@ -21,22 +21,28 @@ use crate::durable::write_atomically;
 
 /// How often the worker looks for work when idle.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// How long a claim lasts: a job whose worker died goes back to the queue after this.
-const LEASE: Duration = Duration::from_secs(30);
 /// Claims of one job that may lapse before it fails instead of going back to the queue.
 const MAX_ATTEMPTS: u32 = 3;
 
+/// What one worker needs besides the store.
+pub struct WorkerConfig {
+    /// Where snapshot data lives.
+    pub data_dir: PathBuf,
+    /// Names this worker in the leases it takes (replica id and worker number).
+    pub owner: String,
+    /// How long a claim lasts: a job whose worker died goes back to the queue after this.
+    pub lease: Duration,
+}
+
 /// Starts the worker; it finishes its current step and returns once `stop` turns true.
-/// `owner` names this worker in the leases it takes (replica id and worker number).
 pub fn spawn(
     store: Arc<dyn MetadataStore>,
-    data_dir: PathBuf,
-    owner: String,
+    config: WorkerConfig,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Err(error) = step(store.as_ref(), &data_dir, &owner).await {
+            if let Err(error) = step(store.as_ref(), &config).await {
                 tracing::error!(%error, "worker step failed");
             }
             tokio::select! {
@@ -51,7 +57,8 @@ pub fn spawn(
     })
 }
 
-async fn step(store: &dyn MetadataStore, data_dir: &Path, owner: &str) -> anyhow::Result<()> {
+async fn step(store: &dyn MetadataStore, config: &WorkerConfig) -> anyhow::Result<()> {
+    let (data_dir, owner) = (config.data_dir.as_path(), config.owner.as_str());
     let reaped = store
         .reap_snapshot_leases(Timestamp::now(), MAX_ATTEMPTS)
         .await?;
@@ -64,7 +71,8 @@ async fn step(store: &dyn MetadataStore, data_dir: &Path, owner: &str) -> anyhow
     loop {
         let lease = Lease {
             owner: owner.to_owned(),
-            until: Timestamp::now().plus_millis(LEASE.as_millis() as i64),
+            until: Timestamp::now()
+                .plus_millis(i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX)),
         };
         let Some(snapshot) = store.claim_queued_snapshot(MONGODB_VERSION, &lease).await? else {
             break;
