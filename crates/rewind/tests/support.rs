@@ -156,6 +156,11 @@ impl Server {
         )
     }
 
+    /// `/api/atlas/v2/orgs/{bootstrap organization}`.
+    pub fn org_path(&self) -> String {
+        format!("/api/atlas/v2/orgs/{}", self.credentials.org_id)
+    }
+
     /// `/api/atlas/v2/groups/{bootstrap group}`.
     pub fn group_path(&self) -> String {
         format!("/api/atlas/v2/groups/{}", self.credentials.group_id)

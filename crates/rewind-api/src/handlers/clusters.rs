@@ -13,7 +13,7 @@ use rewind_domain::{ClusterName, DomainError, ObjectId, Timestamp};
 use rewind_store::StoreError;
 use serde_json::{Map, Value};
 
-use super::{ApiResult, authorized_group, cluster_of, json_response, list_response};
+use super::{ApiResult, authorized_cluster, authorized_group, json_response, list_response};
 use crate::AppState;
 use crate::extract::{self, ListQuery};
 use crate::views;
@@ -246,8 +246,8 @@ pub async fn get_one(
     Extension(principal): Extension<Principal>,
     Path((group_text, name)): Path<(String, String)>,
 ) -> ApiResult {
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
-    let cluster = cluster_of(&app, group.id, &name).await?;
+    let (_, cluster) =
+        authorized_cluster(&app, &principal, &group_text, &name, ProjectAction::Read).await?;
     Ok(json_response(
         StatusCode::OK,
         &views::cluster(&app.links, &cluster, None),
@@ -261,9 +261,14 @@ pub async fn update(
     Path((group_text, name)): Path<(String, String)>,
     body: Body,
 ) -> ApiResult {
-    let group =
-        authorized_group(&app, &principal, &group_text, ProjectAction::ManageClusters).await?;
-    let cluster = cluster_of(&app, group.id, &name).await?;
+    let (group, cluster) = authorized_cluster(
+        &app,
+        &principal,
+        &group_text,
+        &name,
+        ProjectAction::ManageClusters,
+    )
+    .await?;
     let body = extract::json_body(body, false).await?;
     let settings = parse_settings(&body)?;
     if settings
@@ -310,9 +315,14 @@ pub async fn delete(
     Extension(principal): Extension<Principal>,
     Path((group_text, name)): Path<(String, String)>,
 ) -> ApiResult {
-    let group =
-        authorized_group(&app, &principal, &group_text, ProjectAction::ManageClusters).await?;
-    let cluster = cluster_of(&app, group.id, &name).await?;
+    let (_, cluster) = authorized_cluster(
+        &app,
+        &principal,
+        &group_text,
+        &name,
+        ProjectAction::ManageClusters,
+    )
+    .await?;
     match app.store.delete_cluster(cluster.id).await {
         Ok(_) => {
             tracing::info!(cluster.id = %cluster.id, "cluster deleted");

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use rewind_domain::DomainError;
 use rewind_domain::access::{Principal, ProjectAction};
 
-use super::{ApiResult, authorized_group, cluster_of};
+use super::{ApiResult, authorized_cluster};
 use crate::AppState;
 
 /// Answers 400 `CANNOT_USE_NON_FLEX_CLUSTER_IN_FLEX_API` for an existing cluster and 404
@@ -16,8 +16,8 @@ pub async fn refuse(
     Extension(principal): Extension<Principal>,
     Path((group_text, name, _rest)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
-    let cluster = cluster_of(&app, group.id, &name).await?;
+    let (_, cluster) =
+        authorized_cluster(&app, &principal, &group_text, &name, ProjectAction::Read).await?;
     Err(DomainError::NonFlexClusterInFlexApi {
         name: cluster.name.to_string(),
     }

@@ -132,6 +132,19 @@ pub async fn authorized_group(
     Ok(group)
 }
 
+/// Loads a project the caller may perform `action` in, and one of its clusters.
+pub async fn authorized_cluster(
+    app: &AppState,
+    principal: &Principal,
+    group_text: &str,
+    cluster_text: &str,
+    action: ProjectAction,
+) -> Result<(Group, Cluster), ApiError> {
+    let group = authorized_group(app, principal, group_text, action).await?;
+    let cluster = cluster_of(app, group.id, cluster_text).await?;
+    Ok((group, cluster))
+}
+
 /// Loads a cluster of a project.
 pub async fn cluster_of(
     app: &AppState,

@@ -12,7 +12,10 @@ use rewind_domain::restore_request::{DeliveryType, PitTarget, RestoreRequest};
 use rewind_domain::{DomainError, Timestamp};
 use rewind_store::{RestoreGuard, StoreError};
 
-use super::{ApiResult, authorized_group, cluster_of, json_response, list_response, no_content};
+use super::{
+    ApiResult, authorized_cluster, authorized_group, cluster_of, json_response, list_response,
+    no_content,
+};
 use crate::AppState;
 use crate::extract::{self, ListQuery};
 use crate::views;
@@ -151,8 +154,14 @@ pub async fn list(
     uri: Uri,
 ) -> ApiResult {
     let query = ListQuery::parse(uri.query())?;
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
-    let cluster = cluster_of(&app, group.id, &cluster_text).await?;
+    let (group, cluster) = authorized_cluster(
+        &app,
+        &principal,
+        &group_text,
+        &cluster_text,
+        ProjectAction::Read,
+    )
+    .await?;
     let (jobs, total) = app
         .store
         .list_restore_jobs(group.id, &cluster.name, query.page())
@@ -187,8 +196,14 @@ pub async fn get_one(
         ));
     }
     // Slow path: find which of project, cluster or job is missing, in that order.
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
-    let cluster = cluster_of(&app, group.id, &cluster_text).await?;
+    let (_, cluster) = authorized_cluster(
+        &app,
+        &principal,
+        &group_text,
+        &cluster_text,
+        ProjectAction::Read,
+    )
+    .await?;
     extract::restore_job_id(&job_text)?;
     Err(DomainError::RestoreJobNotFound {
         job_id: job_text,
@@ -204,9 +219,14 @@ pub async fn cancel(
     Extension(principal): Extension<Principal>,
     Path((group_text, cluster_text, job_text)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let group =
-        authorized_group(&app, &principal, &group_text, ProjectAction::ManageBackups).await?;
-    let cluster = cluster_of(&app, group.id, &cluster_text).await?;
+    let (group, cluster) = authorized_cluster(
+        &app,
+        &principal,
+        &group_text,
+        &cluster_text,
+        ProjectAction::ManageBackups,
+    )
+    .await?;
     let job_id = extract::restore_job_id(&job_text)?;
     let job = app
         .store

@@ -36,6 +36,23 @@ async fn load(
     Ok((cluster, schedule))
 }
 
+/// A 200 with the schedule in the shape of the negotiated version.
+fn schedule_response(
+    app: &AppState,
+    cluster: &Cluster,
+    schedule: &BackupSchedule,
+    version: ApiVersion,
+) -> axum::response::Response {
+    let body = views::schedule(
+        &app.links,
+        cluster,
+        schedule,
+        version.is_2024_or_later(),
+        Timestamp::now(),
+    );
+    json_response(StatusCode::OK, &body)
+}
+
 /// `GET .../backup/schedule`.
 pub async fn get_one(
     State(app): State<AppState>,
@@ -51,14 +68,7 @@ pub async fn get_one(
         ProjectAction::Read,
     )
     .await?;
-    let body = views::schedule(
-        &app.links,
-        &cluster,
-        &schedule,
-        version.is_2024_or_later(),
-        Timestamp::now(),
-    );
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(schedule_response(&app, &cluster, &schedule, version))
 }
 
 /// `PATCH .../backup/schedule`.
@@ -80,14 +90,7 @@ pub async fn update(
     let body = extract::json_body(body, false).await?;
     let patched = schedule.patched(&body, version.is_2024_or_later())?;
     app.store.put_schedule(&patched).await?;
-    let body = views::schedule(
-        &app.links,
-        &cluster,
-        &patched,
-        version.is_2024_or_later(),
-        Timestamp::now(),
-    );
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(schedule_response(&app, &cluster, &patched, version))
 }
 
 /// `DELETE .../backup/schedule`: removes every policy item and returns the emptied schedule.
@@ -107,12 +110,5 @@ pub async fn clear(
     .await?;
     let cleared = schedule.cleared();
     app.store.put_schedule(&cleared).await?;
-    let body = views::schedule(
-        &app.links,
-        &cluster,
-        &cleared,
-        version.is_2024_or_later(),
-        Timestamp::now(),
-    );
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(schedule_response(&app, &cluster, &cleared, version))
 }

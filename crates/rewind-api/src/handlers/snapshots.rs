@@ -13,7 +13,10 @@ use rewind_domain::{DomainError, ObjectId, Timestamp};
 use rewind_store::StoreError;
 use serde_json::{Value, json};
 
-use super::{ApiResult, authorized_group, cluster_of, json_response, list_response, no_content};
+use super::{
+    ApiResult, authorized_cluster, authorized_group, cluster_of, json_response, list_response,
+    no_content,
+};
 use crate::AppState;
 use crate::extract::{self, ListQuery};
 use crate::views;
@@ -148,8 +151,14 @@ pub async fn list(
     uri: Uri,
 ) -> ApiResult {
     let query = ListQuery::parse(uri.query())?;
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
-    let cluster = cluster_of(&app, group.id, &cluster_text).await?;
+    let (_, cluster) = authorized_cluster(
+        &app,
+        &principal,
+        &group_text,
+        &cluster_text,
+        ProjectAction::Read,
+    )
+    .await?;
     let (snapshots, total) = app.store.list_snapshots(cluster.id, query.page()).await?;
     let results = snapshots
         .iter()
@@ -164,8 +173,14 @@ pub async fn get_one(
     Extension(principal): Extension<Principal>,
     Path((group_text, cluster_text, snapshot_text)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
-    let cluster = cluster_of(&app, group.id, &cluster_text).await?;
+    let (_, cluster) = authorized_cluster(
+        &app,
+        &principal,
+        &group_text,
+        &cluster_text,
+        ProjectAction::Read,
+    )
+    .await?;
     let snapshot = snapshot_of(&app, &cluster, &snapshot_text).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -235,9 +250,14 @@ pub async fn delete(
     Extension(principal): Extension<Principal>,
     Path((group_text, cluster_text, snapshot_text)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let group =
-        authorized_group(&app, &principal, &group_text, ProjectAction::ManageBackups).await?;
-    let cluster = cluster_of(&app, group.id, &cluster_text).await?;
+    let (_, cluster) = authorized_cluster(
+        &app,
+        &principal,
+        &group_text,
+        &cluster_text,
+        ProjectAction::ManageBackups,
+    )
+    .await?;
     let snapshot = snapshot_of(&app, &cluster, &snapshot_text).await?;
     delete_snapshot(&app, &cluster, &snapshot).await
 }
@@ -267,8 +287,14 @@ pub async fn list_sharded(
     uri: Uri,
 ) -> ApiResult {
     let query = ListQuery::parse(uri.query())?;
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
-    let cluster = cluster_of(&app, group.id, &cluster_text).await?;
+    let (_, cluster) = authorized_cluster(
+        &app,
+        &principal,
+        &group_text,
+        &cluster_text,
+        ProjectAction::Read,
+    )
+    .await?;
     let (results, total) = if cluster.cluster_type == ClusterType::Sharded {
         let (snapshots, total) = app.store.list_snapshots(cluster.id, query.page()).await?;
         (
@@ -290,8 +316,14 @@ pub async fn get_sharded(
     Extension(principal): Extension<Principal>,
     Path((group_text, cluster_text, snapshot_text)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let group = authorized_group(&app, &principal, &group_text, ProjectAction::Read).await?;
-    let cluster = cluster_of(&app, group.id, &cluster_text).await?;
+    let (_, cluster) = authorized_cluster(
+        &app,
+        &principal,
+        &group_text,
+        &cluster_text,
+        ProjectAction::Read,
+    )
+    .await?;
     let snapshot = sharded_snapshot_of(&app, &cluster, &snapshot_text).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -305,9 +337,14 @@ pub async fn delete_sharded(
     Extension(principal): Extension<Principal>,
     Path((group_text, cluster_text, snapshot_text)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let group =
-        authorized_group(&app, &principal, &group_text, ProjectAction::ManageBackups).await?;
-    let cluster = cluster_of(&app, group.id, &cluster_text).await?;
+    let (_, cluster) = authorized_cluster(
+        &app,
+        &principal,
+        &group_text,
+        &cluster_text,
+        ProjectAction::ManageBackups,
+    )
+    .await?;
     let snapshot = sharded_snapshot_of(&app, &cluster, &snapshot_text).await?;
     delete_snapshot(&app, &cluster, &snapshot).await
 }

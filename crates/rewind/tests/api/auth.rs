@@ -110,7 +110,7 @@ async fn digest_challenge_comes_before_any_side_effect_and_counts_cannot_be_repl
 async fn roles_decide_who_may_restore_where() {
     let server = Server::start("roles");
     let owner = server.owner();
-    let org = format!("/api/atlas/v2/orgs/{}", server.credentials.org_id);
+    let org = server.org_path();
     let group = server.group_path();
     create_cluster(&owner, &group, "Cluster0", false).await;
     let backup = format!("{group}/clusters/Cluster0/backup");
@@ -244,7 +244,7 @@ async fn roles_decide_who_may_restore_where() {
 async fn service_account_tokens_work_until_revoked() {
     let server = Server::start("oauth");
     let owner = server.owner();
-    let org = format!("/api/atlas/v2/orgs/{}", server.credentials.org_id);
+    let org = server.org_path();
     let created = owner
         .post(&format!("{org}/serviceAccounts"), V_SERVICE_ACCOUNT, &json!({"name": "ci", "description": "CI", "roles": ["ORG_OWNER"], "secretExpiresAfterHours": 24}))
         .await;

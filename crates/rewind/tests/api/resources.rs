@@ -351,7 +351,7 @@ async fn schedules_and_snapshot_retention() {
 async fn api_keys_are_managed_and_private_keys_shown_once() {
     let server = Server::start("keys");
     let owner = server.owner();
-    let org = format!("/api/atlas/v2/orgs/{}", server.credentials.org_id);
+    let org = server.org_path();
     let created = owner
         .post(
             &format!("{org}/apiKeys"),
