@@ -112,6 +112,24 @@ async fn credentials(store: &dyn MetadataStore, org: &Organization, group: &Grou
             expires_at: token.expires_at
         }
     );
+    let stale = AccessToken {
+        token_sha256: "44".repeat(32),
+        client_id: account.client_id.clone(),
+        expires_at: now.plus_millis(-1),
+    };
+    store.create_access_token(&stale).await.unwrap();
+    assert_eq!(
+        store.delete_expired_access_tokens(now).await.unwrap(),
+        1,
+        "only the expired token is swept"
+    );
+    assert!(
+        store
+            .get_access_token(&stale.token_sha256)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(
         store
             .revoke_access_token(&token.token_sha256)

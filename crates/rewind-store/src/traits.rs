@@ -245,6 +245,8 @@ pub trait CredentialStore: Send + Sync {
     /// The secret named `name` that every replica shares: `candidate` is stored if the name has
     /// none yet, and whichever value won is returned.
     async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError>;
+    /// Deletes bearer tokens that expired before `now`; returns how many.
+    async fn delete_expired_access_tokens(&self, now: Timestamp) -> Result<u64, StoreError>;
     /// Deletes a bearer token.
     async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError>;
 }

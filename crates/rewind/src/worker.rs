@@ -1,4 +1,5 @@
-//! The background worker: takes queued snapshots and removes expired ones.
+//! The background worker: takes queued snapshots, hands back the jobs of dead workers,
+//! and removes expired snapshots and bearer tokens.
 //!
 //! A cluster is still a record without a database engine, so a snapshot captures its empty
 //! data set: the manifest lists each replica set with no namespaces. When clusters hold data,
@@ -21,6 +22,9 @@ use crate::durable::write_atomically;
 
 /// How often the worker looks for work when idle.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How often lapsed leases, expired snapshots and expired tokens are swept: these change
+/// on the scale of the lease, so sweeping on every poll would only add writes.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// Claims of one job that may lapse before it fails instead of going back to the queue.
 const MAX_ATTEMPTS: u32 = 3;
 
@@ -41,8 +45,15 @@ pub fn spawn(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut last_sweep: Option<std::time::Instant> = None;
         loop {
-            if let Err(error) = step(store.as_ref(), &config).await {
+            if last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL) {
+                if let Err(error) = sweep(store.as_ref(), &config).await {
+                    tracing::error!(%error, "worker sweep failed");
+                }
+                last_sweep = Some(std::time::Instant::now());
+            }
+            if let Err(error) = take_queued(store.as_ref(), &config).await {
                 tracing::error!(%error, "worker step failed");
             }
             tokio::select! {
@@ -57,8 +68,8 @@ pub fn spawn(
     })
 }
 
-async fn step(store: &dyn MetadataStore, config: &WorkerConfig) -> anyhow::Result<()> {
-    let (data_dir, owner) = (config.data_dir.as_path(), config.owner.as_str());
+/// Hands back the jobs of dead workers and removes what expired.
+async fn sweep(store: &dyn MetadataStore, config: &WorkerConfig) -> anyhow::Result<()> {
     let reaped = store
         .reap_snapshot_leases(Timestamp::now(), MAX_ATTEMPTS)
         .await?;
@@ -68,6 +79,23 @@ async fn step(store: &dyn MetadataStore, config: &WorkerConfig) -> anyhow::Resul
             "reclaimed snapshots whose worker stopped before finishing"
         );
     }
+    for snapshot in store.expired_snapshots(Timestamp::now()).await? {
+        let directory = snapshot_dir(&config.data_dir, &snapshot);
+        match tokio::fs::remove_dir_all(&directory).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+        store.delete_snapshot(snapshot.id, Timestamp::now()).await?;
+        tracing::info!(snapshot.id = %snapshot.id, "expired snapshot removed");
+    }
+    store.delete_expired_access_tokens(Timestamp::now()).await?;
+    Ok(())
+}
+
+/// Takes every queued snapshot, one lease at a time.
+async fn take_queued(store: &dyn MetadataStore, config: &WorkerConfig) -> anyhow::Result<()> {
+    let (data_dir, owner) = (config.data_dir.as_path(), config.owner.as_str());
     loop {
         let lease = Lease {
             owner: owner.to_owned(),
@@ -113,16 +141,6 @@ async fn step(store: &dyn MetadataStore, config: &WorkerConfig) -> anyhow::Resul
                 tracing::error!(snapshot.id = %snapshot.id, %error, "snapshot failed");
             }
         }
-    }
-    for snapshot in store.expired_snapshots(Timestamp::now()).await? {
-        let directory = snapshot_dir(data_dir, &snapshot);
-        match tokio::fs::remove_dir_all(&directory).await {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error.into()),
-        }
-        store.delete_snapshot(snapshot.id, Timestamp::now()).await?;
-        tracing::info!(snapshot.id = %snapshot.id, "expired snapshot removed");
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! API keys, service accounts and bearer tokens in PostgreSQL.
 
 use async_trait::async_trait;
-use rewind_domain::ObjectId;
+use rewind_domain::{ObjectId, Timestamp};
 
 use super::{PgStore, all, args, count, execute, limit, offset, one};
 use crate::rows::{self, encode_group_roles, encode_secrets, encode_strings};
@@ -225,6 +225,15 @@ impl crate::CredentialStore for PgStore {
         )
         .await?;
         stored.ok_or_else(|| StoreError::Corrupt(format!("shared secret {name} vanished")))
+    }
+
+    async fn delete_expired_access_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
+        Ok(execute(
+            &mut *self.connection().await?,
+            "DELETE FROM access_tokens WHERE expires_at < $1",
+            args![now.millis()],
+        )
+        .await?)
     }
 
     async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError> {

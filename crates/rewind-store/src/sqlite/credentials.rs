@@ -216,6 +216,17 @@ impl crate::CredentialStore for SqliteStore {
         .await
     }
 
+    async fn delete_expired_access_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "DELETE FROM access_tokens WHERE expires_at < ?1",
+                [now.millis()],
+            )? as u64)
+        })
+        .await
+    }
+
     async fn revoke_access_token(&self, token_sha256: &str) -> Result<bool, StoreError> {
         let token_sha256 = token_sha256.to_owned();
         self.write(move |connection| {
