@@ -17,7 +17,7 @@ mod traits;
 
 pub use error::StoreError;
 pub use model::{
-    AccessToken, ApiKey, BearerGrant, Lease, Page, RestoreGuard, ServiceAccount,
+    AccessToken, ApiKey, BearerGrant, Claimed, Lease, Page, Release, RestoreGuard, ServiceAccount,
     ServiceAccountSecret,
 };
 pub use postgres::PgStore;

@@ -101,6 +101,29 @@ pub struct Lease {
     pub until: Timestamp,
 }
 
+/// A job a worker just claimed, with the attempt this claim is (1 for the first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimed<T> {
+    /// The job, now leased to the worker.
+    pub job: T,
+    /// Which attempt this is; the worker fails the job instead of retrying past its limit.
+    pub attempt: u32,
+}
+
+/// Why a worker hands a job back to the queue before finishing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release<'a> {
+    /// Its replica is shutting down: the interrupted claim does not count as an attempt.
+    Shutdown,
+    /// A transient failure: another attempt may start at `retry_at`, not before.
+    Retry {
+        /// The earliest time the job may be claimed again (the backoff).
+        retry_at: Timestamp,
+        /// What went wrong, recorded with the job.
+        error: &'a str,
+    },
+}
+
 /// What a bearer token grants: the identity and roles of its service account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BearerGrant {

@@ -9,7 +9,10 @@ use rewind_domain::snapshot::{RetentionUnit, Snapshot, SnapshotStatus, SnapshotT
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
 use serde_json::{Value, json};
 
-use crate::{AccessToken, ApiKey, BearerGrant, ServiceAccount, ServiceAccountSecret, StoreError};
+use crate::{
+    AccessToken, ApiKey, BearerGrant, Claimed, Release, ServiceAccount, ServiceAccountSecret,
+    StoreError,
+};
 
 /// A column of a table: its position in `SELECT *` (the table's definition order; columns
 /// added later are appended, so positions never move) and its name, for error messages.
@@ -85,6 +88,15 @@ pub fn pit_columns(pit: Option<PitTarget>) -> (Option<i64>, Option<i64>, Option<
         None => (None, None, None),
         Some(PitTarget::UtcSeconds(seconds)) => (Some(i64::from(seconds)), None, None),
         Some(PitTarget::Oplog { ts, inc }) => (None, Some(i64::from(ts)), Some(i64::from(inc))),
+    }
+}
+
+/// The attempt refund, `retry_at` and `last_error` a release writes: a shutdown gives the
+/// attempt back and may be claimed at once; a retry keeps the attempt and waits.
+pub fn release_columns(release: Release<'_>) -> (i64, i64, Option<String>) {
+    match release {
+        Release::Shutdown => (1, 0, None),
+        Release::Retry { retry_at, error } => (0, retry_at.millis(), Some(error.to_owned())),
     }
 }
 
@@ -327,6 +339,15 @@ pub fn snapshot(row: &dyn RowAccess) -> Result<Snapshot, StoreError> {
         policy_items,
         failure_reason: optional_text(row, (14, "failure_reason"))?,
         deleted_at: optional_number(row, (15, "deleted_at"))?.map(Timestamp::from_millis),
+    })
+}
+
+/// Decodes a `snapshots` row just claimed, with the attempt the claim counted.
+pub fn claimed_snapshot(row: &dyn RowAccess) -> Result<Claimed<Snapshot>, StoreError> {
+    let attempt = number(row, (18, "attempts"))?;
+    Ok(Claimed {
+        job: snapshot(row)?,
+        attempt: u32::try_from(attempt).map_err(|_| corrupt("attempts"))?,
     })
 }
 

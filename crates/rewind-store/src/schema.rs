@@ -139,4 +139,11 @@ ALTER TABLE snapshots ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX snapshots_by_lease ON snapshots (status, lease_expires_at);
 "#,
     ),
+    (
+        4,
+        r#"
+ALTER TABLE snapshots ADD COLUMN retry_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE snapshots ADD COLUMN last_error TEXT;
+"#,
+    ),
 ];

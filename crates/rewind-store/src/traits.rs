@@ -10,7 +10,8 @@ use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
 
 use crate::{
-    AccessToken, ApiKey, BearerGrant, Lease, Page, RestoreGuard, ServiceAccount, StoreError,
+    AccessToken, ApiKey, BearerGrant, Claimed, Lease, Page, Release, RestoreGuard, ServiceAccount,
+    StoreError,
 };
 
 /// Organizations, projects, clusters and their backup schedules.
@@ -111,12 +112,25 @@ pub trait BackupStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Marks a snapshot deleted; false when it was already deleted or does not exist.
     async fn delete_snapshot(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError>;
-    /// Moves the oldest queued snapshot to inProgress under `lease` and returns it.
+    /// Moves the oldest queued snapshot whose backoff has passed at `now` to inProgress
+    /// under `lease`, counts the attempt and returns it.
     async fn claim_queued_snapshot(
         &self,
         mongod_version: &str,
         lease: &Lease,
-    ) -> Result<Option<Snapshot>, StoreError>;
+        now: Timestamp,
+    ) -> Result<Option<Claimed<Snapshot>>, StoreError>;
+    /// Extends the lease of a snapshot still held by `lease.owner` (the worker's heartbeat);
+    /// false when the lease was lost, and the worker must then abandon the job.
+    async fn renew_snapshot_lease(&self, id: ObjectId, lease: &Lease) -> Result<bool, StoreError>;
+    /// Hands an inProgress snapshot held by `owner` back to the queue; false when the lease
+    /// was lost.
+    async fn release_snapshot(
+        &self,
+        id: ObjectId,
+        owner: &str,
+        release: Release<'_>,
+    ) -> Result<bool, StoreError>;
     /// Hands inProgress snapshots whose lease lapsed (their worker died) back to the queue, or
     /// fails them once they were tried `max_attempts` times; returns how many it touched.
     async fn reap_snapshot_leases(

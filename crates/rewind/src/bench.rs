@@ -350,9 +350,11 @@ impl Fixture {
                     owner: "bench".into(),
                     until: now.plus_days(1),
                 },
+                now,
             )
             .await?
-            .context("claiming the bench snapshot")?;
+            .context("claiming the bench snapshot")?
+            .job;
         store
             .finish_snapshot(claimed.id, "bench", SnapshotStatus::Completed, now, 1, None)
             .await?;

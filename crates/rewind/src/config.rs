@@ -36,6 +36,13 @@ pub struct ServeArgs {
     /// Background workers in this process; 0 serves the API only [default: 1].
     #[arg(long, env = "REWIND_WORKERS")]
     pub workers: Option<usize>,
+    /// Seconds a running job may take to reach a checkpoint after SIGTERM before its lease is
+    /// released for another replica [default: 10].
+    #[arg(long, env = "REWIND_SHUTDOWN_GRACE_SECONDS")]
+    pub shutdown_grace_seconds: Option<u64>,
+    /// Fault injection for tests: every snapshot step takes at least this long.
+    #[arg(long, env = "REWIND_FAULT_SNAPSHOT_DELAY_MS", hide = true)]
+    pub fault_snapshot_delay_ms: Option<u64>,
 }
 
 /// The TOML file's shape.
@@ -49,6 +56,7 @@ struct FileSettings {
     database_url: Option<String>,
     lease_seconds: Option<u64>,
     workers: Option<usize>,
+    shutdown_grace_seconds: Option<u64>,
 }
 
 /// Resolved settings.
@@ -68,6 +76,10 @@ pub struct Settings {
     pub lease: std::time::Duration,
     /// Background workers to run.
     pub workers: usize,
+    /// How long running jobs get to reach a checkpoint after SIGTERM.
+    pub shutdown_grace: std::time::Duration,
+    /// Fault injection: the least time a snapshot step takes.
+    pub fault_snapshot_delay: std::time::Duration,
 }
 
 impl Settings {
@@ -103,6 +115,14 @@ impl Settings {
             database_url: args.database_url.or(file.database_url),
             lease: std::time::Duration::from_secs(lease_seconds),
             workers: args.workers.or(file.workers).unwrap_or(1),
+            shutdown_grace: std::time::Duration::from_secs(
+                args.shutdown_grace_seconds
+                    .or(file.shutdown_grace_seconds)
+                    .unwrap_or(10),
+            ),
+            fault_snapshot_delay: std::time::Duration::from_millis(
+                args.fault_snapshot_delay_ms.unwrap_or(0),
+            ),
         })
     }
 }

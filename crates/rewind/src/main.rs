@@ -4,6 +4,7 @@ mod bench;
 mod bootstrap;
 mod config;
 mod durable;
+mod job;
 mod serve;
 mod worker;
 

@@ -50,6 +50,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 data_dir: settings.data_dir.clone(),
                 owner: format!("{replica_id}/{number}"),
                 lease: settings.lease,
+                shutdown_grace: settings.shutdown_grace,
+                fault_snapshot_delay: settings.fault_snapshot_delay,
             };
             worker::spawn(store.clone(), config, stop_receiver.clone())
         })

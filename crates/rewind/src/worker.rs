@@ -1,34 +1,38 @@
-//! The background worker: takes queued snapshots, hands back the jobs of dead workers,
-//! and removes expired snapshots and bearer tokens.
+//! The background worker: claims queued snapshots under a lease, hands back the jobs of dead
+//! workers, and removes expired snapshots and bearer tokens.
 //!
-//! A cluster is still a record without a database engine, so a snapshot captures its empty
-//! data set: the manifest lists each replica set with no namespaces. When clusters hold data,
-//! the snapshot engine replaces `capture` and this loop stays. Restore jobs have no executor
-//! yet, so they stay `queued`: nothing reports a restore that did not happen.
+//! Every replica runs the same loop against the shared store; the store's claim (`FOR UPDATE
+//! SKIP LOCKED` on PostgreSQL, the single writer on SQLite) gives each job to one worker, the
+//! heartbeat in [`crate::job`] keeps it there, and the reaper hands it to another worker when
+//! its holder stops renewing. Restore jobs have no executor yet, so they stay `queued`: nothing
+//! reports a restore that did not happen.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use rewind_domain::Timestamp;
 use rewind_domain::cluster::MONGODB_VERSION;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
-use rewind_store::{Lease, MetadataStore};
+use rewind_store::{Claimed, Lease, MetadataStore, Release};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::durable::write_atomically;
+use crate::job::{self, Checkpoint, Ended};
 
 /// How often the worker looks for work when idle.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How often lapsed leases, expired snapshots and expired tokens are swept: these change
 /// on the scale of the lease, so sweeping on every poll would only add writes.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
-/// Claims of one job that may lapse before it fails instead of going back to the queue.
+/// Attempts of one job (lapsed claims and transient failures alike) before it fails.
 const MAX_ATTEMPTS: u32 = 3;
 
 /// What one worker needs besides the store.
+#[derive(Clone)]
 pub struct WorkerConfig {
     /// Where snapshot data lives.
     pub data_dir: PathBuf,
@@ -36,35 +40,53 @@ pub struct WorkerConfig {
     pub owner: String,
     /// How long a claim lasts: a job whose worker died goes back to the queue after this.
     pub lease: Duration,
+    /// How long a running job gets to reach a checkpoint once shutdown starts.
+    pub shutdown_grace: Duration,
+    /// Fault injection for tests: the least time a snapshot step takes.
+    pub fault_snapshot_delay: Duration,
 }
 
-/// Starts the worker; it finishes its current step and returns once `stop` turns true.
+impl WorkerConfig {
+    fn lease_from(&self, now: Timestamp) -> Lease {
+        Lease {
+            owner: self.owner.clone(),
+            until: now.plus_millis(i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)),
+        }
+    }
+}
+
+/// Starts the worker. Once `stop` turns true it claims nothing more, gives a running job
+/// `shutdown_grace` to reach a checkpoint, releases the job's lease if it did not, and returns.
 pub fn spawn(
     store: Arc<dyn MetadataStore>,
     config: WorkerConfig,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut last_sweep: Option<std::time::Instant> = None;
-        loop {
+        let mut stop = stop;
+        while !*stop.borrow() {
             if last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL) {
                 if let Err(error) = sweep(store.as_ref(), &config).await {
                     tracing::error!(%error, "worker sweep failed");
                 }
                 last_sweep = Some(std::time::Instant::now());
             }
-            if let Err(error) = take_queued(store.as_ref(), &config).await {
-                tracing::error!(%error, "worker step failed");
-            }
-            tokio::select! {
-                _ = stop.changed() => break,
-                _ = tokio::time::sleep(POLL_INTERVAL) => {}
-            }
-            if *stop.borrow() {
-                break;
+            let worked = match take_one(&store, &config, &stop).await {
+                Ok(worked) => worked,
+                Err(error) => {
+                    tracing::error!(%error, "worker step failed");
+                    false
+                }
+            };
+            if !worked {
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                }
             }
         }
-        tracing::info!("worker stopped");
+        tracing::info!(owner = %config.owner, "worker stopped");
     })
 }
 
@@ -93,56 +115,104 @@ async fn sweep(store: &dyn MetadataStore, config: &WorkerConfig) -> anyhow::Resu
     Ok(())
 }
 
-/// Takes every queued snapshot, one lease at a time.
-async fn take_queued(store: &dyn MetadataStore, config: &WorkerConfig) -> anyhow::Result<()> {
-    let (data_dir, owner) = (config.data_dir.as_path(), config.owner.as_str());
-    loop {
-        let lease = Lease {
-            owner: owner.to_owned(),
-            until: Timestamp::now()
-                .plus_millis(i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX)),
-        };
-        let Some(snapshot) = store.claim_queued_snapshot(MONGODB_VERSION, &lease).await? else {
-            break;
-        };
-        let directory = snapshot_dir(data_dir, &snapshot);
-        let outcome = tokio::task::spawn_blocking({
-            let snapshot = snapshot.clone();
-            move || capture(&directory, &snapshot)
-        })
-        .await?;
-        let now = Timestamp::now();
-        match outcome {
-            Ok(size) => {
-                store
-                    .finish_snapshot(
-                        snapshot.id,
-                        owner,
-                        SnapshotStatus::Completed,
-                        now,
-                        size,
-                        None,
-                    )
-                    .await?;
-                tracing::info!(snapshot.id = %snapshot.id, size_bytes = size, "snapshot completed");
-            }
-            Err(error) => {
-                let reason = format!("writing the snapshot manifest failed: {error}");
-                store
-                    .finish_snapshot(
-                        snapshot.id,
-                        owner,
-                        SnapshotStatus::Failed,
-                        now,
-                        0,
-                        Some(&reason),
-                    )
-                    .await?;
-                tracing::error!(snapshot.id = %snapshot.id, %error, "snapshot failed");
+/// Claims one queued snapshot and runs it to an end; false when the queue was empty.
+async fn take_one(
+    store: &Arc<dyn MetadataStore>,
+    config: &WorkerConfig,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<bool> {
+    let now = Timestamp::now();
+    let Some(Claimed {
+        job: snapshot,
+        attempt,
+    }) = store
+        .claim_queued_snapshot(MONGODB_VERSION, &config.lease_from(now), now)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let owner = config.owner.as_str();
+    tracing::info!(snapshot.id = %snapshot.id, %owner, attempt, "snapshot started");
+    let directory = snapshot_dir(&config.data_dir, &snapshot);
+    let delay = config.fault_snapshot_delay;
+    let step = {
+        let snapshot = snapshot.clone();
+        move |cancel: &AtomicBool| capture(&directory, &snapshot, delay, cancel)
+    };
+    let heartbeat = {
+        let (store, config, id) = (store.clone(), config.clone(), snapshot.id);
+        move || {
+            let (store, lease) = (store.clone(), config.lease_from(Timestamp::now()));
+            async move { store.renew_snapshot_lease(id, &lease).await }
+        }
+    };
+    let ended = job::run(
+        step,
+        heartbeat,
+        config.lease / 3,
+        stop.clone(),
+        config.shutdown_grace,
+    )
+    .await;
+    let now = Timestamp::now();
+    match ended {
+        Ended::Finished(Ok(Checkpoint::Done(size))) => {
+            if store
+                .finish_snapshot(
+                    snapshot.id,
+                    owner,
+                    SnapshotStatus::Completed,
+                    now,
+                    size,
+                    None,
+                )
+                .await?
+            {
+                tracing::info!(snapshot.id = %snapshot.id, %owner, size_bytes = size, "snapshot completed");
+            } else {
+                tracing::warn!(snapshot.id = %snapshot.id, %owner, "snapshot finished after its lease was lost; the new holder records it");
             }
         }
+        Ended::Finished(Ok(Checkpoint::Cancelled)) | Ended::ShutDown => {
+            store
+                .release_snapshot(snapshot.id, owner, Release::Shutdown)
+                .await?;
+            tracing::info!(snapshot.id = %snapshot.id, %owner, "snapshot handed back for shutdown");
+        }
+        Ended::Finished(Err(error)) if attempt < MAX_ATTEMPTS => {
+            let reason = format!("writing the snapshot failed: {error}");
+            let retry_at = now.plus_millis(job::backoff(attempt).as_millis() as i64);
+            store
+                .release_snapshot(
+                    snapshot.id,
+                    owner,
+                    Release::Retry {
+                        retry_at,
+                        error: &reason,
+                    },
+                )
+                .await?;
+            tracing::warn!(snapshot.id = %snapshot.id, %owner, attempt, %error, "snapshot will be retried");
+        }
+        Ended::Finished(Err(error)) => {
+            let reason = format!("writing the snapshot failed after {attempt} attempts: {error}");
+            store
+                .finish_snapshot(
+                    snapshot.id,
+                    owner,
+                    SnapshotStatus::Failed,
+                    now,
+                    0,
+                    Some(&reason),
+                )
+                .await?;
+            tracing::error!(snapshot.id = %snapshot.id, %owner, %error, "snapshot failed");
+        }
+        Ended::LeaseLost => {
+            tracing::warn!(snapshot.id = %snapshot.id, %owner, "snapshot lease lost; abandoned to its new holder");
+        }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn snapshot_dir(data_dir: &Path, snapshot: &Snapshot) -> PathBuf {
@@ -153,7 +223,16 @@ fn snapshot_dir(data_dir: &Path, snapshot: &Snapshot) -> PathBuf {
 }
 
 /// Writes the manifest of the cluster's (empty) data set durably; returns the bytes stored.
-fn capture(directory: &Path, snapshot: &Snapshot) -> std::io::Result<i64> {
+/// Rewriting it is harmless, so a re-run after a crash finishes the job correctly.
+fn capture(
+    directory: &Path,
+    snapshot: &Snapshot,
+    delay: Duration,
+    cancel: &AtomicBool,
+) -> std::io::Result<Checkpoint<i64>> {
+    if !job::pause(delay, cancel) {
+        return Ok(Checkpoint::Cancelled);
+    }
     let manifest = json!({
         "format": "rewind-snapshot-manifest/1",
         "snapshotId": snapshot.id,
@@ -165,5 +244,5 @@ fn capture(directory: &Path, snapshot: &Snapshot) -> std::io::Result<i64> {
     });
     let bytes = serde_json::to_vec_pretty(&manifest)?;
     write_atomically(&directory.join("manifest.json"), &bytes, 0o644)?;
-    Ok(bytes.len() as i64)
+    Ok(Checkpoint::Done(bytes.len() as i64))
 }

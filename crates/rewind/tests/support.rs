@@ -33,6 +33,56 @@ pub struct Server {
     pub credentials: Credentials,
 }
 
+/// A schema of its own in the test PostgreSQL database, dropped by [`PgSchema::drop_now`].
+pub struct PgSchema {
+    store: rewind_store::PgStore,
+    name: String,
+    credentials: std::sync::Mutex<Option<PathBuf>>,
+    /// A database URL whose connections use only this schema.
+    pub url: String,
+}
+
+impl PgSchema {
+    /// Creates a fresh schema in the database `scripts/test.sh` makes sure answers.
+    pub async fn create() -> Self {
+        let base = std::env::var("REWIND_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let name = format!("rewind_it_{}", rewind_domain::ObjectId::generate());
+        let store = rewind_store::PgStore::connect_in_schema(&base, &name)
+            .await
+            .expect("connect to PostgreSQL");
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
+        Self {
+            store,
+            name,
+            url,
+            credentials: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The bootstrap credentials of the first replica started on this schema, if any.
+    pub fn credentials_file(&self) -> Option<PathBuf> {
+        self.credentials.lock().unwrap().clone()
+    }
+
+    /// Records where the first replica wrote its bootstrap credentials.
+    pub fn remember_credentials(&self, path: &Path) {
+        self.credentials
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| path.to_owned());
+    }
+
+    /// Drops the schema and everything in it.
+    pub async fn drop_now(self) {
+        self.store
+            .drop_schema(&self.name)
+            .await
+            .expect("drop the test schema");
+    }
+}
+
 /// A fresh data directory under the target directory's temp area.
 pub fn fresh_data_dir(name: &str) -> PathBuf {
     let directory = std::env::temp_dir().join(format!(
@@ -140,6 +190,23 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Stops the server as a crash would: SIGKILL, no shutdown of any kind.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    }
+
+    /// The JSON log events (`--log-format json`) whose message is `message`, as their fields.
+    pub fn events(&self, message: &str) -> Vec<Value> {
+        self.log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| event["fields"]["message"] == message)
+            .map(|event| event["fields"].clone())
+            .collect()
     }
 
     /// What the server logged so far (warnings and errors).

@@ -7,7 +7,7 @@ use rewind_domain::{ClusterName, ObjectId, Timestamp};
 
 use super::{PgStore, all, args, count, execute, limit, lock, offset, one};
 use crate::rows::{self, encode_strings, pit_columns};
-use crate::{Lease, Page, RestoreGuard, StoreError};
+use crate::{Claimed, Lease, Page, Release, RestoreGuard, StoreError};
 
 const ACTIVE: &str = "('queued', 'inProgress')";
 
@@ -135,15 +135,42 @@ impl crate::BackupStore for PgStore {
         &self,
         mongod_version: &str,
         lease: &Lease,
-    ) -> Result<Option<Snapshot>, StoreError> {
+        now: Timestamp,
+    ) -> Result<Option<Claimed<Snapshot>>, StoreError> {
         // SKIP LOCKED: replicas claiming at once each get a different snapshot, none waits.
         one(
             &mut *self.connection().await?,
-            "UPDATE snapshots SET status = 'inProgress', mongod_version = $1, lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL ORDER BY requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'queued' RETURNING *",
-            args![mongod_version, lease.owner.as_str(), lease.until.millis()],
-            rows::snapshot,
+            "UPDATE snapshots SET status = 'inProgress', mongod_version = $1, lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL AND retry_at <= $4 ORDER BY requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'queued' RETURNING *",
+            args![mongod_version, lease.owner.as_str(), lease.until.millis(), now.millis()],
+            rows::claimed_snapshot,
         )
         .await
+    }
+
+    async fn renew_snapshot_lease(&self, id: ObjectId, lease: &Lease) -> Result<bool, StoreError> {
+        let changed = execute(
+            &mut *self.connection().await?,
+            "UPDATE snapshots SET lease_expires_at = $3 WHERE id = $1 AND status = 'inProgress' AND lease_owner = $2",
+            args![id.to_string(), lease.owner.as_str(), lease.until.millis()],
+        )
+        .await?;
+        Ok(changed > 0)
+    }
+
+    async fn release_snapshot(
+        &self,
+        id: ObjectId,
+        owner: &str,
+        release: Release<'_>,
+    ) -> Result<bool, StoreError> {
+        let (refund, retry_at, error) = rows::release_columns(release);
+        let changed = execute(
+            &mut *self.connection().await?,
+            "UPDATE snapshots SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - $3, retry_at = $4, last_error = COALESCE($5, last_error) WHERE id = $1 AND status = 'inProgress' AND lease_owner = $2",
+            args![id.to_string(), owner, refund, retry_at, error],
+        )
+        .await?;
+        Ok(changed > 0)
     }
 
     async fn reap_snapshot_leases(

@@ -5,7 +5,7 @@ use rusqlite::params;
 
 use super::*;
 use crate::rows::{self, pit_columns};
-use crate::{Lease, RestoreGuard};
+use crate::{Claimed, Lease, Release, RestoreGuard};
 
 #[async_trait]
 impl crate::BackupStore for SqliteStore {
@@ -125,15 +125,46 @@ impl crate::BackupStore for SqliteStore {
         &self,
         mongod_version: &str,
         lease: &Lease,
-    ) -> Result<Option<Snapshot>, StoreError> {
+        now: Timestamp,
+    ) -> Result<Option<Claimed<Snapshot>>, StoreError> {
         let (mongod_version, lease) = (mongod_version.to_owned(), lease.clone());
         self.write(move |connection| {
             one(
                 connection,
-                "UPDATE snapshots SET status = 'inProgress', mongod_version = ?1, lease_owner = ?2, lease_expires_at = ?3, attempts = attempts + 1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL ORDER BY requested_at, id LIMIT 1) AND status = 'queued' RETURNING *",
-                params![mongod_version, lease.owner, lease.until.millis()],
-                rows::snapshot,
+                "UPDATE snapshots SET status = 'inProgress', mongod_version = ?1, lease_owner = ?2, lease_expires_at = ?3, attempts = attempts + 1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL AND retry_at <= ?4 ORDER BY requested_at, id LIMIT 1) AND status = 'queued' RETURNING *",
+                params![mongod_version, lease.owner, lease.until.millis(), now.millis()],
+                rows::claimed_snapshot,
             )
+        })
+        .await
+    }
+
+    async fn renew_snapshot_lease(&self, id: ObjectId, lease: &Lease) -> Result<bool, StoreError> {
+        let lease = lease.clone();
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "UPDATE snapshots SET lease_expires_at = ?3 WHERE id = ?1 AND status = 'inProgress' AND lease_owner = ?2",
+                params![id.to_string(), lease.owner, lease.until.millis()],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn release_snapshot(
+        &self,
+        id: ObjectId,
+        owner: &str,
+        release: Release<'_>,
+    ) -> Result<bool, StoreError> {
+        let (refund, retry_at, error) = rows::release_columns(release);
+        let owner = owner.to_owned();
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "UPDATE snapshots SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - ?3, retry_at = ?4, last_error = COALESCE(?5, last_error) WHERE id = ?1 AND status = 'inProgress' AND lease_owner = ?2",
+                params![id.to_string(), owner, refund, retry_at, error],
+            )? > 0)
         })
         .await
     }

@@ -2,6 +2,7 @@
 
 mod auth;
 mod conventions;
+mod jobs;
 mod postgres;
 mod resources;
 mod restore_jobs;

@@ -1,25 +1,15 @@
 //! The same service on a shared PostgreSQL store.
 
-use rewind_store::PgStore;
 use serde_json::json;
 
-use crate::support::{Client, Server, V2023, completed_snapshot, create_cluster, fresh_data_dir};
-
-/// The database the PostgreSQL tests use; `scripts/test.sh` makes sure one answers.
-fn postgres_url() -> String {
-    std::env::var("REWIND_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+use crate::support::{
+    Client, PgSchema, Server, V2023, completed_snapshot, create_cluster, fresh_data_dir,
+};
 
 #[tokio::test]
 async fn serve_keeps_its_state_in_postgres() {
-    let schema = format!("rewind_it_{}", rewind_domain::ObjectId::generate());
-    let base_url = postgres_url();
-    let store = PgStore::connect_in_schema(&base_url, &schema)
-        .await
-        .expect("connect to PostgreSQL");
-    let separator = if base_url.contains('?') { '&' } else { '?' };
-    let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
+    let schema = PgSchema::create().await;
+    let url = schema.url.clone();
 
     let data_dir = fresh_data_dir("postgres");
     let server = Server::start_with(&data_dir, 1, &["--database-url", &url]);
@@ -107,8 +97,5 @@ async fn serve_keeps_its_state_in_postgres() {
     assert_ne!(first_replica, second_replica);
     assert!(server.terminate().success());
     drop(second);
-    store
-        .drop_schema(&schema)
-        .await
-        .expect("drop the test schema");
+    schema.drop_now().await;
 }

@@ -1,6 +1,8 @@
 //! The behaviour every [`MetadataStore`] implementation must show. Each implementation's test
 //! binary calls [`run_all`] on a fresh, empty store.
 
+mod jobs;
+
 use rewind_domain::cluster::{Cluster, ClusterState, ClusterType};
 use rewind_domain::group::{Group, Organization};
 use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
@@ -22,7 +24,9 @@ pub async fn run_all(store: &dyn MetadataStore) {
     let snapshot = snapshots(store, &cluster).await;
     restore_jobs(store, &group, &cluster, &snapshot).await;
     credentials(store, &org, &group).await;
-    leases_lapse_back_to_the_queue(store, &cluster).await;
+    jobs::leases_lapse_back_to_the_queue(store, &cluster).await;
+    jobs::heartbeats_and_releases(store, &cluster).await;
+    jobs::cancel_and_complete_race(store, &group, &cluster, &snapshot).await;
     group_deletion_needs_no_clusters(store, &group, &cluster).await;
 }
 
@@ -171,9 +175,9 @@ async fn credentials(store: &dyn MetadataStore, org: &Organization, group: &Grou
 }
 
 /// The lease holder the suite claims jobs as.
-const WORKER: &str = "conformance-worker";
+pub(crate) const WORKER: &str = "conformance-worker";
 
-fn lease() -> Lease {
+pub(crate) fn lease() -> Lease {
     Lease {
         owner: WORKER.to_owned(),
         until: Timestamp::now().plus_millis(30_000),
@@ -326,17 +330,17 @@ async fn snapshots(store: &dyn MetadataStore, cluster: &Cluster) -> Snapshot {
         }
     }
     let claimed = store
-        .claim_queued_snapshot("8.0.4", &lease())
+        .claim_queued_snapshot("8.0.4", &lease(), Timestamp::now())
         .await
         .unwrap()
         .expect("claims the queued snapshot");
     assert_eq!(
-        (claimed.id, claimed.status),
+        (claimed.job.id, claimed.job.status),
         (first.id, SnapshotStatus::InProgress)
     );
     assert!(
         store
-            .claim_queued_snapshot("8.0.4", &lease())
+            .claim_queued_snapshot("8.0.4", &lease(), Timestamp::now())
             .await
             .unwrap()
             .is_none(),
@@ -416,14 +420,14 @@ async fn snapshots(store: &dyn MetadataStore, cluster: &Cluster) -> Snapshot {
         .unwrap();
     assert_eq!((listed.len(), total), (1, 2), "paged listing with total");
     let before_delete = store
-        .claim_queued_snapshot("8.0.4", &lease())
+        .claim_queued_snapshot("8.0.4", &lease(), Timestamp::now())
         .await
         .unwrap()
         .expect("second snapshot claimed");
     assert!(
         store
             .finish_snapshot(
-                before_delete.id,
+                before_delete.job.id,
                 WORKER,
                 SnapshotStatus::Failed,
                 captured,
@@ -663,116 +667,4 @@ async fn group_deletion_needs_no_clusters(
     );
     assert!(store.delete_group(group.id).await.unwrap());
     assert!(store.get_group(group.id).await.unwrap().is_none());
-}
-
-async fn leases_lapse_back_to_the_queue(store: &dyn MetadataStore, cluster: &Cluster) {
-    let snapshot = Snapshot::on_demand(
-        cluster.group_id,
-        cluster.id,
-        cluster.name.clone(),
-        None,
-        1,
-        Timestamp::now(),
-    );
-    store.insert_on_demand_snapshot(&snapshot).await.unwrap();
-    let lapsed = Lease {
-        owner: "dead-worker".into(),
-        until: Timestamp::now().plus_millis(-1),
-    };
-    let claimed = store
-        .claim_queued_snapshot("8.0.4", &lapsed)
-        .await
-        .unwrap()
-        .expect("claimed");
-    assert_eq!(claimed.id, snapshot.id);
-    assert_eq!(
-        store
-            .reap_snapshot_leases(Timestamp::now(), 3)
-            .await
-            .unwrap(),
-        1,
-        "the lapsed lease is reaped"
-    );
-    assert_eq!(
-        store
-            .get_snapshot(cluster.id, snapshot.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        SnapshotStatus::Queued
-    );
-    assert!(
-        !store
-            .finish_snapshot(
-                snapshot.id,
-                "dead-worker",
-                SnapshotStatus::Completed,
-                Timestamp::now(),
-                1,
-                None
-            )
-            .await
-            .unwrap(),
-        "a worker that lost its lease cannot finish the job"
-    );
-    let live = store
-        .claim_queued_snapshot("8.0.4", &lease())
-        .await
-        .unwrap()
-        .expect("claimed again");
-    assert_eq!(
-        store
-            .reap_snapshot_leases(Timestamp::now(), 3)
-            .await
-            .unwrap(),
-        0,
-        "a live lease is left alone"
-    );
-    assert!(
-        store
-            .finish_snapshot(
-                live.id,
-                WORKER,
-                SnapshotStatus::Completed,
-                Timestamp::now(),
-                1,
-                None
-            )
-            .await
-            .unwrap()
-    );
-    // A job whose every attempt lapsed fails with a reason instead of looping forever.
-    let doomed = Snapshot::on_demand(
-        cluster.group_id,
-        cluster.id,
-        cluster.name.clone(),
-        None,
-        1,
-        Timestamp::now(),
-    );
-    store.insert_on_demand_snapshot(&doomed).await.unwrap();
-    for _ in 0..2 {
-        store
-            .claim_queued_snapshot("8.0.4", &lapsed)
-            .await
-            .unwrap()
-            .expect("claimed");
-        store
-            .reap_snapshot_leases(Timestamp::now(), 2)
-            .await
-            .unwrap();
-    }
-    let failed = store
-        .get_snapshot(cluster.id, doomed.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(failed.status, SnapshotStatus::Failed);
-    assert!(
-        failed
-            .failure_reason
-            .unwrap()
-            .contains("stopped before finishing")
-    );
 }

@@ -1,0 +1,234 @@
+//! Durable jobs across replicas: a killed replica's job resumes elsewhere, and jobs enqueued
+//! through two replicas run exactly once each. The execution log is the replicas' own JSON
+//! log: every run of a job logs `snapshot started`, every recorded completion
+//! `snapshot completed`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Client, PgSchema, Server, V2023, create_cluster, fresh_data_dir};
+
+/// Starts a replica on the shared schema with JSON info logs, in a data directory of its own.
+/// Only the first replica on a schema bootstraps credentials; later ones are handed a copy.
+fn replica(schema: &PgSchema, name: &str, workers: usize, extra: &[&str], delay_ms: u64) -> Server {
+    let data_dir = fresh_data_dir(name);
+    if let Some(first) = schema.credentials_file() {
+        std::fs::copy(first, data_dir.join("bootstrap-credentials.json")).unwrap();
+    }
+    let mut flags = vec!["--database-url", &schema.url, "--log-format", "json"];
+    flags.extend_from_slice(extra);
+    let delay = delay_ms.to_string();
+    let server = Server::start_with_env(
+        &data_dir,
+        workers,
+        &flags,
+        &[
+            ("RUST_LOG", "info"),
+            ("REWIND_FAULT_SNAPSHOT_DELAY_MS", delay.as_str()),
+        ],
+    );
+    schema.remember_credentials(&data_dir.join("bootstrap-credentials.json"));
+    server
+}
+
+/// Takes an on-demand snapshot of `cluster`; returns its id.
+async fn take_snapshot(client: &Client, group: &str, cluster: &str) -> String {
+    let reply = client
+        .post(
+            &format!("{group}/clusters/{cluster}/backup/snapshots"),
+            V2023,
+            &json!({"description": "jobs test", "retentionInDays": 1}),
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+    reply.json()["id"].as_str().unwrap().to_owned()
+}
+
+async fn snapshot_status(client: &Client, group: &str, cluster: &str, id: &str) -> Value {
+    client
+        .get(
+            &format!("{group}/clusters/{cluster}/backup/snapshots/{id}"),
+            V2023,
+        )
+        .await
+        .json()
+}
+
+/// Waits until every `(cluster, snapshot)` is completed or failed; returns the statuses.
+async fn wait_terminal(
+    client: &Client,
+    group: &str,
+    jobs: &[(String, String)],
+    within: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut statuses = Vec::new();
+        for (cluster, id) in jobs {
+            let snapshot = snapshot_status(client, group, cluster, id).await;
+            statuses.push(snapshot["status"].as_str().unwrap_or("?").to_owned());
+        }
+        if statuses.iter().all(|s| s == "completed" || s == "failed") {
+            return statuses;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jobs did not finish in {within:?}: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Counts the events with `message` per snapshot id across replicas.
+fn per_snapshot(replicas: &[&Server], message: &str) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for replica in replicas {
+        for event in replica.events(message) {
+            let id = event["snapshot.id"].as_str().unwrap_or_default().to_owned();
+            *counts.entry(id).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+#[tokio::test]
+async fn a_killed_replicas_job_completes_once_elsewhere() {
+    let schema = PgSchema::create().await;
+    // Each snapshot step takes 4 s on the first replica, so it is killed mid-step.
+    let first = replica(&schema, "crash-a", 1, &["--lease-seconds", "2"], 4_000);
+    let (owner, group) = (first.owner(), first.group_path());
+    let mut jobs = Vec::new();
+    for index in 0..3 {
+        let cluster = create_cluster(&owner, &group, &format!("Crash{index}"), false).await;
+        let id = take_snapshot(&owner, &group, &cluster).await;
+        jobs.push((cluster, id));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let running = loop {
+        let mut running = None;
+        for (cluster, id) in &jobs {
+            if snapshot_status(&owner, &group, cluster, id).await["status"] == "inProgress" {
+                running = Some(id.clone());
+            }
+        }
+        if let Some(id) = running {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "no snapshot started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let started_on_first = per_snapshot(&[&first], "snapshot started");
+    assert_eq!(started_on_first.get(&running), Some(&1));
+    let first_log = first.data_dir.join("server.log");
+    first.kill();
+
+    let second = replica(&schema, "crash-b", 1, &["--lease-seconds", "2"], 0);
+    let statuses = wait_terminal(&second.owner(), &group, &jobs, Duration::from_secs(40)).await;
+    assert!(
+        statuses.iter().all(|status| status == "completed"),
+        "every job completed: {statuses:?}"
+    );
+    let completed_by_first: usize = std::fs::read_to_string(&first_log)
+        .unwrap()
+        .lines()
+        .filter(|line| line.contains("\"snapshot completed\""))
+        .count();
+    assert_eq!(completed_by_first, 0, "the killed replica finished nothing");
+    let completed = per_snapshot(&[&second], "snapshot completed");
+    for (_, id) in &jobs {
+        assert_eq!(completed.get(id), Some(&1), "{id} completed exactly once");
+    }
+    assert!(
+        !second
+            .events("reclaimed snapshots whose worker stopped before finishing")
+            .is_empty(),
+        "the killed replica's lease was reaped"
+    );
+    drop(second);
+    schema.drop_now().await;
+}
+
+#[tokio::test]
+async fn two_replicas_run_each_of_200_jobs_exactly_once() {
+    const JOBS: usize = 200;
+    let schema = PgSchema::create().await;
+    let first = replica(&schema, "pair-a", 2, &[], 20);
+    let second = replica(&schema, "pair-b", 2, &[], 20);
+    let group = first.group_path();
+    let clients = [first.owner(), second.owner()];
+    // A cluster has at most one unfinished on-demand snapshot, so each job gets a cluster.
+    for index in 0..JOBS {
+        create_cluster(&clients[index % 2], &group, &format!("Pair{index}"), false).await;
+    }
+    let mut requests = tokio::task::JoinSet::new();
+    for index in 0..JOBS {
+        let (client, group) = (clients[index % 2].clone(), group.clone());
+        requests.spawn(async move {
+            let cluster = format!("Pair{index}");
+            let id = take_snapshot(&client, &group, &cluster).await;
+            (cluster, id)
+        });
+    }
+    let enqueued = requests.join_all().await;
+
+    let statuses = wait_terminal(&clients[0], &group, &enqueued, Duration::from_secs(120)).await;
+    assert!(
+        statuses.iter().all(|status| status == "completed"),
+        "every job completed: {statuses:?}"
+    );
+    let started = per_snapshot(&[&first, &second], "snapshot started");
+    let completed = per_snapshot(&[&first, &second], "snapshot completed");
+    for (_, id) in &enqueued {
+        assert_eq!(started.get(id), Some(&1), "{id} ran exactly once");
+        assert_eq!(completed.get(id), Some(&1), "{id} completed exactly once");
+    }
+    assert_eq!(started.len(), JOBS, "no run of an unknown job");
+    for replica in [&first, &second] {
+        assert!(
+            !replica.events("snapshot completed").is_empty(),
+            "both replicas took work"
+        );
+    }
+    drop((first, second));
+    schema.drop_now().await;
+}
+
+#[tokio::test]
+async fn sigterm_hands_a_running_job_back_at_its_checkpoint() {
+    let schema = PgSchema::create().await;
+    let first = replica(&schema, "drain-a", 1, &["--lease-seconds", "30"], 60_000);
+    let (owner, group) = (first.owner(), first.group_path());
+    let cluster = create_cluster(&owner, &group, "Drain", false).await;
+    let id = take_snapshot(&owner, &group, &cluster).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while snapshot_status(&owner, &group, &cluster, &id).await["status"] != "inProgress" {
+        assert!(Instant::now() < deadline, "the snapshot never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let started = Instant::now();
+    let first_log = first.data_dir.join("server.log");
+    assert!(first.terminate().success(), "clean exit on SIGTERM");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown did not wait for the 60 s step"
+    );
+    assert!(
+        std::fs::read_to_string(&first_log)
+            .unwrap()
+            .contains("snapshot handed back for shutdown")
+    );
+    // Released, not lapsed: another replica takes it at once, without waiting 30 s.
+    let second = replica(&schema, "drain-b", 1, &[], 0);
+    let statuses = wait_terminal(
+        &second.owner(),
+        &group,
+        &[(cluster, id)],
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(statuses, ["completed"]);
+    drop(second);
+    schema.drop_now().await;
+}
