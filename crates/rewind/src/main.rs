@@ -30,7 +30,9 @@ enum Command {
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Authenticated GET and durable POST of restore jobs beside a fixed-JSON responder.
-    Api(bench::ApiBenchArgs),
+    Api(bench::api::ApiBenchArgs),
+    /// Restore-job reads with a million jobs stored, and snapshot claims per second.
+    Jobs(bench::jobs::JobsBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,7 +50,13 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(bench::run(args))
+            runtime.block_on(bench::api::run(args))
+        }
+        Command::Bench(BenchCommand::Jobs(args)) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(bench::jobs::run(args))
         }
     }
 }

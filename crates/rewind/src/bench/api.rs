@@ -385,7 +385,8 @@ impl Fixture {
     }
 }
 
-fn cluster(group_id: ObjectId, name: &str, now: Timestamp) -> anyhow::Result<Cluster> {
+/// A replica-set cluster record named `name`.
+pub fn cluster(group_id: ObjectId, name: &str, now: Timestamp) -> anyhow::Result<Cluster> {
     Ok(Cluster {
         id: ObjectId::generate(),
         group_id,
