@@ -1,0 +1,276 @@
+//! Aggregation expressions: field paths, literals, `$literal`, and a small set
+//! of operators. Used by `$project`, `$addFields`, `$group` and `$expr`.
+
+use bson::{Bson, Document};
+
+use crate::error::{QueryError, QueryResult};
+use crate::path;
+
+/// A parsed aggregation expression.
+#[derive(Debug, Clone)]
+pub enum Expr {
+    /// A constant.
+    Literal(Bson),
+    /// `"$a.b"`: a path into the current document (empty for `$$ROOT`/`$$CURRENT`).
+    Field(Vec<String>),
+    /// `$$REMOVE`: evaluates to "missing".
+    Remove,
+    /// `{a: <expr>, ...}`: a computed sub-document.
+    Object(Vec<(String, Expr)>),
+    /// `[<expr>, ...]`.
+    Array(Vec<Expr>),
+    /// `{$op: [args]}`.
+    Op(Op, Vec<Expr>),
+}
+
+/// Supported expression operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `$add`
+    Add,
+    /// `$subtract`
+    Subtract,
+    /// `$multiply`
+    Multiply,
+    /// `$divide`
+    Divide,
+    /// `$eq`
+    Eq,
+    /// `$ne`
+    Ne,
+    /// `$gt`
+    Gt,
+    /// `$gte`
+    Gte,
+    /// `$lt`
+    Lt,
+    /// `$lte`
+    Lte,
+    /// `$cmp`
+    Cmp,
+    /// `$and`
+    And,
+    /// `$or`
+    Or,
+    /// `$not`
+    Not,
+    /// `$cond` (array form; the document form is normalised to it)
+    Cond,
+    /// `$ifNull`
+    IfNull,
+    /// `$concat`
+    Concat,
+    /// `$toLower`
+    ToLower,
+    /// `$toUpper`
+    ToUpper,
+    /// `$size`
+    Size,
+    /// `$isArray`
+    IsArray,
+    /// `$in`
+    In,
+    /// `$arrayElemAt`
+    ArrayElemAt,
+    /// `$type`
+    Type,
+}
+
+const OPS: &[(&str, Op, Option<usize>)] = &[
+    ("$add", Op::Add, None),
+    ("$subtract", Op::Subtract, Some(2)),
+    ("$multiply", Op::Multiply, None),
+    ("$divide", Op::Divide, Some(2)),
+    ("$eq", Op::Eq, Some(2)),
+    ("$ne", Op::Ne, Some(2)),
+    ("$gt", Op::Gt, Some(2)),
+    ("$gte", Op::Gte, Some(2)),
+    ("$lt", Op::Lt, Some(2)),
+    ("$lte", Op::Lte, Some(2)),
+    ("$cmp", Op::Cmp, Some(2)),
+    ("$and", Op::And, None),
+    ("$or", Op::Or, None),
+    ("$not", Op::Not, Some(1)),
+    ("$cond", Op::Cond, Some(3)),
+    ("$ifNull", Op::IfNull, None),
+    ("$concat", Op::Concat, None),
+    ("$toLower", Op::ToLower, Some(1)),
+    ("$toUpper", Op::ToUpper, Some(1)),
+    ("$size", Op::Size, Some(1)),
+    ("$isArray", Op::IsArray, Some(1)),
+    ("$in", Op::In, Some(2)),
+    ("$arrayElemAt", Op::ArrayElemAt, Some(2)),
+    ("$type", Op::Type, Some(1)),
+];
+
+impl Expr {
+    /// Parses an expression from its BSON form.
+    pub fn parse(value: &Bson) -> QueryResult<Expr> {
+        match value {
+            Bson::String(s) => parse_string(s),
+            Bson::Array(items) => Ok(Expr::Array(
+                items.iter().map(Expr::parse).collect::<QueryResult<_>>()?,
+            )),
+            Bson::Document(d) => parse_object(d),
+            other => Ok(Expr::Literal(other.clone())),
+        }
+    }
+
+    /// Evaluates against `doc` (the `$$ROOT`/`$$CURRENT` document); a missing
+    /// result is `null`.
+    pub fn evaluate(&self, doc: &Document) -> QueryResult<Bson> {
+        Ok(self.evaluate_opt(doc)?.unwrap_or(Bson::Null))
+    }
+
+    /// Evaluates against `doc`, `None` meaning "missing" (field absent or
+    /// `$$REMOVE`), which `$project` omits from its output.
+    pub fn evaluate_opt(&self, doc: &Document) -> QueryResult<Option<Bson>> {
+        match self {
+            Expr::Literal(v) => Ok(Some(v.clone())),
+            Expr::Field(parts) if parts.is_empty() => Ok(Some(Bson::Document(doc.clone()))),
+            Expr::Field(parts) => Ok(field_path(doc, parts)),
+            Expr::Remove => Ok(None),
+            Expr::Object(fields) => {
+                let mut out = Document::new();
+                for (name, expr) in fields {
+                    if let Some(v) = expr.evaluate_opt(doc)? {
+                        out.insert(name.clone(), v);
+                    }
+                }
+                Ok(Some(Bson::Document(out)))
+            }
+            Expr::Array(items) => Ok(Some(Bson::Array(
+                items
+                    .iter()
+                    .map(|e| e.evaluate(doc))
+                    .collect::<QueryResult<_>>()?,
+            ))),
+            Expr::Op(op, args) => super::ops::apply(*op, args, doc),
+        }
+    }
+}
+
+fn parse_string(s: &str) -> QueryResult<Expr> {
+    if let Some(var) = s.strip_prefix("$$") {
+        let (name, rest) = var.split_once('.').unwrap_or((var, ""));
+        let parts = if rest.is_empty() {
+            Vec::new()
+        } else {
+            path::split(rest)
+        };
+        return match name {
+            "ROOT" | "CURRENT" => Ok(Expr::Field(parts)),
+            "REMOVE" => Ok(Expr::Remove),
+            _ => Err(QueryError::location(
+                17276,
+                format!("Use of undefined variable: {name}"),
+            )),
+        };
+    }
+    match s.strip_prefix('$') {
+        Some("") => Err(QueryError::location(
+            16872,
+            "'$' by itself is not a valid FieldPath",
+        )),
+        Some(p) => Ok(Expr::Field(path::split(p))),
+        None => Ok(Expr::Literal(Bson::String(s.to_owned()))),
+    }
+}
+
+fn parse_object(d: &Document) -> QueryResult<Expr> {
+    let Some(first) = d.keys().next() else {
+        return Ok(Expr::Object(Vec::new()));
+    };
+    if !first.starts_with('$') {
+        let fields = d
+            .iter()
+            .map(|(k, v)| {
+                if k.starts_with('$') {
+                    return Err(QueryError::location(
+                        16410,
+                        format!("FieldPath field names may not start with '$'. Got '{k}'"),
+                    ));
+                }
+                Ok((k.clone(), Expr::parse(v)?))
+            })
+            .collect::<QueryResult<_>>()?;
+        return Ok(Expr::Object(fields));
+    }
+    if d.len() != 1 {
+        return Err(QueryError::location(
+            15983,
+            format!(
+                "an expression specification must contain exactly one field, the name of the \
+                 expression. Found {} fields in {d}",
+                d.len()
+            ),
+        ));
+    }
+    let arg = d.get(first).unwrap_or(&Bson::Null);
+    if first == "$literal" {
+        return Ok(Expr::Literal(arg.clone()));
+    }
+    let Some((name, op, arity)) = OPS.iter().find(|(name, _, _)| name == first) else {
+        return Err(QueryError::invalid_pipeline_operator(format!(
+            "Unrecognized expression '{first}'"
+        )));
+    };
+    let args = match (op, arg) {
+        (Op::Cond, Bson::Document(spec)) => {
+            let get = |k: &str| {
+                spec.get(k).ok_or_else(|| {
+                    QueryError::location(17080, format!("Missing '{k}' parameter to $cond"))
+                })
+            };
+            vec![
+                Expr::parse(get("if")?)?,
+                Expr::parse(get("then")?)?,
+                Expr::parse(get("else")?)?,
+            ]
+        }
+        (_, Bson::Array(items)) => items.iter().map(Expr::parse).collect::<QueryResult<_>>()?,
+        (_, single) => vec![Expr::parse(single)?],
+    };
+    if let Some(n) = arity
+        && args.len() != *n
+    {
+        return Err(QueryError::location(
+            16020,
+            format!(
+                "Expression {name} takes exactly {n} arguments. {} were passed in.",
+                args.len()
+            ),
+        ));
+    }
+    Ok(Expr::Op(*op, args))
+}
+
+/// `"$a.b"` semantics: arrays along the path map over their elements,
+/// dropping elements where the rest of the path is missing.
+pub(crate) fn field_path(doc: &Document, parts: &[String]) -> Option<Bson> {
+    let (head, rest) = parts.split_first()?;
+    follow(doc.get(head)?, rest)
+}
+
+fn follow(value: &Bson, parts: &[String]) -> Option<Bson> {
+    let Some((head, rest)) = parts.split_first() else {
+        return Some(value.clone());
+    };
+    match value {
+        Bson::Document(d) => follow(d.get(head)?, rest),
+        Bson::Array(items) => Some(Bson::Array(
+            items
+                .iter()
+                .filter(|item| matches!(item, Bson::Document(_) | Bson::Array(_)))
+                .filter_map(|item| follow(item, parts))
+                .collect(),
+        )),
+        _ => None,
+    }
+}
+
+/// Aggregation truthiness: false, null, missing, undefined and numeric zero
+/// are false; everything else (including empty strings and arrays) is true.
+pub fn truthy(value: &Bson) -> bool {
+    crate::filter::truthy(value)
+}

@@ -1,0 +1,242 @@
+//! Evaluation of expression operators (`$add`, `$cond`, `$concat`, ...).
+
+use std::cmp::Ordering;
+
+use bson::{Bson, Document};
+
+use super::expr::{Expr, Op, truthy};
+use crate::arith;
+use crate::compare::{Num, compare};
+use crate::error::{QueryError, QueryResult};
+use crate::types::type_alias;
+
+/// Applies `op` to its (unevaluated) arguments; `None` means "missing".
+pub(super) fn apply(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Option<Bson>> {
+    let eval =
+        |i: usize| -> QueryResult<Bson> { args.get(i).map_or(Ok(Bson::Null), |e| e.evaluate(doc)) };
+    let value = match op {
+        Op::Add | Op::Multiply => {
+            let (name, f, identity): (_, fn(&Bson, &Bson) -> _, _) = if op == Op::Add {
+                ("$add", arith::add, Bson::Int32(0))
+            } else {
+                ("$multiply", arith::multiply, Bson::Int32(1))
+            };
+            let mut acc = identity;
+            let mut date: Option<i64> = None;
+            for arg in args {
+                match arg.evaluate(doc)? {
+                    Bson::Null | Bson::Undefined => return Ok(Some(Bson::Null)),
+                    Bson::DateTime(d) if op == Op::Add && date.is_none() => {
+                        date = Some(d.timestamp_millis());
+                    }
+                    v => {
+                        acc = arith::widen_on_overflow(f, &acc, &v).map_err(|_| {
+                            QueryError::type_mismatch(format!(
+                                "{name} only supports numeric{} types, not {}",
+                                if op == Op::Add { " or date" } else { "" },
+                                type_alias(&v)
+                            ))
+                        })?
+                    }
+                }
+            }
+            match date {
+                Some(ms) => {
+                    let offset = arith::to_f64(&acc).unwrap_or(0.0).round();
+                    // Saturating float→int conversion is the intended clamp.
+                    #[allow(clippy::cast_possible_truncation)]
+                    let offset = offset as i64;
+                    Bson::DateTime(bson::DateTime::from_millis(ms.saturating_add(offset)))
+                }
+                None => acc,
+            }
+        }
+        Op::Subtract => match (eval(0)?, eval(1)?) {
+            (Bson::Null | Bson::Undefined, _) | (_, Bson::Null | Bson::Undefined) => Bson::Null,
+            (Bson::DateTime(a), Bson::DateTime(b)) => {
+                Bson::Int64(a.timestamp_millis().saturating_sub(b.timestamp_millis()))
+            }
+            (Bson::DateTime(a), n) if arith::to_f64(&n).is_some() => {
+                #[allow(clippy::cast_possible_truncation)]
+                let offset = arith::to_f64(&n).unwrap_or(0.0).round() as i64;
+                Bson::DateTime(bson::DateTime::from_millis(
+                    a.timestamp_millis().saturating_sub(offset),
+                ))
+            }
+            (a, b) => arith::widen_on_overflow(arith::subtract, &a, &b).map_err(|_| {
+                QueryError::type_mismatch(format!(
+                    "can't $subtract {} from {}",
+                    type_alias(&b),
+                    type_alias(&a)
+                ))
+            })?,
+        },
+        Op::Divide => match (eval(0)?, eval(1)?) {
+            (Bson::Null | Bson::Undefined, _) | (_, Bson::Null | Bson::Undefined) => Bson::Null,
+            (a, b) => match (arith::to_f64(&a), arith::to_f64(&b)) {
+                (Some(_), Some(0.0)) => {
+                    return Err(QueryError::location(16608, "can't $divide by zero"));
+                }
+                (Some(x), Some(y)) if arith::is_decimal(&a) || arith::is_decimal(&b) => {
+                    arith::f64_to_decimal(x / y)
+                }
+                (Some(x), Some(y)) => Bson::Double(x / y),
+                _ => {
+                    return Err(QueryError::type_mismatch(format!(
+                        "$divide only supports numeric types, not {} and {}",
+                        type_alias(&a),
+                        type_alias(&b)
+                    )));
+                }
+            },
+        },
+        Op::Eq | Op::Ne | Op::Gt | Op::Gte | Op::Lt | Op::Lte | Op::Cmp => {
+            let ord = compare(&eval(0)?, &eval(1)?);
+            match op {
+                Op::Eq => Bson::Boolean(ord == Ordering::Equal),
+                Op::Ne => Bson::Boolean(ord != Ordering::Equal),
+                Op::Gt => Bson::Boolean(ord == Ordering::Greater),
+                Op::Gte => Bson::Boolean(ord != Ordering::Less),
+                Op::Lt => Bson::Boolean(ord == Ordering::Less),
+                Op::Lte => Bson::Boolean(ord != Ordering::Greater),
+                _ => Bson::Int32(match ord {
+                    Ordering::Less => -1,
+                    Ordering::Equal => 0,
+                    Ordering::Greater => 1,
+                }),
+            }
+        }
+        Op::And | Op::Or => {
+            let want = op == Op::Or;
+            for arg in args {
+                if truthy(&arg.evaluate(doc)?) == want {
+                    return Ok(Some(Bson::Boolean(want)));
+                }
+            }
+            Bson::Boolean(!want)
+        }
+        Op::Not => Bson::Boolean(!truthy(&eval(0)?)),
+        Op::Cond => {
+            let branch = if truthy(&eval(0)?) { 1 } else { 2 };
+            return args.get(branch).map_or(Ok(None), |e| e.evaluate_opt(doc));
+        }
+        Op::IfNull => {
+            let Some((fallback, candidates)) = args.split_last() else {
+                return Ok(Some(Bson::Null));
+            };
+            for arg in candidates {
+                match arg.evaluate_opt(doc)? {
+                    None | Some(Bson::Null | Bson::Undefined) => {}
+                    Some(v) => return Ok(Some(v)),
+                }
+            }
+            return fallback.evaluate_opt(doc);
+        }
+        Op::Concat => {
+            let mut out = String::new();
+            for arg in args {
+                match arg.evaluate(doc)? {
+                    Bson::Null | Bson::Undefined => return Ok(Some(Bson::Null)),
+                    Bson::String(s) => out.push_str(&s),
+                    other => {
+                        return Err(QueryError::location(
+                            16702,
+                            format!("$concat only supports strings, not {}", type_alias(&other)),
+                        ));
+                    }
+                }
+            }
+            Bson::String(out)
+        }
+        Op::ToLower | Op::ToUpper => {
+            let text = match eval(0)? {
+                Bson::Null | Bson::Undefined => String::new(),
+                Bson::String(s) | Bson::Symbol(s) => s,
+                other => other.to_string(),
+            };
+            // The server case-maps ASCII only.
+            Bson::String(if op == Op::ToLower {
+                text.to_ascii_lowercase()
+            } else {
+                text.to_ascii_uppercase()
+            })
+        }
+        Op::Size => match eval(0)? {
+            Bson::Array(items) => i32::try_from(items.len()).map_or_else(
+                |_| Bson::Int64(i64::try_from(items.len()).unwrap_or(i64::MAX)),
+                Bson::Int32,
+            ),
+            other => {
+                return Err(QueryError::location(
+                    17124,
+                    format!(
+                        "The argument to $size must be an array. Type of argument: {}",
+                        type_alias(&other)
+                    ),
+                ));
+            }
+        },
+        Op::IsArray => Bson::Boolean(matches!(eval(0)?, Bson::Array(_))),
+        Op::In => match eval(1)? {
+            Bson::Array(items) => {
+                let needle = eval(0)?;
+                Bson::Boolean(items.iter().any(|i| compare(i, &needle) == Ordering::Equal))
+            }
+            other => {
+                return Err(QueryError::location(
+                    40081,
+                    format!(
+                        "$in requires an array as a second argument, found: {}",
+                        type_alias(&other)
+                    ),
+                ));
+            }
+        },
+        Op::ArrayElemAt => match (eval(0)?, eval(1)?) {
+            (Bson::Null | Bson::Undefined, _) | (_, Bson::Null | Bson::Undefined) => Bson::Null,
+            (Bson::Array(items), idx) => {
+                let Some(i) = Num::of(&idx).and_then(|n| match n {
+                    Num::Int(i) => Some(i),
+                    Num::Float(f) if f.fract() == 0.0 =>
+                    {
+                        #[allow(clippy::cast_possible_truncation)]
+                        Some(f as i64)
+                    }
+                    _ => None,
+                }) else {
+                    return Err(QueryError::location(
+                        28766,
+                        format!(
+                            "$arrayElemAt's second argument must be a numeric value, but is {}",
+                            type_alias(&idx)
+                        ),
+                    ));
+                };
+                let len = i64::try_from(items.len()).unwrap_or(i64::MAX);
+                let pos = if i < 0 { len + i } else { i };
+                return Ok(usize::try_from(pos)
+                    .ok()
+                    .and_then(|p| items.get(p).cloned()));
+            }
+            (other, _) => {
+                return Err(QueryError::location(
+                    28689,
+                    format!(
+                        "$arrayElemAt's first argument must be an array, but is {}",
+                        type_alias(&other)
+                    ),
+                ));
+            }
+        },
+        Op::Type => match args
+            .first()
+            .map(|e| e.evaluate_opt(doc))
+            .transpose()?
+            .flatten()
+        {
+            None => Bson::String("missing".into()),
+            Some(v) => Bson::String(type_alias(&v).into()),
+        },
+    };
+    Ok(Some(value))
+}

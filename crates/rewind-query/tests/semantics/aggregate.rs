@@ -1,0 +1,309 @@
+use bson::{Bson, Document, doc};
+use rewind_query::aggregate::Pipeline;
+use rewind_query::distinct::distinct;
+
+use crate::code;
+
+fn run(stages: Vec<Document>, docs: Vec<Document>) -> Vec<Document> {
+    Pipeline::parse(&stages)
+        .expect("valid pipeline")
+        .run(docs)
+        .expect("runs")
+}
+
+fn sales() -> Vec<Document> {
+    vec![
+        doc! {"_id": 1, "item": "abc", "price": 10, "quantity": 2},
+        doc! {"_id": 2, "item": "jkl", "price": 20, "quantity": 1},
+        doc! {"_id": 3, "item": "xyz", "price": 5, "quantity": 10},
+        doc! {"_id": 4, "item": "xyz", "price": 5, "quantity": 20},
+        doc! {"_id": 5, "item": "abc", "price": 10, "quantity": 10},
+    ]
+}
+
+#[test]
+fn group_accumulators() {
+    let out = run(
+        vec![
+            doc! {"$group": {
+                "_id": "$item",
+                "total": {"$sum": {"$multiply": ["$price", "$quantity"]}},
+                "avgQ": {"$avg": "$quantity"},
+                "minQ": {"$min": "$quantity"},
+                "maxQ": {"$max": "$quantity"},
+                "first": {"$first": "$_id"},
+                "last": {"$last": "$_id"},
+                "ids": {"$push": "$_id"},
+                "prices": {"$addToSet": "$price"},
+                "n": {"$count": {}},
+            }},
+            doc! {"$sort": {"_id": 1}},
+        ],
+        sales(),
+    );
+    assert_eq!(
+        out[0],
+        doc! {"_id": "abc", "total": 120, "avgQ": 6.0, "minQ": 2, "maxQ": 10, "first": 1, "last": 5, "ids": [1, 5], "prices": [10], "n": 2}
+    );
+    assert_eq!(out.len(), 3);
+    let out = run(
+        vec![doc! {"$group": {"_id": null, "count": {"$sum": 1}, "none": {"$avg": "$nope"}}}],
+        sales(),
+    );
+    assert_eq!(out, vec![doc! {"_id": null, "count": 5, "none": null}]);
+    let out = run(
+        vec![
+            doc! {"$group": {"_id": {"i": "$item", "p": "$price"}, "n": {"$sum": 1}}},
+            doc! {"$sort": {"_id.i": -1}},
+        ],
+        sales(),
+    );
+    assert_eq!(out[0], doc! {"_id": {"i": "xyz", "p": 5}, "n": 2});
+}
+
+#[test]
+fn group_numeric_typing() {
+    let docs = vec![doc! {"v": i32::MAX}, doc! {"v": 1}, doc! {"v": "x"}];
+    let out = run(
+        vec![doc! {"$group": {"_id": null, "s": {"$sum": "$v"}}}],
+        docs,
+    );
+    assert_eq!(out[0].get("s"), Some(&Bson::Int64(i64::from(i32::MAX) + 1)));
+    let docs = vec![doc! {"v": 1}, doc! {"v": 2}];
+    let out = run(
+        vec![doc! {"$group": {"_id": null, "s": {"$sum": "$v"}}}],
+        docs.clone(),
+    );
+    assert_eq!(out[0].get("s"), Some(&Bson::Int32(3)));
+    let docs = vec![doc! {"v": 1}, doc! {"v": 0.5}];
+    let out = run(
+        vec![doc! {"$group": {"_id": null, "s": {"$sum": "$v"}}}],
+        docs,
+    );
+    assert_eq!(out[0].get("s"), Some(&Bson::Double(1.5)));
+    let docs = vec![doc! {"v": i64::MAX}, doc! {"v": 1}];
+    let out = run(
+        vec![doc! {"$group": {"_id": null, "s": {"$sum": "$v"}}}],
+        docs,
+    );
+    assert!(matches!(out[0].get("s"), Some(Bson::Double(_))));
+    // Group keys compare numerically: 1 and 1.0 are one group.
+    let docs = vec![doc! {"k": 1}, doc! {"k": 1.0}, doc! {"k": null}, doc! {}];
+    let out = run(vec![doc! {"$group": {"_id": "$k", "n": {"$sum": 1}}}], docs);
+    assert_eq!(
+        out,
+        vec![doc! {"_id": 1, "n": 2}, doc! {"_id": null, "n": 2}]
+    );
+}
+
+#[test]
+fn match_project_sort_skip_limit_count() {
+    let out = run(
+        vec![
+            doc! {"$match": {"price": {"$gte": 10}}},
+            doc! {"$sort": {"quantity": -1}},
+            doc! {"$skip": 1},
+            doc! {"$limit": 1},
+            doc! {"$project": {"item": 1, "cost": {"$multiply": ["$price", "$quantity"]}}},
+        ],
+        sales(),
+    );
+    assert_eq!(out, vec![doc! {"_id": 1, "item": "abc", "cost": 20}]);
+    assert_eq!(
+        run(vec![doc! {"$count": "n"}], sales()),
+        vec![doc! {"n": 5}]
+    );
+    assert_eq!(
+        run(
+            vec![doc! {"$match": {"x": 1}}, doc! {"$count": "n"}],
+            sales()
+        ),
+        Vec::<Document>::new()
+    );
+    let out = run(
+        vec![
+            doc! {"$set": {"t": {"$add": ["$price", 1]}, "s.x": 1}},
+            doc! {"$unset": ["item", "quantity"]},
+            doc! {"$limit": 1},
+        ],
+        sales(),
+    );
+    assert_eq!(
+        out,
+        vec![doc! {"_id": 1, "price": 10, "t": 11, "s": {"x": 1}}]
+    );
+    let out = run(
+        vec![doc! {"$addFields": {"b": {"c": 1}}}],
+        vec![doc! {"b": {"d": 2}}],
+    );
+    assert_eq!(out, vec![doc! {"b": {"d": 2, "c": 1}}]);
+    let out = run(
+        vec![doc! {"$replaceRoot": {"newRoot": "$b"}}],
+        vec![doc! {"b": {"d": 2}}],
+    );
+    assert_eq!(out, vec![doc! {"d": 2}]);
+}
+
+#[test]
+fn unwind() {
+    let docs = vec![
+        doc! {"_id": 1, "sizes": ["S", "M"]},
+        doc! {"_id": 2, "sizes": []},
+        doc! {"_id": 3, "sizes": "M"},
+        doc! {"_id": 4},
+        doc! {"_id": 5, "sizes": null},
+    ];
+    let out = run(vec![doc! {"$unwind": "$sizes"}], docs.clone());
+    assert_eq!(
+        out,
+        vec![
+            doc! {"_id": 1, "sizes": "S"},
+            doc! {"_id": 1, "sizes": "M"},
+            doc! {"_id": 3, "sizes": "M"}
+        ]
+    );
+    let out = run(
+        vec![
+            doc! {"$unwind": {"path": "$sizes", "includeArrayIndex": "i", "preserveNullAndEmptyArrays": true}},
+        ],
+        docs,
+    );
+    assert_eq!(
+        out,
+        vec![
+            doc! {"_id": 1, "sizes": "S", "i": 0_i64},
+            doc! {"_id": 1, "sizes": "M", "i": 1_i64},
+            doc! {"_id": 2, "i": null},
+            doc! {"_id": 3, "sizes": "M", "i": null},
+            doc! {"_id": 4, "i": null},
+            doc! {"_id": 5, "sizes": null, "i": null},
+        ]
+    );
+    let out = run(
+        vec![doc! {"$unwind": "$a.b"}],
+        vec![doc! {"a": {"b": [1, 2]}}],
+    );
+    assert_eq!(out, vec![doc! {"a": {"b": 1}}, doc! {"a": {"b": 2}}]);
+}
+
+#[test]
+fn expressions() {
+    let d = vec![
+        doc! {"a": 7, "b": 2, "s": "Hi", "arr": [1, 2, 3], "dt": bson::DateTime::from_millis(1000)},
+    ];
+    let out = run(
+        vec![doc! {"$project": {
+            "_id": 0,
+            "sub": {"$subtract": ["$a", "$b"]},
+            "div": {"$divide": ["$a", "$b"]},
+            "cmp": {"$cmp": ["$a", "$b"]},
+            "cond": {"$cond": {"if": {"$gt": ["$a", 5]}, "then": "big", "else": "small"}},
+            "cond2": {"$cond": [false, 1, 2]},
+            "ifn": {"$ifNull": ["$missing", "dflt"]},
+            "cat": {"$concat": ["$s", "!"]},
+            "low": {"$toLower": "$s"},
+            "size": {"$size": "$arr"},
+            "at": {"$arrayElemAt": ["$arr", -1]},
+            "in": {"$in": [2, "$arr"]},
+            "and": {"$and": [1, "$a"]},
+            "or": {"$or": [0, null]},
+            "not": {"$not": [false]},
+            "type": {"$type": "$s"},
+            "later": {"$add": ["$dt", 500]},
+            "obj": {"x": "$a", "y": ["$b", 1]},
+        }}],
+        d,
+    );
+    assert_eq!(
+        out,
+        vec![doc! {
+            "sub": 5, "div": 3.5, "cmp": 1, "cond": "big", "cond2": 2, "ifn": "dflt", "cat": "Hi!",
+            "low": "hi", "size": 3, "at": 3, "in": true, "and": true, "or": false, "not": true,
+            "type": "string", "later": bson::DateTime::from_millis(1500), "obj": {"x": 7, "y": [2, 1]},
+        }]
+    );
+    let arr_path = run(
+        vec![doc! {"$project": {"_id": 0, "v": "$a.b"}}],
+        vec![doc! {"a": [{"b": 1}, {"c": 2}, {"b": 3}]}],
+    );
+    assert_eq!(arr_path, vec![doc! {"v": [1, 3]}]);
+    let p = Pipeline::parse(&[doc! {"$project": {"v": {"$divide": [1, 0]}}}]).expect("valid");
+    assert_eq!(code(p.run(vec![doc! {}])), 16608);
+}
+
+#[test]
+fn stage_errors() {
+    let parse = |stages: Vec<Document>| code(Pipeline::parse(&stages));
+    let err = Pipeline::parse(&[doc! {"$foo": {}}]).expect_err("unknown stage");
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (40324, "Unrecognized pipeline stage name: '$foo'")
+    );
+    let err = Pipeline::parse(&[doc! {"$project": {"x": {"$foo": 1}}}]).expect_err("unknown expr");
+    assert_eq!((err.code, err.code_name), (168, "InvalidPipelineOperator"));
+    assert_eq!(parse(vec![doc! {"$match": {}, "$sort": {"a": 1}}]), 40323);
+    assert_eq!(parse(vec![doc! {"$group": {"n": {"$sum": 1}}}]), 15955);
+    assert_eq!(
+        parse(vec![doc! {"$group": {"_id": null, "n": {"$foo": 1}}}]),
+        15952
+    );
+    assert_eq!(parse(vec![doc! {"$group": {"_id": null, "n": 1}}]), 40234);
+    assert_eq!(
+        parse(vec![doc! {"$group": {"_id": null, "a.b": {"$sum": 1}}}]),
+        40235
+    );
+    assert_eq!(parse(vec![doc! {"$unwind": "sizes"}]), 28818);
+    assert_eq!(
+        parse(vec![doc! {"$unwind": {"path": "$a", "bogus": 1}}]),
+        28811
+    );
+    assert_eq!(
+        parse(vec![doc! {"$unwind": {"includeArrayIndex": "i"}}]),
+        28812
+    );
+    assert_eq!(parse(vec![doc! {"$limit": 0}]), 15958);
+    assert_eq!(parse(vec![doc! {"$skip": -1}]), 15956);
+    assert_eq!(parse(vec![doc! {"$sort": {}}]), 15976);
+    assert_eq!(parse(vec![doc! {"$count": ""}]), 40156);
+    assert_eq!(parse(vec![doc! {"$count": "$x"}]), 40158);
+    assert_eq!(parse(vec![doc! {"$count": "a.b"}]), 40160);
+    assert_eq!(parse(vec![doc! {"$project": {}}]), 51272);
+    assert_eq!(parse(vec![doc! {"$match": 1}]), 15959);
+    assert_eq!(parse(vec![doc! {"$lookup": {}}]), 238);
+    assert_eq!(
+        parse(vec![doc! {"$project": {"x": {"$add": [1], "$sub": 1}}}]),
+        15983
+    );
+    assert_eq!(
+        parse(vec![doc! {"$project": {"x": {"$subtract": [1]}}}]),
+        16020
+    );
+    assert_eq!(parse(vec![doc! {"$project": {"x": "$$NOPE"}}]), 17276);
+}
+
+#[test]
+fn distinct_values() {
+    let docs = [
+        doc! {"a": 1, "t": ["x", "y"]},
+        doc! {"a": 1.0, "t": "y"},
+        doc! {"a": "s", "t": [["n"]]},
+        doc! {"b": {"c": [{"d": 2}, {"d": 1}]}},
+    ];
+    assert_eq!(
+        distinct(&docs, "a"),
+        vec![Bson::Int32(1), Bson::String("s".into())]
+    );
+    assert_eq!(
+        distinct(&docs, "t"),
+        vec![
+            Bson::String("x".into()),
+            Bson::String("y".into()),
+            bson::bson!(["n"])
+        ]
+    );
+    assert_eq!(
+        distinct(&docs, "b.c.d"),
+        vec![Bson::Int32(1), Bson::Int32(2)]
+    );
+    assert!(distinct(&docs, "zzz").is_empty());
+}
