@@ -1,0 +1,79 @@
+//! Throughput figures for the README (not a test): `cargo bench -p rewind-engine`.
+//!
+//! Prints batched inserts through the engine, point reads by `_id`, and bulk-load MB/s
+//! beside a plain file write + fsync of the same BSON bytes, measured in the same run.
+
+use std::io::Write;
+use std::time::Instant;
+
+use bson::{Bson, RawDocumentBuf, doc};
+use rewind_engine::{BulkLoader, Engine, EngineOptions};
+
+const DOCS: i64 = 1_000_000;
+const BATCH: i64 = 1_000;
+const READS: i64 = 100_000;
+
+fn small_doc(i: i64) -> RawDocumentBuf {
+    let d = doc! {"_id": i, "name": format!("user-{i:08}"), "age": (i % 90) as i32, "city": "Amsterdam", "score": i as f64 * 0.5, "tags": ["a", "b"]};
+    RawDocumentBuf::try_from(&d).expect("valid document")
+}
+
+fn main() -> rewind_engine::Result<()> {
+    let root = std::env::temp_dir().join(format!("rewind-engine-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let docs: Vec<RawDocumentBuf> = (0..DOCS).map(small_doc).collect();
+    let bytes: usize = docs.iter().map(|d| d.as_bytes().len()).sum();
+    println!(
+        "{DOCS} docs, {:.1} MB of BSON ({} B avg)",
+        bytes as f64 / 1e6,
+        bytes / DOCS as usize
+    );
+
+    let engine = Engine::open(root.join("engine"), EngineOptions::default())?;
+    let t = Instant::now();
+    for batch in docs.chunks(BATCH as usize) {
+        engine.write(|txn| batch.iter().try_for_each(|d| txn.insert("bench.c", d)))?;
+    }
+    let s = t.elapsed().as_secs_f64();
+    println!(
+        "insert (batches of {BATCH}, sync=FULL): {:.0} docs/s ({s:.1} s)",
+        DOCS as f64 / s
+    );
+
+    let view = engine.read_view()?;
+    let t = Instant::now();
+    let mut found = 0;
+    for i in 0..READS {
+        let id = (i * 7_919) % DOCS;
+        found += usize::from(view.get("bench.c", &Bson::Int64(id))?.is_some());
+    }
+    let s = t.elapsed().as_secs_f64();
+    println!(
+        "reads by _id (one read view): {:.0} docs/s ({found} found)",
+        READS as f64 / s
+    );
+    drop(view);
+
+    let t = Instant::now();
+    let mut loader = BulkLoader::create(root.join("bulk"))?;
+    for d in &docs {
+        loader.insert("bench.c", d)?;
+    }
+    loader.finish(engine.latest_optime())?;
+    let bulk = bytes as f64 / 1e6 / t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let mut file =
+        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(root.join("plain.bin"))?);
+    for d in &docs {
+        file.write_all(d.as_bytes())?;
+    }
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    let plain = bytes as f64 / 1e6 / t.elapsed().as_secs_f64();
+    println!(
+        "bulk load: {bulk:.1} MB/s; plain write+fsync: {plain:.1} MB/s; ratio {:.0}%",
+        bulk / plain * 100.0
+    );
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}

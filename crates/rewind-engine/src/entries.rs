@@ -1,0 +1,97 @@
+//! Secondary-index entry maintenance shared by writes, index builds and bulk loads.
+
+use bson::{Bson, Document, RawDocument};
+use rusqlite::{OptionalExtension, params};
+
+use crate::error::{DuplicateKey, EngineError, Result};
+use crate::index::IndexSpec;
+use crate::keys::valid_id;
+use crate::store::CollectionInfo;
+
+/// Validates the whole document and extracts its `_id`.
+pub(crate) fn parse_doc(raw_doc: &RawDocument) -> Result<(Document, Bson)> {
+    let doc = Document::try_from(raw_doc)?;
+    let id = doc
+        .get("_id")
+        .cloned()
+        .ok_or_else(|| EngineError::BadValue("document is missing an _id".into()))?;
+    if !valid_id(&id) {
+        return Err(EngineError::BadValue(format!(
+            "can't use a value of type {:?} for _id",
+            id.element_type()
+        )));
+    }
+    Ok((doc, id))
+}
+
+/// Adds the secondary index entries of one document, enforcing unique indexes.
+pub(crate) fn add_entries(
+    conn: &rusqlite::Connection,
+    info: &CollectionInfo,
+    k: &[u8],
+    doc: &Document,
+) -> Result<()> {
+    for (spec, index_id) in info.secondary() {
+        for key in spec.keys_for(doc)? {
+            if spec.unique {
+                let clash: Option<i64> = conn
+                    .prepare_cached("SELECT 1 FROM idx_entries WHERE index_id=?1 AND key=?2 AND doc_key<>?3 LIMIT 1")?
+                    .query_row(params![index_id, key.bytes, k], |r| r.get(0))
+                    .optional()?;
+                if clash.is_some() {
+                    return Err(EngineError::DuplicateKey(Box::new(DuplicateKey {
+                        ns: info.ns(),
+                        index: spec.name.clone(),
+                        key_pattern: spec.key.clone(),
+                        key_value: spec.key_value(&key.values),
+                    })));
+                }
+            }
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO idx_entries(index_id, key, doc_key) VALUES(?1, ?2, ?3)",
+            )?
+            .execute(params![index_id, key.bytes, k])?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn remove_entries(
+    conn: &rusqlite::Connection,
+    info: &CollectionInfo,
+    k: &[u8],
+    doc: &Document,
+) -> Result<()> {
+    for (spec, index_id) in info.secondary() {
+        // A stored document always produced valid keys; if not, there is nothing to remove.
+        for key in spec.keys_for(doc).unwrap_or_default() {
+            conn.prepare_cached(
+                "DELETE FROM idx_entries WHERE index_id=?1 AND key=?2 AND doc_key=?3",
+            )?
+            .execute(params![index_id, key.bytes, k])?;
+        }
+    }
+    Ok(())
+}
+
+/// Fills one index from every stored document of the collection.
+pub(crate) fn build_index(
+    conn: &rusqlite::Connection,
+    info: &CollectionInfo,
+    spec: &IndexSpec,
+    index_id: i64,
+) -> Result<()> {
+    let only = CollectionInfo {
+        indexes: vec![spec.clone()],
+        index_ids: vec![index_id],
+        ..info.clone()
+    };
+    let mut stmt = conn.prepare("SELECT k, doc FROM docs WHERE coll_id=?1")?;
+    let mut rows = stmt.query([info.id])?;
+    while let Some(r) = rows.next()? {
+        let k = r.get_ref(0)?.as_blob()?;
+        let doc = Document::from_reader(r.get_ref(1)?.as_blob()?)?;
+        add_entries(conn, &only, k, &doc)?;
+    }
+    Ok(())
+}
