@@ -1,0 +1,84 @@
+//! The CRUD commands: find/getMore/killCursors, insert, update, delete, findAndModify,
+//! count/distinct and aggregate.
+
+pub mod aggregate;
+pub mod count;
+pub mod delete;
+pub mod find;
+pub mod insert;
+pub mod modify;
+pub mod update;
+
+use bson::{Bson, Document, RawDocumentBuf, oid::ObjectId};
+
+use crate::error::{CommandError, Result};
+
+/// The document with `_id` first, generating an ObjectId when it has none (as mongod does
+/// on insert and upsert).
+pub fn with_id_first(doc: Document) -> Result<Document> {
+    let id = match doc.get("_id") {
+        Some(id @ (Bson::Array(_) | Bson::RegularExpression(_) | Bson::Undefined)) => {
+            return Err(CommandError::bad_value(format!(
+                "can't use {} for _id",
+                match id {
+                    Bson::Array(_) => "an array",
+                    Bson::RegularExpression(_) => "a regex",
+                    _ => "undefined",
+                }
+            )));
+        }
+        Some(id) => id.clone(),
+        None => Bson::ObjectId(ObjectId::new()),
+    };
+    if doc.keys().next().is_some_and(|k| k == "_id") {
+        return Ok(doc);
+    }
+    let mut out = Document::new();
+    out.insert("_id", id);
+    for (k, v) in doc {
+        if k != "_id" {
+            out.insert(k, v);
+        }
+    }
+    Ok(out)
+}
+
+/// Serializes a document for the engine.
+pub fn to_raw(doc: &Document) -> Result<RawDocumentBuf> {
+    Ok(RawDocumentBuf::try_from(doc)?)
+}
+
+/// Refuses user writes to the oplog and system collections, which mongod reserves.
+pub fn check_writable(ns: &str) -> Result<()> {
+    let coll = ns.split_once('.').map_or("", |(_, c)| c);
+    if ns == crate::oplog::OPLOG_NS || coll.starts_with("system.") {
+        return Err(CommandError::invalid_namespace(format!(
+            "cannot write to '{ns}'"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::doc;
+
+    use super::*;
+
+    #[test]
+    fn id_is_generated_and_moved_first() {
+        let d = with_id_first(doc! {"a": 1}).unwrap_or_default();
+        assert!(matches!(d.iter().next(), Some((k, Bson::ObjectId(_))) if k == "_id"));
+        let d = with_id_first(doc! {"a": 1, "_id": 2}).unwrap_or_default();
+        assert_eq!(d, doc! {"_id": 2, "a": 1});
+        assert_eq!(d.keys().next().map(String::as_str), Some("_id"));
+        assert!(with_id_first(doc! {"_id": [1]}).is_err());
+    }
+
+    #[test]
+    fn oplog_and_system_collections_are_read_only() {
+        assert!(check_writable("local.oplog.rs").is_err());
+        assert!(check_writable("d.system.views").is_err());
+        assert!(check_writable("d.c").is_ok());
+    }
+}

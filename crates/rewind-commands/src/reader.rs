@@ -1,0 +1,242 @@
+//! Candidate selection: the documents of a namespace that may match a filter, found through
+//! the primary key, a secondary index or a scan — inside a read view or a write transaction.
+
+use bson::{Bson, Document, RawDocumentBuf};
+use rewind_engine::{CollectionInfo, ReadView, WriteTxn};
+use rewind_query::filter::Filter;
+
+use crate::error::Result;
+
+/// Documents fetched per scan step: large enough to amortize the query, small enough to
+/// keep memory flat on big collections.
+pub const SCAN_CHUNK: usize = 512;
+
+/// The reads candidate selection needs, shared by [`ReadView`] and [`WriteTxn`] (whose reads
+/// see its own uncommitted writes, so updates select from the state they modify).
+pub trait Reader {
+    /// The collection's catalog entry.
+    fn info(&self, ns: &str) -> Option<&CollectionInfo>;
+    /// The document with this `_id`.
+    fn get_doc(&self, ns: &str, id: &Bson) -> Result<Option<RawDocumentBuf>>;
+    /// Up to `limit` documents in `_id` order after `start_after`.
+    fn scan_docs(
+        &self,
+        ns: &str,
+        start_after: Option<&Bson>,
+        limit: usize,
+    ) -> Result<Vec<RawDocumentBuf>>;
+    /// Documents whose index key starts with `values`.
+    fn by_index(&self, ns: &str, index: &str, values: &[Bson]) -> Result<Vec<RawDocumentBuf>>;
+}
+
+impl Reader for ReadView {
+    fn info(&self, ns: &str) -> Option<&CollectionInfo> {
+        self.collection(ns)
+    }
+    fn get_doc(&self, ns: &str, id: &Bson) -> Result<Option<RawDocumentBuf>> {
+        Ok(self.get(ns, id)?)
+    }
+    fn scan_docs(
+        &self,
+        ns: &str,
+        start_after: Option<&Bson>,
+        limit: usize,
+    ) -> Result<Vec<RawDocumentBuf>> {
+        Ok(self.scan(ns, start_after, limit)?)
+    }
+    fn by_index(&self, ns: &str, index: &str, values: &[Bson]) -> Result<Vec<RawDocumentBuf>> {
+        Ok(self.find_by_index(ns, index, values)?)
+    }
+}
+
+impl Reader for WriteTxn<'_> {
+    fn info(&self, ns: &str) -> Option<&CollectionInfo> {
+        self.collection(ns)
+    }
+    fn get_doc(&self, ns: &str, id: &Bson) -> Result<Option<RawDocumentBuf>> {
+        Ok(self.get(ns, id)?)
+    }
+    fn scan_docs(
+        &self,
+        ns: &str,
+        start_after: Option<&Bson>,
+        limit: usize,
+    ) -> Result<Vec<RawDocumentBuf>> {
+        Ok(self.scan(ns, start_after, limit)?)
+    }
+    fn by_index(&self, ns: &str, index: &str, values: &[Bson]) -> Result<Vec<RawDocumentBuf>> {
+        Ok(self.find_by_index(ns, index, values)?)
+    }
+}
+
+/// How candidates are found for a filter.
+#[derive(Debug, PartialEq)]
+pub enum Access {
+    /// The filter pins `_id`: one primary-key lookup.
+    Id(Bson),
+    /// The filter's `_id` is one of these (`$in`): one primary-key lookup each.
+    Ids(Vec<Bson>),
+    /// An equality on the leading field of this secondary index.
+    Index(String, Bson),
+    /// Every document in `_id` order.
+    Scan,
+}
+
+/// Whether an equality value can be looked up in an index and give exactly the documents
+/// the filter could match. Arrays (whole-array vs element matching), null (matches missing
+/// fields), embedded documents (cross-type numbers inside), regexes and undefined are left
+/// to a scan.
+fn indexable(value: &Bson) -> bool {
+    !matches!(
+        value,
+        Bson::Array(_)
+            | Bson::Null
+            | Bson::Undefined
+            | Bson::Document(_)
+            | Bson::RegularExpression(_)
+    )
+}
+
+/// Picks the access path for `filter` on a collection (`info` = `None` when it is missing).
+pub fn plan(info: Option<&CollectionInfo>, filter: &Filter) -> Access {
+    if let Some(id) = filter.id_equality()
+        && indexable(id)
+    {
+        return Access::Id(id.clone());
+    }
+    if let Some(ids) = filter.in_values("_id")
+        && ids.iter().all(|id| indexable(id))
+    {
+        // Sorted and deduplicated, so results come in `_id` order as a scan would give them.
+        let mut ids: Vec<Bson> = ids.into_iter().cloned().collect();
+        ids.sort_by(rewind_query::compare);
+        ids.dedup_by(|a, b| rewind_query::values_equal(a, b));
+        return Access::Ids(ids);
+    }
+    let Some(info) = info else {
+        return Access::Scan;
+    };
+    for spec in info.indexes.iter().filter(|s| !s.is_id()) {
+        // Partial and collated indexes may not hold every document with the value.
+        if spec.spec.contains_key("partialFilterExpression") || spec.spec.contains_key("collation")
+        {
+            continue;
+        }
+        let Some(leading) = spec.key.keys().next() else {
+            continue;
+        };
+        if let Some(value) = filter.equality_value(leading)
+            && indexable(value)
+        {
+            return Access::Index(spec.name.clone(), value.clone());
+        }
+    }
+    Access::Scan
+}
+
+/// Calls `f` with every document of `ns` matching `filter`, in access-path order, until it
+/// returns `false`.
+pub fn for_each_match(
+    reader: &impl Reader,
+    ns: &str,
+    filter: &Filter,
+    mut f: impl FnMut(Document) -> Result<bool>,
+) -> Result<()> {
+    let visit = |raw: &RawDocumentBuf, f: &mut dyn FnMut(Document) -> Result<bool>| {
+        let doc = Document::try_from(raw)?;
+        if filter.try_matches(&doc)? {
+            return f(doc);
+        }
+        Ok(true)
+    };
+    match plan(reader.info(ns), filter) {
+        Access::Id(id) => {
+            if let Some(raw) = reader.get_doc(ns, &id)? {
+                visit(&raw, &mut f)?;
+            }
+        }
+        Access::Ids(ids) => {
+            for id in ids {
+                if let Some(raw) = reader.get_doc(ns, &id)?
+                    && !visit(&raw, &mut f)?
+                {
+                    break;
+                }
+            }
+        }
+        Access::Index(name, value) => {
+            for raw in reader.by_index(ns, &name, &[value])? {
+                if !visit(&raw, &mut f)? {
+                    break;
+                }
+            }
+        }
+        Access::Scan => {
+            let mut last: Option<Bson> = None;
+            loop {
+                let chunk = reader.scan_docs(ns, last.as_ref(), SCAN_CHUNK)?;
+                let full = chunk.len() == SCAN_CHUNK;
+                for raw in &chunk {
+                    if !visit(raw, &mut f)? {
+                        return Ok(());
+                    }
+                }
+                match chunk.last() {
+                    Some(raw) if full => last = Some(raw_id(raw)?),
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every matching document, up to `limit` (0 = all).
+pub fn matching(
+    reader: &impl Reader,
+    ns: &str,
+    filter: &Filter,
+    limit: usize,
+) -> Result<Vec<Document>> {
+    let mut out = Vec::new();
+    for_each_match(reader, ns, filter, |doc| {
+        out.push(doc);
+        Ok(limit == 0 || out.len() < limit)
+    })?;
+    Ok(out)
+}
+
+/// The `_id` of a stored document.
+pub fn raw_id(raw: &RawDocumentBuf) -> Result<Bson> {
+    match raw.get("_id")? {
+        Some(value) => Ok(Bson::try_from(value)?),
+        None => Ok(Bson::Null),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::doc;
+
+    use super::*;
+
+    #[test]
+    fn plan_prefers_id_then_index_then_scan() {
+        let f = Filter::parse(&doc! {"_id": 5, "a": 1}).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plan(None, &f), Access::Id(Bson::Int32(5)));
+        let f = Filter::parse(&doc! {"_id": {"$in": [3, 1, 3.0]}}).unwrap();
+        assert_eq!(
+            plan(None, &f),
+            Access::Ids(vec![Bson::Int32(1), Bson::Int32(3)]),
+            "primary-key lookups in _id order, once each"
+        );
+        let f = Filter::parse(&doc! {"_id": {"$in": [1, {"$regex": "x"}]}});
+        if let Ok(f) = f {
+            assert_eq!(plan(None, &f), Access::Scan, "a regex in $in needs a scan");
+        }
+        let f = Filter::parse(&doc! {"_id": {"$gt": 5}}).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plan(None, &f), Access::Scan);
+        let f = Filter::parse(&doc! {"_id": [1, 2]}).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plan(None, &f), Access::Scan);
+    }
+}
