@@ -1,0 +1,235 @@
+//! Backup throughput: snapshot, restore and replay over a generated data set, each beside a
+//! ceiling measured in the same run. `REWIND_BENCH_MB` sets the data size (default 200),
+//! `REWIND_BENCH_OPS` the number of oplog entries replayed (default 100,000).
+//!
+//! Run: `cargo bench -p rewind-backup`.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use bson::{RawDocumentBuf, Timestamp, doc};
+use rewind_backup::{
+    BlobStore, CaptureLimits, LocalBlobStore, capture_oplog_with, restore_into, take_snapshot,
+};
+use rewind_engine::{BulkLoader, Engine, EngineOptions};
+
+const WORDS: [&str; 16] = [
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+    "kilo", "lima", "mike", "november", "oscar", "papa",
+];
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A ~1 KB document: some structure, text from a small vocabulary (compresses ~3×).
+fn document(i: u64) -> RawDocumentBuf {
+    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let text: Vec<&str> = (0..120).map(|_| WORDS[(next() % 16) as usize]).collect();
+    let d = doc! {
+        "_id": i as i64,
+        "n": (next() % 1_000_000) as i64,
+        "user": {"name": format!("user{}", next() % 100_000), "age": (next() % 90) as i32},
+        "tags": [WORDS[(next() % 16) as usize], WORDS[(next() % 16) as usize]],
+        "score": (next() % 10_000) as f64 / 7.0,
+        "text": text.join(" "),
+    };
+    RawDocumentBuf::try_from(&d).unwrap_or_default()
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+fn main() {
+    let target_mb = env_u64("REWIND_BENCH_MB", 200);
+    let ops = env_u64("REWIND_BENCH_OPS", 100_000);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path();
+    let never = AtomicBool::new(false);
+
+    // Source data set, bulk loaded (one secondary index, like most collections have).
+    let t = Instant::now();
+    let mut loader = BulkLoader::create(root.join("source")).expect("loader");
+    let (mut docs, mut bytes) = (0u64, 0u64);
+    for c in 0..4u64 {
+        let ns = format!("bench.c{c}");
+        loader
+            .add_collection(
+                &ns,
+                None,
+                &doc! {},
+                &[doc! {"key": {"n": 1}, "name": "n_1"}],
+            )
+            .expect("collection");
+    }
+    while bytes < target_mb * 1_000_000 {
+        let d = document(docs);
+        loader
+            .insert(&format!("bench.c{}", docs % 4), &d)
+            .expect("insert");
+        bytes += d.as_bytes().len() as u64;
+        docs += 1;
+    }
+    let base_ts = Timestamp {
+        time: 1,
+        increment: 1,
+    };
+    loader.finish(Some(base_ts)).expect("finish");
+    let engine = Engine::open(root.join("source"), EngineOptions::default()).expect("open");
+    println!(
+        "data set: {docs} documents, {:.1} MB of BSON in 4 collections (generated in {:.1} s)",
+        mb(bytes),
+        t.elapsed().as_secs_f64()
+    );
+
+    // A live engine has an oplog: its snapshot's optime is an entry capture can start after.
+    engine
+        .write(|txn| txn.noop(&doc! {"msg": "bench start"}))
+        .expect("noop");
+
+    // Snapshot.
+    let blobs = LocalBlobStore::open(&root.join("blobs")).expect("blobs");
+    let view = engine.read_view().expect("view");
+    let t = Instant::now();
+    let snap = take_snapshot(&view, &blobs, "rs0", "s1", &never, &mut |_| {}).expect("snapshot");
+    let secs = t.elapsed().as_secs_f64();
+    drop(view);
+    let m = snap.manifest;
+    println!(
+        "snapshot: {:.0} MB/s ({:.2} s; {} chunks, {:.1} MB stored, ratio {:.2})",
+        mb(m.totals.logical_bytes) / secs,
+        secs,
+        m.totals.chunks,
+        mb(snap.stats.stored_bytes),
+        m.totals.logical_bytes as f64 / m.totals.stored_bytes as f64
+    );
+
+    // Restore, and its ceiling: decompress the same chunks and write the bytes to a plain file.
+    let t = Instant::now();
+    let stats = restore_into(
+        &blobs,
+        "rs0",
+        &m,
+        &root.join("restored"),
+        &never,
+        &mut |_| {},
+    )
+    .expect("restore");
+    let restore_secs = t.elapsed().as_secs_f64();
+    let compressed: Vec<(Vec<u8>, u64)> = m
+        .namespaces
+        .iter()
+        .flat_map(|n| &n.chunks)
+        .map(|c| {
+            let key = format!("rs0/chunks/{}/{}", &c.hash[..2], c.hash);
+            (blobs.get(&key).expect("chunk"), c.size)
+        })
+        .collect();
+    let t = Instant::now();
+    let plain = root.join("plain.bin");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&plain).expect("file"));
+    for (data, size) in &compressed {
+        let raw = zstd::bulk::decompress(data, *size as usize).expect("zstd");
+        out.write_all(&raw).expect("write");
+    }
+    let file = out.into_inner().expect("flush");
+    file.sync_all().expect("fsync");
+    let ceiling_secs = t.elapsed().as_secs_f64();
+    let restore_rate = mb(stats.bytes) / restore_secs;
+    let ceiling_rate = mb(stats.bytes) / ceiling_secs;
+    println!(
+        "restore: {restore_rate:.0} MB/s ({restore_secs:.2} s, {} docs); ceiling (zstd decompress + plain write + fsync): {ceiling_rate:.0} MB/s; ratio {:.0}%",
+        stats.documents,
+        100.0 * restore_rate / ceiling_rate
+    );
+    std::fs::remove_file(&plain).ok();
+
+    // Replay: half inserts, half updates, committed 1,000 per transaction on the source.
+    let t = Instant::now();
+    let mut i = 0u64;
+    while i < ops {
+        engine
+            .write(|txn| {
+                for k in i..(i + 1000).min(ops) {
+                    let id = if k % 2 == 0 { docs + k } else { k * 7 % docs };
+                    txn.apply_oplog_entry(&op_entry(id, k % 2 == 0))?;
+                }
+                Ok(())
+            })
+            .expect("write");
+        i += 1000;
+    }
+    println!(
+        "oplog: {ops} entries written in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let mut slices = Vec::new();
+    let base_ts = m.optime.unwrap_or(base_ts);
+    let mut after = Some(base_ts);
+    while let Some(s) = capture_oplog_with(&engine, &blobs, "rs0", after, &CaptureLimits::default())
+        .expect("capture")
+    {
+        after = Some(s.to);
+        slices.push(s);
+    }
+    let up_to = after.unwrap_or(base_ts);
+    let replay_target = restored_copy(&blobs, &m, &root.join("replay"));
+    let t = Instant::now();
+    let r = rewind_backup::replay_oplog(
+        &replay_target,
+        &blobs,
+        &slices,
+        base_ts,
+        up_to,
+        &never,
+        &mut |_| {},
+    )
+    .expect("replay");
+    let replay_rate = r.applied as f64 / t.elapsed().as_secs_f64();
+    let raw_target = restored_copy(&blobs, &m, &root.join("raw"));
+    let entries = engine
+        .oplog_range(Some(base_ts), None, usize::MAX)
+        .expect("oplog");
+    let t = Instant::now();
+    for batch in entries.chunks(1000) {
+        raw_target
+            .write(|txn| batch.iter().try_for_each(|e| txn.apply_oplog_entry(e)))
+            .expect("apply");
+    }
+    let raw_rate = entries.len() as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "replay: {replay_rate:.0} ops/s ({} entries, {} slices); engine raw apply from memory: {raw_rate:.0} ops/s; ratio {:.0}%",
+        r.applied,
+        slices.len(),
+        100.0 * replay_rate / raw_rate
+    );
+}
+
+/// An insert (new `_id`) or replacement-update oplog entry as the engine logs them.
+fn op_entry(id: u64, insert: bool) -> RawDocumentBuf {
+    let o = document(id);
+    let ns = format!("bench.c{}", id % 4);
+    let d = if insert {
+        doc! {"op": "i", "ns": ns, "o": bson::Document::try_from(o.as_ref()).unwrap_or_default(), "o2": {"_id": id as i64}}
+    } else {
+        doc! {"op": "u", "ns": ns, "o": bson::Document::try_from(o.as_ref()).unwrap_or_default(), "o2": {"_id": id as i64}}
+    };
+    RawDocumentBuf::try_from(&d).unwrap_or_default()
+}
+
+fn restored_copy(blobs: &dyn BlobStore, m: &rewind_backup::Manifest, dir: &Path) -> Engine {
+    restore_into(blobs, "rs0", m, dir, &AtomicBool::new(false), &mut |_| {}).expect("restore");
+    Engine::open(dir, EngineOptions::default()).expect("open")
+}

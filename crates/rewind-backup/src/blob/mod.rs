@@ -1,0 +1,110 @@
+//! Object storage for backups: a small trait and its local-directory implementation.
+
+mod local;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use local::LocalBlobStore;
+
+use crate::error::BlobError;
+
+/// A flat key → bytes store (the shape of S3 and friends). Keys are `/`-separated paths made
+/// of `[A-Za-z0-9._=-]` components that do not start with `.` (see [`validate_key`]).
+///
+/// Implementations must make `put` atomic (a reader sees the old object, the new one or
+/// nothing, never a prefix) and must verify the integrity of what `get` returns, reporting
+/// [`BlobError::Corrupt`] or [`BlobError::NotFound`] with the key.
+pub trait BlobStore: Send + Sync {
+    /// Stores `data` under `key`, replacing any previous object, durably once it returns.
+    fn put(&self, key: &str, data: &[u8]) -> Result<(), BlobError>;
+    /// The object's bytes, verified against the checksum recorded at `put`.
+    fn get(&self, key: &str) -> Result<Vec<u8>, BlobError>;
+    /// The object's size in bytes (as given to `put`), `None` if it does not exist.
+    fn size(&self, key: &str) -> Result<Option<u64>, BlobError>;
+    /// Whether the object exists.
+    fn exists(&self, key: &str) -> Result<bool, BlobError> {
+        Ok(self.size(key)?.is_some())
+    }
+    /// Removes the object; removing a missing object succeeds.
+    fn delete(&self, key: &str) -> Result<(), BlobError>;
+    /// Every key starting with `prefix` (a plain string prefix), sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError>;
+}
+
+/// Checks that `key` is a valid object key: non-empty `/`-separated components of ASCII
+/// letters, digits and `._=-`, none starting with `.` (so no `..`, and temporary files, which
+/// start with `.`, can never collide with an object).
+pub fn validate_key(key: &str) -> Result<(), BlobError> {
+    let ok = !key.is_empty()
+        && key.split('/').all(|c| {
+            !c.is_empty()
+                && !c.starts_with('.')
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'=' | b'-'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(BlobError::InvalidKey { key: key.into() })
+    }
+}
+
+/// Opens the store at `location`: a local directory given as a path or a `file://` URL
+/// (created if missing). `s3://` and other schemes are reported as unsupported by this build.
+pub fn open_blob_store(location: &str) -> Result<Arc<dyn BlobStore>, BlobError> {
+    let unsupported = |reason: &str| BlobError::Unsupported {
+        location: location.into(),
+        reason: reason.into(),
+    };
+    let path = if let Some(rest) = location.strip_prefix("file://") {
+        // file:///abs/path; `file://host/path` forms are not meaningful here.
+        if !rest.starts_with('/') {
+            return Err(unsupported("a file:// URL must hold an absolute path"));
+        }
+        rest
+    } else if location.starts_with("s3://") {
+        return Err(unsupported("S3 storage is not supported by this build yet"));
+    } else if location.contains("://") {
+        return Err(unsupported(
+            "only local paths and file:// URLs are supported",
+        ));
+    } else {
+        location
+    };
+    if path.is_empty() {
+        return Err(unsupported("empty path"));
+    }
+    Ok(Arc::new(LocalBlobStore::open(Path::new(path))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_validated() {
+        for good in ["a", "a/b.c", "p/chunks/ab/0123", "x=1_y-2"] {
+            assert!(validate_key(good).is_ok(), "{good}");
+        }
+        for bad in ["", "/a", "a/", "a//b", "../a", "a/.tmp", "a b", "a\\b", "é"] {
+            assert!(validate_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn locations_are_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("store");
+        let url = format!("file://{}", p.display());
+        let store = open_blob_store(&url).unwrap();
+        store.put("k", b"v").unwrap();
+        let store2 = open_blob_store(p.to_str().unwrap()).unwrap();
+        assert_eq!(store2.get("k").unwrap(), b"v");
+        let err = open_blob_store("s3://bucket/prefix").err().unwrap();
+        assert!(matches!(err, BlobError::Unsupported { .. }));
+        assert!(err.to_string().contains("S3"));
+        assert!(open_blob_store("http://x").is_err());
+        assert!(open_blob_store("file://relative").is_err());
+    }
+}
