@@ -98,9 +98,18 @@ pub struct Cluster {
     /// The client's description of the cluster (replicationSpecs, tags, …), recorded and echoed
     /// as sent, without the fields rewind owns.
     pub spec: Value,
+    /// `host:port` where the cluster's replica set answers drivers, once a replica serves it.
+    pub address: Option<String>,
 }
 
 impl Cluster {
+    /// The URI drivers connect with (`connectionStrings.standard`), once the cluster is served.
+    pub fn mongodb_uri(&self) -> Option<String> {
+        let address = self.address.as_deref()?;
+        let set = self.replica_set_names().into_iter().next()?;
+        Some(format!("mongodb://{address}/?replicaSet={set}"))
+    }
+
     /// Names of the replica sets that make up the cluster: one per replication spec for a
     /// sharded cluster, one for a replica set. Atlas derives them from the cluster name.
     pub fn replica_set_names(&self) -> Vec<String> {

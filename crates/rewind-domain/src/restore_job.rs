@@ -92,6 +92,26 @@ pub struct RestoreJob {
     pub delivery_urls: Vec<String>,
     /// Why the job failed.
     pub failure_reason: Option<String>,
+    /// How far the work has got, while it runs and once it ended.
+    pub progress: Option<RestoreProgress>,
+}
+
+/// The progress of a running restore: a field beyond Atlas's schema (clients ignore it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreProgress {
+    /// Bytes of documents restored or packaged so far.
+    pub bytes_done: u64,
+    /// Bytes in all.
+    pub bytes_total: u64,
+    /// Documents restored or packaged so far.
+    pub documents_done: u64,
+    /// Documents in all.
+    pub documents_total: u64,
+    /// Oplog entries replayed (pointInTime restores).
+    pub oplog_entries_applied: u64,
+    /// Bytes per second since the work started.
+    pub bytes_per_second: u64,
 }
 
 impl RestoreJob {
@@ -227,6 +247,7 @@ pub fn plan_restore(
         expires_at: None,
         delivery_urls: Vec::new(),
         failure_reason: None,
+        progress: None,
     })
 }
 

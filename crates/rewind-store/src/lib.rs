@@ -17,9 +17,9 @@ mod traits;
 
 pub use error::StoreError;
 pub use model::{
-    AccessToken, ApiKey, BearerGrant, Claimed, Lease, Page, Release, RestoreGuard, ServiceAccount,
-    ServiceAccountSecret,
+    AccessToken, ApiKey, BearerGrant, Claimed, Lease, Page, Release, RestoreGuard, RestoreOutcome,
+    ServiceAccount, ServiceAccountSecret,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use traits::{BackupStore, CredentialStore, MetadataStore, ProjectStore};
+pub use traits::{BackupStore, CredentialStore, MetadataStore, ProjectStore, RestoreRunStore};

@@ -1,6 +1,7 @@
 //! Records the store keeps beside the domain's entities (credentials), and the parameters
 //! of listings and guarded inserts.
 
+use rewind_domain::restore_job::{RestoreJobState, RestoreProgress};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
 
 /// One page of a listing: `offset` rows skipped, at most `limit` returned.
@@ -99,6 +100,25 @@ pub struct Lease {
     pub owner: String,
     /// When the claim lapses and a reaper may hand the job to another worker.
     pub until: Timestamp,
+}
+
+/// How a restore job ended, as its worker records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestoreOutcome {
+    /// `Completed` or `Failed`.
+    pub state: RestoreJobState,
+    /// When it ended.
+    pub finished_at: Timestamp,
+    /// Why it failed.
+    pub failure_reason: Option<String>,
+    /// Download links (download jobs).
+    pub delivery_urls: Vec<String>,
+    /// When the download links expire.
+    pub expires_at: Option<Timestamp>,
+    /// SHA-256 of the token in the download links: the token itself is never stored.
+    pub download_token_sha256: Option<String>,
+    /// The final progress.
+    pub progress: Option<RestoreProgress>,
 }
 
 /// A job a worker just claimed, with the attempt this claim is (1 for the first).

@@ -2,7 +2,7 @@
 
 use rewind_domain::cluster::{Cluster, ClusterState, ClusterType};
 use rewind_domain::group::{Group, Organization};
-use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
+use rewind_domain::restore_job::{RestoreJob, RestoreJobState, RestoreProgress};
 use rewind_domain::restore_request::{DeliveryType, PitTarget};
 use rewind_domain::schedule::{BackupSchedule, PolicyItem};
 use rewind_domain::snapshot::{RetentionUnit, Snapshot, SnapshotStatus, SnapshotType};
@@ -275,6 +275,7 @@ pub fn cluster(row: &dyn RowAccess) -> Result<Cluster, StoreError> {
         state: ClusterState::parse(&text(row, (7, "state"))?).ok_or_else(|| corrupt("state"))?,
         created_at: Timestamp::from_millis(number(row, (8, "created_at"))?),
         spec: json_column(row, (9, "spec"))?,
+        address: optional_text(row, (11, "host_address"))?,
     })
 }
 
@@ -387,6 +388,47 @@ pub fn restore_job(row: &dyn RowAccess) -> Result<RestoreJob, StoreError> {
         expires_at: optional_number(row, (15, "expires_at"))?.map(Timestamp::from_millis),
         delivery_urls: decode_strings(&json_column(row, (16, "delivery_urls"))?, "delivery_urls")?,
         failure_reason: optional_text(row, (17, "failure_reason"))?,
+        progress: optional_text(row, (23, "progress"))?
+            .map(|text| serde_json::from_str(&text).map_err(|_| corrupt("progress")))
+            .transpose()?,
+    })
+}
+
+/// A download job is active until its link is used or gone: queued, running, or completed
+/// with the link not yet downloaded (an expired link's job becomes `expired`).
+pub const DOWNLOAD_ACTIVE: &str =
+    "(state IN ('queued', 'inProgress') OR (state = 'completed' AND downloaded_at IS NULL))";
+
+/// Claims the oldest queued restore job a replica can run: downloads of snapshots of clusters
+/// it hosts, restores into clusters it hosts. `?1` owner, `?2` lease end, `?3` now, `?4`
+/// replica; `{SKIP_LOCKED}` is PostgreSQL's row-lock clause.
+pub const CLAIM_RESTORE_JOB: &str = "UPDATE restore_jobs SET state = 'inProgress', updated_at = ?3, lease_owner = ?1, lease_expires_at = ?2, attempts = attempts + 1 WHERE id = (SELECT j.id FROM restore_jobs j WHERE j.state = 'queued' AND j.retry_at <= ?3 AND EXISTS (SELECT 1 FROM clusters c WHERE c.host_replica = ?4 AND ((j.delivery_type = 'download' AND c.group_id = j.group_id AND c.name = j.cluster_name) OR (j.delivery_type <> 'download' AND c.group_id = j.target_group_id AND c.name = j.target_cluster_name))) ORDER BY j.created_at, j.id LIMIT 1 {SKIP_LOCKED}) AND state = 'queued' RETURNING *";
+
+/// Hands restore jobs whose lease lapsed back to the queue, or fails them after `?2`
+/// attempts. `?1` now.
+pub const RESTORE_LEASE_REAP: &str = "UPDATE restore_jobs SET state = CASE WHEN attempts >= ?2 THEN 'failed' ELSE 'queued' END, failure_reason = CASE WHEN attempts >= ?2 THEN 'the worker running this restore stopped before finishing, every attempt' ELSE failure_reason END, finished_at = CASE WHEN attempts >= ?2 THEN ?1 ELSE finished_at END, updated_at = ?1, lease_owner = NULL, lease_expires_at = NULL WHERE state = 'inProgress' AND lease_expires_at < ?1";
+
+/// Encodes a job's progress.
+pub fn encode_progress(progress: &RestoreProgress) -> String {
+    serde_json::to_string(progress).unwrap_or_default()
+}
+
+/// Decodes a `restore_jobs` row with when its one complete download happened.
+pub fn restore_job_with_download(
+    row: &dyn RowAccess,
+) -> Result<(RestoreJob, Option<Timestamp>), StoreError> {
+    Ok((
+        restore_job(row)?,
+        optional_number(row, (25, "downloaded_at"))?.map(Timestamp::from_millis),
+    ))
+}
+
+/// Decodes a `restore_jobs` row just claimed, with the attempt the claim counted.
+pub fn claimed_restore_job(row: &dyn RowAccess) -> Result<Claimed<RestoreJob>, StoreError> {
+    let attempt = number(row, (20, "attempts"))?;
+    Ok(Claimed {
+        job: restore_job(row)?,
+        attempt: u32::try_from(attempt).map_err(|_| corrupt("attempts"))?,
     })
 }
 
@@ -434,7 +476,7 @@ pub fn service_account(row: &dyn RowAccess) -> Result<ServiceAccount, StoreError
 
 /// Decodes a `restore_jobs` row followed by its project's organization id (position 18).
 pub fn restore_job_with_org(row: &dyn RowAccess) -> Result<(RestoreJob, ObjectId), StoreError> {
-    Ok((restore_job(row)?, id(row, (18, "owning_org_id"))?))
+    Ok((restore_job(row)?, id(row, (26, "owning_org_id"))?))
 }
 
 /// Decodes an `access_tokens` row.

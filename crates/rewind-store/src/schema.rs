@@ -146,4 +146,27 @@ ALTER TABLE snapshots ADD COLUMN retry_at BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE snapshots ADD COLUMN last_error TEXT;
 "#,
     ),
+    (
+        5,
+        r#"
+ALTER TABLE clusters ADD COLUMN host_replica TEXT;
+ALTER TABLE clusters ADD COLUMN host_address TEXT;
+CREATE INDEX clusters_by_host ON clusters (host_replica);
+"#,
+    ),
+    (
+        6,
+        r#"
+ALTER TABLE restore_jobs ADD COLUMN lease_owner TEXT;
+ALTER TABLE restore_jobs ADD COLUMN lease_expires_at BIGINT;
+ALTER TABLE restore_jobs ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE restore_jobs ADD COLUMN retry_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE restore_jobs ADD COLUMN last_error TEXT;
+ALTER TABLE restore_jobs ADD COLUMN progress TEXT;
+ALTER TABLE restore_jobs ADD COLUMN download_token_sha256 TEXT;
+ALTER TABLE restore_jobs ADD COLUMN downloaded_at BIGINT;
+CREATE INDEX restore_jobs_by_state ON restore_jobs (state, lease_expires_at);
+CREATE UNIQUE INDEX restore_jobs_by_download_token ON restore_jobs (download_token_sha256);
+"#,
+    ),
 ];

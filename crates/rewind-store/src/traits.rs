@@ -2,16 +2,16 @@
 //! API and the workers hold. Every method is one atomic operation.
 
 use async_trait::async_trait;
-use rewind_domain::cluster::Cluster;
+use rewind_domain::cluster::{Cluster, ClusterState};
 use rewind_domain::group::{Group, Organization};
-use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
+use rewind_domain::restore_job::{RestoreJob, RestoreJobState, RestoreProgress};
 use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
 
 use crate::{
-    AccessToken, ApiKey, BearerGrant, Claimed, Lease, Page, Release, RestoreGuard, ServiceAccount,
-    StoreError,
+    AccessToken, ApiKey, BearerGrant, Claimed, Lease, Page, Release, RestoreGuard, RestoreOutcome,
+    ServiceAccount, StoreError,
 };
 
 /// Organizations, projects, clusters and their backup schedules.
@@ -67,6 +67,18 @@ pub trait ProjectStore: Send + Sync {
     /// Deletes a cluster with its schedule and snapshots; refuses ([`StoreError::Conflict`])
     /// while a restore job targets it or restores from it.
     async fn delete_cluster(&self, cluster_id: ObjectId) -> Result<bool, StoreError>;
+    /// Assigns every cluster no replica hosts yet to `replica`, and returns all the clusters
+    /// `replica` hosts: each cluster's data lives with exactly one replica.
+    async fn host_clusters(&self, replica: &str) -> Result<Vec<Cluster>, StoreError>;
+    /// Records where a cluster hosted by `replica` answers drivers (none: not serving) and its
+    /// state; false when the cluster is gone or hosted elsewhere.
+    async fn record_cluster_address(
+        &self,
+        cluster_id: ObjectId,
+        replica: &str,
+        address: Option<&str>,
+        state: ClusterState,
+    ) -> Result<bool, StoreError>;
     /// Reads a cluster's schedule.
     async fn get_schedule(
         &self,
@@ -112,10 +124,11 @@ pub trait BackupStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Marks a snapshot deleted; false when it was already deleted or does not exist.
     async fn delete_snapshot(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError>;
-    /// Moves the oldest queued snapshot whose backoff has passed at `now` to inProgress
-    /// under `lease`, counts the attempt and returns it.
+    /// Moves the oldest queued snapshot of a cluster `replica` hosts whose backoff has passed
+    /// at `now` to inProgress under `lease`, counts the attempt and returns it.
     async fn claim_queued_snapshot(
         &self,
+        replica: &str,
         mongod_version: &str,
         lease: &Lease,
         now: Timestamp,
@@ -266,6 +279,68 @@ pub trait CredentialStore: Send + Sync {
 }
 
 /// The whole metadata store.
-pub trait MetadataStore: ProjectStore + BackupStore + CredentialStore + 'static {}
+pub trait MetadataStore:
+    ProjectStore + BackupStore + CredentialStore + RestoreRunStore + 'static
+{
+}
 
-impl<T: ProjectStore + BackupStore + CredentialStore + 'static> MetadataStore for T {}
+impl<T: ProjectStore + BackupStore + CredentialStore + RestoreRunStore + 'static> MetadataStore
+    for T
+{
+}
+
+/// Restore jobs as work: claims under a lease, heartbeats, progress, outcomes, download links.
+/// Every end of a job is a compare-and-set on its state and lease, so a cancel and a
+/// completion cannot both win.
+#[async_trait]
+pub trait RestoreRunStore: Send + Sync {
+    /// Moves the oldest queued restore job `replica` can run (a download of a snapshot of a
+    /// cluster it hosts, or a restore into a cluster it hosts) whose backoff has passed to
+    /// inProgress under `lease`, counting the attempt.
+    async fn claim_queued_restore_job(
+        &self,
+        replica: &str,
+        lease: &Lease,
+        now: Timestamp,
+    ) -> Result<Option<Claimed<RestoreJob>>, StoreError>;
+    /// Extends the lease of a job still held by `lease.owner`; false when it was lost (or the
+    /// job was cancelled meanwhile).
+    async fn renew_restore_lease(&self, id: ObjectId, lease: &Lease) -> Result<bool, StoreError>;
+    /// Hands an inProgress job held by `owner` back to the queue.
+    async fn release_restore_job(
+        &self,
+        id: ObjectId,
+        owner: &str,
+        release: Release<'_>,
+    ) -> Result<bool, StoreError>;
+    /// Records the progress of a job held by `owner`.
+    async fn record_restore_progress(
+        &self,
+        id: ObjectId,
+        owner: &str,
+        progress: &RestoreProgress,
+    ) -> Result<bool, StoreError>;
+    /// Ends an inProgress job held by `owner`; false when it was cancelled or its lease lost.
+    async fn finish_restore_job(
+        &self,
+        id: ObjectId,
+        owner: &str,
+        outcome: &RestoreOutcome,
+    ) -> Result<bool, StoreError>;
+    /// Hands jobs whose lease lapsed back to the queue, or fails them after `max_attempts`.
+    async fn reap_restore_leases(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<u64, StoreError>;
+    /// The download job whose link carries the token with this SHA-256, and when its one
+    /// complete download happened.
+    async fn restore_job_by_download_token(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<(RestoreJob, Option<Timestamp>)>, StoreError>;
+    /// Records the one complete download of a job; false when one was recorded already.
+    async fn mark_downloaded(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError>;
+    /// Completed download jobs whose link expired become `expired`; returns how many.
+    async fn expire_downloads(&self, now: Timestamp) -> Result<u64, StoreError>;
+}

@@ -2,13 +2,13 @@
 
 use rewind_domain::cluster::Cluster;
 use rewind_domain::group::Group;
-use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
+use rewind_domain::restore_job::{RestoreJob, RestoreJobState, RestoreProgress};
 use rewind_domain::restore_request::DeliveryType;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ObjectId, Timestamp};
 
-use super::{WORKER, lease};
-use crate::{Lease, MetadataStore, Release, RestoreGuard};
+use super::{HOST, WORKER, lease};
+use crate::{Lease, MetadataStore, Release, RestoreGuard, RestoreOutcome};
 
 pub(super) async fn leases_lapse_back_to_the_queue(store: &dyn MetadataStore, cluster: &Cluster) {
     let snapshot = Snapshot::on_demand(
@@ -25,7 +25,7 @@ pub(super) async fn leases_lapse_back_to_the_queue(store: &dyn MetadataStore, cl
         until: Timestamp::now().plus_millis(-1),
     };
     let claimed = store
-        .claim_queued_snapshot("8.0.4", &lapsed, Timestamp::now())
+        .claim_queued_snapshot(HOST, "8.0.4", &lapsed, Timestamp::now())
         .await
         .unwrap()
         .expect("claimed");
@@ -62,7 +62,7 @@ pub(super) async fn leases_lapse_back_to_the_queue(store: &dyn MetadataStore, cl
         "a worker that lost its lease cannot finish the job"
     );
     let live = store
-        .claim_queued_snapshot("8.0.4", &lease(), Timestamp::now())
+        .claim_queued_snapshot(HOST, "8.0.4", &lease(), Timestamp::now())
         .await
         .unwrap()
         .expect("claimed again");
@@ -99,7 +99,7 @@ pub(super) async fn leases_lapse_back_to_the_queue(store: &dyn MetadataStore, cl
     store.insert_on_demand_snapshot(&doomed).await.unwrap();
     for _ in 0..2 {
         store
-            .claim_queued_snapshot("8.0.4", &lapsed, Timestamp::now())
+            .claim_queued_snapshot(HOST, "8.0.4", &lapsed, Timestamp::now())
             .await
             .unwrap()
             .expect("claimed");
@@ -139,7 +139,7 @@ pub(super) async fn heartbeats_and_releases(store: &dyn MetadataStore, cluster: 
         until: Timestamp::now().plus_millis(-1),
     };
     let claimed = store
-        .claim_queued_snapshot("8.0.4", &short, Timestamp::now())
+        .claim_queued_snapshot(HOST, "8.0.4", &short, Timestamp::now())
         .await
         .unwrap()
         .expect("claimed");
@@ -188,7 +188,7 @@ pub(super) async fn heartbeats_and_releases(store: &dyn MetadataStore, cluster: 
             .unwrap()
     );
     let reclaimed = store
-        .claim_queued_snapshot("8.0.4", &lease(), Timestamp::now())
+        .claim_queued_snapshot(HOST, "8.0.4", &lease(), Timestamp::now())
         .await
         .unwrap()
         .expect("released for shutdown, claimable at once");
@@ -224,14 +224,14 @@ pub(super) async fn heartbeats_and_releases(store: &dyn MetadataStore, cluster: 
     );
     assert!(
         store
-            .claim_queued_snapshot("8.0.4", &lease(), Timestamp::now())
+            .claim_queued_snapshot(HOST, "8.0.4", &lease(), Timestamp::now())
             .await
             .unwrap()
             .is_none(),
         "not claimable during its backoff"
     );
     let after_backoff = store
-        .claim_queued_snapshot("8.0.4", &lease(), retry_at)
+        .claim_queued_snapshot(HOST, "8.0.4", &lease(), retry_at)
         .await
         .unwrap()
         .expect("claimable once the backoff ends");
@@ -280,6 +280,7 @@ pub(super) async fn cancel_and_complete_race(
             expires_at: None,
             delivery_urls: Vec::new(),
             failure_reason: None,
+            progress: None,
         };
         let guard = RestoreGuard {
             target: None,
@@ -335,4 +336,216 @@ pub(super) async fn cancel_and_complete_race(
         };
         assert_eq!(stored.state, expected, "the stored outcome is the winner's");
     }
+}
+
+/// Restore jobs as work: only the replica hosting the cluster claims them; the holder
+/// renews, reports progress and ends them; a cancelled job cannot be completed; a download
+/// link is found by its token's hash, downloads completely once, and expires.
+pub(super) async fn restore_runs(
+    store: &dyn MetadataStore,
+    group: &Group,
+    cluster: &Cluster,
+    snapshot: &Snapshot,
+) {
+    let download = |created_at| RestoreJob {
+        id: ObjectId::generate(),
+        group_id: group.id,
+        cluster_name: cluster.name.clone(),
+        delivery_type: DeliveryType::Download,
+        snapshot_id: Some(snapshot.id),
+        target_group_id: None,
+        target_cluster_name: None,
+        pit: None,
+        state: RestoreJobState::Queued,
+        created_at,
+        snapshot_taken_at: snapshot.created_at,
+        finished_at: None,
+        expires_at: None,
+        delivery_urls: Vec::new(),
+        failure_reason: None,
+        progress: None,
+    };
+    let guard = RestoreGuard {
+        target: None,
+        download_snapshot: None,
+        max_group_downloads: None,
+    };
+    let first = download(Timestamp::now());
+    store.insert_restore_job(&first, &guard).await.unwrap();
+    let now = Timestamp::now();
+    assert!(
+        store
+            .claim_queued_restore_job("replica-elsewhere", &lease(), now)
+            .await
+            .unwrap()
+            .is_none(),
+        "a replica that does not host the cluster claims nothing"
+    );
+    let claimed = store
+        .claim_queued_restore_job(HOST, &lease(), now)
+        .await
+        .unwrap()
+        .expect("the hosting replica claims the job");
+    assert_eq!((claimed.job.id, claimed.attempt), (first.id, 1));
+    assert_eq!(claimed.job.state, RestoreJobState::InProgress);
+    assert!(store.renew_restore_lease(first.id, &lease()).await.unwrap());
+    let progress = RestoreProgress {
+        bytes_done: 10,
+        bytes_total: 20,
+        documents_done: 1,
+        documents_total: 2,
+        oplog_entries_applied: 0,
+        bytes_per_second: 5,
+    };
+    assert!(
+        store
+            .record_restore_progress(first.id, WORKER, &progress)
+            .await
+            .unwrap()
+    );
+    let read = store
+        .get_restore_job(group.id, &cluster.name, first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.progress, Some(progress));
+    let token_sha256 = format!("{:064x}", 7);
+    let outcome = RestoreOutcome {
+        state: RestoreJobState::Completed,
+        finished_at: Timestamp::now(),
+        failure_reason: None,
+        delivery_urls: vec!["https://example.test/d/token".into()],
+        expires_at: Some(Timestamp::now().plus_millis(3_600_000)),
+        download_token_sha256: Some(token_sha256.clone()),
+        progress: Some(progress),
+    };
+    assert!(
+        !store
+            .finish_restore_job(first.id, "another-worker", &outcome)
+            .await
+            .unwrap(),
+        "only the holder ends the job"
+    );
+    assert!(
+        store
+            .finish_restore_job(first.id, WORKER, &outcome)
+            .await
+            .unwrap()
+    );
+    let (found, downloaded) = store
+        .restore_job_by_download_token(&token_sha256)
+        .await
+        .unwrap()
+        .expect("found by its token's hash");
+    assert_eq!(found.id, first.id);
+    assert_eq!(found.state, RestoreJobState::Completed);
+    assert_eq!(found.delivery_urls, outcome.delivery_urls);
+    assert_eq!(downloaded, None);
+    assert!(
+        store
+            .mark_downloaded(first.id, Timestamp::now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_downloaded(first.id, Timestamp::now())
+            .await
+            .unwrap(),
+        "one complete download"
+    );
+    assert!(
+        store
+            .restore_job_by_download_token(&token_sha256)
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .expire_downloads(Timestamp::now().plus_millis(3_600_001))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .get_restore_job(group.id, &cluster.name, first.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        RestoreJobState::Expired
+    );
+
+    // A cancel while the job runs: the worker's completion loses, its heartbeat says so.
+    let second = download(Timestamp::now());
+    store.insert_restore_job(&second, &guard).await.unwrap();
+    let claimed = store
+        .claim_queued_restore_job(HOST, &lease(), Timestamp::now())
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert_eq!(claimed.job.id, second.id);
+    assert!(
+        store
+            .transition_restore_job(
+                second.id,
+                &[RestoreJobState::Queued, RestoreJobState::InProgress],
+                RestoreJobState::Cancelled,
+                Timestamp::now()
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_restore_lease(second.id, &lease())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_restore_job(second.id, WORKER, &outcome)
+            .await
+            .unwrap(),
+        "a cancelled job cannot complete"
+    );
+
+    // A dead worker's job goes back to the queue, then fails after its last attempt.
+    let third = download(Timestamp::now());
+    store.insert_restore_job(&third, &guard).await.unwrap();
+    let lapsed = Lease {
+        owner: "dead-worker".into(),
+        until: Timestamp::now().plus_millis(-1),
+    };
+    for attempt in 1..=2 {
+        let claimed = store
+            .claim_queued_restore_job(HOST, &lapsed, Timestamp::now())
+            .await
+            .unwrap()
+            .expect("claimed");
+        assert_eq!((claimed.job.id, claimed.attempt), (third.id, attempt));
+        assert_eq!(
+            store
+                .reap_restore_leases(Timestamp::now(), 2)
+                .await
+                .unwrap(),
+            1
+        );
+    }
+    let failed = store
+        .get_restore_job(group.id, &cluster.name, third.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.state, RestoreJobState::Failed);
+    assert!(
+        failed
+            .failure_reason
+            .unwrap()
+            .contains("stopped before finishing")
+    );
 }

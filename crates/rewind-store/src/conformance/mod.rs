@@ -21,12 +21,14 @@ use crate::{
 pub async fn run_all(store: &dyn MetadataStore) {
     let (org, group) = orgs_and_groups(store).await;
     let cluster = clusters_and_schedules(store, &group).await;
+    cluster_hosting(store, &group).await;
     let snapshot = snapshots(store, &cluster).await;
     restore_jobs(store, &group, &cluster, &snapshot).await;
     credentials(store, &org, &group).await;
     jobs::leases_lapse_back_to_the_queue(store, &cluster).await;
     jobs::heartbeats_and_releases(store, &cluster).await;
     jobs::cancel_and_complete_race(store, &group, &cluster, &snapshot).await;
+    jobs::restore_runs(store, &group, &cluster, &snapshot).await;
     group_deletion_needs_no_clusters(store, &group, &cluster).await;
 }
 
@@ -174,6 +176,9 @@ async fn credentials(store: &dyn MetadataStore, org: &Organization, group: &Grou
     assert!(store.get_api_key(key.id).await.unwrap().is_none());
 }
 
+/// The replica hosting the suite's clusters (the hosting check assigns them to it).
+pub(crate) const HOST: &str = "replica-a";
+
 /// The lease holder the suite claims jobs as.
 pub(crate) const WORKER: &str = "conformance-worker";
 
@@ -240,7 +245,74 @@ fn cluster_named(group: &Group, name: &str) -> Cluster {
         state: ClusterState::Idle,
         created_at: Timestamp::now(),
         spec: serde_json::json!({"replicationSpecs": [{"regionConfigs": []}]}),
+        address: None,
     }
+}
+
+/// Each cluster is hosted by exactly one replica, which records where it answers.
+async fn cluster_hosting(store: &dyn MetadataStore, group: &Group) {
+    let mut first = cluster_named(group, "Hosted1");
+    first.state = ClusterState::Creating;
+    store.create_cluster(&first, None).await.unwrap();
+    let hosted = store.host_clusters("replica-a").await.unwrap();
+    assert!(hosted.iter().any(|cluster| cluster.id == first.id));
+    assert!(
+        !store
+            .host_clusters("replica-b")
+            .await
+            .unwrap()
+            .iter()
+            .any(|cluster| cluster.id == first.id),
+        "a hosted cluster stays with its replica"
+    );
+    assert!(
+        !store
+            .record_cluster_address(
+                first.id,
+                "replica-b",
+                Some("127.0.0.1:1"),
+                ClusterState::Idle
+            )
+            .await
+            .unwrap(),
+        "only the host records an address"
+    );
+    assert!(
+        store
+            .record_cluster_address(
+                first.id,
+                "replica-a",
+                Some("127.0.0.1:27100"),
+                ClusterState::Idle
+            )
+            .await
+            .unwrap()
+    );
+    let served = store
+        .get_cluster(group.id, &first.name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(served.address.as_deref(), Some("127.0.0.1:27100"));
+    assert_eq!(served.state, ClusterState::Idle);
+    let second = cluster_named(group, "Hosted2");
+    store.create_cluster(&second, None).await.unwrap();
+    let hosted_by_b = store.host_clusters("replica-b").await.unwrap();
+    assert!(hosted_by_b.iter().any(|cluster| cluster.id == second.id));
+    assert!(
+        !hosted_by_b.iter().any(|cluster| cluster.id == first.id),
+        "replica-b hosts only what no one hosted"
+    );
+    for cluster in [&first, &second] {
+        assert!(store.delete_cluster(cluster.id).await.unwrap());
+    }
+    assert!(
+        !store
+            .record_cluster_address(first.id, "replica-a", None, ClusterState::Idle)
+            .await
+            .unwrap(),
+        "a deleted cluster records nothing"
+    );
 }
 
 async fn clusters_and_schedules(store: &dyn MetadataStore, group: &Group) -> Cluster {
@@ -330,7 +402,7 @@ async fn snapshots(store: &dyn MetadataStore, cluster: &Cluster) -> Snapshot {
         }
     }
     let claimed = store
-        .claim_queued_snapshot("8.0.4", &lease(), Timestamp::now())
+        .claim_queued_snapshot(HOST, "8.0.4", &lease(), Timestamp::now())
         .await
         .unwrap()
         .expect("claims the queued snapshot");
@@ -340,7 +412,7 @@ async fn snapshots(store: &dyn MetadataStore, cluster: &Cluster) -> Snapshot {
     );
     assert!(
         store
-            .claim_queued_snapshot("8.0.4", &lease(), Timestamp::now())
+            .claim_queued_snapshot(HOST, "8.0.4", &lease(), Timestamp::now())
             .await
             .unwrap()
             .is_none(),
@@ -420,7 +492,7 @@ async fn snapshots(store: &dyn MetadataStore, cluster: &Cluster) -> Snapshot {
         .unwrap();
     assert_eq!((listed.len(), total), (1, 2), "paged listing with total");
     let before_delete = store
-        .claim_queued_snapshot("8.0.4", &lease(), Timestamp::now())
+        .claim_queued_snapshot(HOST, "8.0.4", &lease(), Timestamp::now())
         .await
         .unwrap()
         .expect("second snapshot claimed");
@@ -498,6 +570,7 @@ async fn restore_jobs(
         expires_at: None,
         delivery_urls: Vec::new(),
         failure_reason: None,
+        progress: None,
     };
     let now = Timestamp::now();
     let automated = job(DeliveryType::Automated, Some(&cluster.name), now);

@@ -133,6 +133,7 @@ impl crate::BackupStore for PgStore {
 
     async fn claim_queued_snapshot(
         &self,
+        replica: &str,
         mongod_version: &str,
         lease: &Lease,
         now: Timestamp,
@@ -140,8 +141,8 @@ impl crate::BackupStore for PgStore {
         // SKIP LOCKED: replicas claiming at once each get a different snapshot, none waits.
         one(
             &mut *self.connection().await?,
-            "UPDATE snapshots SET status = 'inProgress', mongod_version = $1, lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL AND retry_at <= $4 ORDER BY requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'queued' RETURNING *",
-            args![mongod_version, lease.owner.as_str(), lease.until.millis(), now.millis()],
+            "UPDATE snapshots SET status = 'inProgress', mongod_version = $1, lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL AND retry_at <= $4 AND cluster_id IN (SELECT id FROM clusters WHERE host_replica = $5) ORDER BY requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'queued' RETURNING *",
+            args![mongod_version, lease.owner.as_str(), lease.until.millis(), now.millis(), replica],
             rows::claimed_snapshot,
         )
         .await
@@ -236,7 +237,7 @@ impl crate::BackupStore for PgStore {
         if let Some(snapshot_id) = guard.download_snapshot {
             let active = count(
                 &mut transaction,
-                &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = $1 AND delivery_type = 'download' AND state IN {ACTIVE}"),
+                &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = $1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
                 args![snapshot_id.to_string()],
             )
             .await?;
@@ -247,7 +248,7 @@ impl crate::BackupStore for PgStore {
         if let Some(max) = guard.max_group_downloads {
             let active = count(
                 &mut transaction,
-                &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = $1 AND delivery_type = 'download' AND state IN {ACTIVE}"),
+                &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = $1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
                 args![job.group_id.to_string()],
             )
             .await?;
@@ -359,13 +360,13 @@ impl crate::BackupStore for PgStore {
         let mut connection = self.connection().await?;
         let of_snapshot = count(
             &mut connection,
-            &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = $1 AND delivery_type = 'download' AND state IN {ACTIVE}"),
+            &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = $1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
             args![snapshot_id.to_string()],
         )
         .await?;
         let of_group = count(
             &mut connection,
-            &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = $1 AND delivery_type = 'download' AND state IN {ACTIVE}"),
+            &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = $1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
             args![group_id.to_string()],
         )
         .await?;

@@ -8,6 +8,7 @@
 mod backups;
 mod credentials;
 mod projects;
+mod restore_runs;
 
 use std::time::Duration;
 

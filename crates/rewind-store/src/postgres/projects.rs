@@ -1,7 +1,7 @@
 //! Organizations, projects, clusters and schedules in PostgreSQL.
 
 use async_trait::async_trait;
-use rewind_domain::cluster::Cluster;
+use rewind_domain::cluster::{Cluster, ClusterState};
 use rewind_domain::group::{Group, Organization};
 use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::{ClusterName, ObjectId};
@@ -295,6 +295,44 @@ impl crate::ProjectStore for PgStore {
         }
         transaction.commit().await?;
         Ok(true)
+    }
+
+    async fn host_clusters(&self, replica: &str) -> Result<Vec<Cluster>, StoreError> {
+        let mut connection = self.connection().await?;
+        execute(
+            &mut connection,
+            "UPDATE clusters SET host_replica = $1 WHERE host_replica IS NULL",
+            args![replica],
+        )
+        .await?;
+        all(
+            &mut connection,
+            "SELECT * FROM clusters WHERE host_replica = $1 ORDER BY created_at, id",
+            args![replica],
+            rows::cluster,
+        )
+        .await
+    }
+
+    async fn record_cluster_address(
+        &self,
+        cluster_id: ObjectId,
+        replica: &str,
+        address: Option<&str>,
+        state: ClusterState,
+    ) -> Result<bool, StoreError> {
+        let changed = execute(
+            &mut *self.connection().await?,
+            "UPDATE clusters SET host_address = $3, state = $4 WHERE id = $1 AND host_replica = $2",
+            args![
+                cluster_id.to_string(),
+                replica,
+                address.map(str::to_owned),
+                state.as_str()
+            ],
+        )
+        .await?;
+        Ok(changed > 0)
     }
 
     async fn get_schedule(

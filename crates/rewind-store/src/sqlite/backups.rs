@@ -123,16 +123,18 @@ impl crate::BackupStore for SqliteStore {
 
     async fn claim_queued_snapshot(
         &self,
+        replica: &str,
         mongod_version: &str,
         lease: &Lease,
         now: Timestamp,
     ) -> Result<Option<Claimed<Snapshot>>, StoreError> {
-        let (mongod_version, lease) = (mongod_version.to_owned(), lease.clone());
+        let (replica, mongod_version, lease) =
+            (replica.to_owned(), mongod_version.to_owned(), lease.clone());
         self.write(move |connection| {
             one(
                 connection,
-                "UPDATE snapshots SET status = 'inProgress', mongod_version = ?1, lease_owner = ?2, lease_expires_at = ?3, attempts = attempts + 1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL AND retry_at <= ?4 ORDER BY requested_at, id LIMIT 1) AND status = 'queued' RETURNING *",
-                params![mongod_version, lease.owner, lease.until.millis(), now.millis()],
+                "UPDATE snapshots SET status = 'inProgress', mongod_version = ?1, lease_owner = ?2, lease_expires_at = ?3, attempts = attempts + 1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL AND retry_at <= ?4 AND cluster_id IN (SELECT id FROM clusters WHERE host_replica = ?5) ORDER BY requested_at, id LIMIT 1) AND status = 'queued' RETURNING *",
+                params![mongod_version, lease.owner, lease.until.millis(), now.millis(), replica],
                 rows::claimed_snapshot,
             )
         })
@@ -236,7 +238,7 @@ impl crate::BackupStore for SqliteStore {
             if let Some(snapshot_id) = guard.download_snapshot {
                 let active = count(
                     connection,
-                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND state IN {ACTIVE_STATES}"),
+                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
                     [snapshot_id.to_string()],
                 )?;
                 if active > 0 {
@@ -246,7 +248,7 @@ impl crate::BackupStore for SqliteStore {
             if let Some(max) = guard.max_group_downloads {
                 let active = count(
                     connection,
-                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND state IN {ACTIVE_STATES}"),
+                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
                     [job.group_id.to_string()],
                 )?;
                 if active >= u64::from(max) {
@@ -354,12 +356,12 @@ impl crate::BackupStore for SqliteStore {
         self.read(|connection| {
             let of_snapshot = count(
                 connection,
-                &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND state IN {ACTIVE_STATES}"),
+                &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
                 [snapshot_id.to_string()],
             )?;
             let of_group = count(
                 connection,
-                &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND state IN {ACTIVE_STATES}"),
+                &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
                 [group_id.to_string()],
             )?;
             Ok((of_snapshot as u32, of_group as u32))

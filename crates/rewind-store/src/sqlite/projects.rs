@@ -229,6 +229,42 @@ impl crate::ProjectStore for SqliteStore {
         .await
     }
 
+    async fn host_clusters(&self, replica: &str) -> Result<Vec<Cluster>, StoreError> {
+        let replica = replica.to_owned();
+        self.write(move |connection| {
+            execute(
+                connection,
+                "UPDATE clusters SET host_replica = ?1 WHERE host_replica IS NULL",
+                [replica.as_str()],
+            )?;
+            all(
+                connection,
+                "SELECT * FROM clusters WHERE host_replica = ?1 ORDER BY created_at, id",
+                [replica.as_str()],
+                rows::cluster,
+            )
+        })
+        .await
+    }
+
+    async fn record_cluster_address(
+        &self,
+        cluster_id: ObjectId,
+        replica: &str,
+        address: Option<&str>,
+        state: ClusterState,
+    ) -> Result<bool, StoreError> {
+        let (replica, address) = (replica.to_owned(), address.map(str::to_owned));
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "UPDATE clusters SET host_address = ?3, state = ?4 WHERE id = ?1 AND host_replica = ?2",
+                params![cluster_id.to_string(), replica, address, state.as_str()],
+            )? > 0)
+        })
+        .await
+    }
+
     async fn get_schedule(
         &self,
         cluster_id: ObjectId,

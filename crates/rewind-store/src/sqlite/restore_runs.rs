@@ -1,0 +1,155 @@
+//! Restore jobs as work, in SQLite: the single writer makes every claim and end atomic.
+
+use async_trait::async_trait;
+use rewind_domain::restore_job::RestoreProgress;
+use rusqlite::params;
+
+use super::*;
+use crate::rows::{self, CLAIM_RESTORE_JOB, RESTORE_LEASE_REAP, release_columns};
+use crate::{Claimed, Lease, Release, RestoreOutcome};
+
+#[async_trait]
+impl crate::RestoreRunStore for SqliteStore {
+    async fn claim_queued_restore_job(
+        &self,
+        replica: &str,
+        lease: &Lease,
+        now: Timestamp,
+    ) -> Result<Option<Claimed<RestoreJob>>, StoreError> {
+        let (replica, lease) = (replica.to_owned(), lease.clone());
+        self.write(move |connection| {
+            one(
+                connection,
+                &CLAIM_RESTORE_JOB.replace("{SKIP_LOCKED}", ""),
+                params![lease.owner, lease.until.millis(), now.millis(), replica],
+                rows::claimed_restore_job,
+            )
+        })
+        .await
+    }
+
+    async fn renew_restore_lease(&self, id: ObjectId, lease: &Lease) -> Result<bool, StoreError> {
+        let lease = lease.clone();
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "UPDATE restore_jobs SET lease_expires_at = ?3 WHERE id = ?1 AND state = 'inProgress' AND lease_owner = ?2",
+                params![id.to_string(), lease.owner, lease.until.millis()],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn release_restore_job(
+        &self,
+        id: ObjectId,
+        owner: &str,
+        release: Release<'_>,
+    ) -> Result<bool, StoreError> {
+        let (refund, retry_at, error) = release_columns(release);
+        let owner = owner.to_owned();
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "UPDATE restore_jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - ?3, retry_at = ?4, last_error = COALESCE(?5, last_error) WHERE id = ?1 AND state = 'inProgress' AND lease_owner = ?2",
+                params![id.to_string(), owner, refund, retry_at, error],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn record_restore_progress(
+        &self,
+        id: ObjectId,
+        owner: &str,
+        progress: &RestoreProgress,
+    ) -> Result<bool, StoreError> {
+        let (owner, progress) = (owner.to_owned(), rows::encode_progress(progress));
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "UPDATE restore_jobs SET progress = ?3 WHERE id = ?1 AND state = 'inProgress' AND lease_owner = ?2",
+                params![id.to_string(), owner, progress],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn finish_restore_job(
+        &self,
+        id: ObjectId,
+        owner: &str,
+        outcome: &RestoreOutcome,
+    ) -> Result<bool, StoreError> {
+        let (owner, outcome) = (owner.to_owned(), outcome.clone());
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "UPDATE restore_jobs SET state = ?3, updated_at = ?4, finished_at = ?4, failure_reason = ?5, delivery_urls = ?6, expires_at = ?7, download_token_sha256 = ?8, progress = COALESCE(?9, progress), lease_owner = NULL, lease_expires_at = NULL WHERE id = ?1 AND state = 'inProgress' AND lease_owner = ?2",
+                params![
+                    id.to_string(),
+                    owner,
+                    outcome.state.as_str(),
+                    outcome.finished_at.millis(),
+                    outcome.failure_reason,
+                    encode_strings(&outcome.delivery_urls),
+                    outcome.expires_at.map(Timestamp::millis),
+                    outcome.download_token_sha256,
+                    outcome.progress.as_ref().map(rows::encode_progress),
+                ],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn reap_restore_leases(
+        &self,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<u64, StoreError> {
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                RESTORE_LEASE_REAP,
+                params![now.millis(), i64::from(max_attempts)],
+            )? as u64)
+        })
+        .await
+    }
+
+    async fn restore_job_by_download_token(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<(RestoreJob, Option<Timestamp>)>, StoreError> {
+        self.read(|connection| {
+            one(
+                connection,
+                "SELECT * FROM restore_jobs WHERE download_token_sha256 = ?1",
+                [token_sha256],
+                rows::restore_job_with_download,
+            )
+        })
+    }
+
+    async fn mark_downloaded(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError> {
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "UPDATE restore_jobs SET downloaded_at = ?2 WHERE id = ?1 AND downloaded_at IS NULL",
+                params![id.to_string(), now.millis()],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn expire_downloads(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.write(move |connection| {
+            Ok(execute(
+                connection,
+                "UPDATE restore_jobs SET state = 'expired', updated_at = ?1 WHERE delivery_type = 'download' AND state = 'completed' AND expires_at <= ?1",
+                [now.millis()],
+            )? as u64)
+        })
+        .await
+    }
+}
