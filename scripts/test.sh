@@ -39,6 +39,15 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 
+step "mongosh (the second MongoDB client of the driver tests)"
+if [ ! -x tests/mongosh/node_modules/.bin/mongosh ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  npm install --prefix tests/mongosh --no-audit --no-fund --no-package-lock --silent
+fi
+tests/mongosh/node_modules/.bin/mongosh --version
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

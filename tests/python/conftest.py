@@ -16,6 +16,7 @@ no mocks, no in-process shortcuts.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import queue
@@ -446,3 +447,37 @@ def reference_file(name: str) -> Path:
             "schema checks need it"
         )
     return path
+
+
+# --------------------------------------------------------------------------
+# Live clusters (MongoDB drivers)
+# --------------------------------------------------------------------------
+
+def wait_cluster_uri(api: AtlasClient, group_id: str, name: str, timeout: float = 20.0) -> str:
+    """Wait until the cluster is IDLE and served; return `connectionStrings.standard`."""
+    deadline = time.time() + timeout
+    while True:
+        body = expect(api.get(f"/api/atlas/v2/groups/{group_id}/clusters/{name}", version=V_CLUSTERS), 200)
+        uri = body.get("connectionStrings", {}).get("standard")
+        if body["stateName"] == "IDLE" and uri:
+            return uri
+        assert time.time() < deadline, f"cluster {name} never served: {body}"
+        time.sleep(0.1)
+
+
+_cluster_names = itertools.count()
+
+
+@pytest.fixture
+def mongo_uri(api: AtlasClient, server: ServerProcess) -> str:
+    """A fresh cluster created through the API, as its `connectionStrings.standard`.
+
+    `REWIND_TEST_MONGO_URI` points the driver tests at another server instead (for developing
+    the command layer against a bare wire server).
+    """
+    override = os.environ.get("REWIND_TEST_MONGO_URI")
+    if override:
+        return override
+    name = f"Driver{next(_cluster_names)}-{int(time.time() * 1000) % 100000}"
+    create_cluster(api, server.group_id, name, backup=True)
+    return wait_cluster_uri(api, server.group_id, name)

@@ -8,6 +8,8 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 mod handlers;
+
+pub use handlers::downloads::packaged_file;
 pub mod metrics;
 pub mod negotiate;
 pub mod openapi;
@@ -15,6 +17,7 @@ pub mod render;
 pub mod routes;
 pub mod views;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +57,8 @@ pub struct AppContext {
     pub metrics: metrics::Metrics,
     /// This process's id among the replicas sharing a store, in logs and metrics.
     pub replica_id: ObjectId,
+    /// Where the restore worker packages download restores.
+    pub downloads: PathBuf,
 }
 
 /// Shared handler state.
@@ -65,8 +70,9 @@ impl AppContext {
         store: Arc<dyn MetadataStore>,
         public_url: &str,
         nonce_secret: [u8; 32],
+        replica_id: ObjectId,
+        downloads: PathBuf,
     ) -> AppState {
-        let replica_id = ObjectId::generate();
         Arc::new(Self {
             store,
             links: Links::new(public_url),
@@ -74,6 +80,7 @@ impl AppContext {
             nonce_counts: NonceCounter::new(NONCE_TTL),
             metrics: metrics::Metrics::new(replica_id),
             replica_id,
+            downloads,
         })
     }
 
@@ -82,13 +89,15 @@ impl AppContext {
     pub async fn shared(
         store: Arc<dyn MetadataStore>,
         public_url: &str,
+        replica_id: ObjectId,
+        downloads: PathBuf,
     ) -> Result<AppState, StoreError> {
         let candidate = hex::encode(rand::random::<[u8; 32]>());
         let shared = store.shared_secret("digest-nonce-hmac", &candidate).await?;
         let mut secret = [0u8; 32];
         hex::decode_to_slice(&shared, &mut secret)
             .map_err(|_| StoreError::Corrupt("digest-nonce-hmac".into()))?;
-        Ok(Self::new(store, public_url, secret))
+        Ok(Self::new(store, public_url, secret, replica_id, downloads))
     }
 }
 
@@ -106,6 +115,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/atlas/v2/openapi.json", get(handlers::ops::openapi_document))
         .route("/api/oauth/token", post(auth::oauth::token))
         .route("/api/oauth/revoke", post(auth::oauth::revoke))
+        .route(
+            "/api/rewind/v1/downloads/{token}/{file}",
+            get(handlers::downloads::download),
+        )
         .route("/metrics", get(metrics::exposition))
         .route("/healthz", get(handlers::ops::healthz))
         .route("/readyz", get(handlers::ops::readyz))

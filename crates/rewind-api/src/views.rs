@@ -2,7 +2,7 @@
 
 use rewind_domain::cluster::{Cluster, MONGODB_MAJOR_VERSION, MONGODB_VERSION};
 use rewind_domain::group::{Group, Organization};
-use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
+use rewind_domain::restore_job::{RestoreJob, RestoreJobState, RestoreProgress};
 use rewind_domain::restore_request::{DeliveryType, PitTarget};
 use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::snapshot::Snapshot;
@@ -80,7 +80,7 @@ pub fn group(links: &Links, group: &Group, cluster_count: u64) -> Value {
 
 /// A cluster (`ClusterDescription20240805`): the client's recorded description with the
 /// fields rewind owns laid over it.
-pub fn cluster(links: &Links, cluster: &Cluster, mongodb_uri: Option<&str>) -> Value {
+pub fn cluster(links: &Links, cluster: &Cluster) -> Value {
     let mut body = match &cluster.spec {
         Value::Object(object) => object.clone(),
         _ => Map::new(),
@@ -89,7 +89,7 @@ pub fn cluster(links: &Links, cluster: &Cluster, mongodb_uri: Option<&str>) -> V
     let mut owned = json!({
         "backupEnabled": cluster.backup_enabled,
         "clusterType": cluster.cluster_type.as_str(),
-        "connectionStrings": connection_strings(mongodb_uri),
+        "connectionStrings": connection_strings(cluster.mongodb_uri().as_deref()),
         "createDate": cluster.created_at,
         "groupId": cluster.group_id,
         "id": cluster.id,
@@ -168,6 +168,9 @@ pub struct RestoreJobView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<Timestamp>,
     failed: bool,
+    /// rewind's own: why the job failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     finished_at: Option<Timestamp>,
     id: ObjectId,
@@ -181,6 +184,9 @@ pub struct RestoreJobView<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     point_in_time_utc_seconds: Option<i32>,
+    /// rewind's own: how far the restore got (Atlas clients ignore unknown fields).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<RestoreProgress>,
     #[serde(skip_serializing_if = "Option::is_none")]
     snapshot_id: Option<ObjectId>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -246,12 +252,14 @@ pub fn restore_job<'a>(links: &Links, job: &'a RestoreJob) -> RestoreJobView<'a>
         expired: job.state == RestoreJobState::Expired,
         expires_at: job.expires_at,
         failed: job.state == RestoreJobState::Failed,
+        failure_reason: job.failure_reason.as_deref(),
         finished_at: job.finished_at,
         id: job.id,
         links: job_links,
         oplog_inc: oplog.map(|(_, inc)| inc),
         oplog_ts: oplog.map(|(ts, _)| ts),
         point_in_time_utc_seconds: utc_seconds,
+        progress: job.progress,
         snapshot_id: job.snapshot_id,
         target_cluster_name: job.target_cluster_name.as_ref().map(ClusterName::as_str),
         target_deployment_item_name: job

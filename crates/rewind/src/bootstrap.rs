@@ -74,3 +74,22 @@ pub async fn ensure(store: &dyn MetadataStore, data_dir: &Path) -> anyhow::Resul
     println!("rewind:   private key: {private_key}");
     Ok(())
 }
+
+/// This replica's id: kept in `<data-dir>/replica-id` so that a restarted replica is the same
+/// replica (it hosts the same clusters, whose data lives in its data directory).
+pub fn replica_id(data_dir: &Path) -> anyhow::Result<ObjectId> {
+    let path = data_dir.join("replica-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{} does not hold a replica id", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let id = ObjectId::generate();
+            write_atomically(&path, format!("{id}\n").as_bytes(), 0o644)
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(id)
+        }
+        Err(error) => Err(anyhow::Error::new(error).context(format!("reading {}", path.display()))),
+    }
+}

@@ -40,6 +40,20 @@ pub struct ServeArgs {
     /// released for another replica [default: 10].
     #[arg(long, env = "REWIND_SHUTDOWN_GRACE_SECONDS")]
     pub shutdown_grace_seconds: Option<u64>,
+    /// Where snapshots and captured oplog live: a directory or `file://` URL
+    /// [default: <data-dir>/blobs].
+    #[arg(long, env = "REWIND_BLOB_STORE")]
+    pub blob_store: Option<String>,
+    /// First port tried for a cluster's MongoDB server on 127.0.0.1 (each cluster takes the
+    /// next free one); 0 lets the system pick [default: 27100].
+    #[arg(long, env = "REWIND_CLUSTER_PORT_BASE")]
+    pub cluster_port_base: Option<u16>,
+    /// Seconds a download restore's link stays valid [default: 3600, as Atlas].
+    #[arg(long, env = "REWIND_DOWNLOAD_LINK_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub download_link_seconds: Option<u64>,
+    /// Fault injection for tests: a restore waits this long before swapping its data in.
+    #[arg(long, env = "REWIND_FAULT_RESTORE_DELAY_MS", hide = true)]
+    pub fault_restore_delay_ms: Option<u64>,
     /// Fault injection for tests: every snapshot step takes at least this long.
     #[arg(long, env = "REWIND_FAULT_SNAPSHOT_DELAY_MS", hide = true)]
     pub fault_snapshot_delay_ms: Option<u64>,
@@ -57,6 +71,9 @@ struct FileSettings {
     lease_seconds: Option<u64>,
     workers: Option<usize>,
     shutdown_grace_seconds: Option<u64>,
+    cluster_port_base: Option<u16>,
+    blob_store: Option<String>,
+    download_link_seconds: Option<u64>,
 }
 
 /// Resolved settings.
@@ -80,6 +97,14 @@ pub struct Settings {
     pub shutdown_grace: std::time::Duration,
     /// Fault injection: the least time a snapshot step takes.
     pub fault_snapshot_delay: std::time::Duration,
+    /// First port tried for a cluster's server; 0: system-assigned.
+    pub cluster_port_base: u16,
+    /// The blob store's location.
+    pub blob_store: String,
+    /// How long a download link stays valid.
+    pub download_link: std::time::Duration,
+    /// Fault injection: how long a restore waits before swapping its data in.
+    pub fault_restore_delay: std::time::Duration,
 }
 
 impl Settings {
@@ -104,12 +129,13 @@ impl Settings {
             Some(listen) => listen,
             None => "127.0.0.1:8080".parse()?,
         };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("rewind-data"));
         Ok(Self {
             listen,
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("rewind-data")),
+            data_dir: data_dir.clone(),
             public_url: args.public_url.or(file.public_url),
             log_format,
             database_url: args.database_url.or(file.database_url),
@@ -120,6 +146,22 @@ impl Settings {
                     .or(file.shutdown_grace_seconds)
                     .unwrap_or(10),
             ),
+            blob_store: match args.blob_store.or(file.blob_store) {
+                Some(location) => location,
+                None => data_dir.join("blobs").to_string_lossy().into_owned(),
+            },
+            download_link: std::time::Duration::from_secs(
+                args.download_link_seconds
+                    .or(file.download_link_seconds)
+                    .unwrap_or(3600),
+            ),
+            fault_restore_delay: std::time::Duration::from_millis(
+                args.fault_restore_delay_ms.unwrap_or(0),
+            ),
+            cluster_port_base: args
+                .cluster_port_base
+                .or(file.cluster_port_base)
+                .unwrap_or(27_100),
             fault_snapshot_delay: std::time::Duration::from_millis(
                 args.fault_snapshot_delay_ms.unwrap_or(0),
             ),

@@ -32,3 +32,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result
     }
     result
 }
+
+/// Fsyncs a directory, so the names created or renamed in it survive a crash.
+pub fn sync_dir(directory: &Path) -> std::io::Result<()> {
+    File::open(directory)?.sync_all()
+}

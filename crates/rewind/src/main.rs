@@ -1,10 +1,14 @@
 //! `rewind`: a self-hosted, Atlas-compatible cloud backup service.
 
+mod backups;
 mod bench;
 mod bootstrap;
 mod config;
 mod durable;
+mod hosting;
 mod job;
+mod oplog_capture;
+mod restore;
 mod serve;
 mod worker;
 
@@ -21,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the Atlas Admin API (and run the background workers).
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Measure throughput and latency against a ceiling measured in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -39,7 +43,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let settings = config::Settings::resolve(args)?;
+            let settings = config::Settings::resolve(*args)?;
             config::init_logging(&settings.log_format)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

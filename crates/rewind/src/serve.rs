@@ -8,8 +8,9 @@ use rewind_store::{MetadataStore, PgStore, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::backups::Backups;
 use crate::config::Settings;
-use crate::{bootstrap, worker};
+use crate::{bootstrap, hosting, oplog_capture, worker};
 
 /// Runs until SIGTERM or SIGINT, then drains requests and stops the workers.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -37,25 +38,57 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
-    let app = AppContext::shared(store.clone(), &public_url)
-        .await
-        .context("reading the secrets replicas share")?;
-    let replica_id = app.replica_id;
+    let replica_id = bootstrap::replica_id(&settings.data_dir)?;
+    let app = AppContext::shared(
+        store.clone(),
+        &public_url,
+        replica_id,
+        settings.data_dir.join("downloads"),
+    )
+    .await
+    .context("reading the secrets replicas share")?;
     let router = rewind_api::router(app);
 
+    let clusters = hosting::Clusters::new(hosting::HostingConfig {
+        replica: replica_id.to_string(),
+        data_dir: settings.data_dir.clone(),
+        port_base: settings.cluster_port_base,
+        handler: Arc::new(|engine| Arc::new(rewind_commands::Commands::new(engine))),
+    });
+    let blobs = rewind_backup::open_blob_store(&settings.blob_store)
+        .with_context(|| format!("opening the blob store {}", settings.blob_store))?;
+    let backups = Backups {
+        blobs,
+        clusters: clusters.clone(),
+    };
     let (stop_sender, stop_receiver) = watch::channel(false);
+    let incarnation = rewind_domain::ObjectId::generate();
     let workers: Vec<_> = (0..settings.workers)
         .map(|number| {
             let config = worker::WorkerConfig {
-                data_dir: settings.data_dir.clone(),
-                owner: format!("{replica_id}/{number}"),
+                backups: backups.clone(),
+                downloads: settings.data_dir.join("downloads"),
+                public_url: public_url.clone(),
+                replica: replica_id.to_string(),
+                // A restarted replica is the same replica, but not the same lease holder.
+                owner: format!("{replica_id}/{incarnation}/{number}"),
                 lease: settings.lease,
                 shutdown_grace: settings.shutdown_grace,
                 fault_snapshot_delay: settings.fault_snapshot_delay,
+                download_link: settings.download_link,
+                fault_restore_delay: settings.fault_restore_delay,
             };
             worker::spawn(store.clone(), config, stop_receiver.clone())
         })
         .collect();
+
+    let hosting = hosting::spawn(store.clone(), clusters.clone(), stop_receiver.clone());
+    let oplog_capture = oplog_capture::spawn(
+        store.clone(),
+        backups,
+        replica_id.to_string(),
+        stop_receiver.clone(),
+    );
 
     println!("rewind: listening on http://{address}");
     tracing::info!(%address, replica = %replica_id, data_dir = %settings.data_dir.display(), "rewind serving");
@@ -71,6 +104,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     for worker in workers {
         worker.await.context("joining a worker")?;
     }
+    oplog_capture.await.context("stopping oplog capture")?;
+    hosting.await.context("stopping the clusters")?;
     tracing::info!("rewind stopped");
     Ok(())
 }

@@ -1,26 +1,27 @@
-//! The background worker: claims queued snapshots under a lease, hands back the jobs of dead
-//! workers, and removes expired snapshots and bearer tokens.
+//! The background worker: takes snapshots and runs restore jobs under a lease, hands back
+//! the jobs of dead workers, and removes what expired (snapshots with their blobs, download
+//! links, bearer tokens).
 //!
 //! Every replica runs the same loop against the shared store; the store's claim (`FOR UPDATE
-//! SKIP LOCKED` on PostgreSQL, the single writer on SQLite) gives each job to one worker, the
-//! heartbeat in [`crate::job`] keeps it there, and the reaper hands it to another worker when
-//! its holder stops renewing. Restore jobs have no executor yet, so they stay `queued`: nothing
-//! reports a restore that did not happen.
+//! SKIP LOCKED` on PostgreSQL, the single writer on SQLite) gives each job to one worker of
+//! the replica hosting its cluster, the heartbeat in [`crate::job`] keeps it there, and the
+//! reaper hands it back to the queue when its holder stops renewing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use rewind_backup::{BackupError, load_manifest, take_snapshot};
 use rewind_domain::Timestamp;
 use rewind_domain::cluster::MONGODB_VERSION;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
+use rewind_engine::Engine;
 use rewind_store::{Claimed, Lease, MetadataStore, Release};
-use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::durable::write_atomically;
+use crate::backups::{Backups, repository};
 use crate::job::{self, Checkpoint, Ended};
 
 /// How often the worker looks for work when idle.
@@ -34,9 +35,15 @@ const MAX_ATTEMPTS: u32 = 3;
 /// What one worker needs besides the store.
 #[derive(Clone)]
 pub struct WorkerConfig {
-    /// Where snapshot data lives.
-    pub data_dir: PathBuf,
-    /// Names this worker in the leases it takes (replica id and worker number).
+    /// The blob store and the clusters running here.
+    pub backups: Backups,
+    /// Where download restores are packaged.
+    pub downloads: PathBuf,
+    /// The base URL download links start with.
+    pub public_url: String,
+    /// The replica this worker runs in: it takes the jobs of the clusters the replica hosts.
+    pub replica: String,
+    /// Names this worker in the leases it takes (replica, process and worker number).
     pub owner: String,
     /// How long a claim lasts: a job whose worker died goes back to the queue after this.
     pub lease: Duration,
@@ -44,10 +51,15 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// Fault injection for tests: the least time a snapshot step takes.
     pub fault_snapshot_delay: Duration,
+    /// How long a download link stays valid.
+    pub download_link: Duration,
+    /// Fault injection for tests: how long a restore waits before swapping its data in.
+    pub fault_restore_delay: Duration,
 }
 
 impl WorkerConfig {
-    fn lease_from(&self, now: Timestamp) -> Lease {
+    /// A lease for this worker from `now`.
+    pub fn lease_from(&self, now: Timestamp) -> Lease {
         Lease {
             owner: self.owner.clone(),
             until: now.plus_millis(i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)),
@@ -72,13 +84,19 @@ pub fn spawn(
                 }
                 last_sweep = Some(std::time::Instant::now());
             }
-            let worked = match take_one(&store, &config, &stop).await {
-                Ok(worked) => worked,
-                Err(error) => {
-                    tracing::error!(%error, "worker step failed");
+            let snapshot = take_one(&store, &config, &stop)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::error!(error = format!("{error:#}"), "snapshot step failed");
                     false
-                }
-            };
+                });
+            let restore = crate::restore::take_one(&store, &config, &stop)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::error!(error = format!("{error:#}"), "restore step failed");
+                    false
+                });
+            let worked = snapshot || restore;
             if !worked {
                 tokio::select! {
                     _ = stop.changed() => {}
@@ -101,16 +119,21 @@ async fn sweep(store: &dyn MetadataStore, config: &WorkerConfig) -> anyhow::Resu
             "reclaimed snapshots whose worker stopped before finishing"
         );
     }
-    for snapshot in store.expired_snapshots(Timestamp::now()).await? {
-        let directory = snapshot_dir(&config.data_dir, &snapshot);
-        match tokio::fs::remove_dir_all(&directory).await {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error.into()),
-        }
-        store.delete_snapshot(snapshot.id, Timestamp::now()).await?;
-        tracing::info!(snapshot.id = %snapshot.id, "expired snapshot removed");
+    let reaped = store
+        .reap_restore_leases(Timestamp::now(), MAX_ATTEMPTS)
+        .await?;
+    if reaped > 0 {
+        tracing::warn!(
+            restore_jobs = reaped,
+            "reclaimed restore jobs whose worker stopped before finishing"
+        );
     }
+    for snapshot in store.expired_snapshots(Timestamp::now()).await? {
+        remove_snapshot_data(config, &snapshot).await?;
+        store.delete_snapshot(snapshot.id, Timestamp::now()).await?;
+        tracing::info!(snapshot.id = %snapshot.id, "expired snapshot removed with its data");
+    }
+    store.expire_downloads(Timestamp::now()).await?;
     store.delete_expired_access_tokens(Timestamp::now()).await?;
     Ok(())
 }
@@ -126,18 +149,37 @@ async fn take_one(
         job: snapshot,
         attempt,
     }) = store
-        .claim_queued_snapshot(MONGODB_VERSION, &config.lease_from(now), now)
+        .claim_queued_snapshot(
+            &config.replica,
+            MONGODB_VERSION,
+            &config.lease_from(now),
+            now,
+        )
         .await?
     else {
         return Ok(false);
     };
     let owner = config.owner.as_str();
     tracing::info!(snapshot.id = %snapshot.id, %owner, attempt, "snapshot started");
-    let directory = snapshot_dir(&config.data_dir, &snapshot);
-    let delay = config.fault_snapshot_delay;
+    let Some(engines) = config.backups.clusters.engines(snapshot.cluster_id).await else {
+        let reason = "the cluster is not serving (paused or stopped), so it cannot be snapshotted";
+        store
+            .finish_snapshot(
+                snapshot.id,
+                owner,
+                SnapshotStatus::Failed,
+                Timestamp::now(),
+                0,
+                Some(reason),
+            )
+            .await?;
+        tracing::warn!(snapshot.id = %snapshot.id, reason, "snapshot failed");
+        return Ok(true);
+    };
+    let (blobs, delay) = (config.backups.blobs.clone(), config.fault_snapshot_delay);
     let step = {
         let snapshot = snapshot.clone();
-        move |cancel: &AtomicBool| capture(&directory, &snapshot, delay, cancel)
+        move |cancel: &AtomicBool| capture(&blobs, &engines, &snapshot, delay, cancel)
     };
     let heartbeat = {
         let (store, config, id) = (store.clone(), config.clone(), snapshot.id);
@@ -215,17 +257,38 @@ async fn take_one(
     Ok(true)
 }
 
-fn snapshot_dir(data_dir: &Path, snapshot: &Snapshot) -> PathBuf {
-    data_dir
-        .join("snapshots")
-        .join(snapshot.cluster_id.to_string())
-        .join(snapshot.id.to_string())
+/// Removes an expired snapshot's manifests and the chunks no other snapshot uses.
+async fn remove_snapshot_data(config: &WorkerConfig, snapshot: &Snapshot) -> anyhow::Result<()> {
+    let blobs = config.backups.blobs.clone();
+    let (cluster, id) = (snapshot.cluster_id, snapshot.id.to_string());
+    let prefixes: Vec<String> = match config.backups.clusters.engines(cluster).await {
+        Some(engines) => engines
+            .iter()
+            .map(|(set, _)| repository(cluster, set))
+            .collect(),
+        None => Vec::new(),
+    };
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        for prefix in prefixes {
+            match load_manifest(blobs.as_ref(), &prefix, &id) {
+                Ok(manifest) => {
+                    rewind_backup::delete_snapshot(blobs.as_ref(), &prefix, &manifest, &[])?;
+                }
+                Err(BackupError::Blob(rewind_backup::BlobError::NotFound { .. })) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    })
+    .await?
 }
 
-/// Writes the manifest of the cluster's (empty) data set durably; returns the bytes stored.
-/// Rewriting it is harmless, so a re-run after a crash finishes the job correctly.
+/// Snapshots every replica set of a cluster from a consistent read view of each; returns
+/// the compressed bytes its snapshots reference. Chunks are content-addressed and the
+/// manifest is written last, so a re-run after a crash finishes the job correctly.
 fn capture(
-    directory: &Path,
+    blobs: &Arc<dyn rewind_backup::BlobStore>,
+    engines: &[(String, Arc<Engine>)],
     snapshot: &Snapshot,
     delay: Duration,
     cancel: &AtomicBool,
@@ -233,16 +296,26 @@ fn capture(
     if !job::pause(delay, cancel) {
         return Ok(Checkpoint::Cancelled);
     }
-    let manifest = json!({
-        "format": "rewind-snapshot-manifest/1",
-        "snapshotId": snapshot.id,
-        "clusterId": snapshot.cluster_id,
-        "clusterName": snapshot.cluster_name.as_str(),
-        "mongodVersion": MONGODB_VERSION,
-        "namespaces": [],
-        "documents": 0,
-    });
-    let bytes = serde_json::to_vec_pretty(&manifest)?;
-    write_atomically(&directory.join("manifest.json"), &bytes, 0o644)?;
-    Ok(Checkpoint::Done(bytes.len() as i64))
+    let mut size = 0u64;
+    for (set, engine) in engines {
+        let prefix = repository(snapshot.cluster_id, set);
+        let view = engine.read_view().map_err(std::io::Error::other)?;
+        match take_snapshot(
+            &view,
+            blobs.as_ref(),
+            &prefix,
+            &snapshot.id.to_string(),
+            cancel,
+            &mut |_| {},
+        ) {
+            Ok(taken) => {
+                // What the snapshot keeps: its chunks (compressed) and its manifest.
+                let manifest = serde_json::to_vec(&taken.manifest).map_or(0, |bytes| bytes.len());
+                size += taken.stats.compressed_bytes + manifest as u64;
+            }
+            Err(BackupError::Cancelled) => return Ok(Checkpoint::Cancelled),
+            Err(error) => return Err(std::io::Error::other(error.to_string())),
+        }
+    }
+    Ok(Checkpoint::Done(i64::try_from(size).unwrap_or(i64::MAX)))
 }

@@ -184,7 +184,7 @@ pub async fn list(
     let (clusters, total) = app.store.list_clusters(group.id, query.page()).await?;
     let results = clusters
         .iter()
-        .map(|cluster| views::cluster(&app.links, cluster, None))
+        .map(|cluster| views::cluster(&app.links, cluster))
         .collect();
     Ok(list_response(&app, &uri, &query, results, total))
 }
@@ -216,10 +216,11 @@ pub async fn create(
         backup_enabled,
         pit_enabled,
         paused: settings.paused.unwrap_or(false),
-        // Nothing is provisioned for a record, so it is ready at once.
-        state: ClusterState::Idle,
+        // IDLE once a replica serves it (see the binary's cluster hosting).
+        state: ClusterState::Creating,
         created_at: now,
         spec: Value::Object(settings.recorded),
+        address: None,
     };
     let schedule = backup_enabled.then(|| BackupSchedule::atlas_default(cluster.id, now));
     match app.store.create_cluster(&cluster, schedule.as_ref()).await {
@@ -236,7 +237,7 @@ pub async fn create(
     tracing::info!(cluster.id = %cluster.id, cluster.name = %cluster.name, "cluster created");
     Ok(json_response(
         StatusCode::CREATED,
-        &views::cluster(&app.links, &cluster, None),
+        &views::cluster(&app.links, &cluster),
     ))
 }
 
@@ -250,7 +251,7 @@ pub async fn get_one(
         authorized_cluster(&app, &principal, &group_text, &name, ProjectAction::Read).await?;
     Ok(json_response(
         StatusCode::OK,
-        &views::cluster(&app.links, &cluster, None),
+        &views::cluster(&app.links, &cluster),
     ))
 }
 
@@ -305,7 +306,7 @@ pub async fn update(
         .await?;
     Ok(json_response(
         StatusCode::OK,
-        &views::cluster(&app.links, &updated, None),
+        &views::cluster(&app.links, &updated),
     ))
 }
 

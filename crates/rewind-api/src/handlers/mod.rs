@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod clusters;
+pub mod downloads;
 pub mod flex;
 pub mod groups;
 pub mod ops;

@@ -117,7 +117,13 @@ async fn run_in(args: &ApiBenchArgs, data_dir: &std::path::Path) -> anyhow::Resu
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
-    let app = AppContext::new(store.clone(), &format!("http://{address}"), rand::random());
+    let app = AppContext::new(
+        store.clone(),
+        &format!("http://{address}"),
+        rand::random(),
+        ObjectId::generate(),
+        data_dir.join("downloads"),
+    );
     tokio::spawn(async move { axum::serve(listener, rewind_api::router(app)).await });
 
     // The job GET reads is created through the API itself; its JSON is the ceiling's body.
@@ -341,10 +347,12 @@ impl Fixture {
             "prepared {targets} target clusters in {:.1} s",
             started.elapsed().as_secs_f64()
         );
+        store.host_clusters("bench").await?;
         let snapshot = Snapshot::on_demand(group.id, source.id, source.name.clone(), None, 7, now);
         store.insert_on_demand_snapshot(&snapshot).await?;
         let claimed = store
             .claim_queued_snapshot(
+                "bench",
                 "8.0.4",
                 &Lease {
                     owner: "bench".into(),
@@ -398,6 +406,7 @@ pub fn cluster(group_id: ObjectId, name: &str, now: Timestamp) -> anyhow::Result
         state: ClusterState::Idle,
         created_at: now,
         spec: serde_json::json!({}),
+        address: None,
     })
 }
 

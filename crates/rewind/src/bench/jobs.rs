@@ -35,6 +35,9 @@ pub struct JobsBenchArgs {
     /// Queued snapshots claimed by the four workers.
     #[arg(long, default_value_t = 4_000)]
     pub claims: usize,
+    /// Measure SQLite only.
+    #[arg(long)]
+    pub sqlite_only: bool,
     /// PostgreSQL to measure as well (a scratch schema is created and dropped)
     /// [default: postgres://postgres@127.0.0.1:5432/test when it answers].
     #[arg(long, env = "REWIND_BENCH_DATABASE_URL")]
@@ -57,6 +60,9 @@ pub async fn run(args: JobsBenchArgs) -> anyhow::Result<()> {
     let outcome = measure_store("SQLite", sqlite, &args).await;
     let _ = std::fs::remove_dir_all(&directory);
     outcome?;
+    if args.sqlite_only {
+        return Ok(());
+    }
 
     let url = args
         .database_url
@@ -89,26 +95,22 @@ async fn measure_store(
 ) -> anyhow::Result<()> {
     println!("== {name}");
     let fixture = Arc::new(prepare(store.as_ref(), args.clusters.max(1)).await?);
-    // The baseline store holds two pages of jobs, all in the measured cluster, so page 1
-    // returns the same 100 rows in both measurements and only the store's size differs.
-    load(&store, &fixture, 0, 200, 1).await?;
+    // The measured cluster holds the same jobs in both measurements (its share of the full
+    // load); the small store holds nothing else, the loaded one the other clusters' jobs too.
+    // So each read returns the same rows twice and only the store's size differs.
+    let per_cluster = (args.jobs / fixture.clusters.len()).max(200);
+    load(&store, &fixture, 0, per_cluster, 0..1).await?;
     let small = read_paths(store.as_ref(), &fixture, args.samples).await?;
 
     let started = Instant::now();
-    load(
-        &store,
-        &fixture,
-        200,
-        args.jobs.saturating_sub(200),
-        fixture.clusters.len(),
-    )
-    .await?;
+    let rest = args.jobs.saturating_sub(per_cluster);
+    load(&store, &fixture, 0, rest, 1..fixture.clusters.len().max(2)).await?;
     let elapsed = started.elapsed().as_secs_f64();
     println!(
         "loaded {} restore jobs over {} clusters in {elapsed:.1} s ({:.0} inserts/s through the store)",
         args.jobs,
         fixture.clusters.len(),
-        args.jobs as f64 / elapsed
+        rest as f64 / elapsed
     );
     let large = read_paths(store.as_ref(), &fixture, args.samples).await?;
 
@@ -123,7 +125,7 @@ async fn measure_store(
         )
         .await?;
     println!(
-        "reads on cluster c0: 200 jobs in a 200-job store (small) vs {in_measured} jobs in a {}-job store (loaded)",
+        "reads on cluster c0 holding {in_measured} jobs: alone in the store (small) vs in a {}-job store (loaded)",
         args.jobs
     );
     println!(
@@ -169,6 +171,7 @@ async fn prepare(store: &dyn MetadataStore, clusters: usize) -> anyhow::Result<F
         store.create_cluster(&record, None).await?;
         created.push(record);
     }
+    store.host_clusters("bench").await?;
     let source = &created[0];
     let snapshot = Snapshot::on_demand(group.id, source.id, source.name.clone(), None, 7, now);
     store.insert_on_demand_snapshot(&snapshot).await?;
@@ -177,7 +180,7 @@ async fn prepare(store: &dyn MetadataStore, clusters: usize) -> anyhow::Result<F
         until: now.plus_days(1),
     };
     let claimed = store
-        .claim_queued_snapshot("8.0.4", &lease, now)
+        .claim_queued_snapshot("bench", "8.0.4", &lease, now)
         .await?
         .context("claiming the bench snapshot")?;
     store
@@ -197,14 +200,14 @@ async fn prepare(store: &dyn MetadataStore, clusters: usize) -> anyhow::Result<F
     })
 }
 
-/// Inserts jobs `first..first + count`, round-robin over the first `spread` clusters,
+/// Inserts jobs `first..first + count`, round-robin over the clusters in `spread`,
 /// `LOADERS` at a time.
 async fn load(
     store: &Arc<dyn MetadataStore>,
     fixture: &Arc<Fixture>,
     first: usize,
     count: usize,
-    spread: usize,
+    spread: std::ops::Range<usize>,
 ) -> anyhow::Result<()> {
     let guard = RestoreGuard {
         target: None,
@@ -214,10 +217,11 @@ async fn load(
     let mut loaders = tokio::task::JoinSet::new();
     for loader in 0..LOADERS {
         let (store, fixture, guard) = (store.clone(), fixture.clone(), guard.clone());
+        let spread = spread.clone();
         loaders.spawn(async move {
             let mut index = first + loader;
             while index < first + count {
-                let cluster = &fixture.clusters[index % spread];
+                let cluster = &fixture.clusters[spread.start + index % spread.len()];
                 let job = RestoreJob {
                     id: ObjectId::generate(),
                     group_id: fixture.group.id,
@@ -234,6 +238,7 @@ async fn load(
                     expires_at: None,
                     delivery_urls: Vec::new(),
                     failure_reason: None,
+                    progress: None,
                 };
                 store.insert_restore_job(&job, &guard).await?;
                 index += LOADERS;
@@ -339,6 +344,7 @@ async fn claims(
         );
         store.insert_on_demand_snapshot(&snapshot).await?;
     }
+    store.host_clusters("bench").await?;
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..CLAIMERS {
@@ -352,7 +358,10 @@ async fn claims(
                     owner: owner.clone(),
                     until: now.plus_millis(30_000),
                 };
-                let Some(job) = store.claim_queued_snapshot("8.0.4", &lease, now).await? else {
+                let Some(job) = store
+                    .claim_queued_snapshot("bench", "8.0.4", &lease, now)
+                    .await?
+                else {
                     break;
                 };
                 store

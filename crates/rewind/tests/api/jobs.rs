@@ -1,6 +1,8 @@
-//! Durable jobs across replicas: a killed replica's job resumes elsewhere, and jobs enqueued
-//! through two replicas run exactly once each. The execution log is the replicas' own JSON
-//! log: every run of a job logs `snapshot started`, every recorded completion
+//! Durable jobs across replicas: a killed replica's job resumes when it restarts, and jobs
+//! enqueued through two replicas run exactly once each. A cluster's data lives with the
+//! replica hosting it, so its snapshots run there; a restarted replica (same data directory,
+//! same replica id) is a new process holding new leases. The execution log is the replicas'
+//! own JSON log: every run of a job logs `snapshot started`, every recorded completion
 //! `snapshot completed`.
 
 use std::collections::HashMap;
@@ -17,11 +19,22 @@ fn replica(schema: &PgSchema, name: &str, workers: usize, extra: &[&str], delay_
     if let Some(first) = schema.credentials_file() {
         std::fs::copy(first, data_dir.join("bootstrap-credentials.json")).unwrap();
     }
+    replica_in(schema, &data_dir, workers, extra, delay_ms)
+}
+
+/// Starts (or restarts) the replica whose data directory is `data_dir`.
+fn replica_in(
+    schema: &PgSchema,
+    data_dir: &std::path::Path,
+    workers: usize,
+    extra: &[&str],
+    delay_ms: u64,
+) -> Server {
     let mut flags = vec!["--database-url", &schema.url, "--log-format", "json"];
     flags.extend_from_slice(extra);
     let delay = delay_ms.to_string();
     let server = Server::start_with_env(
-        &data_dir,
+        data_dir,
         workers,
         &flags,
         &[
@@ -94,7 +107,7 @@ fn per_snapshot(replicas: &[&Server], message: &str) -> HashMap<String, usize> {
 }
 
 #[tokio::test]
-async fn a_killed_replicas_job_completes_once_elsewhere() {
+async fn a_killed_replicas_job_completes_once_after_restart() {
     let schema = PgSchema::create().await;
     // Each snapshot step takes 4 s on the first replica, so it is killed mid-step.
     let first = replica(&schema, "crash-a", 1, &["--lease-seconds", "2"], 4_000);
@@ -121,10 +134,12 @@ async fn a_killed_replicas_job_completes_once_elsewhere() {
     };
     let started_on_first = per_snapshot(&[&first], "snapshot started");
     assert_eq!(started_on_first.get(&running), Some(&1));
-    let first_log = first.data_dir.join("server.log");
+    let data_dir = first.data_dir.clone();
+    let first_log = data_dir.join("server.log.killed");
     first.kill();
+    std::fs::rename(data_dir.join("server.log"), &first_log).unwrap();
 
-    let second = replica(&schema, "crash-b", 1, &["--lease-seconds", "2"], 0);
+    let second = replica_in(&schema, &data_dir, 1, &["--lease-seconds", "2"], 0);
     let statuses = wait_terminal(&second.owner(), &group, &jobs, Duration::from_secs(40)).await;
     assert!(
         statuses.iter().all(|status| status == "completed"),
@@ -135,7 +150,7 @@ async fn a_killed_replicas_job_completes_once_elsewhere() {
         .lines()
         .filter(|line| line.contains("\"snapshot completed\""))
         .count();
-    assert_eq!(completed_by_first, 0, "the killed replica finished nothing");
+    assert_eq!(completed_by_first, 0, "the killed process finished nothing");
     let completed = per_snapshot(&[&second], "snapshot completed");
     for (_, id) in &jobs {
         assert_eq!(completed.get(id), Some(&1), "{id} completed exactly once");
@@ -144,7 +159,7 @@ async fn a_killed_replicas_job_completes_once_elsewhere() {
         !second
             .events("reclaimed snapshots whose worker stopped before finishing")
             .is_empty(),
-        "the killed replica's lease was reaped"
+        "the killed process's lease was reaped"
     );
     drop(second);
     schema.drop_now().await;
@@ -208,8 +223,10 @@ async fn sigterm_hands_a_running_job_back_at_its_checkpoint() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let started = Instant::now();
-    let first_log = first.data_dir.join("server.log");
+    let data_dir = first.data_dir.clone();
+    let first_log = data_dir.join("server.log.stopped");
     assert!(first.terminate().success(), "clean exit on SIGTERM");
+    std::fs::rename(data_dir.join("server.log"), &first_log).unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "shutdown did not wait for the 60 s step"
@@ -219,8 +236,8 @@ async fn sigterm_hands_a_running_job_back_at_its_checkpoint() {
             .unwrap()
             .contains("snapshot handed back for shutdown")
     );
-    // Released, not lapsed: another replica takes it at once, without waiting 30 s.
-    let second = replica(&schema, "drain-b", 1, &[], 0);
+    // Released, not lapsed: the restarted replica takes it at once, without waiting 30 s.
+    let second = replica_in(&schema, &data_dir, 1, &[], 0);
     let statuses = wait_terminal(
         &second.owner(),
         &group,

@@ -34,7 +34,13 @@ async fn serve_keeps_its_state_in_postgres() {
     );
 
     // A second replica on the same database sees everything the first wrote.
-    let second = Server::start_with(&data_dir, 0, &["--database-url", &url]);
+    let second_dir = fresh_data_dir("postgres-second");
+    std::fs::copy(
+        data_dir.join("bootstrap-credentials.json"),
+        second_dir.join("bootstrap-credentials.json"),
+    )
+    .unwrap();
+    let second = Server::start_with(&second_dir, 0, &["--database-url", &url]);
     let job = second
         .owner()
         .get(&format!("{backup}/restoreJobs/{id}"), V2023)

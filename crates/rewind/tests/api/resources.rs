@@ -58,7 +58,30 @@ async fn clusters_record_and_echo_what_clients_send() {
     assert_eq!(cluster["name"], "Cluster0");
     assert_eq!(cluster["groupId"], server.credentials.group_id);
     assert_eq!(cluster["clusterType"], "REPLICASET");
-    assert_eq!(cluster["stateName"], "IDLE");
+    assert_eq!(cluster["stateName"], "CREATING", "provisioning starts");
+    assert_eq!(cluster["connectionStrings"], json!({}));
+    // A replica starts the cluster's database and reports where drivers reach it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let served = loop {
+        let current = owner
+            .get(&format!("{group}/clusters/Cluster0"), V_CLUSTER)
+            .await
+            .json();
+        if current["stateName"] == "IDLE" {
+            break current;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never IDLE: {current}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let uri = served["connectionStrings"]["standard"].as_str().unwrap();
+    assert!(
+        uri.starts_with("mongodb://127.0.0.1:")
+            && uri.ends_with("/?replicaSet=atlas-cluster0-shard-0"),
+        "{uri}"
+    );
     assert_eq!(
         (
             cluster["backupEnabled"].clone(),

@@ -13,6 +13,11 @@ async fn seed_endpoint_creates_a_job_that_reads_back_by_id() {
     create_cluster(&owner, &group, "Target", false).await;
     let backup = format!("{group}/clusters/Cluster0/backup");
     let snapshot = completed_snapshot(&owner, &backup).await;
+    // The API alone from here (no worker runs the jobs), so each job reads back as created.
+    let data_dir = server.data_dir.clone();
+    assert!(server.terminate().success());
+    let server = Server::start_in(&data_dir, 0);
+    let owner = server.owner();
 
     let body = json!({
         "deliveryType": "automated",
@@ -46,7 +51,7 @@ async fn seed_endpoint_creates_a_job_that_reads_back_by_id() {
     assert!(job["timestamp"].is_string(), "snapshot capture time: {job}");
     assert!(
         job.get("finishedAt").is_none(),
-        "no executor ran, so nothing may claim the restore finished"
+        "no worker ran it, so nothing may claim the restore finished"
     );
     let rels: Vec<_> = job["links"]
         .as_array()
@@ -112,7 +117,7 @@ async fn seed_endpoint_creates_a_job_that_reads_back_by_id() {
     // The job survives a restart.
     let data_dir = server.data_dir.clone();
     assert!(server.terminate().success(), "graceful exit on SIGTERM");
-    let restarted = Server::start_in(&data_dir, 1);
+    let restarted = Server::start_in(&data_dir, 0);
     let mut after = restarted
         .owner()
         .get(&format!("{backup}/restoreJobs/{id}"), V2023)

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Wire overhead of a rewind cluster (not a test): the same work through pymongo and through
+the storage engine's API, in one run.
+
+    .venv/bin/python benches/cluster_wire.py [--docs 1000000] [--reads 100000]
+
+1. `cargo bench -p rewind-engine` inserts the documents in batches of 1,000 and reads by `_id`
+   through the engine API, and prints the bulk-load rate beside a plain file write.
+2. A release `rewind serve` hosts a cluster created through the Atlas API; pymongo inserts the
+   same documents (`insert_many`, batches of 1,000) and reads by `_id` (`find_one`, one round
+   trip each, and `$in` batches of 1,000).
+The overhead is 1 - wire rate / engine rate (target: at most 30 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "python"))
+
+import pymongo  # noqa: E402
+from requests.auth import HTTPDigestAuth  # noqa: E402
+
+from conftest import AtlasClient, create_cluster, start_server, wait_cluster_uri  # noqa: E402
+
+
+def engine_figures() -> dict[str, float]:
+    """Runs the engine's own benchmark and picks its figures."""
+    output = subprocess.run(
+        ["cargo", "bench", "-q", "-p", "rewind-engine", "--bench", "engine"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    print(output.strip())
+    figures = {}
+    for key, pattern in {
+        "insert": r"insert .*?: (\d+) docs/s",
+        "read": r"reads by _id .*?: (\d+) docs/s",
+    }.items():
+        match = re.search(pattern, output)
+        if not match:
+            raise SystemExit(f"engine benchmark printed no {key} figure:\n{output}")
+        figures[key] = float(match.group(1))
+    return figures
+
+
+def small_doc(i: int) -> dict:
+    # The shape the engine benchmark inserts (crates/rewind-engine/benches/engine.rs).
+    return {"_id": i, "name": f"user-{i:08}", "age": i % 90, "city": "Amsterdam", "score": i * 0.5, "tags": ["a", "b"]}
+
+
+def wire_figures(docs: int, reads: int) -> dict[str, float]:
+    subprocess.run(["cargo", "build", "-q", "--release", "-p", "rewind"], cwd=ROOT, check=True)
+    import os
+
+    os.environ["REWIND_BIN"] = str(ROOT / "target" / "release" / "rewind")
+    with tempfile.TemporaryDirectory() as scratch:
+        server = start_server(Path(scratch) / "data", Path(scratch) / "logs")
+        try:
+            api = AtlasClient(server.base_url, HTTPDigestAuth(server.public_key, server.private_key))
+            create_cluster(api, server.group_id, "Bench")
+            uri = wait_cluster_uri(api, server.group_id, "Bench")
+            collection = pymongo.MongoClient(uri).bench.c
+            batch = 1000
+            started = time.perf_counter()
+            for first in range(0, docs, batch):
+                collection.insert_many([small_doc(i) for i in range(first, min(first + batch, docs))])
+            insert = docs / (time.perf_counter() - started)
+
+            started = time.perf_counter()
+            found = 0
+            for i in range(reads):
+                found += collection.find_one({"_id": (i * 7919) % docs}) is not None
+            read = reads / (time.perf_counter() - started)
+            assert found == reads, found
+
+            started = time.perf_counter()
+            found = 0
+            for first in range(0, reads, batch):
+                ids = [(i * 7919) % docs for i in range(first, first + batch)]
+                found += sum(1 for _ in collection.find({"_id": {"$in": ids}}))
+            read_batched = reads / (time.perf_counter() - started)
+        finally:
+            server.stop()
+    return {"insert": insert, "read": read, "read_batched": read_batched}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=1_000_000)
+    parser.add_argument("--reads", type=int, default=100_000)
+    args = parser.parse_args()
+    engine = engine_figures()
+    wire = wire_figures(args.docs, args.reads)
+    print(f"{'operation':<34} {'engine docs/s':>14} {'pymongo docs/s':>15} {'overhead':>9}")
+    for label, key, engine_key in (
+        ("insert, batches of 1,000", "insert", "insert"),
+        ("read by _id, one round trip each", "read", "read"),
+        ("read by _id, $in batches of 1,000", "read_batched", "read"),
+    ):
+        overhead = 1 - wire[key] / engine[engine_key]
+        verdict = "met" if overhead <= 0.30 else "NOT met"
+        print(f"{label:<34} {engine[engine_key]:>14.0f} {wire[key]:>15.0f} {overhead:>8.0%}  (target ≤ 30 %: {verdict})")
+
+
+if __name__ == "__main__":
+    main()

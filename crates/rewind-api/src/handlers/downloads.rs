@@ -1,0 +1,309 @@
+//! `GET /api/rewind/v1/downloads/{token}/{file}`: a download restore's delivery link.
+//!
+//! The token in the link is the credential (as a presigned URL is on Atlas): unguessable, only
+//! its SHA-256 stored. A link serves while its job is `completed` and unexpired, and for one
+//! complete download: requests with a `Range` resume an interrupted one, and the download counts
+//! as done once a response delivered the file's last byte. `HEAD` (and every response) exposes
+//! `Content-Length`, an `ETag` and the SHA-256 before a byte is read. `?format=archive` serves
+//! the mongodump archive (`--archive --gzip`) instead of the tar.gz of a dump directory.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rewind_domain::Timestamp;
+use rewind_domain::restore_job::RestoreJobState;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::AppState;
+use crate::auth::secrets::sha256_hex;
+
+/// The file of a packaged download, as the restore worker wrote it.
+pub struct PackagedFile {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its length in bytes.
+    pub size: u64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+}
+
+/// Where the worker packages a job's download, and the names of its two formats.
+pub fn packaged_file(
+    downloads: &std::path::Path,
+    job: &str,
+    snapshot: &str,
+    archive: bool,
+) -> PathBuf {
+    let name = if archive {
+        format!("restore-{snapshot}.archive.gz")
+    } else {
+        format!("restore-{snapshot}.tar.gz")
+    };
+    downloads.join(job).join(name)
+}
+
+/// Query of a download link.
+#[derive(Deserialize)]
+pub struct DownloadQuery {
+    /// `archive` for the mongodump archive format.
+    format: Option<String>,
+}
+
+/// Serves a download link.
+pub async fn download(
+    State(app): State<AppState>,
+    method: Method,
+    Path((token, file)): Path<(String, String)>,
+    Query(query): Query<DownloadQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match serve(&app, &method, &token, &file, query, &headers).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Why a link does not serve.
+enum Refusal {
+    NotFound,
+    Gone(&'static str),
+    BadRange(u64),
+    BadFormat,
+    Internal(String),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            Self::NotFound => (StatusCode::NOT_FOUND, "no such download".to_owned()),
+            Self::Gone(why) => (StatusCode::GONE, why.to_owned()),
+            Self::BadFormat => (
+                StatusCode::BAD_REQUEST,
+                "format must be `archive` or absent".to_owned(),
+            ),
+            Self::BadRange(size) => {
+                let mut response = (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "unsatisfiable range".to_owned(),
+                )
+                    .into_response();
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    response.headers_mut().insert(header::CONTENT_RANGE, value);
+                }
+                return response;
+            }
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "serving a download failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the download could not be served".to_owned(),
+                )
+            }
+        };
+        (status, message).into_response()
+    }
+}
+
+async fn serve(
+    app: &AppState,
+    method: &Method,
+    token: &str,
+    file: &str,
+    query: DownloadQuery,
+    headers: &HeaderMap,
+) -> Result<Response, Refusal> {
+    let archive = match query.format.as_deref() {
+        None => false,
+        Some("archive") => true,
+        Some(_) => return Err(Refusal::BadFormat),
+    };
+    let found = app
+        .store
+        .restore_job_by_download_token(&sha256_hex(token))
+        .await
+        .map_err(|error| Refusal::Internal(error.to_string()))?;
+    let Some((job, downloaded_at)) = found else {
+        return Err(Refusal::NotFound);
+    };
+    let snapshot = job.snapshot_id.map(|id| id.to_string()).unwrap_or_default();
+    if file != format!("restore-{snapshot}.tar.gz") {
+        return Err(Refusal::NotFound);
+    }
+    match job.state {
+        RestoreJobState::Completed => {}
+        RestoreJobState::Expired => return Err(Refusal::Gone("this download link expired")),
+        _ => return Err(Refusal::Gone("this download was cancelled")),
+    }
+    if job.expires_at.is_none_or(|at| at <= Timestamp::now()) {
+        return Err(Refusal::Gone("this download link expired"));
+    }
+    if downloaded_at.is_some() {
+        return Err(Refusal::Gone("this snapshot was already downloaded once"));
+    }
+    let packaged = read_packaged(&packaged_file(
+        &app.downloads,
+        &job.id.to_string(),
+        &snapshot,
+        archive,
+    ))
+    .await?;
+    let range = match headers.get(header::RANGE) {
+        Some(value) => Some(parse_range(value, packaged.size)?),
+        None => None,
+    };
+    let (start, end) = range.unwrap_or((0, packaged.size));
+    let mut response = if method == Method::HEAD {
+        Response::new(Body::empty())
+    } else {
+        let mut source = tokio::fs::File::open(&packaged.path)
+            .await
+            .map_err(|error| Refusal::Internal(error.to_string()))?;
+        source
+            .seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|error| Refusal::Internal(error.to_string()))?;
+        let completes = end == packaged.size;
+        Response::new(Body::from_stream(stream_file(
+            source,
+            end - start,
+            completes.then(|| (app.clone(), job.id)),
+        )))
+    };
+    if range.is_some() {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        insert(
+            &mut response,
+            header::CONTENT_RANGE,
+            &format!("bytes {start}-{}/{}", end.saturating_sub(1), packaged.size),
+        );
+    }
+    insert(
+        &mut response,
+        header::CONTENT_LENGTH,
+        &(end - start).to_string(),
+    );
+    insert(&mut response, header::ACCEPT_RANGES, "bytes");
+    insert(
+        &mut response,
+        header::ETAG,
+        &format!("\"{}\"", packaged.sha256),
+    );
+    insert(
+        &mut response,
+        "x-content-sha256".parse().map_err(|_| Refusal::NotFound)?,
+        &packaged.sha256,
+    );
+    insert(&mut response, header::CONTENT_TYPE, "application/gzip");
+    let name = packaged
+        .path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    insert(
+        &mut response,
+        header::CONTENT_DISPOSITION,
+        &format!("attachment; filename=\"{name}\""),
+    );
+    Ok(response)
+}
+
+fn insert(response: &mut Response, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
+    }
+}
+
+/// Reads the size and SHA-256 the worker recorded beside a packaged file.
+async fn read_packaged(path: &std::path::Path) -> Result<PackagedFile, Refusal> {
+    let sidecar = path.with_extension("gz.sha256");
+    let text = match tokio::fs::read_to_string(&sidecar).await {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Refusal::NotFound);
+        }
+        Err(error) => return Err(Refusal::Internal(error.to_string())),
+    };
+    let mut fields = text.split_whitespace();
+    let (Some(sha256), Some(size)) = (fields.next(), fields.next().and_then(|s| s.parse().ok()))
+    else {
+        return Err(Refusal::Internal(format!(
+            "{} is malformed",
+            sidecar.display()
+        )));
+    };
+    Ok(PackagedFile {
+        path: path.to_owned(),
+        size,
+        sha256: sha256.to_owned(),
+    })
+}
+
+/// Parses one `bytes=a-b`, `bytes=a-` or `bytes=-n` range into `[start, end)`.
+fn parse_range(value: &HeaderValue, size: u64) -> Result<(u64, u64), Refusal> {
+    let text = value.to_str().map_err(|_| Refusal::BadRange(size))?;
+    let spec = text.strip_prefix("bytes=").ok_or(Refusal::BadRange(size))?;
+    if spec.contains(',') {
+        return Err(Refusal::BadRange(size));
+    }
+    let (first, last) = spec.split_once('-').ok_or(Refusal::BadRange(size))?;
+    let (start, end) = match (first.trim(), last.trim()) {
+        ("", suffix) => {
+            let length: u64 = suffix.parse().map_err(|_| Refusal::BadRange(size))?;
+            (size.saturating_sub(length), size)
+        }
+        (start, "") => (start.parse().map_err(|_| Refusal::BadRange(size))?, size),
+        (start, last) => {
+            let start: u64 = start.parse().map_err(|_| Refusal::BadRange(size))?;
+            let last: u64 = last.parse().map_err(|_| Refusal::BadRange(size))?;
+            (start, last.saturating_add(1).min(size))
+        }
+    };
+    if start >= end || start >= size {
+        return Err(Refusal::BadRange(size));
+    }
+    Ok((start, end))
+}
+
+/// Streams `length` bytes of `source`; as the last chunk is handed to the connection, records
+/// the download as complete when `completes` names the job (the server stops polling a body
+/// once its `Content-Length` is reached, so this cannot wait for another poll).
+fn stream_file(
+    source: tokio::fs::File,
+    length: u64,
+    completes: Option<(AppState, rewind_domain::ObjectId)>,
+) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send {
+    futures_util::stream::unfold(
+        (source, length, completes),
+        |(mut source, left, completes)| async move {
+            if left == 0 {
+                return None;
+            }
+            let mut chunk = vec![0; left.min(256 * 1024) as usize];
+            match source.read(&mut chunk).await {
+                Ok(0) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the packaged download is shorter than recorded",
+                    )),
+                    (source, 0, None),
+                )),
+                Ok(read) => {
+                    chunk.truncate(read);
+                    let left = left - read as u64;
+                    if left == 0
+                        && let Some((app, job)) = &completes
+                        && let Err(error) = app.store.mark_downloaded(*job, Timestamp::now()).await
+                    {
+                        tracing::error!(%error, %job, "recording a complete download failed");
+                    }
+                    Some((Ok(chunk), (source, left, completes)))
+                }
+                Err(error) => Some((Err(error), (source, 0, None))),
+            }
+        },
+    )
+}

@@ -1,0 +1,114 @@
+//! Continuous oplog capture for clusters with continuous cloud backup (`pitEnabled`).
+//!
+//! Every second, for each replica set of each such cluster this replica hosts: a no-op entry
+//! marks the second (as mongod's periodic no-op writer does, so a point in time is covered
+//! once a later entry exists), then the entries since the last capture go to the blob store
+//! as one slice with its [from, to] optimes. A gap (entries truncated from the oplog before
+//! they were captured) is logged and capture starts a new timeline.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bson::{Timestamp, doc};
+use rewind_backup::{BackupError, capture_oplog, list_oplog_slices};
+use rewind_domain::ObjectId;
+use rewind_engine::Engine;
+use rewind_store::MetadataStore;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::backups::{Backups, repository};
+
+/// How often oplog is captured: the most a point-in-time restore lags behind writes.
+const CAPTURE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Starts the capture loop; returns when `stop` turns true.
+pub fn spawn(
+    store: Arc<dyn MetadataStore>,
+    backups: Backups,
+    replica: String,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        // The last optime captured per repository (`None`: resume from the blob store).
+        let mut last: HashMap<String, Option<Timestamp>> = HashMap::new();
+        while !*stop.borrow() {
+            if let Err(error) = capture_all(store.as_ref(), &backups, &replica, &mut last).await {
+                tracing::error!(error = format!("{error:#}"), "oplog capture failed");
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(CAPTURE_INTERVAL) => {}
+            }
+        }
+    })
+}
+
+async fn capture_all(
+    store: &dyn MetadataStore,
+    backups: &Backups,
+    replica: &str,
+    last: &mut HashMap<String, Option<Timestamp>>,
+) -> anyhow::Result<()> {
+    let pit_clusters: Vec<ObjectId> = store
+        .host_clusters(replica)
+        .await?
+        .into_iter()
+        .filter(|cluster| cluster.pit_enabled && !cluster.paused)
+        .map(|cluster| cluster.id)
+        .collect();
+    for cluster in pit_clusters {
+        let Some(engines) = backups.clusters.engines(cluster).await else {
+            continue;
+        };
+        for (set, engine) in engines {
+            let prefix = repository(cluster, &set);
+            let known = last.get(&prefix).copied();
+            let blobs = backups.blobs.clone();
+            let (key, engine) = (prefix.clone(), engine.clone());
+            let captured = tokio::task::spawn_blocking(move || {
+                capture_one(&engine, blobs.as_ref(), &key, known)
+            })
+            .await??;
+            last.insert(prefix, captured);
+        }
+    }
+    Ok(())
+}
+
+/// Captures one repository's new entries; returns the last optime captured.
+fn capture_one(
+    engine: &Engine,
+    blobs: &dyn rewind_backup::BlobStore,
+    prefix: &str,
+    known: Option<Option<Timestamp>>,
+) -> anyhow::Result<Option<Timestamp>> {
+    let mut after = match known {
+        Some(after) => after,
+        None => list_oplog_slices(blobs, prefix)?
+            .last()
+            .map(|slice| slice.to),
+    };
+    engine.write(|txn| txn.noop(&doc! {"msg": "periodic noop"}))?;
+    loop {
+        match capture_oplog(engine, blobs, prefix, after) {
+            Ok(Some(slice)) => after = Some(slice.to),
+            Ok(None) => return Ok(after),
+            Err(BackupError::Gap { from, to }) => {
+                tracing::warn!(
+                    repository = prefix,
+                    ?from,
+                    ?to,
+                    "oplog gap: entries were truncated (or the data was restored) before capture; starting a new timeline"
+                );
+                after = None;
+                match capture_oplog(engine, blobs, prefix, None)? {
+                    Some(slice) => after = Some(slice.to),
+                    None => return Ok(after),
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}

@@ -1,0 +1,265 @@
+"""Driver tests of a live cluster (pymongo): aggregation, count/distinct, findAndModify,
+indexes, catalog commands, errors, oplog tailing and applyOps."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+import time
+
+import pymongo
+import pytest
+from bson import ObjectId, Timestamp
+from pymongo import ReturnDocument
+from pymongo.cursor import CursorType
+
+_names = itertools.count()
+# Unique per run, so reruns against one long-lived server never see old oplog entries.
+_RUN = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def client(mongo_uri):
+    c = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def db(client):
+    name = f"adm{next(_names)}_{_RUN}"
+    client.drop_database(name)
+    yield client[name]
+    client.drop_database(name)
+
+
+@pytest.fixture
+def sales(db):
+    db.sales.insert_many(
+        [
+            {"_id": 1, "item": "a", "qty": 2, "price": 10, "tags": ["x", "y"]},
+            {"_id": 2, "item": "b", "qty": 1, "price": 20, "tags": ["y"]},
+            {"_id": 3, "item": "a", "qty": 5, "price": 10, "tags": []},
+            {"_id": 4, "item": "c", "qty": 3, "price": 5, "tags": ["x", "z"]},
+            {"_id": 5, "item": "b", "qty": 4, "price": 20},
+        ]
+    )
+    return db.sales
+
+
+def test_aggregate_group_accumulators(sales):
+    got = list(sales.aggregate([
+        {"$match": {"qty": {"$gte": 1}}},
+        {"$sort": {"_id": 1}},
+        {"$group": {
+            "_id": "$item",
+            "total": {"$sum": "$qty"},
+            "n": {"$sum": 1},
+            "avg": {"$avg": "$qty"},
+            "min": {"$min": "$qty"},
+            "max": {"$max": "$qty"},
+            "first": {"$first": "$_id"},
+            "last": {"$last": "$_id"},
+            "ids": {"$push": "$_id"},
+        }},
+        {"$sort": {"_id": 1}},
+    ]))
+    assert got == [
+        {"_id": "a", "total": 7, "n": 2, "avg": 3.5, "min": 2, "max": 5, "first": 1, "last": 3, "ids": [1, 3]},
+        {"_id": "b", "total": 5, "n": 2, "avg": 2.5, "min": 1, "max": 4, "first": 2, "last": 5, "ids": [2, 5]},
+        {"_id": "c", "total": 3, "n": 1, "avg": 3.0, "min": 3, "max": 3, "first": 4, "last": 4, "ids": [4]},
+    ]
+
+
+def test_aggregate_project_sort_skip_limit_count_unwind(sales):
+    got = list(sales.aggregate([
+        {"$project": {"item": 1, "value": {"$multiply": ["$qty", "$price"]}, "_id": 0}},
+        {"$sort": {"value": -1}},
+        {"$skip": 1},
+        {"$limit": 2},
+    ]))
+    assert got == [{"item": "a", "value": 50}, {"item": "a", "value": 20}]
+    assert list(sales.aggregate([{"$match": {"item": "b"}}, {"$count": "n"}])) == [{"n": 2}]
+    tags = list(sales.aggregate([{"$unwind": "$tags"}, {"$group": {"_id": "$tags", "n": {"$sum": 1}}}, {"$sort": {"_id": 1}}]))
+    assert tags == [{"_id": "x", "n": 2}, {"_id": "y", "n": 2}, {"_id": "z", "n": 1}]
+
+
+def test_aggregate_cursor_batches(db):
+    db.many.insert_many([{"_id": i} for i in range(450)])
+    got = [d["_id"] for d in db.many.aggregate([{"$sort": {"_id": -1}}], batchSize=50)]
+    assert got == list(range(449, -1, -1))
+
+
+def test_aggregate_refuses_unsupported_and_unknown_stages(sales):
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        list(sales.aggregate([{"$frobnicate": {}}]))
+    assert err.value.code == 40324
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        list(sales.aggregate([{"$lookup": {"from": "x", "localField": "a", "foreignField": "b", "as": "c"}}]))
+    assert err.value.code != 0
+
+
+def test_count_and_distinct(sales):
+    assert sales.count_documents({}) == 5
+    assert sales.count_documents({"item": "a"}) == 2
+    assert sales.count_documents({}, skip=1, limit=2) == 2
+    assert sales.estimated_document_count() == 5
+    assert sales.database.command("count", "sales", query={"qty": {"$gt": 1}}, skip=1)["n"] == 3
+    assert sales.distinct("item") == ["a", "b", "c"]
+    assert sales.distinct("tags") == ["x", "y", "z"]
+    assert sales.distinct("item", {"price": 20}) == ["b"]
+    assert sales.database.empty.count_documents({}) == 0
+
+
+def test_find_one_and_update_delete_replace(sales):
+    before = sales.find_one_and_update({"item": "a"}, {"$inc": {"qty": 10}}, sort=[("qty", -1)])
+    assert before["_id"] == 3 and before["qty"] == 5
+    after = sales.find_one_and_update({"_id": 1}, {"$set": {"qty": 0}}, return_document=ReturnDocument.AFTER,
+                                      projection={"qty": 1, "_id": 0})
+    assert after == {"qty": 0}
+    up = sales.find_one_and_update({"_id": 9}, {"$set": {"item": "z"}}, upsert=True, return_document=ReturnDocument.AFTER)
+    assert up == {"_id": 9, "item": "z"}
+    assert sales.find_one_and_update({"_id": 99}, {"$set": {"x": 1}}) is None
+    replaced = sales.find_one_and_replace({"_id": 2}, {"item": "B"}, return_document=ReturnDocument.AFTER)
+    assert replaced == {"_id": 2, "item": "B"}
+    deleted = sales.find_one_and_delete({"item": "c"})
+    assert deleted["_id"] == 4 and sales.count_documents({"_id": 4}) == 0
+    assert sales.find_one_and_delete({"item": "nope"}) is None
+
+
+def test_indexes_create_list_drop_and_unique_violation(db):
+    coll = db.idx
+    coll.insert_many([{"_id": 1, "email": "a@x", "n": 1}, {"_id": 2, "email": "b@x", "n": 2}])
+    assert coll.create_index([("email", 1)], unique=True) == "email_1"
+    assert coll.create_index([("n", -1), ("email", 1)], name="compound") == "compound"
+    names = sorted(ix["name"] for ix in coll.list_indexes())
+    assert names == ["_id_", "compound", "email_1"]
+    info = coll.index_information()
+    assert info["email_1"]["unique"] is True and info["compound"]["key"] == [("n", -1), ("email", 1)]
+    with pytest.raises(pymongo.errors.DuplicateKeyError) as err:
+        coll.insert_one({"email": "a@x"})
+    assert err.value.code == 11000
+    assert err.value.details["keyPattern"] == {"email": 1}
+    assert err.value.details["keyValue"] == {"email": "a@x"}
+    with pytest.raises(pymongo.errors.DuplicateKeyError):
+        coll.update_one({"_id": 2}, {"$set": {"email": "a@x"}})
+    coll.drop_index("compound")
+    coll.drop_index([("email", 1)])
+    assert [ix["name"] for ix in coll.list_indexes()] == ["_id_"]
+    coll.create_index("n")
+    coll.drop_indexes()
+    assert [ix["name"] for ix in coll.list_indexes()] == ["_id_"]
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        coll.drop_index("nope")
+    assert err.value.code == 27
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        coll.create_index("t", expireAfterSeconds=5)
+    assert err.value.code == 238
+
+
+def test_catalog_commands(client, db):
+    db.create_collection("made")
+    db.other.insert_one({"x": 1})
+    assert sorted(db.list_collection_names()) == ["made", "other"]
+    infos = {c["name"]: c for c in db.list_collections()}
+    assert infos["made"]["type"] == "collection" and infos["made"]["info"]["uuid"]
+    assert [c["name"] for c in db.list_collections(filter={"name": "other"})] == ["other"]
+    assert db.name in client.list_database_names()
+    full = client.admin.command("listDatabases")
+    entry = next(d for d in full["databases"] if d["name"] == db.name)
+    assert entry["sizeOnDisk"] >= 0 and entry["empty"] is False
+    only = client.admin.command("listDatabases", nameOnly=True, filter={"name": db.name})
+    assert only["databases"] == [{"name": db.name}]
+    with pytest.raises(pymongo.errors.CollectionInvalid):
+        db.create_collection("made")
+    db.other.rename("renamed")
+    assert sorted(db.list_collection_names()) == ["made", "renamed"]
+    assert db.renamed.find_one({}, {"_id": 0}) == {"x": 1}
+    db.made.insert_one({"y": 1})
+    db.renamed.rename("made", dropTarget=True)
+    assert db.list_collection_names() == ["made"]
+    assert db.made.find_one({}, {"_id": 0}) == {"x": 1}
+    db.drop_collection("made")
+    assert db.list_collection_names() == []
+    db.x.insert_one({})
+    client.drop_database(db.name)
+    assert db.name not in client.list_database_names()
+
+
+def test_unknown_command_and_options_fail_like_mongod(db):
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        db.command("frobnicate", 1)
+    assert err.value.code == 59
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        db.command("find", "c", bogusOption=1)
+    assert err.value.code == 40415
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        db.command("find", "c", filter={"a": {"$nope": 1}})
+    assert err.value.code == 2
+
+
+def test_sessions_are_accepted_but_transactions_refused(client, db):
+    with client.start_session() as session:
+        db.s.insert_one({"_id": 1}, session=session)
+        assert db.s.find_one({"_id": 1}, session=session) == {"_id": 1}
+        with pytest.raises(pymongo.errors.OperationFailure) as err:
+            with session.start_transaction():
+                db.s.insert_one({"_id": 2}, session=session)
+        assert "transactions are not supported" in str(err.value)
+    assert db.s.count_documents({}) == 1
+
+
+def test_tail_oplog_sees_insert_update_delete(client, db):
+    oplog = client.local["oplog.rs"]
+    last = next(oplog.find().sort("$natural", -1).limit(1))["ts"] if oplog.estimated_document_count() else None
+    start = last or Timestamp(0, 0)
+    cursor = oplog.find({"ts": {"$gt": start}}, cursor_type=CursorType.TAILABLE_AWAIT)
+    ns = f"{db.name}.t"
+    db.t.insert_one({"_id": 1, "v": 1})
+    db.t.update_one({"_id": 1}, {"$set": {"v": 2}})
+    db.t.delete_one({"_id": 1})
+    seen = []
+    deadline = time.time() + 10
+    while time.time() < deadline and not any(e["op"] == "d" for e in seen):
+        for entry in cursor:
+            if entry.get("ns") == ns:
+                seen.append(entry)
+        if not cursor.alive:
+            break
+    ops = [e["op"] for e in seen]
+    assert ops == ["i", "u", "d"], seen
+    ins, upd, dele = seen
+    assert ins["o"] == {"_id": 1, "v": 1} and isinstance(ins["ts"], Timestamp)
+    assert upd["o2"] == {"_id": 1} and upd["o"]["v"] == 2
+    assert dele["o"] == {"_id": 1}
+    assert ins["ts"] < upd["ts"] < dele["ts"]
+    cursor.close()
+    after = list(oplog.find({"ts": {"$gt": upd["ts"]}, "ns": ns}))
+    assert [e["op"] for e in after] == ["d"]
+
+
+def test_await_data_get_more_waits_then_returns_empty(client, db):
+    db.w.insert_one({"_id": 1})
+    oplog = client.local["oplog.rs"]
+    newest = next(oplog.find().sort("$natural", -1).limit(1))["ts"]
+    cursor = oplog.find({"ts": {"$gt": newest}}, cursor_type=CursorType.TAILABLE_AWAIT).max_await_time_ms(300)
+    assert list(cursor) == []  # the find itself
+    started = time.time()
+    assert list(cursor) == []  # a getMore that waited for data
+    assert cursor.alive
+    assert time.time() - started >= 0.25
+    db.w.insert_one({"_id": 2})
+    got = []
+    deadline = time.time() + 5
+    while not got and time.time() < deadline:
+        got = [e for e in cursor if e.get("ns") == f"{db.name}.w"]
+    assert got and got[0]["o"] == {"_id": 2}
+    cursor.close()
+
+
+def test_apply_ops_applies_an_insert(db):
+    db.create_collection("ao")
+    oid = ObjectId()
+    res = db.command("applyOps", [{"op": "i", "ns": f"{db.name}.ao", "o": {"_id": oid, "a": 1}}])
+    assert res["applied"] == 1 and res["results"] == [True]
+    assert db.ao.find_one({"_id": oid}) == {"_id": oid, "a": 1}

@@ -1,0 +1,63 @@
+"""mongosh (npm), a client independent of pymongo, connects by the cluster's connection string
+and does CRUD; each client reads what the other wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pymongo
+
+MONGOSH = Path(
+    os.environ.get(
+        "REWIND_MONGOSH",
+        Path(__file__).resolve().parents[1] / "mongosh" / "node_modules" / ".bin" / "mongosh",
+    )
+)
+
+SCRIPT = r"""
+const items = db.getSiblingDB("shell").items;
+items.insertMany([{_id: 1, name: "anvil", qty: 3}, {_id: 2, name: "rope", qty: 10}, {_id: 3, name: "axe", qty: 0}]);
+items.updateOne({_id: 2}, {$inc: {qty: -4}, $set: {tags: ["climbing"]}});
+items.deleteOne({qty: 0});
+items.createIndex({name: 1}, {unique: true});
+let duplicate = null;
+try { items.insertOne({name: "anvil"}); } catch (e) { duplicate = e.code; }
+const fromPython = db.getSiblingDB("shell").fromPython.findOne({_id: "py"});
+print(JSON.stringify({
+  docs: items.find({}, {_id: 1, name: 1, qty: 1, tags: 1}).sort({_id: 1}).toArray(),
+  count: items.countDocuments({qty: {$gt: 1}}),
+  duplicate: duplicate,
+  fromPython: fromPython,
+}));
+"""
+
+
+def test_mongosh_does_crud_and_agrees_with_pymongo(mongo_uri: str) -> None:
+    assert MONGOSH.exists(), f"mongosh not installed at {MONGOSH} (scripts/test.sh installs it)"
+    pymongo.MongoClient(mongo_uri).shell.fromPython.insert_one({"_id": "py", "written": "by pymongo"})
+    completed = subprocess.run(
+        [str(MONGOSH), mongo_uri, "--quiet", "--norc", "--eval", SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MONGOSH_NO_TELEMETRY": "1", "DO_NOT_TRACK": "1"},
+    )
+    assert completed.returncode == 0, completed.stderr + completed.stdout
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["docs"] == [
+        {"_id": 1, "name": "anvil", "qty": 3},
+        {"_id": 2, "name": "rope", "qty": 6, "tags": ["climbing"]},
+    ]
+    assert result["count"] == 2
+    assert result["duplicate"] == 11000
+    assert result["fromPython"] == {"_id": "py", "written": "by pymongo"}
+    # And pymongo reads what mongosh wrote.
+    items = pymongo.MongoClient(mongo_uri).shell.items
+    assert list(items.find({}, sort=[("_id", 1)])) == [
+        {"_id": 1, "name": "anvil", "qty": 3},
+        {"_id": 2, "name": "rope", "qty": 6, "tags": ["climbing"]},
+    ]
+    assert "name_1" in items.index_information()
