@@ -134,6 +134,29 @@ impl BackupSchedule {
             .min()
     }
 
+    /// The latest instant at or before `now` when policy items were due, with those items.
+    /// Hourly items recur every `frequencyInterval` hours from the reference time; daily items
+    /// at the reference time; weekly ones on ISO weekday `frequencyInterval` (1 = Monday),
+    /// monthly ones on day `frequencyInterval` of the month (40: its last day) and yearly ones
+    /// on the first day of month `frequencyInterval`, each at the reference time.
+    pub fn last_due(&self, now: Timestamp) -> Option<(Timestamp, Vec<&PolicyItem>)> {
+        let reference = i64::from(self.reference_hour_of_day) * 3600
+            + i64::from(self.reference_minute_of_hour) * 60;
+        let now_secs = now.secs();
+        let due: Vec<(i64, &PolicyItem)> = self
+            .policy_items
+            .iter()
+            .filter_map(|item| last_due_of(item, reference, now_secs).map(|at| (at, item)))
+            .collect();
+        let latest = due.iter().map(|(at, _)| *at).max()?;
+        let items = due
+            .into_iter()
+            .filter(|(at, _)| *at == latest)
+            .map(|(_, item)| item)
+            .collect();
+        Some((Timestamp::from_secs(latest), items))
+    }
+
     /// Applies a PATCH body. `version_2024` allows the fields added in 2024-08-05.
     pub fn patched(&self, body: &Value, version_2024: bool) -> Result<Self, DomainError> {
         let mut writable = vec![
@@ -450,11 +473,93 @@ fn parse_policies(
     Ok(parsed)
 }
 
+/// The latest second at or before `now` when `item` was due (within the last 400 days).
+fn last_due_of(item: &PolicyItem, reference: i64, now: i64) -> Option<i64> {
+    const DAY: i64 = 86_400;
+    if item.frequency_type == "hourly" {
+        let period = i64::from(item.frequency_interval.max(1)) * 3600;
+        return Some(now - (now - reference).rem_euclid(period));
+    }
+    // The latest daily reference instant at or before `now`, then back a day at a time until
+    // the day matches the item.
+    let mut at = now - (now - reference).rem_euclid(DAY);
+    for _ in 0..400 {
+        let date = time::OffsetDateTime::from_unix_timestamp(at).ok()?.date();
+        let matches = match item.frequency_type.as_str() {
+            "daily" => true,
+            "weekly" => i32::from(date.weekday().number_from_monday()) == item.frequency_interval,
+            "monthly" => {
+                let day = i32::from(date.day());
+                let last = i32::from(date.month().length(date.year()));
+                day == item.frequency_interval || (item.frequency_interval == 40 && day == last)
+            }
+            "yearly" => {
+                date.day() == 1 && i32::from(u8::from(date.month())) == item.frequency_interval
+            }
+            _ => false,
+        };
+        if matches {
+            return Some(at);
+        }
+        at -= DAY;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
+
+    fn item(frequency_type: &str, interval: i32, days: i32) -> PolicyItem {
+        PolicyItem {
+            id: ObjectId::generate(),
+            frequency_type: frequency_type.into(),
+            frequency_interval: interval,
+            retention_unit: RetentionUnit::Days,
+            retention_value: days,
+        }
+    }
+
+    #[test]
+    fn last_due_finds_the_latest_slot_and_its_items() {
+        // 2026-11-29 (a Sunday) 10:17:00 UTC.
+        let now = Timestamp::from_secs(1_795_947_420);
+        let mut schedule = BackupSchedule::atlas_default(ObjectId::generate(), now);
+        schedule.reference_hour_of_day = 2;
+        schedule.reference_minute_of_hour = 30;
+        schedule.policy_items = vec![
+            item("hourly", 6, 2),
+            item("daily", 1, 7),
+            item("weekly", 7, 28),
+            item("monthly", 40, 365),
+        ];
+        let (at, items) = schedule.last_due(now).unwrap();
+        // Hourly every 6 h from 02:30: 08:30 is the latest.
+        assert_eq!(at, Timestamp::from_secs(1_795_919_400 + 6 * 3600));
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].frequency_type, "hourly");
+        schedule.policy_items.remove(0);
+        let (at, items) = schedule.last_due(now).unwrap();
+        assert_eq!(
+            at,
+            Timestamp::from_secs(1_795_919_400),
+            "today 02:30, a Sunday"
+        );
+        let kinds: Vec<_> = items
+            .iter()
+            .map(|item| item.frequency_type.as_str())
+            .collect();
+        assert_eq!(kinds, ["daily", "weekly"], "weekly day 7 is Sunday");
+        schedule.policy_items = vec![item("monthly", 40, 365)];
+        let (at, _) = schedule.last_due(now).unwrap();
+        assert_eq!(
+            at,
+            Timestamp::from_secs(1_793_413_800),
+            "2026-10-31 02:30, the last day of October"
+        );
+    }
+
+    use serde_json::json;
 
     #[test]
     fn default_schedule_matches_atlas() {

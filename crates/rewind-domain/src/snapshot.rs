@@ -1,6 +1,7 @@
 //! Backup snapshots and their lifecycle: queued → inProgress → completed | failed.
 
 use crate::names::ClusterName;
+use crate::schedule::PolicyItem;
 use crate::{DomainError, ObjectId, Timestamp};
 
 /// Lifecycle state of a snapshot.
@@ -192,6 +193,40 @@ impl Snapshot {
             policy_items: Vec::new(),
             failure_reason: None,
             deleted_at: None,
+        }
+    }
+
+    /// A scheduled snapshot for the policy items due at `slot`: tagged with every due item,
+    /// named by the least frequent one, and kept as long as the longest retention asks.
+    pub fn scheduled(
+        group_id: ObjectId,
+        cluster_id: ObjectId,
+        cluster_name: ClusterName,
+        due: &[&PolicyItem],
+        now: Timestamp,
+    ) -> Self {
+        let rank = |kind: &str| match kind {
+            "hourly" => 0,
+            "daily" => 1,
+            "weekly" => 2,
+            "monthly" => 3,
+            _ => 4,
+        };
+        let frequency_type = due
+            .iter()
+            .max_by_key(|item| rank(&item.frequency_type))
+            .map_or_else(|| "daily".to_owned(), |item| item.frequency_type.clone());
+        let retention_days = due
+            .iter()
+            .map(|item| item.retention_days())
+            .max()
+            .unwrap_or(1);
+        Self {
+            snapshot_type: SnapshotType::Scheduled,
+            frequency_type,
+            policy_items: due.iter().map(|item| item.id).collect(),
+            expires_at: now.plus_days(retention_days),
+            ..Self::on_demand(group_id, cluster_id, cluster_name, None, 1, now)
         }
     }
 

@@ -169,4 +169,11 @@ CREATE INDEX restore_jobs_by_state ON restore_jobs (state, lease_expires_at);
 CREATE UNIQUE INDEX restore_jobs_by_download_token ON restore_jobs (download_token_sha256);
 "#,
     ),
+    (
+        7,
+        r#"
+ALTER TABLE snapshots ADD COLUMN scheduled_for BIGINT;
+CREATE UNIQUE INDEX snapshots_by_schedule_slot ON snapshots (cluster_id, scheduled_for);
+"#,
+    ),
 ];

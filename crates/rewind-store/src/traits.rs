@@ -96,6 +96,13 @@ pub trait BackupStore: Send + Sync {
     /// Inserts an on-demand snapshot unless the cluster already has an unfinished on-demand
     /// snapshot, whose id is then returned in [`StoreError::Conflict`].
     async fn insert_on_demand_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+    /// Inserts the scheduled snapshot of the policy slot `slot` unless that slot already has
+    /// one; false then. A slot is snapshotted once, whichever replica gets there first.
+    async fn insert_scheduled_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        slot: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// Reads a snapshot of a cluster, deleted ones included (see [`Snapshot::deleted_at`]).
     ///
     /// [`Snapshot::deleted_at`]: rewind_domain::snapshot::Snapshot::deleted_at

@@ -133,8 +133,43 @@ async fn sweep(store: &dyn MetadataStore, config: &WorkerConfig) -> anyhow::Resu
         store.delete_snapshot(snapshot.id, Timestamp::now()).await?;
         tracing::info!(snapshot.id = %snapshot.id, "expired snapshot removed with its data");
     }
+    queue_scheduled_snapshots(store, config).await?;
     store.expire_downloads(Timestamp::now()).await?;
     store.delete_expired_access_tokens(Timestamp::now()).await?;
+    Ok(())
+}
+
+/// Queues the snapshot of each hosted cluster's latest due policy slot, once per slot (the
+/// store refuses a second snapshot of a slot, whichever replica or worker asks).
+async fn queue_scheduled_snapshots(
+    store: &dyn MetadataStore,
+    config: &WorkerConfig,
+) -> anyhow::Result<()> {
+    let now = Timestamp::now();
+    for cluster in store.host_clusters(&config.replica).await? {
+        if !cluster.backup_enabled || cluster.paused {
+            continue;
+        }
+        let Some(schedule) = store.get_schedule(cluster.id).await? else {
+            continue;
+        };
+        let Some((slot, due)) = schedule.last_due(now) else {
+            continue;
+        };
+        if slot <= cluster.created_at {
+            continue;
+        }
+        let snapshot = Snapshot::scheduled(
+            cluster.group_id,
+            cluster.id,
+            cluster.name.clone(),
+            &due,
+            now,
+        );
+        if store.insert_scheduled_snapshot(&snapshot, slot).await? {
+            tracing::info!(cluster.id = %cluster.id, snapshot.id = %snapshot.id, frequency = %snapshot.frequency_type, "scheduled snapshot queued");
+        }
+    }
     Ok(())
 }
 

@@ -549,3 +549,52 @@ pub(super) async fn restore_runs(
             .contains("stopped before finishing")
     );
 }
+
+/// A schedule slot is snapshotted once, however many replicas try.
+pub(super) async fn scheduled_snapshots_once_per_slot(
+    store: &dyn MetadataStore,
+    cluster: &Cluster,
+) {
+    let slot = Timestamp::from_secs(1_795_919_400);
+    let item = rewind_domain::schedule::PolicyItem {
+        id: ObjectId::generate(),
+        frequency_type: "daily".into(),
+        frequency_interval: 1,
+        retention_unit: rewind_domain::snapshot::RetentionUnit::Days,
+        retention_value: 7,
+    };
+    let scheduled = |now| {
+        Snapshot::scheduled(
+            cluster.group_id,
+            cluster.id,
+            cluster.name.clone(),
+            &[&item],
+            now,
+        )
+    };
+    let first = scheduled(Timestamp::now());
+    assert!(store.insert_scheduled_snapshot(&first, slot).await.unwrap());
+    let (racing_a, racing_b) = (scheduled(Timestamp::now()), scheduled(Timestamp::now()));
+    let (a, b) = tokio::join!(
+        store.insert_scheduled_snapshot(&racing_a, slot),
+        store.insert_scheduled_snapshot(&racing_b, slot)
+    );
+    assert!(
+        !a.unwrap() && !b.unwrap(),
+        "the slot already has its snapshot"
+    );
+    let stored = store
+        .get_snapshot(cluster.id, first.id)
+        .await
+        .unwrap()
+        .expect("the scheduled snapshot");
+    assert_eq!(stored.frequency_type, "daily");
+    assert_eq!(stored.policy_items, vec![item.id]);
+    assert!(
+        store
+            .insert_scheduled_snapshot(&scheduled(Timestamp::now()), slot.plus_millis(86_400_000))
+            .await
+            .unwrap(),
+        "the next slot gets its own"
+    );
+}

@@ -29,6 +29,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     jobs::heartbeats_and_releases(store, &cluster).await;
     jobs::cancel_and_complete_race(store, &group, &cluster, &snapshot).await;
     jobs::restore_runs(store, &group, &cluster, &snapshot).await;
+    jobs::scheduled_snapshots_once_per_slot(store, &cluster).await;
     group_deletion_needs_no_clusters(store, &group, &cluster).await;
 }
 

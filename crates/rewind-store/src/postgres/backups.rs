@@ -57,6 +57,38 @@ impl crate::BackupStore for PgStore {
         Ok(())
     }
 
+    async fn insert_scheduled_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        slot: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let inserted = execute(
+            &mut *self.connection().await?,
+            "INSERT INTO snapshots (id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, description, requested_at, created_at, expires_at, storage_size_bytes, mongod_version, policy_items, failure_reason, deleted_at, scheduled_for) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (cluster_id, scheduled_for) DO NOTHING",
+            args![
+                snapshot.id.to_string(),
+                snapshot.group_id.to_string(),
+                snapshot.cluster_id.to_string(),
+                snapshot.cluster_name.as_str(),
+                snapshot.status.as_str(),
+                snapshot.snapshot_type.as_str(),
+                snapshot.frequency_type.as_str(),
+                snapshot.description.clone(),
+                snapshot.requested_at.millis(),
+                snapshot.created_at.map(Timestamp::millis),
+                snapshot.expires_at.millis(),
+                snapshot.storage_size_bytes,
+                snapshot.mongod_version.clone(),
+                encode_strings(&snapshot.policy_items.iter().map(ObjectId::to_string).collect::<Vec<_>>()),
+                snapshot.failure_reason.clone(),
+                snapshot.deleted_at.map(Timestamp::millis),
+                slot.millis(),
+            ],
+        )
+        .await?;
+        Ok(inserted > 0)
+    }
+
     async fn get_snapshot(
         &self,
         cluster_id: ObjectId,

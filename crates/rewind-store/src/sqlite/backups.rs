@@ -48,6 +48,39 @@ impl crate::BackupStore for SqliteStore {
         .await
     }
 
+    async fn insert_scheduled_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        slot: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let snapshot = snapshot.clone();
+        self.write(move |connection| {
+            Ok(execute(connection,
+                "INSERT INTO snapshots (id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, description, requested_at, created_at, expires_at, storage_size_bytes, mongod_version, policy_items, failure_reason, deleted_at, scheduled_for) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT (cluster_id, scheduled_for) DO NOTHING",
+                params![
+                    snapshot.id.to_string(),
+                    snapshot.group_id.to_string(),
+                    snapshot.cluster_id.to_string(),
+                    snapshot.cluster_name.as_str(),
+                    snapshot.status.as_str(),
+                    snapshot.snapshot_type.as_str(),
+                    snapshot.frequency_type,
+                    snapshot.description,
+                    snapshot.requested_at.millis(),
+                    snapshot.created_at.map(Timestamp::millis),
+                    snapshot.expires_at.millis(),
+                    snapshot.storage_size_bytes,
+                    snapshot.mongod_version,
+                    ids_json(&snapshot.policy_items),
+                    snapshot.failure_reason,
+                    snapshot.deleted_at.map(Timestamp::millis),
+                    slot.millis(),
+                ],
+            )? > 0)
+        })
+        .await
+    }
+
     async fn get_snapshot(
         &self,
         cluster_id: ObjectId,

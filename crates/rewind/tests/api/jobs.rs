@@ -249,3 +249,73 @@ async fn sigterm_hands_a_running_job_back_at_its_checkpoint() {
     drop(second);
     schema.drop_now().await;
 }
+
+#[tokio::test]
+async fn a_schedule_slot_is_snapshotted_once_by_two_replicas() {
+    let schema = PgSchema::create().await;
+    let first = replica(&schema, "sched-a", 2, &[], 0);
+    let second = replica(&schema, "sched-b", 2, &[], 0);
+    let (owner, group) = (first.owner(), first.group_path());
+    create_cluster(&owner, &group, "Scheduled", false).await;
+    let backup = format!("{group}/clusters/Scheduled/backup");
+    let schedule = owner.get(&format!("{backup}/schedule"), V2023).await.json();
+    // An hourly item due at the start of the next minute.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let minute = (now / 60 + 1) % 60;
+    let policy = schedule["policies"][0]["id"].clone();
+    let patched = owner
+        .patch(
+            &format!("{backup}/schedule"),
+            V2023,
+            &json!({
+                "referenceMinuteOfHour": minute,
+                "restoreWindowDays": 1,
+                "policies": [{"id": policy, "policyItems": [
+                    {"frequencyType": "hourly", "frequencyInterval": 1, "retentionUnit": "days", "retentionValue": 1}
+                ]}]
+            }),
+        )
+        .await;
+    assert_eq!(patched.status.as_u16(), 200, "{}", patched.text);
+    let deadline = Instant::now() + Duration::from_secs(100);
+    let scheduled = loop {
+        let list = owner
+            .get(&format!("{backup}/snapshots"), V2023)
+            .await
+            .json();
+        let scheduled: Vec<Value> = list["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|snapshot| snapshot["snapshotType"] == "scheduled")
+            .cloned()
+            .collect();
+        if scheduled
+            .iter()
+            .any(|snapshot| snapshot["status"] == "completed")
+        {
+            break scheduled;
+        }
+        assert!(Instant::now() < deadline, "no scheduled snapshot: {list}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // Both replicas sweep every 5 s with two workers each: still one snapshot for the slot.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let list = owner
+        .get(&format!("{backup}/snapshots"), V2023)
+        .await
+        .json();
+    let count = list["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|snapshot| snapshot["snapshotType"] == "scheduled")
+        .count();
+    assert_eq!(count, 1, "one snapshot for the slot: {list}");
+    assert_eq!(scheduled[0]["frequencyType"], "hourly");
+    drop((first, second));
+    schema.drop_now().await;
+}
