@@ -192,7 +192,8 @@ def start_server(data_dir: Path, log_dir: Path, extra_args: list[str] | None = N
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("rewind")
-    srv = start_server(root / "data", root / "logs")
+    # Restores hold a second before their swap, so a test can see a restore in progress.
+    srv = start_server(root / "data", root / "logs", ["--fault-restore-delay-ms", "1000"])
     yield srv
     rc = srv.stop()
     assert rc == 0, f"rewind exited with {rc} after SIGTERM; stderr tail:\n{srv.stderr_tail()}"

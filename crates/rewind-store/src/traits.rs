@@ -131,8 +131,9 @@ pub trait BackupStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Marks a snapshot deleted; false when it was already deleted or does not exist.
     async fn delete_snapshot(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError>;
-    /// Moves the oldest queued snapshot of a cluster `replica` hosts whose backoff has passed
-    /// at `now` to inProgress under `lease`, counts the attempt and returns it.
+    /// Moves the oldest queued snapshot of a cluster `replica` hosts and serves (a paused or
+    /// starting cluster's snapshots wait) whose backoff has passed at `now` to inProgress under
+    /// `lease`, counts the attempt and returns it.
     async fn claim_queued_snapshot(
         &self,
         replica: &str,

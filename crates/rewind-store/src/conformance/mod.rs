@@ -22,6 +22,18 @@ pub async fn run_all(store: &dyn MetadataStore) {
     let (org, group) = orgs_and_groups(store).await;
     let cluster = clusters_and_schedules(store, &group).await;
     cluster_hosting(store, &group).await;
+    assert!(
+        store
+            .record_cluster_address(
+                cluster.id,
+                HOST,
+                Some("127.0.0.1:27100"),
+                ClusterState::Idle
+            )
+            .await
+            .unwrap(),
+        "the suite's cluster is served by its host"
+    );
     let snapshot = snapshots(store, &cluster).await;
     restore_jobs(store, &group, &cluster, &snapshot).await;
     credentials(store, &org, &group).await;

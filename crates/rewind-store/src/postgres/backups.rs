@@ -173,7 +173,7 @@ impl crate::BackupStore for PgStore {
         // SKIP LOCKED: replicas claiming at once each get a different snapshot, none waits.
         one(
             &mut *self.connection().await?,
-            "UPDATE snapshots SET status = 'inProgress', mongod_version = $1, lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL AND retry_at <= $4 AND cluster_id IN (SELECT id FROM clusters WHERE host_replica = $5) ORDER BY requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'queued' RETURNING *",
+            "UPDATE snapshots SET status = 'inProgress', mongod_version = $1, lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1 WHERE id = (SELECT id FROM snapshots WHERE status = 'queued' AND deleted_at IS NULL AND retry_at <= $4 AND cluster_id IN (SELECT id FROM clusters WHERE host_replica = $5 AND host_address IS NOT NULL) ORDER BY requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'queued' RETURNING *",
             args![mongod_version, lease.owner.as_str(), lease.until.millis(), now.millis(), replica],
             rows::claimed_snapshot,
         )

@@ -347,7 +347,7 @@ impl Fixture {
             "prepared {targets} target clusters in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        store.host_clusters("bench").await?;
+        super::jobs::serve_all(store).await?;
         let snapshot = Snapshot::on_demand(group.id, source.id, source.name.clone(), None, 7, now);
         store.insert_on_demand_snapshot(&snapshot).await?;
         let claimed = store

@@ -171,7 +171,7 @@ async fn prepare(store: &dyn MetadataStore, clusters: usize) -> anyhow::Result<F
         store.create_cluster(&record, None).await?;
         created.push(record);
     }
-    store.host_clusters("bench").await?;
+    serve_all(store).await?;
     let source = &created[0];
     let snapshot = Snapshot::on_demand(group.id, source.id, source.name.clone(), None, 7, now);
     store.insert_on_demand_snapshot(&snapshot).await?;
@@ -344,7 +344,7 @@ async fn claims(
         );
         store.insert_on_demand_snapshot(&snapshot).await?;
     }
-    store.host_clusters("bench").await?;
+    serve_all(store.as_ref()).await?;
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..CLAIMERS {
@@ -385,5 +385,22 @@ async fn claims(
         "claims: {CLAIMERS} workers claimed and finished {total} snapshots in {elapsed:.2} s: {:.0} jobs/s",
         total as f64 / elapsed
     );
+    Ok(())
+}
+
+/// Hosts every cluster as the bench "replica" and marks it served, so its jobs are claimable.
+pub async fn serve_all(store: &dyn MetadataStore) -> anyhow::Result<()> {
+    for cluster in store.host_clusters("bench").await? {
+        if cluster.address.is_none() {
+            store
+                .record_cluster_address(
+                    cluster.id,
+                    "bench",
+                    Some("127.0.0.1:1"),
+                    rewind_domain::cluster::ClusterState::Idle,
+                )
+                .await?;
+        }
+    }
     Ok(())
 }
