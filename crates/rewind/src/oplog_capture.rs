@@ -4,14 +4,15 @@
 //! marks the second (as mongod's periodic no-op writer does, so a point in time is covered
 //! once a later entry exists), then the entries since the last capture go to the blob store
 //! as one slice with its [from, to] optimes. A gap (entries truncated from the oplog before
-//! they were captured) is logged and capture starts a new timeline.
+//! they were captured) is logged and capture starts a new timeline. Slices older than the
+//! cluster's `restoreWindowDays` are pruned once a minute.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bson::{Timestamp, doc};
-use rewind_backup::{BackupError, capture_oplog, list_oplog_slices};
+use rewind_backup::{BackupError, capture_oplog, list_oplog_slices, prune_oplog_slices};
 use rewind_domain::ObjectId;
 use rewind_engine::Engine;
 use rewind_store::MetadataStore;
@@ -22,6 +23,8 @@ use crate::backups::{Backups, repository};
 
 /// How often oplog is captured: the most a point-in-time restore lags behind writes.
 const CAPTURE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often slices past the restore window are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Starts the capture loop; returns when `stop` turns true.
 pub fn spawn(
@@ -33,9 +36,16 @@ pub fn spawn(
     tokio::spawn(async move {
         // The last optime captured per repository (`None`: resume from the blob store).
         let mut last: HashMap<String, Option<Timestamp>> = HashMap::new();
+        let mut last_prune: Option<std::time::Instant> = None;
         while !*stop.borrow() {
             if let Err(error) = capture_all(store.as_ref(), &backups, &replica, &mut last).await {
                 tracing::error!(error = format!("{error:#}"), "oplog capture failed");
+            }
+            if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
+                if let Err(error) = prune_all(store.as_ref(), &backups, &replica).await {
+                    tracing::error!(error = format!("{error:#}"), "oplog pruning failed");
+                }
+                last_prune = Some(std::time::Instant::now());
             }
             tokio::select! {
                 _ = stop.changed() => {}
@@ -72,6 +82,43 @@ async fn capture_all(
             })
             .await??;
             last.insert(prefix, captured);
+        }
+    }
+    Ok(())
+}
+
+/// Removes each pitEnabled cluster's slices older than its restore window: a point in time
+/// before the window cannot be asked for (the API refuses it), so its oplog is not kept.
+async fn prune_all(
+    store: &dyn MetadataStore,
+    backups: &Backups,
+    replica: &str,
+) -> anyhow::Result<()> {
+    let now = rewind_domain::Timestamp::now();
+    for cluster in store.host_clusters(replica).await? {
+        if !cluster.pit_enabled {
+            continue;
+        }
+        let Some(schedule) = store.get_schedule(cluster.id).await? else {
+            continue;
+        };
+        let Some(engines) = backups.clusters.engines(cluster.id).await else {
+            continue;
+        };
+        let window_start = now.plus_days(-i64::from(schedule.restore_window_days.max(1)));
+        let before = Timestamp {
+            time: u32::try_from(window_start.secs()).unwrap_or(0),
+            increment: 0,
+        };
+        for (set, _) in engines {
+            let (blobs, prefix) = (backups.blobs.clone(), repository(cluster.id, &set));
+            let pruned = tokio::task::spawn_blocking(move || {
+                prune_oplog_slices(blobs.as_ref(), &prefix, before)
+            })
+            .await??;
+            if pruned > 0 {
+                tracing::info!(cluster.id = %cluster.id, slices = pruned, "pruned oplog slices past the restore window");
+            }
         }
     }
     Ok(())

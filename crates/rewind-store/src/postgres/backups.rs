@@ -4,12 +4,46 @@ use async_trait::async_trait;
 use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
+use sqlx::postgres::PgConnection;
 
 use super::{PgStore, all, args, count, execute, limit, lock, offset, one};
 use crate::rows::{self, encode_strings, pit_columns};
 use crate::{Claimed, Lease, Page, Release, RestoreGuard, StoreError};
 
 const ACTIVE: &str = "('queued', 'inProgress')";
+
+/// Inserts a snapshot row; a scheduled one names its policy slot, and a slot that already has
+/// a snapshot inserts nothing (returns 0).
+async fn insert_snapshot(
+    connection: &mut PgConnection,
+    snapshot: &Snapshot,
+    scheduled_for: Option<i64>,
+) -> Result<u64, sqlx::Error> {
+    execute(
+        connection,
+        "INSERT INTO snapshots (id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, description, requested_at, created_at, expires_at, storage_size_bytes, mongod_version, policy_items, failure_reason, deleted_at, scheduled_for) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (cluster_id, scheduled_for) DO NOTHING",
+        args![
+            snapshot.id.to_string(),
+            snapshot.group_id.to_string(),
+            snapshot.cluster_id.to_string(),
+            snapshot.cluster_name.as_str(),
+            snapshot.status.as_str(),
+            snapshot.snapshot_type.as_str(),
+            snapshot.frequency_type.as_str(),
+            snapshot.description.clone(),
+            snapshot.requested_at.millis(),
+            snapshot.created_at.map(Timestamp::millis),
+            snapshot.expires_at.millis(),
+            snapshot.storage_size_bytes,
+            snapshot.mongod_version.clone(),
+            encode_strings(&snapshot.policy_items.iter().map(ObjectId::to_string).collect::<Vec<_>>()),
+            snapshot.failure_reason.clone(),
+            snapshot.deleted_at.map(Timestamp::millis),
+            scheduled_for,
+        ],
+    )
+    .await
+}
 
 #[async_trait]
 impl crate::BackupStore for PgStore {
@@ -30,29 +64,7 @@ impl crate::BackupStore for PgStore {
         if let Some(unfinished) = unfinished {
             return Err(StoreError::Conflict(unfinished));
         }
-        execute(
-            &mut transaction,
-            "INSERT INTO snapshots (id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, description, requested_at, created_at, expires_at, storage_size_bytes, mongod_version, policy_items, failure_reason, deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            args![
-                snapshot.id.to_string(),
-                snapshot.group_id.to_string(),
-                snapshot.cluster_id.to_string(),
-                snapshot.cluster_name.as_str(),
-                snapshot.status.as_str(),
-                snapshot.snapshot_type.as_str(),
-                snapshot.frequency_type.as_str(),
-                snapshot.description.clone(),
-                snapshot.requested_at.millis(),
-                snapshot.created_at.map(Timestamp::millis),
-                snapshot.expires_at.millis(),
-                snapshot.storage_size_bytes,
-                snapshot.mongod_version.clone(),
-                encode_strings(&snapshot.policy_items.iter().map(ObjectId::to_string).collect::<Vec<_>>()),
-                snapshot.failure_reason.clone(),
-                snapshot.deleted_at.map(Timestamp::millis),
-            ],
-        )
-        .await?;
+        insert_snapshot(&mut transaction, snapshot, None).await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -62,28 +74,10 @@ impl crate::BackupStore for PgStore {
         snapshot: &Snapshot,
         slot: Timestamp,
     ) -> Result<bool, StoreError> {
-        let inserted = execute(
+        let inserted = insert_snapshot(
             &mut *self.connection().await?,
-            "INSERT INTO snapshots (id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, description, requested_at, created_at, expires_at, storage_size_bytes, mongod_version, policy_items, failure_reason, deleted_at, scheduled_for) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (cluster_id, scheduled_for) DO NOTHING",
-            args![
-                snapshot.id.to_string(),
-                snapshot.group_id.to_string(),
-                snapshot.cluster_id.to_string(),
-                snapshot.cluster_name.as_str(),
-                snapshot.status.as_str(),
-                snapshot.snapshot_type.as_str(),
-                snapshot.frequency_type.as_str(),
-                snapshot.description.clone(),
-                snapshot.requested_at.millis(),
-                snapshot.created_at.map(Timestamp::millis),
-                snapshot.expires_at.millis(),
-                snapshot.storage_size_bytes,
-                snapshot.mongod_version.clone(),
-                encode_strings(&snapshot.policy_items.iter().map(ObjectId::to_string).collect::<Vec<_>>()),
-                snapshot.failure_reason.clone(),
-                snapshot.deleted_at.map(Timestamp::millis),
-                slot.millis(),
-            ],
+            snapshot,
+            Some(slot.millis()),
         )
         .await?;
         Ok(inserted > 0)

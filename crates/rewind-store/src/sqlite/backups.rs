@@ -7,6 +7,38 @@ use super::*;
 use crate::rows::{self, pit_columns};
 use crate::{Claimed, Lease, Release, RestoreGuard};
 
+/// Inserts a snapshot row; a scheduled one names its policy slot, and a slot that already has
+/// a snapshot inserts nothing (returns 0).
+fn insert_snapshot(
+    connection: &rusqlite::Connection,
+    snapshot: &Snapshot,
+    scheduled_for: Option<i64>,
+) -> rusqlite::Result<usize> {
+    execute(
+        connection,
+        "INSERT INTO snapshots (id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, description, requested_at, created_at, expires_at, storage_size_bytes, mongod_version, policy_items, failure_reason, deleted_at, scheduled_for) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT (cluster_id, scheduled_for) DO NOTHING",
+        params![
+            snapshot.id.to_string(),
+            snapshot.group_id.to_string(),
+            snapshot.cluster_id.to_string(),
+            snapshot.cluster_name.as_str(),
+            snapshot.status.as_str(),
+            snapshot.snapshot_type.as_str(),
+            snapshot.frequency_type,
+            snapshot.description,
+            snapshot.requested_at.millis(),
+            snapshot.created_at.map(Timestamp::millis),
+            snapshot.expires_at.millis(),
+            snapshot.storage_size_bytes,
+            snapshot.mongod_version,
+            ids_json(&snapshot.policy_items),
+            snapshot.failure_reason,
+            snapshot.deleted_at.map(Timestamp::millis),
+            scheduled_for,
+        ],
+    )
+}
+
 #[async_trait]
 impl crate::BackupStore for SqliteStore {
     async fn insert_on_demand_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
@@ -22,27 +54,7 @@ impl crate::BackupStore for SqliteStore {
             if let Some(unfinished) = unfinished {
                 return Err(StoreError::Conflict(unfinished));
             }
-            execute(connection,
-                "INSERT INTO snapshots (id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, description, requested_at, created_at, expires_at, storage_size_bytes, mongod_version, policy_items, failure_reason, deleted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                params![
-                    snapshot.id.to_string(),
-                    snapshot.group_id.to_string(),
-                    snapshot.cluster_id.to_string(),
-                    snapshot.cluster_name.as_str(),
-                    snapshot.status.as_str(),
-                    snapshot.snapshot_type.as_str(),
-                    snapshot.frequency_type,
-                    snapshot.description,
-                    snapshot.requested_at.millis(),
-                    snapshot.created_at.map(Timestamp::millis),
-                    snapshot.expires_at.millis(),
-                    snapshot.storage_size_bytes,
-                    snapshot.mongod_version,
-                    ids_json(&snapshot.policy_items),
-                    snapshot.failure_reason,
-                    snapshot.deleted_at.map(Timestamp::millis),
-                ],
-            )?;
+            insert_snapshot(connection, &snapshot, None)?;
             Ok(())
         })
         .await
@@ -55,28 +67,7 @@ impl crate::BackupStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let snapshot = snapshot.clone();
         self.write(move |connection| {
-            Ok(execute(connection,
-                "INSERT INTO snapshots (id, group_id, cluster_id, cluster_name, status, snapshot_type, frequency_type, description, requested_at, created_at, expires_at, storage_size_bytes, mongod_version, policy_items, failure_reason, deleted_at, scheduled_for) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT (cluster_id, scheduled_for) DO NOTHING",
-                params![
-                    snapshot.id.to_string(),
-                    snapshot.group_id.to_string(),
-                    snapshot.cluster_id.to_string(),
-                    snapshot.cluster_name.as_str(),
-                    snapshot.status.as_str(),
-                    snapshot.snapshot_type.as_str(),
-                    snapshot.frequency_type,
-                    snapshot.description,
-                    snapshot.requested_at.millis(),
-                    snapshot.created_at.map(Timestamp::millis),
-                    snapshot.expires_at.millis(),
-                    snapshot.storage_size_bytes,
-                    snapshot.mongod_version,
-                    ids_json(&snapshot.policy_items),
-                    snapshot.failure_reason,
-                    snapshot.deleted_at.map(Timestamp::millis),
-                    slot.millis(),
-                ],
-            )? > 0)
+            Ok(insert_snapshot(connection, &snapshot, Some(slot.millis()))? > 0)
         })
         .await
     }
