@@ -48,6 +48,13 @@ pub struct ServeArgs {
     /// next free one); 0 lets the system pick [default: 27100].
     #[arg(long, env = "REWIND_CLUSTER_PORT_BASE")]
     pub cluster_port_base: Option<u16>,
+    /// Size cap of each replica set's oplog, in MiB of BSON; the oldest entries go first
+    /// [default: 1024].
+    #[arg(long, env = "REWIND_OPLOG_MAX_MB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub oplog_max_mb: Option<u64>,
+    /// Age cap of each replica set's oplog, in hours [default: none].
+    #[arg(long, env = "REWIND_OPLOG_MAX_HOURS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub oplog_max_hours: Option<u64>,
     /// Seconds a download restore's link stays valid [default: 3600, as Atlas].
     #[arg(long, env = "REWIND_DOWNLOAD_LINK_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub download_link_seconds: Option<u64>,
@@ -74,6 +81,8 @@ struct FileSettings {
     cluster_port_base: Option<u16>,
     blob_store: Option<String>,
     download_link_seconds: Option<u64>,
+    oplog_max_mb: Option<u64>,
+    oplog_max_hours: Option<u64>,
 }
 
 /// Resolved settings.
@@ -103,6 +112,10 @@ pub struct Settings {
     pub blob_store: String,
     /// How long a download link stays valid.
     pub download_link: std::time::Duration,
+    /// Oplog retention of every replica set's engine.
+    pub oplog_max_bytes: u64,
+    /// Oplog age cap of every replica set's engine.
+    pub oplog_max_age: Option<std::time::Duration>,
     /// Fault injection: how long a restore waits before swapping its data in.
     pub fault_restore_delay: std::time::Duration,
 }
@@ -150,6 +163,11 @@ impl Settings {
                 Some(location) => location,
                 None => data_dir.join("blobs").to_string_lossy().into_owned(),
             },
+            oplog_max_bytes: args.oplog_max_mb.or(file.oplog_max_mb).unwrap_or(1024) << 20,
+            oplog_max_age: args
+                .oplog_max_hours
+                .or(file.oplog_max_hours)
+                .map(|hours| std::time::Duration::from_secs(hours * 3600)),
             download_link: std::time::Duration::from_secs(
                 args.download_link_seconds
                     .or(file.download_link_seconds)
@@ -224,13 +242,28 @@ mod tests {
             ..ServeArgs::default()
         });
         assert!(refused.is_err(), "a lease of 0 s is refused");
-        std::fs::write(&path, "lease_seconds = 5\n").unwrap();
+        std::fs::write(
+            &path,
+            "lease_seconds = 5\noplog_max_mb = 16\noplog_max_hours = 48\nblob_store = \"/srv/blobs\"\n",
+        )
+        .unwrap();
         let short = Settings::resolve(ServeArgs {
             config: Some(path),
             ..ServeArgs::default()
         })
         .unwrap();
         assert_eq!(short.lease, std::time::Duration::from_secs(5));
+        assert_eq!(short.oplog_max_bytes, 16 << 20);
+        assert_eq!(
+            short.oplog_max_age,
+            Some(std::time::Duration::from_secs(48 * 3600))
+        );
+        assert_eq!(short.blob_store, "/srv/blobs");
+        assert_eq!(settings.oplog_max_bytes, 1 << 30, "default oplog cap");
+        assert!(
+            settings.blob_store.ends_with("blobs"),
+            "blobs under the data directory by default"
+        );
         std::fs::remove_dir_all(&directory).unwrap();
     }
 }

@@ -54,6 +54,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         data_dir: settings.data_dir.clone(),
         port_base: settings.cluster_port_base,
         handler: Arc::new(|engine| Arc::new(rewind_commands::Commands::new(engine))),
+        engine: rewind_engine::EngineOptions {
+            oplog_max_bytes: settings.oplog_max_bytes,
+            oplog_max_age: settings.oplog_max_age,
+            ..rewind_engine::EngineOptions::default()
+        },
     });
     let blobs = rewind_backup::open_blob_store(&settings.blob_store)
         .with_context(|| format!("opening the blob store {}", settings.blob_store))?;

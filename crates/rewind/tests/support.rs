@@ -17,7 +17,7 @@ pub const V_CLUSTER: &str = "application/vnd.atlas.2024-08-05+json";
 pub const V_SERVICE_ACCOUNT: &str = "application/vnd.atlas.2024-08-01+json";
 
 /// The credentials written at first start.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Credentials {
     pub org_id: String,
     pub group_id: String,
@@ -151,24 +151,27 @@ impl Server {
                 }
             }
         });
-        let base = receiver
+        // From here the server is ours to stop, even if a check below panics.
+        let mut server = Self {
+            child: Some(child),
+            base: String::new(),
+            data_dir: data_dir.to_owned(),
+            credentials: Credentials::default(),
+        };
+        server.base = receiver
             .recv_timeout(Duration::from_secs(30))
             .expect("server announced its address");
         let text = std::fs::read_to_string(data_dir.join("bootstrap-credentials.json"))
             .expect("credentials file");
         let file: Value = serde_json::from_str(&text).unwrap();
         let field = |name: &str| file[name].as_str().unwrap().to_owned();
-        Self {
-            child: Some(child),
-            base,
-            data_dir: data_dir.to_owned(),
-            credentials: Credentials {
-                org_id: field("orgId"),
-                group_id: field("groupId"),
-                public_key: field("publicKey"),
-                private_key: field("privateKey"),
-            },
-        }
+        server.credentials = Credentials {
+            org_id: field("orgId"),
+            group_id: field("groupId"),
+            public_key: field("publicKey"),
+            private_key: field("privateKey"),
+        };
+        server
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -39,6 +39,8 @@ pub struct HostingConfig {
     pub port_base: u16,
     /// Serves the data commands of a cluster.
     pub handler: HandlerFactory,
+    /// How every replica set's engine is opened (durability, oplog retention).
+    pub engine: EngineOptions,
 }
 
 /// One served replica set.
@@ -276,11 +278,11 @@ async fn open_and_serve(
     set_name: &str,
     binding: Binding,
 ) -> anyhow::Result<(Arc<Engine>, ServerHandle, JoinHandle<()>)> {
-    let data_dir = config.data_dir.clone();
+    let (data_dir, options) = (config.data_dir.clone(), config.engine.clone());
     let set = set_name.to_owned();
     let engine = tokio::task::spawn_blocking(move || -> anyhow::Result<Engine> {
         let directory = layout::ensure_engine_dir(&data_dir, cluster, &set)?;
-        Ok(Engine::open(&directory, EngineOptions::default())?)
+        Ok(Engine::open(&directory, options)?)
     })
     .await??;
     let engine = Arc::new(engine);
