@@ -282,7 +282,7 @@ fn stream_file(
             if left == 0 {
                 return None;
             }
-            let mut chunk = vec![0; left.min(256 * 1024) as usize];
+            let mut chunk = vec![0; left.min(1 << 20) as usize];
             match source.read(&mut chunk).await {
                 Ok(0) => Some((
                     Err(std::io::Error::new(
