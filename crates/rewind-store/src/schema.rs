@@ -176,4 +176,13 @@ ALTER TABLE snapshots ADD COLUMN scheduled_for BIGINT;
 CREATE UNIQUE INDEX snapshots_by_schedule_slot ON snapshots (cluster_id, scheduled_for);
 "#,
     ),
+    (
+        8,
+        r#"
+CREATE TABLE replicas (
+    id TEXT PRIMARY KEY,
+    heartbeat_at BIGINT NOT NULL
+);
+"#,
+    ),
 ];

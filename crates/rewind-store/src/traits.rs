@@ -70,6 +70,16 @@ pub trait ProjectStore: Send + Sync {
     /// Assigns every cluster no replica hosts yet to `replica`, and returns all the clusters
     /// `replica` hosts: each cluster's data lives with exactly one replica.
     async fn host_clusters(&self, replica: &str) -> Result<Vec<Cluster>, StoreError>;
+    /// Records that `replica` is alive at `now`.
+    async fn replica_heartbeat(&self, replica: &str, now: Timestamp) -> Result<(), StoreError>;
+    /// Moves to `replica` the clusters hosted by replicas whose last heartbeat is older than
+    /// `stale_before` (they died); each moves once, to one replica. Returns those it moved,
+    /// not yet served (no address).
+    async fn take_over_clusters(
+        &self,
+        replica: &str,
+        stale_before: Timestamp,
+    ) -> Result<Vec<Cluster>, StoreError>;
     /// Records where a cluster hosted by `replica` answers drivers (none: not serving) and its
     /// state; false when the cluster is gone or hosted elsewhere.
     async fn record_cluster_address(

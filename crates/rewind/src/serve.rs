@@ -49,7 +49,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .context("reading the secrets replicas share")?;
     let router = rewind_api::router(app);
 
+    let blobs = rewind_backup::open_blob_store(&settings.blob_store)
+        .with_context(|| format!("opening the blob store {}", settings.blob_store))?;
     let clusters = hosting::Clusters::new(hosting::HostingConfig {
+        lease: settings.lease,
+        blobs: blobs.clone(),
         replica: replica_id.to_string(),
         data_dir: settings.data_dir.clone(),
         port_base: settings.cluster_port_base,
@@ -60,8 +64,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             ..rewind_engine::EngineOptions::default()
         },
     });
-    let blobs = rewind_backup::open_blob_store(&settings.blob_store)
-        .with_context(|| format!("opening the blob store {}", settings.blob_store))?;
     let backups = Backups {
         blobs,
         clusters: clusters.clone(),

@@ -42,6 +42,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     jobs::cancel_and_complete_race(store, &group, &cluster, &snapshot).await;
     jobs::restore_runs(store, &group, &cluster, &snapshot).await;
     jobs::scheduled_snapshots_once_per_slot(store, &cluster).await;
+    dead_replicas_clusters_move_once(store, &group).await;
     group_deletion_needs_no_clusters(store, &group, &cluster).await;
 }
 
@@ -260,6 +261,70 @@ fn cluster_named(group: &Group, name: &str) -> Cluster {
         spec: serde_json::json!({"replicationSpecs": [{"regionConfigs": []}]}),
         address: None,
     }
+}
+
+/// A replica whose heartbeat stopped loses its clusters to one live replica, once.
+async fn dead_replicas_clusters_move_once(store: &dyn MetadataStore, group: &Group) {
+    let orphan = cluster_named(group, "Orphaned");
+    store.create_cluster(&orphan, None).await.unwrap();
+    assert!(
+        store
+            .host_clusters("replica-dead")
+            .await
+            .unwrap()
+            .iter()
+            .any(|cluster| cluster.id == orphan.id)
+    );
+    store
+        .record_cluster_address(
+            orphan.id,
+            "replica-dead",
+            Some("127.0.0.1:1"),
+            ClusterState::Idle,
+        )
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    store
+        .replica_heartbeat("replica-dead", now.plus_millis(-60_000))
+        .await
+        .unwrap();
+    store.replica_heartbeat("replica-live", now).await.unwrap();
+    store.replica_heartbeat("replica-other", now).await.unwrap();
+    let stale_before = now.plus_millis(-30_000);
+    assert!(
+        store
+            .take_over_clusters("replica-dead", stale_before)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a replica does not take over from itself"
+    );
+    let (live, other) = tokio::join!(
+        store.take_over_clusters("replica-live", stale_before),
+        store.take_over_clusters("replica-other", stale_before)
+    );
+    let moved: Vec<Cluster> = live.unwrap().into_iter().chain(other.unwrap()).collect();
+    assert_eq!(moved.len(), 1, "the orphaned cluster moves once: {moved:?}");
+    assert_eq!(moved[0].id, orphan.id);
+    assert_eq!(
+        moved[0].address, None,
+        "not served until its new replica serves it"
+    );
+    assert!(
+        store
+            .take_over_clusters("replica-live", stale_before)
+            .await
+            .unwrap()
+            .is_empty()
+            && store
+                .take_over_clusters("replica-other", stale_before)
+                .await
+                .unwrap()
+                .is_empty(),
+        "nothing moves twice"
+    );
+    assert!(store.delete_cluster(orphan.id).await.unwrap());
 }
 
 /// Each cluster is hosted by exactly one replica, which records where it answers.

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rewind_domain::cluster::{Cluster, ClusterState};
 use rewind_domain::group::{Group, Organization};
 use rewind_domain::schedule::BackupSchedule;
-use rewind_domain::{ClusterName, ObjectId};
+use rewind_domain::{ClusterName, ObjectId, Timestamp};
 use sqlx::postgres::PgConnection;
 
 use super::{PgStore, all, args, count, execute, limit, offset, one};
@@ -309,6 +309,32 @@ impl crate::ProjectStore for PgStore {
             &mut connection,
             "SELECT * FROM clusters WHERE host_replica = $1 ORDER BY created_at, id",
             args![replica],
+            rows::cluster,
+        )
+        .await
+    }
+
+    async fn replica_heartbeat(&self, replica: &str, now: Timestamp) -> Result<(), StoreError> {
+        execute(
+            &mut *self.connection().await?,
+            "INSERT INTO replicas (id, heartbeat_at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+            args![replica, now.millis()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn take_over_clusters(
+        &self,
+        replica: &str,
+        stale_before: Timestamp,
+    ) -> Result<Vec<Cluster>, StoreError> {
+        // Each row is updated once: a replica racing for the same cluster re-checks
+        // `host_replica` after the first commits, finds it live, and leaves it.
+        all(
+            &mut *self.connection().await?,
+            "UPDATE clusters SET host_replica = $1, host_address = NULL WHERE host_replica IN (SELECT id FROM replicas WHERE heartbeat_at < $2 AND id <> $1) RETURNING *",
+            args![replica, stale_before.millis()],
             rows::cluster,
         )
         .await

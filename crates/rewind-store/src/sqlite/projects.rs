@@ -247,6 +247,36 @@ impl crate::ProjectStore for SqliteStore {
         .await
     }
 
+    async fn replica_heartbeat(&self, replica: &str, now: Timestamp) -> Result<(), StoreError> {
+        let replica = replica.to_owned();
+        self.write(move |connection| {
+            execute(
+                connection,
+                "INSERT INTO replicas (id, heartbeat_at) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                params![replica, now.millis()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_over_clusters(
+        &self,
+        replica: &str,
+        stale_before: Timestamp,
+    ) -> Result<Vec<Cluster>, StoreError> {
+        let replica = replica.to_owned();
+        self.write(move |connection| {
+            all(
+                connection,
+                "UPDATE clusters SET host_replica = ?1, host_address = NULL WHERE host_replica IN (SELECT id FROM replicas WHERE heartbeat_at < ?2 AND id <> ?1) RETURNING *",
+                params![replica, stale_before.millis()],
+                rows::cluster,
+            )
+        })
+        .await
+    }
+
     async fn record_cluster_address(
         &self,
         cluster_id: ObjectId,

@@ -6,6 +6,13 @@
 //! address and `stateName: IDLE`; a paused cluster stops serving and keeps its data; a deleted
 //! cluster is stopped and its data removed. [`Clusters`] is also how the workers reach a
 //! cluster's engines to snapshot them, and how a restore swaps a cluster's data.
+//!
+//! Replicas heartbeat through the store. A replica not heard from for a lease is dead: a live
+//! replica takes its clusters over and, having none of their data, rebuilds each from its
+//! latest completed snapshot plus the oplog captured since (see [`seed`]); the dead replica's
+//! jobs, once their leases lapse, then run on the new host.
+
+mod seed;
 
 pub mod layout;
 
@@ -41,6 +48,10 @@ pub struct HostingConfig {
     pub handler: HandlerFactory,
     /// How every replica set's engine is opened (durability, oplog retention).
     pub engine: EngineOptions,
+    /// A replica not heard from for this long is dead and its clusters move.
+    pub lease: Duration,
+    /// Where backups live, to rebuild the clusters taken over from a dead replica.
+    pub blobs: Arc<dyn rewind_backup::BlobStore>,
 }
 
 /// One served replica set.
@@ -156,9 +167,16 @@ pub fn spawn(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut last_heartbeat: Option<std::time::Instant> = None;
         while !*stop.borrow() {
+            if last_heartbeat.is_none_or(|at| at.elapsed() >= clusters.config.lease / 4) {
+                if let Err(error) = heartbeat_and_take_over(store.as_ref(), &clusters).await {
+                    tracing::error!(error = format!("{error:#}"), "replica heartbeat failed");
+                }
+                last_heartbeat = Some(std::time::Instant::now());
+            }
             if let Err(error) = reconcile(store.as_ref(), &clusters).await {
-                tracing::error!(%error, "cluster hosting failed");
+                tracing::error!(error = format!("{error:#}"), "cluster hosting failed");
             }
             tokio::select! {
                 _ = stop.changed() => {}
@@ -170,6 +188,24 @@ pub fn spawn(
             tracing::info!(cluster.id = %id, "cluster stopped for shutdown");
         }
     })
+}
+
+/// Says this replica is alive, and takes over the clusters of replicas that are not.
+async fn heartbeat_and_take_over(
+    store: &dyn MetadataStore,
+    clusters: &Clusters,
+) -> anyhow::Result<()> {
+    let config = clusters.config.as_ref();
+    let now = rewind_domain::Timestamp::now();
+    store.replica_heartbeat(&config.replica, now).await?;
+    let lease = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
+    for cluster in store
+        .take_over_clusters(&config.replica, now.plus_millis(-lease))
+        .await?
+    {
+        tracing::warn!(cluster.id = %cluster.id, cluster.name = %cluster.name, "took over a cluster whose replica stopped; rebuilding it from its backups");
+    }
+    Ok(())
 }
 
 async fn reconcile(store: &dyn MetadataStore, clusters: &Clusters) -> anyhow::Result<()> {
@@ -211,7 +247,7 @@ async fn reconcile(store: &dyn MetadataStore, clusters: &Clusters) -> anyhow::Re
                     .await?;
             }
             (false, false) => {
-                let started = start_cluster(cluster, config).await?;
+                let started = start_cluster(store, cluster, config).await?;
                 let address = started
                     .replica_sets
                     .first()
@@ -236,7 +272,11 @@ async fn reconcile(store: &dyn MetadataStore, clusters: &Clusters) -> anyhow::Re
 }
 
 /// Opens the engines of a cluster and starts their servers.
-async fn start_cluster(cluster: &Cluster, config: &HostingConfig) -> anyhow::Result<Running> {
+async fn start_cluster(
+    store: &dyn MetadataStore,
+    cluster: &Cluster,
+    config: &HostingConfig,
+) -> anyhow::Result<Running> {
     let (data_dir, id) = (config.data_dir.clone(), cluster.id);
     tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(layout::cluster_dir(&data_dir, id))?;
@@ -245,6 +285,9 @@ async fn start_cluster(cluster: &Cluster, config: &HostingConfig) -> anyhow::Res
     .await??;
     let mut replica_sets = Vec::new();
     for (index, name) in cluster.replica_set_names().into_iter().enumerate() {
+        if !layout::engine_dir(&config.data_dir, cluster.id, &name).exists() {
+            seed::from_backups(store, config, cluster, &name).await?;
+        }
         let binding = match config.port_base {
             0 => Binding::Any,
             base => Binding::From(base.saturating_add(u16::try_from(index).unwrap_or(0))),
