@@ -12,7 +12,6 @@ use axum::routing::get;
 use rewind_api::AppContext;
 use rewind_api::auth::secrets::{new_access_token, new_service_account, sha256_hex};
 use rewind_domain::cluster::{Cluster, ClusterState, ClusterType};
-use rewind_domain::group::{Group, Organization};
 use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
@@ -301,19 +300,7 @@ struct Fixture {
 impl Fixture {
     async fn create(store: &dyn MetadataStore, targets: usize) -> anyhow::Result<Self> {
         let now = Timestamp::now();
-        let org = Organization {
-            id: ObjectId::generate(),
-            name: "bench".into(),
-            created_at: now,
-        };
-        store.create_org(&org).await?;
-        let group = Group {
-            id: ObjectId::generate(),
-            org_id: org.id,
-            name: "bench".into(),
-            created_at: now,
-        };
-        store.create_group(&group).await?;
+        let (org, group) = super::org_and_group(store, now).await?;
         let (account, _) = new_service_account(
             org.id,
             "bench".into(),

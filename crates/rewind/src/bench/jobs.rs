@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rewind_domain::cluster::Cluster;
-use rewind_domain::group::{Group, Organization};
+use rewind_domain::group::Group;
 use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
 use rewind_domain::restore_request::DeliveryType;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
@@ -152,19 +152,7 @@ async fn measure_store(
 
 async fn prepare(store: &dyn MetadataStore, clusters: usize) -> anyhow::Result<Fixture> {
     let now = Timestamp::now();
-    let org = Organization {
-        id: ObjectId::generate(),
-        name: "bench".into(),
-        created_at: now,
-    };
-    store.create_org(&org).await?;
-    let group = Group {
-        id: ObjectId::generate(),
-        org_id: org.id,
-        name: "bench".into(),
-        created_at: now,
-    };
-    store.create_group(&group).await?;
+    let (_, group) = super::org_and_group(store, now).await?;
     let mut created = Vec::with_capacity(clusters);
     for index in 0..clusters {
         let record = cluster(group.id, &format!("c{index}"), now)?;
