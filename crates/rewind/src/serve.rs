@@ -14,6 +14,7 @@ use crate::{bootstrap, hosting, oplog_capture, worker};
 
 /// Runs until SIGTERM or SIGINT, then drains requests and stops the workers.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let signals = ShutdownSignals::install()?;
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     let store: Arc<dyn MetadataStore> = match &settings.database_url {
@@ -102,7 +103,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut shutdown = stop_receiver;
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
-            wait_for_signal().await;
+            signals.received().await;
             tracing::info!("shutdown requested: draining requests");
             let _ = stop_sender.send(true);
             let _ = shutdown.changed().await;
@@ -117,17 +118,28 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment this is created: a signal that arrives before
+/// the server's shutdown future first runs must not fall to the default action (killing the
+/// process without draining anything), which a supervisor stopping a just-started replica
+/// would otherwise hit.
+struct ShutdownSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    async fn received(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
     }
 }
