@@ -12,6 +12,7 @@ mod model;
 mod postgres;
 mod rows;
 mod schema;
+mod sql;
 mod sqlite;
 mod traits;
 

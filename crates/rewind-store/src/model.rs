@@ -135,6 +135,12 @@ pub struct Claimed<T> {
 pub enum Release<'a> {
     /// Its replica is shutting down: the interrupted claim does not count as an attempt.
     Shutdown,
+    /// The job could not start yet (its cluster is still starting here): the claim does not
+    /// count as an attempt, and it is claimed again at `retry_at`.
+    NotReady {
+        /// When to claim it again.
+        retry_at: Timestamp,
+    },
     /// A transient failure: another attempt may start at `retry_at`, not before.
     Retry {
         /// The earliest time the job may be claimed again (the backoff).

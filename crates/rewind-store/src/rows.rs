@@ -96,6 +96,7 @@ pub fn pit_columns(pit: Option<PitTarget>) -> (Option<i64>, Option<i64>, Option<
 pub fn release_columns(release: Release<'_>) -> (i64, i64, Option<String>) {
     match release {
         Release::Shutdown => (1, 0, None),
+        Release::NotReady { retry_at } => (1, retry_at.millis(), None),
         Release::Retry { retry_at, error } => (0, retry_at.millis(), Some(error.to_owned())),
     }
 }
@@ -393,20 +394,6 @@ pub fn restore_job(row: &dyn RowAccess) -> Result<RestoreJob, StoreError> {
             .transpose()?,
     })
 }
-
-/// A download job is active until its link is used or gone: queued, running, or completed
-/// with the link not yet downloaded (an expired link's job becomes `expired`).
-pub const DOWNLOAD_ACTIVE: &str =
-    "(state IN ('queued', 'inProgress') OR (state = 'completed' AND downloaded_at IS NULL))";
-
-/// Claims the oldest queued restore job a replica can run: downloads of snapshots of clusters
-/// it hosts, restores into clusters it hosts. `?1` owner, `?2` lease end, `?3` now, `?4`
-/// replica; `{SKIP_LOCKED}` is PostgreSQL's row-lock clause.
-pub const CLAIM_RESTORE_JOB: &str = "UPDATE restore_jobs SET state = 'inProgress', updated_at = ?3, lease_owner = ?1, lease_expires_at = ?2, attempts = attempts + 1 WHERE id = (SELECT j.id FROM restore_jobs j WHERE j.state = 'queued' AND j.retry_at <= ?3 AND EXISTS (SELECT 1 FROM clusters c WHERE c.host_replica = ?4 AND ((j.delivery_type = 'download' AND c.group_id = j.group_id AND c.name = j.cluster_name) OR (j.delivery_type <> 'download' AND c.group_id = j.target_group_id AND c.name = j.target_cluster_name))) ORDER BY j.created_at, j.id LIMIT 1 {SKIP_LOCKED}) AND state = 'queued' RETURNING *";
-
-/// Hands restore jobs whose lease lapsed back to the queue, or fails them after `?2`
-/// attempts. `?1` now.
-pub const RESTORE_LEASE_REAP: &str = "UPDATE restore_jobs SET state = CASE WHEN attempts >= ?2 THEN 'failed' ELSE 'queued' END, failure_reason = CASE WHEN attempts >= ?2 THEN 'the worker running this restore stopped before finishing, every attempt' ELSE failure_reason END, finished_at = CASE WHEN attempts >= ?2 THEN ?1 ELSE finished_at END, updated_at = ?1, lease_owner = NULL, lease_expires_at = NULL WHERE state = 'inProgress' AND lease_expires_at < ?1";
 
 /// Encodes a job's progress.
 pub fn encode_progress(progress: &RestoreProgress) -> String {

@@ -30,7 +30,6 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 pub fn spawn(
     store: Arc<dyn MetadataStore>,
     backups: Backups,
-    replica: String,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -38,11 +37,11 @@ pub fn spawn(
         let mut last: HashMap<String, Option<Timestamp>> = HashMap::new();
         let mut last_prune: Option<std::time::Instant> = None;
         while !*stop.borrow() {
-            if let Err(error) = capture_all(store.as_ref(), &backups, &replica, &mut last).await {
+            if let Err(error) = capture_all(&backups, &mut last).await {
                 tracing::error!(error = format!("{error:#}"), "oplog capture failed");
             }
             if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
-                if let Err(error) = prune_all(store.as_ref(), &backups, &replica).await {
+                if let Err(error) = prune_all(store.as_ref(), &backups).await {
                     tracing::error!(error = format!("{error:#}"), "oplog pruning failed");
                 }
                 last_prune = Some(std::time::Instant::now());
@@ -56,16 +55,15 @@ pub fn spawn(
 }
 
 async fn capture_all(
-    store: &dyn MetadataStore,
     backups: &Backups,
-    replica: &str,
     last: &mut HashMap<String, Option<Timestamp>>,
 ) -> anyhow::Result<()> {
-    let pit_clusters: Vec<ObjectId> = store
-        .host_clusters(replica)
-        .await?
+    let pit_clusters: Vec<ObjectId> = backups
+        .clusters
+        .running()
+        .await
         .into_iter()
-        .filter(|cluster| cluster.pit_enabled && !cluster.paused)
+        .filter(|cluster| cluster.pit_enabled)
         .map(|cluster| cluster.id)
         .collect();
     for cluster in pit_clusters {
@@ -89,13 +87,9 @@ async fn capture_all(
 
 /// Removes each pitEnabled cluster's slices older than its restore window: a point in time
 /// before the window cannot be asked for (the API refuses it), so its oplog is not kept.
-async fn prune_all(
-    store: &dyn MetadataStore,
-    backups: &Backups,
-    replica: &str,
-) -> anyhow::Result<()> {
+async fn prune_all(store: &dyn MetadataStore, backups: &Backups) -> anyhow::Result<()> {
     let now = rewind_domain::Timestamp::now();
-    for cluster in store.host_clusters(replica).await? {
+    for cluster in backups.clusters.running().await {
         if !cluster.pit_enabled {
             continue;
         }

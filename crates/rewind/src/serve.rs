@@ -91,12 +91,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .collect();
 
     let hosting = hosting::spawn(store.clone(), clusters.clone(), stop_receiver.clone());
-    let oplog_capture = oplog_capture::spawn(
-        store.clone(),
-        backups,
-        replica_id.to_string(),
-        stop_receiver.clone(),
-    );
+    let oplog_capture = oplog_capture::spawn(store.clone(), backups, stop_receiver.clone());
 
     println!("rewind: listening on http://{address}");
     tracing::info!(%address, replica = %replica_id, data_dir = %settings.data_dir.display(), "rewind serving");

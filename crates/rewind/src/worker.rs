@@ -129,7 +129,7 @@ async fn sweep(store: &dyn MetadataStore, config: &WorkerConfig) -> anyhow::Resu
         );
     }
     for snapshot in store.expired_snapshots(Timestamp::now()).await? {
-        remove_snapshot_data(config, &snapshot).await?;
+        remove_snapshot_data(store, config, &snapshot).await?;
         store.delete_snapshot(snapshot.id, Timestamp::now()).await?;
         tracing::info!(snapshot.id = %snapshot.id, "expired snapshot removed with its data");
     }
@@ -146,8 +146,8 @@ async fn queue_scheduled_snapshots(
     config: &WorkerConfig,
 ) -> anyhow::Result<()> {
     let now = Timestamp::now();
-    for cluster in store.host_clusters(&config.replica).await? {
-        if !cluster.backup_enabled || cluster.paused {
+    for cluster in config.backups.clusters.running().await {
+        if !cluster.backup_enabled {
             continue;
         }
         let Some(schedule) = store.get_schedule(cluster.id).await? else {
@@ -197,19 +197,19 @@ async fn take_one(
     let owner = config.owner.as_str();
     tracing::info!(snapshot.id = %snapshot.id, %owner, attempt, "snapshot started");
     let Some(engines) = config.backups.clusters.engines(snapshot.cluster_id).await else {
-        let reason = "the cluster is not serving (paused or stopped), so it cannot be snapshotted";
+        // Claims take only served clusters, but the address a replica recorded survives its
+        // restart: the cluster is starting again here. Wait for it rather than fail.
         store
-            .finish_snapshot(
+            .release_snapshot(
                 snapshot.id,
                 owner,
-                SnapshotStatus::Failed,
-                Timestamp::now(),
-                0,
-                Some(reason),
+                Release::NotReady {
+                    retry_at: Timestamp::now().plus_millis(500),
+                },
             )
             .await?;
-        tracing::warn!(snapshot.id = %snapshot.id, reason, "snapshot failed");
-        return Ok(true);
+        tracing::info!(snapshot.id = %snapshot.id, "snapshot waits for its cluster to start");
+        return Ok(false);
     };
     let (blobs, delay) = (config.backups.blobs.clone(), config.fault_snapshot_delay);
     let step = {
@@ -293,15 +293,26 @@ async fn take_one(
 }
 
 /// Removes an expired snapshot's manifests and the chunks no other snapshot uses.
-async fn remove_snapshot_data(config: &WorkerConfig, snapshot: &Snapshot) -> anyhow::Result<()> {
+///
+/// The replica sets come from the cluster's record, so a paused (not running) cluster's
+/// expired snapshots are removed too; a snapshot outliving its cluster keeps its blobs.
+async fn remove_snapshot_data(
+    store: &dyn MetadataStore,
+    config: &WorkerConfig,
+    snapshot: &Snapshot,
+) -> anyhow::Result<()> {
     let blobs = config.backups.blobs.clone();
     let (cluster, id) = (snapshot.cluster_id, snapshot.id.to_string());
-    let prefixes: Vec<String> = match config.backups.clusters.engines(cluster).await {
-        Some(engines) => engines
+    let prefixes: Vec<String> = match store
+        .get_cluster(snapshot.group_id, &snapshot.cluster_name)
+        .await?
+    {
+        Some(record) if record.id == cluster => record
+            .replica_set_names()
             .iter()
-            .map(|(set, _)| repository(cluster, set))
+            .map(|set| repository(cluster, set))
             .collect(),
-        None => Vec::new(),
+        _ => Vec::new(),
     };
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         for prefix in prefixes {

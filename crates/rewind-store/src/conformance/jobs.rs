@@ -198,6 +198,33 @@ pub(super) async fn heartbeats_and_releases(store: &dyn MetadataStore, cluster: 
         "a shutdown release gives the attempt back"
     );
 
+    // Not ready (its cluster is starting): back later, the attempt given back.
+    let ready_at = Timestamp::now().plus_millis(60_000);
+    assert!(
+        store
+            .release_snapshot(
+                snapshot.id,
+                WORKER,
+                Release::NotReady { retry_at: ready_at }
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_queued_snapshot(HOST, "8.0.4", &lease(), Timestamp::now())
+            .await
+            .unwrap()
+            .is_none(),
+        "not claimable before it is ready"
+    );
+    let reclaimed = store
+        .claim_queued_snapshot(HOST, "8.0.4", &lease(), ready_at)
+        .await
+        .unwrap()
+        .expect("claimable once ready");
+    assert_eq!(reclaimed.attempt, 1, "waiting did not cost an attempt");
+
     // Transient failure: back in the queue, but not claimable before the backoff ends.
     let retry_at = Timestamp::now().plus_millis(60_000);
     assert!(

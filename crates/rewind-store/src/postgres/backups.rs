@@ -6,8 +6,9 @@ use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
 use sqlx::postgres::PgConnection;
 
-use super::{PgStore, all, args, count, execute, limit, lock, offset, one};
+use super::{PgStore, all, args, count, execute, limit, lock, numbered, offset, one};
 use crate::rows::{self, encode_strings, pit_columns};
+use crate::sql;
 use crate::{Claimed, Lease, Page, Release, RestoreGuard, StoreError};
 
 const ACTIVE: &str = "('queued', 'inProgress')";
@@ -177,7 +178,7 @@ impl crate::BackupStore for PgStore {
     async fn renew_snapshot_lease(&self, id: ObjectId, lease: &Lease) -> Result<bool, StoreError> {
         let changed = execute(
             &mut *self.connection().await?,
-            "UPDATE snapshots SET lease_expires_at = $3 WHERE id = $1 AND status = 'inProgress' AND lease_owner = $2",
+            &numbered(sql::RENEW_SNAPSHOT_LEASE),
             args![id.to_string(), lease.owner.as_str(), lease.until.millis()],
         )
         .await?;
@@ -193,7 +194,7 @@ impl crate::BackupStore for PgStore {
         let (refund, retry_at, error) = rows::release_columns(release);
         let changed = execute(
             &mut *self.connection().await?,
-            "UPDATE snapshots SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - $3, retry_at = $4, last_error = COALESCE($5, last_error) WHERE id = $1 AND status = 'inProgress' AND lease_owner = $2",
+            &numbered(sql::RELEASE_SNAPSHOT),
             args![id.to_string(), owner, refund, retry_at, error],
         )
         .await?;
@@ -263,7 +264,7 @@ impl crate::BackupStore for PgStore {
         if let Some(snapshot_id) = guard.download_snapshot {
             let active = count(
                 &mut transaction,
-                &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = $1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
+                &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = $1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
                 args![snapshot_id.to_string()],
             )
             .await?;
@@ -274,7 +275,7 @@ impl crate::BackupStore for PgStore {
         if let Some(max) = guard.max_group_downloads {
             let active = count(
                 &mut transaction,
-                &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = $1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
+                &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = $1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
                 args![job.group_id.to_string()],
             )
             .await?;
@@ -386,13 +387,13 @@ impl crate::BackupStore for PgStore {
         let mut connection = self.connection().await?;
         let of_snapshot = count(
             &mut connection,
-            &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = $1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
+            &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = $1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
             args![snapshot_id.to_string()],
         )
         .await?;
         let of_group = count(
             &mut connection,
-            &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = $1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
+            &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = $1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
             args![group_id.to_string()],
         )
         .await?;

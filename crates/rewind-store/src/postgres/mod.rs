@@ -90,6 +90,20 @@ fn query(
     query
 }
 
+/// SQLite's `?N` placeholders as PostgreSQL's `$N`.
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Runs a statement; returns the rows it changed.
 pub(crate) async fn execute(
     connection: &mut PgConnection,

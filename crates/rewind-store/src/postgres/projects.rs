@@ -7,8 +7,9 @@ use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
 use sqlx::postgres::PgConnection;
 
-use super::{PgStore, all, args, count, execute, limit, offset, one};
+use super::{PgStore, all, args, count, execute, limit, numbered, offset, one};
 use crate::rows::{self, encode_policy_items};
+use crate::sql;
 use crate::{Page, StoreError};
 
 const INSERT_SCHEDULE: &str = "INSERT INTO schedules (cluster_id, reference_hour_of_day, reference_minute_of_hour, restore_window_days, policy_id, policy_items, auto_export_enabled, use_org_and_group_names_in_export_prefix, auto_copy_settings_enabled, copy_policy_items_enabled, copy_settings, extra_retention_settings) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
@@ -301,13 +302,13 @@ impl crate::ProjectStore for PgStore {
         let mut connection = self.connection().await?;
         execute(
             &mut connection,
-            "UPDATE clusters SET host_replica = $1 WHERE host_replica IS NULL",
+            &numbered(sql::HOST_UNHOSTED_CLUSTERS),
             args![replica],
         )
         .await?;
         all(
             &mut connection,
-            "SELECT * FROM clusters WHERE host_replica = $1 ORDER BY created_at, id",
+            &numbered(sql::CLUSTERS_HOSTED_BY),
             args![replica],
             rows::cluster,
         )
@@ -317,7 +318,7 @@ impl crate::ProjectStore for PgStore {
     async fn replica_heartbeat(&self, replica: &str, now: Timestamp) -> Result<(), StoreError> {
         execute(
             &mut *self.connection().await?,
-            "INSERT INTO replicas (id, heartbeat_at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+            &numbered(sql::REPLICA_HEARTBEAT),
             args![replica, now.millis()],
         )
         .await?;
@@ -333,7 +334,7 @@ impl crate::ProjectStore for PgStore {
         // `host_replica` after the first commits, finds it live, and leaves it.
         all(
             &mut *self.connection().await?,
-            "UPDATE clusters SET host_replica = $1, host_address = NULL WHERE host_replica IN (SELECT id FROM replicas WHERE heartbeat_at < $2 AND id <> $1) RETURNING *",
+            &numbered(sql::TAKE_OVER_CLUSTERS),
             args![replica, stale_before.millis()],
             rows::cluster,
         )
@@ -349,7 +350,7 @@ impl crate::ProjectStore for PgStore {
     ) -> Result<bool, StoreError> {
         let changed = execute(
             &mut *self.connection().await?,
-            "UPDATE clusters SET host_address = $3, state = $4 WHERE id = $1 AND host_replica = $2",
+            &numbered(sql::RECORD_CLUSTER_ADDRESS),
             args![
                 cluster_id.to_string(),
                 replica,

@@ -4,23 +4,10 @@ use async_trait::async_trait;
 use rewind_domain::restore_job::{RestoreJob, RestoreProgress};
 use rewind_domain::{ObjectId, Timestamp};
 
-use super::{PgStore, args, execute, one};
-use crate::rows::{self, CLAIM_RESTORE_JOB, RESTORE_LEASE_REAP, encode_strings, release_columns};
+use super::{PgStore, args, execute, numbered, one};
+use crate::rows::{self, encode_strings, release_columns};
+use crate::sql::{self, CLAIM_RESTORE_JOB, RESTORE_LEASE_REAP};
 use crate::{Claimed, Lease, Release, RestoreOutcome, StoreError};
-
-/// SQLite's `?N` placeholders as PostgreSQL's `$N`.
-fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
-            out.push('$');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 #[async_trait]
 impl crate::RestoreRunStore for PgStore {
@@ -47,7 +34,7 @@ impl crate::RestoreRunStore for PgStore {
     async fn renew_restore_lease(&self, id: ObjectId, lease: &Lease) -> Result<bool, StoreError> {
         let changed = execute(
             &mut *self.connection().await?,
-            "UPDATE restore_jobs SET lease_expires_at = $3 WHERE id = $1 AND state = 'inProgress' AND lease_owner = $2",
+            &numbered(sql::RENEW_RESTORE_LEASE),
             args![id.to_string(), lease.owner.as_str(), lease.until.millis()],
         )
         .await?;
@@ -63,7 +50,7 @@ impl crate::RestoreRunStore for PgStore {
         let (refund, retry_at, error) = release_columns(release);
         let changed = execute(
             &mut *self.connection().await?,
-            "UPDATE restore_jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - $3, retry_at = $4, last_error = COALESCE($5, last_error) WHERE id = $1 AND state = 'inProgress' AND lease_owner = $2",
+            &numbered(sql::RELEASE_RESTORE_JOB),
             args![id.to_string(), owner, refund, retry_at, error],
         )
         .await?;
@@ -78,7 +65,7 @@ impl crate::RestoreRunStore for PgStore {
     ) -> Result<bool, StoreError> {
         let changed = execute(
             &mut *self.connection().await?,
-            "UPDATE restore_jobs SET progress = $3 WHERE id = $1 AND state = 'inProgress' AND lease_owner = $2",
+            &numbered(sql::RECORD_RESTORE_PROGRESS),
             args![id.to_string(), owner, rows::encode_progress(progress)],
         )
         .await?;
@@ -93,7 +80,7 @@ impl crate::RestoreRunStore for PgStore {
     ) -> Result<bool, StoreError> {
         let changed = execute(
             &mut *self.connection().await?,
-            "UPDATE restore_jobs SET state = $3, updated_at = $4, finished_at = $4, failure_reason = $5, delivery_urls = $6, expires_at = $7, download_token_sha256 = $8, progress = COALESCE($9, progress), lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND state = 'inProgress' AND lease_owner = $2",
+            &numbered(sql::FINISH_RESTORE_JOB),
             args![
                 id.to_string(),
                 owner,
@@ -129,7 +116,7 @@ impl crate::RestoreRunStore for PgStore {
     ) -> Result<Option<(RestoreJob, Option<Timestamp>)>, StoreError> {
         one(
             &mut *self.connection().await?,
-            "SELECT * FROM restore_jobs WHERE download_token_sha256 = $1",
+            &numbered(sql::RESTORE_JOB_BY_DOWNLOAD_TOKEN),
             args![token_sha256],
             rows::restore_job_with_download,
         )
@@ -139,7 +126,7 @@ impl crate::RestoreRunStore for PgStore {
     async fn mark_downloaded(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError> {
         let changed = execute(
             &mut *self.connection().await?,
-            "UPDATE restore_jobs SET downloaded_at = $2 WHERE id = $1 AND downloaded_at IS NULL",
+            &numbered(sql::MARK_DOWNLOADED),
             args![id.to_string(), now.millis()],
         )
         .await?;
@@ -149,7 +136,7 @@ impl crate::RestoreRunStore for PgStore {
     async fn expire_downloads(&self, now: Timestamp) -> Result<u64, StoreError> {
         Ok(execute(
             &mut *self.connection().await?,
-            "UPDATE restore_jobs SET state = 'expired', updated_at = $1 WHERE delivery_type = 'download' AND state = 'completed' AND expires_at <= $1",
+            &numbered(sql::EXPIRE_DOWNLOADS),
             args![now.millis()],
         )
         .await?)

@@ -5,6 +5,7 @@ use rusqlite::params;
 
 use super::*;
 use crate::rows::{self, pit_columns};
+use crate::sql;
 use crate::{Claimed, Lease, Release, RestoreGuard};
 
 /// Inserts a snapshot row; a scheduled one names its policy slot, and a slot that already has
@@ -170,7 +171,7 @@ impl crate::BackupStore for SqliteStore {
         self.write(move |connection| {
             Ok(execute(
                 connection,
-                "UPDATE snapshots SET lease_expires_at = ?3 WHERE id = ?1 AND status = 'inProgress' AND lease_owner = ?2",
+                sql::RENEW_SNAPSHOT_LEASE,
                 params![id.to_string(), lease.owner, lease.until.millis()],
             )? > 0)
         })
@@ -188,7 +189,7 @@ impl crate::BackupStore for SqliteStore {
         self.write(move |connection| {
             Ok(execute(
                 connection,
-                "UPDATE snapshots SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - ?3, retry_at = ?4, last_error = COALESCE(?5, last_error) WHERE id = ?1 AND status = 'inProgress' AND lease_owner = ?2",
+                sql::RELEASE_SNAPSHOT,
                 params![id.to_string(), owner, refund, retry_at, error],
             )? > 0)
         })
@@ -262,7 +263,7 @@ impl crate::BackupStore for SqliteStore {
             if let Some(snapshot_id) = guard.download_snapshot {
                 let active = count(
                     connection,
-                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
+                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
                     [snapshot_id.to_string()],
                 )?;
                 if active > 0 {
@@ -272,7 +273,7 @@ impl crate::BackupStore for SqliteStore {
             if let Some(max) = guard.max_group_downloads {
                 let active = count(
                     connection,
-                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
+                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
                     [job.group_id.to_string()],
                 )?;
                 if active >= u64::from(max) {
@@ -380,12 +381,12 @@ impl crate::BackupStore for SqliteStore {
         self.read(|connection| {
             let of_snapshot = count(
                 connection,
-                &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
+                &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
                 [snapshot_id.to_string()],
             )?;
             let of_group = count(
                 connection,
-                &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND {}", crate::rows::DOWNLOAD_ACTIVE),
+                &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
                 [group_id.to_string()],
             )?;
             Ok((of_snapshot as u32, of_group as u32))

@@ -5,6 +5,7 @@ use rusqlite::params;
 
 use super::*;
 use crate::rows;
+use crate::sql;
 
 #[async_trait]
 impl crate::ProjectStore for SqliteStore {
@@ -232,14 +233,10 @@ impl crate::ProjectStore for SqliteStore {
     async fn host_clusters(&self, replica: &str) -> Result<Vec<Cluster>, StoreError> {
         let replica = replica.to_owned();
         self.write(move |connection| {
-            execute(
-                connection,
-                "UPDATE clusters SET host_replica = ?1 WHERE host_replica IS NULL",
-                [replica.as_str()],
-            )?;
+            execute(connection, sql::HOST_UNHOSTED_CLUSTERS, [replica.as_str()])?;
             all(
                 connection,
-                "SELECT * FROM clusters WHERE host_replica = ?1 ORDER BY created_at, id",
+                sql::CLUSTERS_HOSTED_BY,
                 [replica.as_str()],
                 rows::cluster,
             )
@@ -252,7 +249,7 @@ impl crate::ProjectStore for SqliteStore {
         self.write(move |connection| {
             execute(
                 connection,
-                "INSERT INTO replicas (id, heartbeat_at) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                sql::REPLICA_HEARTBEAT,
                 params![replica, now.millis()],
             )?;
             Ok(())
@@ -269,7 +266,7 @@ impl crate::ProjectStore for SqliteStore {
         self.write(move |connection| {
             all(
                 connection,
-                "UPDATE clusters SET host_replica = ?1, host_address = NULL WHERE host_replica IN (SELECT id FROM replicas WHERE heartbeat_at < ?2 AND id <> ?1) RETURNING *",
+                sql::TAKE_OVER_CLUSTERS,
                 params![replica, stale_before.millis()],
                 rows::cluster,
             )
@@ -288,7 +285,7 @@ impl crate::ProjectStore for SqliteStore {
         self.write(move |connection| {
             Ok(execute(
                 connection,
-                "UPDATE clusters SET host_address = ?3, state = ?4 WHERE id = ?1 AND host_replica = ?2",
+                sql::RECORD_CLUSTER_ADDRESS,
                 params![cluster_id.to_string(), replica, address, state.as_str()],
             )? > 0)
         })

@@ -5,7 +5,8 @@ use rewind_domain::restore_job::RestoreProgress;
 use rusqlite::params;
 
 use super::*;
-use crate::rows::{self, CLAIM_RESTORE_JOB, RESTORE_LEASE_REAP, release_columns};
+use crate::rows::{self, release_columns};
+use crate::sql::{self, CLAIM_RESTORE_JOB, RESTORE_LEASE_REAP};
 use crate::{Claimed, Lease, Release, RestoreOutcome};
 
 #[async_trait]
@@ -33,7 +34,7 @@ impl crate::RestoreRunStore for SqliteStore {
         self.write(move |connection| {
             Ok(execute(
                 connection,
-                "UPDATE restore_jobs SET lease_expires_at = ?3 WHERE id = ?1 AND state = 'inProgress' AND lease_owner = ?2",
+                sql::RENEW_RESTORE_LEASE,
                 params![id.to_string(), lease.owner, lease.until.millis()],
             )? > 0)
         })
@@ -51,7 +52,7 @@ impl crate::RestoreRunStore for SqliteStore {
         self.write(move |connection| {
             Ok(execute(
                 connection,
-                "UPDATE restore_jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - ?3, retry_at = ?4, last_error = COALESCE(?5, last_error) WHERE id = ?1 AND state = 'inProgress' AND lease_owner = ?2",
+                sql::RELEASE_RESTORE_JOB,
                 params![id.to_string(), owner, refund, retry_at, error],
             )? > 0)
         })
@@ -68,7 +69,7 @@ impl crate::RestoreRunStore for SqliteStore {
         self.write(move |connection| {
             Ok(execute(
                 connection,
-                "UPDATE restore_jobs SET progress = ?3 WHERE id = ?1 AND state = 'inProgress' AND lease_owner = ?2",
+                sql::RECORD_RESTORE_PROGRESS,
                 params![id.to_string(), owner, progress],
             )? > 0)
         })
@@ -85,7 +86,7 @@ impl crate::RestoreRunStore for SqliteStore {
         self.write(move |connection| {
             Ok(execute(
                 connection,
-                "UPDATE restore_jobs SET state = ?3, updated_at = ?4, finished_at = ?4, failure_reason = ?5, delivery_urls = ?6, expires_at = ?7, download_token_sha256 = ?8, progress = COALESCE(?9, progress), lease_owner = NULL, lease_expires_at = NULL WHERE id = ?1 AND state = 'inProgress' AND lease_owner = ?2",
+                sql::FINISH_RESTORE_JOB,
                 params![
                     id.to_string(),
                     owner,
@@ -124,7 +125,7 @@ impl crate::RestoreRunStore for SqliteStore {
         self.read(|connection| {
             one(
                 connection,
-                "SELECT * FROM restore_jobs WHERE download_token_sha256 = ?1",
+                sql::RESTORE_JOB_BY_DOWNLOAD_TOKEN,
                 [token_sha256],
                 rows::restore_job_with_download,
             )
@@ -135,7 +136,7 @@ impl crate::RestoreRunStore for SqliteStore {
         self.write(move |connection| {
             Ok(execute(
                 connection,
-                "UPDATE restore_jobs SET downloaded_at = ?2 WHERE id = ?1 AND downloaded_at IS NULL",
+                sql::MARK_DOWNLOADED,
                 params![id.to_string(), now.millis()],
             )? > 0)
         })
@@ -144,11 +145,7 @@ impl crate::RestoreRunStore for SqliteStore {
 
     async fn expire_downloads(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.write(move |connection| {
-            Ok(execute(
-                connection,
-                "UPDATE restore_jobs SET state = 'expired', updated_at = ?1 WHERE delivery_type = 'download' AND state = 'completed' AND expires_at <= ?1",
-                [now.millis()],
-            )? as u64)
+            Ok(execute(connection, sql::EXPIRE_DOWNLOADS, [now.millis()])? as u64)
         })
         .await
     }

@@ -16,7 +16,7 @@ mod seed;
 
 pub mod layout;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,8 +62,10 @@ struct ReplicaSet {
     last_write_forwarder: JoinHandle<()>,
 }
 
-/// A cluster running here: its replica sets (one per shard).
+/// A cluster running here: its record as of the last reconcile, and its replica sets (one
+/// per shard).
 struct Running {
+    cluster: Cluster,
     replica_sets: Vec<ReplicaSet>,
 }
 
@@ -81,6 +83,17 @@ impl Clusters {
             running: Arc::default(),
             config: Arc::new(config),
         }
+    }
+
+    /// The records of the clusters running here (paused ones are not), as of the last
+    /// reconcile: what the periodic work (oplog capture, schedules) goes through, without
+    /// asking the store again.
+    pub async fn running(&self) -> Vec<Cluster> {
+        let running = self.running.lock().await;
+        running
+            .values()
+            .map(|running| running.cluster.clone())
+            .collect()
     }
 
     /// The replica sets of a running cluster, by name, with their engines.
@@ -167,6 +180,14 @@ pub fn spawn(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        // Clusters deleted from the store while this replica was down left data behind; the
+        // reconciler removes the data of clusters deleted while it runs.
+        if let Err(error) = remove_orphans(store.as_ref(), &clusters).await {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "removing deleted clusters' data failed"
+            );
+        }
         let mut last_heartbeat: Option<std::time::Instant> = None;
         while !*stop.borrow() {
             if last_heartbeat.is_none_or(|at| at.elapsed() >= clusters.config.lease / 4) {
@@ -211,14 +232,13 @@ async fn heartbeat_and_take_over(
 async fn reconcile(store: &dyn MetadataStore, clusters: &Clusters) -> anyhow::Result<()> {
     let config = clusters.config.as_ref();
     let hosted = store.host_clusters(&config.replica).await?;
-    let wanted: HashMap<ObjectId, &Cluster> =
-        hosted.iter().map(|cluster| (cluster.id, cluster)).collect();
+    let wanted: HashSet<ObjectId> = hosted.iter().map(|cluster| cluster.id).collect();
     let mut running = clusters.running.lock().await;
 
     // Deleted clusters: stop them and remove their data.
     let gone: Vec<ObjectId> = running
         .keys()
-        .filter(|id| !wanted.contains_key(id))
+        .filter(|id| !wanted.contains(id))
         .copied()
         .collect();
     for id in gone {
@@ -263,11 +283,14 @@ async fn reconcile(store: &dyn MetadataStore, clusters: &Clusters) -> anyhow::Re
                     .await?;
                 tracing::info!(cluster.id = %cluster.id, cluster.name = %cluster.name, address = ?address, "cluster serving");
             }
-            _ => {}
+            (false, true) => {
+                if let Some(current) = running.get_mut(&cluster.id) {
+                    current.cluster = cluster.clone();
+                }
+            }
+            (true, false) => {}
         }
     }
-    // Clusters deleted from the store while this replica was down leave data behind.
-    remove_orphans(&config.data_dir, &wanted).await?;
     Ok(())
 }
 
@@ -301,7 +324,10 @@ async fn start_cluster(
             last_write_forwarder,
         });
     }
-    Ok(Running { replica_sets })
+    Ok(Running {
+        cluster: cluster.clone(),
+        replica_sets,
+    })
 }
 
 /// Which port a replica set's server takes.
@@ -404,22 +430,27 @@ async fn remove_data(data_dir: &Path, id: ObjectId) -> std::io::Result<()> {
     }
 }
 
-/// Removes the data of clusters that no longer exist (deleted while this replica was down).
-async fn remove_orphans(
-    data_dir: &Path,
-    wanted: &HashMap<ObjectId, &Cluster>,
-) -> std::io::Result<()> {
+/// Removes the data of clusters this replica no longer hosts (deleted, or moved away while
+/// it was down).
+async fn remove_orphans(store: &dyn MetadataStore, clusters: &Clusters) -> anyhow::Result<()> {
+    let data_dir = &clusters.config.data_dir;
+    let hosted: HashSet<ObjectId> = store
+        .host_clusters(&clusters.config.replica)
+        .await?
+        .iter()
+        .map(|cluster| cluster.id)
+        .collect();
     let mut entries = match tokio::fs::read_dir(data_dir.join("clusters")).await {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(error),
+        Err(error) => return Err(error.into()),
     };
     while let Some(entry) = entries.next_entry().await? {
         let name = entry.file_name();
         let Some(id) = name.to_str().and_then(|name| name.parse::<ObjectId>().ok()) else {
             continue;
         };
-        if !wanted.contains_key(&id) {
+        if !hosted.contains(&id) {
             remove_data(data_dir, id).await?;
             tracing::info!(cluster.id = %id, "removed the data of a deleted cluster");
         }

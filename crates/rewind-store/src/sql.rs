@@ -1,0 +1,63 @@
+//! Statements both stores run, written once in SQLite's `?N` form; PostgreSQL runs them
+//! through `postgres::numbered`, which only changes the placeholders.
+
+/// A download job is active until its link is used or gone: queued, running, or completed
+/// with the link not yet downloaded (an expired link's job becomes `expired`).
+pub const DOWNLOAD_ACTIVE: &str =
+    "(state IN ('queued', 'inProgress') OR (state = 'completed' AND downloaded_at IS NULL))";
+
+/// Claims the oldest queued restore job a replica can run: downloads of snapshots of clusters
+/// it hosts, restores into clusters it hosts. `?1` owner, `?2` lease end, `?3` now, `?4`
+/// replica; `{SKIP_LOCKED}` is PostgreSQL's row-lock clause.
+pub const CLAIM_RESTORE_JOB: &str = "UPDATE restore_jobs SET state = 'inProgress', updated_at = ?3, lease_owner = ?1, lease_expires_at = ?2, attempts = attempts + 1 WHERE id = (SELECT j.id FROM restore_jobs j WHERE j.state = 'queued' AND j.retry_at <= ?3 AND EXISTS (SELECT 1 FROM clusters c WHERE c.host_replica = ?4 AND ((j.delivery_type = 'download' AND c.group_id = j.group_id AND c.name = j.cluster_name) OR (j.delivery_type <> 'download' AND c.group_id = j.target_group_id AND c.name = j.target_cluster_name))) ORDER BY j.created_at, j.id LIMIT 1 {SKIP_LOCKED}) AND state = 'queued' RETURNING *";
+
+/// Hands restore jobs whose lease lapsed back to the queue, or fails them after `?2`
+/// attempts. `?1` now.
+pub const RESTORE_LEASE_REAP: &str = "UPDATE restore_jobs SET state = CASE WHEN attempts >= ?2 THEN 'failed' ELSE 'queued' END, failure_reason = CASE WHEN attempts >= ?2 THEN 'the worker running this restore stopped before finishing, every attempt' ELSE failure_reason END, finished_at = CASE WHEN attempts >= ?2 THEN ?1 ELSE finished_at END, updated_at = ?1, lease_owner = NULL, lease_expires_at = NULL WHERE state = 'inProgress' AND lease_expires_at < ?1";
+
+/// Extends the lease of a snapshot its holder still runs: `?1` id, `?2` owner, `?3` lease end.
+pub const RENEW_SNAPSHOT_LEASE: &str = "UPDATE snapshots SET lease_expires_at = ?3 WHERE id = ?1 AND status = 'inProgress' AND lease_owner = ?2";
+
+/// Hands a running snapshot back to the queue: `?1` id, `?2` owner, `?3` attempt refund, `?4` retry_at, `?5` last error.
+pub const RELEASE_SNAPSHOT: &str = "UPDATE snapshots SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - ?3, retry_at = ?4, last_error = COALESCE(?5, last_error) WHERE id = ?1 AND status = 'inProgress' AND lease_owner = ?2";
+
+/// Assigns every unhosted cluster to replica `?1`.
+pub const HOST_UNHOSTED_CLUSTERS: &str =
+    "UPDATE clusters SET host_replica = ?1 WHERE host_replica IS NULL";
+
+/// The clusters replica `?1` hosts.
+pub const CLUSTERS_HOSTED_BY: &str =
+    "SELECT * FROM clusters WHERE host_replica = ?1 ORDER BY created_at, id";
+
+/// Records that replica `?1` is alive at `?2`.
+pub const REPLICA_HEARTBEAT: &str = "INSERT INTO replicas (id, heartbeat_at) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
+
+/// Moves to replica `?1` the clusters of replicas silent since before `?2`.
+pub const TAKE_OVER_CLUSTERS: &str = "UPDATE clusters SET host_replica = ?1, host_address = NULL WHERE host_replica IN (SELECT id FROM replicas WHERE heartbeat_at < ?2 AND id <> ?1) RETURNING *";
+
+/// Records where cluster `?1`, hosted by `?2`, answers (`?3`) and its state (`?4`).
+pub const RECORD_CLUSTER_ADDRESS: &str =
+    "UPDATE clusters SET host_address = ?3, state = ?4 WHERE id = ?1 AND host_replica = ?2";
+
+/// Extends the lease of a restore job its holder still runs: `?1` id, `?2` owner, `?3` lease end.
+pub const RENEW_RESTORE_LEASE: &str = "UPDATE restore_jobs SET lease_expires_at = ?3 WHERE id = ?1 AND state = 'inProgress' AND lease_owner = ?2";
+
+/// Hands a running restore job back to the queue: `?1` id, `?2` owner, `?3` attempt refund, `?4` retry_at, `?5` last error.
+pub const RELEASE_RESTORE_JOB: &str = "UPDATE restore_jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - ?3, retry_at = ?4, last_error = COALESCE(?5, last_error) WHERE id = ?1 AND state = 'inProgress' AND lease_owner = ?2";
+
+/// Records the progress (`?3`) of restore job `?1` held by `?2`.
+pub const RECORD_RESTORE_PROGRESS: &str = "UPDATE restore_jobs SET progress = ?3 WHERE id = ?1 AND state = 'inProgress' AND lease_owner = ?2";
+
+/// Ends restore job `?1` held by `?2`: state, time, reason, links, expiry, token hash, progress (`?3`…`?9`).
+pub const FINISH_RESTORE_JOB: &str = "UPDATE restore_jobs SET state = ?3, updated_at = ?4, finished_at = ?4, failure_reason = ?5, delivery_urls = ?6, expires_at = ?7, download_token_sha256 = ?8, progress = COALESCE(?9, progress), lease_owner = NULL, lease_expires_at = NULL WHERE id = ?1 AND state = 'inProgress' AND lease_owner = ?2";
+
+/// The restore job whose download token hashes to `?1`.
+pub const RESTORE_JOB_BY_DOWNLOAD_TOKEN: &str =
+    "SELECT * FROM restore_jobs WHERE download_token_sha256 = ?1";
+
+/// Records the one complete download (`?2`) of restore job `?1`.
+pub const MARK_DOWNLOADED: &str =
+    "UPDATE restore_jobs SET downloaded_at = ?2 WHERE id = ?1 AND downloaded_at IS NULL";
+
+/// Completed download jobs whose link expired by `?1` become `expired`.
+pub const EXPIRE_DOWNLOADS: &str = "UPDATE restore_jobs SET state = 'expired', updated_at = ?1 WHERE delivery_type = 'download' AND state = 'completed' AND expires_at <= ?1";
