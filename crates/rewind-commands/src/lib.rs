@@ -102,7 +102,8 @@ impl Commands {
             "createIndexes" => indexes::create_indexes(self, request).await,
             "listIndexes" => indexes::list_indexes(self, request).await,
             "dropIndexes" => indexes::drop_indexes(self, request).await,
-            _ => oplog::apply_ops(self, request).await,
+            "applyOps" => oplog::apply_ops(self, request).await,
+            _ => return None,
         })
     }
 }

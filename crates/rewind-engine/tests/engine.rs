@@ -195,7 +195,6 @@ fn unique_indexes_multikey_compound_and_failed_build() {
     match &err {
         EngineError::DuplicateKey(dk) => {
             let (index, key_pattern, key_value) = (&dk.index, &dk.key_pattern, &dk.key_value);
-            let _ = key_pattern;
             assert_eq!(index, "tags_1");
             assert_eq!(key_pattern, &doc! {"tags": 1});
             assert_eq!(key_value, &doc! {"tags": "y"});
@@ -213,7 +212,7 @@ fn unique_indexes_multikey_compound_and_failed_build() {
     match &err {
         EngineError::DuplicateKey(dk) => {
             let (index, key_pattern, key_value) = (&dk.index, &dk.key_pattern, &dk.key_value);
-            let _ = key_pattern;
+            assert_eq!(key_pattern, &doc! {"a": 1, "b.c": -1});
             assert_eq!(index, "ab");
             assert_eq!(key_value, &doc! {"a": 1.0, "b.c": 1i64});
         }
@@ -231,7 +230,7 @@ fn unique_indexes_multikey_compound_and_failed_build() {
     match &err {
         EngineError::DuplicateKey(dk) => {
             let (index, key_pattern, key_value) = (&dk.index, &dk.key_pattern, &dk.key_value);
-            let _ = key_pattern;
+            assert_eq!(key_pattern, &doc! {"a": 1, "b.c": -1});
             assert_eq!(index, "ab");
             assert_eq!(key_value, &doc! {"a": null, "b.c": null});
         }
