@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod negotiate;
 pub mod openapi;
 pub mod render;
+pub mod rendered;
 pub mod routes;
 pub mod views;
 
@@ -59,6 +60,8 @@ pub struct AppContext {
     pub replica_id: ObjectId,
     /// Where the restore worker packages download restores.
     pub downloads: PathBuf,
+    /// Restore jobs' JSON as last rendered.
+    pub rendered_jobs: rendered::RenderedJobs,
 }
 
 /// Shared handler state.
@@ -81,6 +84,7 @@ impl AppContext {
             metrics: metrics::Metrics::new(replica_id),
             replica_id,
             downloads,
+            rendered_jobs: rendered::RenderedJobs::default(),
         })
     }
 
@@ -103,6 +107,7 @@ impl AppContext {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
+    use routes::service;
     let request_id = HeaderName::from_static("x-request-id");
     let replica = state.replica_id.to_string();
     let atlas = atlas_routes()
@@ -112,16 +117,13 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), auth::authenticate))
         .layer(from_fn(render::render));
     Router::new()
-        .route("/api/atlas/v2/openapi.json", get(handlers::ops::openapi_document))
-        .route("/api/oauth/token", post(auth::oauth::token))
-        .route("/api/oauth/revoke", post(auth::oauth::revoke))
-        .route(
-            "/api/rewind/v1/downloads/{token}/{file}",
-            get(handlers::downloads::download),
-        )
-        .route("/metrics", get(metrics::exposition))
-        .route("/healthz", get(handlers::ops::healthz))
-        .route("/readyz", get(handlers::ops::readyz))
+        .route(service::OPENAPI, get(handlers::ops::openapi_document))
+        .route(service::OAUTH_TOKEN, post(auth::oauth::token))
+        .route(service::OAUTH_REVOKE, post(auth::oauth::revoke))
+        .route(service::DOWNLOAD, get(handlers::downloads::download))
+        .route(service::METRICS, get(metrics::exposition))
+        .route(service::HEALTHZ, get(handlers::ops::healthz))
+        .route(service::READYZ, get(handlers::ops::readyz))
         .merge(atlas)
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), metrics::record))

@@ -22,11 +22,21 @@ impl ApiVersion {
 
 /// Picks the first media range in `accept` naming a version the operation supports.
 pub fn negotiate(accept: &str, supported: &'static [&'static str]) -> Option<&'static str> {
+    const PREFIX: &str = "application/vnd.atlas.";
+    const SUFFIX: &str = "+json";
     accept.split(',').find_map(|range| {
-        let media_type = range.split(';').next()?.trim().to_ascii_lowercase();
-        let date = media_type
-            .strip_prefix("application/vnd.atlas.")?
-            .strip_suffix("+json")?;
+        let media_type = range.split(';').next()?.trim();
+        // Media types compare case-insensitively; the date in between is digits and dashes.
+        let date = media_type.get(PREFIX.len()..media_type.len().checked_sub(SUFFIX.len())?)?;
+        let prefix_matches = media_type
+            .get(..PREFIX.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(PREFIX));
+        let suffix_matches = media_type
+            .get(media_type.len() - SUFFIX.len()..)
+            .is_some_and(|suffix| suffix.eq_ignore_ascii_case(SUFFIX));
+        if !(prefix_matches && suffix_matches) {
+            return None;
+        }
         supported.iter().copied().find(|version| *version == date)
     })
 }
@@ -36,9 +46,8 @@ pub async fn negotiate_version(mut request: Request, next: Next) -> Response {
     let template = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_default();
-    let Some(operation) = routes::find(request.method().as_str(), &template) else {
+        .map_or("", MatchedPath::as_str);
+    let Some(operation) = routes::find(request.method().as_str(), template) else {
         // Every routed operation must be in the table, or it would skip negotiation and be
         // missing from our OpenAPI document: fail loudly rather than serve it unversioned.
         return ApiError::internal(&format_args!(
@@ -66,12 +75,30 @@ pub async fn negotiate_version(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(ApiVersion(version));
     let mut response = next.run(request).await;
     if response.status().is_success() {
-        let content_type = format!("application/vnd.atlas.{version}+json;charset=utf-8");
-        if let Ok(value) = HeaderValue::from_str(&content_type) {
-            response.headers_mut().insert(header::CONTENT_TYPE, value);
-        }
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type(version));
     }
     response
+}
+
+/// The dated JSON media type of `version`, as Atlas writes it.
+fn content_type(version: &'static str) -> HeaderValue {
+    // The versions of the operation table, spelled out so the common case builds no string.
+    let known = match version {
+        "2023-01-01" => "application/vnd.atlas.2023-01-01+json;charset=utf-8",
+        "2023-02-01" => "application/vnd.atlas.2023-02-01+json;charset=utf-8",
+        "2024-08-01" => "application/vnd.atlas.2024-08-01+json;charset=utf-8",
+        "2024-08-05" => "application/vnd.atlas.2024-08-05+json;charset=utf-8",
+        "2024-10-23" => "application/vnd.atlas.2024-10-23+json;charset=utf-8",
+        other => {
+            return HeaderValue::from_str(&format!(
+                "application/vnd.atlas.{other}+json;charset=utf-8"
+            ))
+            .unwrap_or_else(|_| HeaderValue::from_static("application/json;charset=utf-8"));
+        }
+    };
+    HeaderValue::from_static(known)
 }
 
 #[cfg(test)]
@@ -99,5 +126,26 @@ mod tests {
         assert_eq!(negotiate("application/json", supported), None);
         assert_eq!(negotiate("*/*", supported), None);
         assert_eq!(negotiate("", supported), None);
+        assert_eq!(
+            negotiate("Application/VND.Atlas.2023-01-01+JSON", supported),
+            Some("2023-01-01"),
+            "media types compare case-insensitively"
+        );
+        assert_eq!(negotiate("application/vnd.atlas.+json", supported), None);
+        assert_eq!(negotiate("application/vnd.atlas+json", supported), None);
+    }
+
+    #[test]
+    fn every_version_gets_its_dated_content_type() {
+        for version in routes::OPERATIONS
+            .iter()
+            .flat_map(|operation| operation.versions.iter().copied())
+            .chain(["2099-01-01"])
+        {
+            assert_eq!(
+                content_type(version),
+                format!("application/vnd.atlas.{version}+json;charset=utf-8").as_str()
+            );
+        }
     }
 }

@@ -39,6 +39,43 @@ macro_rules! op {
     };
 }
 
+/// Routes served beside the Atlas API (no version negotiation), as the router mounts them.
+pub mod service {
+    /// Our OpenAPI document.
+    pub const OPENAPI: &str = "/api/atlas/v2/openapi.json";
+    /// OAuth client credentials: token.
+    pub const OAUTH_TOKEN: &str = "/api/oauth/token";
+    /// OAuth client credentials: revoke.
+    pub const OAUTH_REVOKE: &str = "/api/oauth/revoke";
+    /// Download restore links.
+    pub const DOWNLOAD: &str = "/api/rewind/v1/downloads/{token}/{file}";
+    /// Prometheus exposition.
+    pub const METRICS: &str = "/metrics";
+    /// Liveness.
+    pub const HEALTHZ: &str = "/healthz";
+    /// Readiness.
+    pub const READYZ: &str = "/readyz";
+    /// All of them.
+    pub const ALL: [&str; 7] = [
+        OPENAPI,
+        OAUTH_TOKEN,
+        OAUTH_REVOKE,
+        DOWNLOAD,
+        METRICS,
+        HEALTHZ,
+        READYZ,
+    ];
+}
+
+/// The route template `path` as a static string, if we serve it.
+pub fn static_template(path: &str) -> Option<&'static str> {
+    service::ALL
+        .iter()
+        .copied()
+        .chain(OPERATIONS.iter().map(|operation| operation.path))
+        .find(|template| *template == path)
+}
+
 /// Every operation served under `/api/atlas/v2`.
 pub const OPERATIONS: &[Operation] = &[
     op!(

@@ -18,6 +18,23 @@ pub enum StoreError {
     /// PostgreSQL failed.
     #[error("postgres error: {0}")]
     Postgres(#[from] sqlx::Error),
+    /// The SQLite file is open in another process.
+    #[error(
+        "{path} is in use by another process: one process serves a SQLite store (replicas share PostgreSQL)"
+    )]
+    InUse {
+        /// The database file.
+        path: String,
+    },
+    /// A file of the store could not be opened.
+    #[error("opening {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A blocking database task could not be joined (it panicked or was cancelled).
     #[error("database task failed: {0}")]
     Task(String),

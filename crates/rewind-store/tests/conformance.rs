@@ -15,6 +15,13 @@ async fn sqlite_file_conforms() {
     let path = directory.join("metadata.sqlite");
     let _ = std::fs::remove_file(&path);
     let store = SqliteStore::open(&path).await.expect("open");
+    assert!(
+        matches!(
+            SqliteStore::open(&path).await,
+            Err(rewind_store::StoreError::InUse { .. })
+        ),
+        "a second opener of the same file is refused: the first serves reads from memory"
+    );
     conformance::run_all(&store).await;
     drop(store);
     // Reopening applies no migration twice and finds the data left by the suite.

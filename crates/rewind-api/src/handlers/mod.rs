@@ -40,6 +40,16 @@ pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Respon
     response
 }
 
+/// A JSON response from an already rendered body.
+pub fn json_bytes_response(status: StatusCode, body: axum::body::Bytes) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// A 204 with no body.
 pub fn no_content() -> Response {
     no_content_with(StatusCode::NO_CONTENT)

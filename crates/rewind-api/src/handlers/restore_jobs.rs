@@ -13,10 +13,11 @@ use rewind_domain::{DomainError, Timestamp};
 use rewind_store::{RestoreGuard, StoreError};
 
 use super::{
-    ApiResult, authorized_cluster, authorized_group, cluster_of, json_response, list_response,
-    no_content,
+    ApiResult, authorized_cluster, authorized_group, cluster_of, json_bytes_response,
+    json_response, list_response, no_content,
 };
 use crate::AppState;
+use crate::error::ApiError;
 use crate::extract::{self, ListQuery};
 use crate::views;
 
@@ -37,7 +38,6 @@ pub async fn create(
     let source = cluster_of(&app, group.id, &cluster_text).await?;
 
     let mut target_cluster = None;
-    let mut target_restoring = false;
     if let Some(target) = &request.target {
         let target_group = app.store.get_group(target.group_id).await?.ok_or_else(|| {
             DomainError::GroupNotFound {
@@ -50,10 +50,6 @@ pub async fn create(
         target_cluster = app
             .store
             .get_cluster(target_group.id, &target.cluster_name)
-            .await?;
-        target_restoring = app
-            .store
-            .target_restoring(target_group.id, &target.cluster_name)
             .await?;
     }
     let snapshot = match request.snapshot_id {
@@ -75,7 +71,7 @@ pub async fn create(
                 .latest_completed_snapshot(source.id, limit)
                 .await?
         }
-        None => None,
+        None => (None, None),
     };
     let (active_downloads_of_snapshot, active_downloads_in_group) =
         match (&snapshot, request.delivery_type) {
@@ -85,19 +81,35 @@ pub async fn create(
             _ => (0, 0),
         };
     let source_schedule = app.store.get_schedule(source.id).await?;
-    let context = RestoreContext {
+    let mut context = RestoreContext {
         group_id: group.id,
         source: &source,
         source_schedule: source_schedule.as_ref(),
         snapshot: snapshot.as_ref(),
         pit_base_snapshot: pit_base_snapshot.as_ref(),
         target: target_cluster.as_ref(),
-        target_restoring,
+        target_restoring: false,
         active_downloads_of_snapshot,
         active_downloads_in_group,
         now: Timestamp::now(),
     };
-    let job = plan_restore(&request, &context)?;
+    // Whether the target is already restoring is re-checked atomically by the insert's guard,
+    // so an accepted request need not ask first. A refused one asks, and is planned again, so
+    // that a busy target is reported in its place among the rules (before the point-in-time
+    // ones), exactly as if it had been known from the start.
+    let job = match plan_restore(&request, &context) {
+        Ok(job) => job,
+        Err(error) => {
+            let Some(target) = &request.target else {
+                return Err(error.into());
+            };
+            context.target_restoring = app
+                .store
+                .target_restoring(target.group_id, &target.cluster_name)
+                .await?;
+            plan_restore(&request, &context)?
+        }
+    };
 
     let guard = RestoreGuard {
         target: request
@@ -190,10 +202,11 @@ pub async fn get_one(
         .await?
     {
         principal.check_project(org_id, group_id, ProjectAction::Read)?;
-        return Ok(json_response(
-            StatusCode::OK,
-            &views::restore_job(&app.links, &job),
-        ));
+        let body = app
+            .rendered_jobs
+            .render(&app.links, &job)
+            .map_err(|error| ApiError::internal(&error))?;
+        return Ok(json_bytes_response(StatusCode::OK, body));
     }
     // Slow path: find which of project, cluster or job is missing, in that order.
     let (_, cluster) = authorized_cluster(

@@ -82,6 +82,11 @@ async fn credentials(store: &dyn MetadataStore, org: &Organization, group: &Grou
         ..key.clone()
     };
     assert!(store.update_api_key(&assigned).await.unwrap());
+    assert_eq!(
+        store.get_api_key_by_public_key("abcdefgh").await.unwrap(),
+        Some(assigned.clone()),
+        "a key's new roles count at once"
+    );
     assert_eq!(store.get_api_key(key.id).await.unwrap(), Some(assigned));
     assert_eq!(store.list_api_keys(org.id, Page::ALL).await.unwrap().1, 1);
 
@@ -188,6 +193,14 @@ async fn credentials(store: &dyn MetadataStore, org: &Organization, group: &Grou
         "the first stored secret wins"
     );
     assert!(store.get_api_key(key.id).await.unwrap().is_none());
+    assert!(
+        store
+            .get_api_key_by_public_key("abcdefgh")
+            .await
+            .unwrap()
+            .is_none(),
+        "a deleted key stops working at once"
+    );
 }
 
 /// The replica hosting the suite's clusters (the hosting check assigns them to it).
@@ -700,6 +713,45 @@ async fn restore_jobs(
             .unwrap()
             .is_none(),
         "job of another cluster"
+    );
+    // Read twice (a store may serve the second from memory), change, read again.
+    for _ in 0..2 {
+        store
+            .get_restore_job_with_org(group.id, &cluster.name, automated.id)
+            .await
+            .unwrap();
+    }
+    assert!(
+        store
+            .transition_restore_job(
+                automated.id,
+                &[RestoreJobState::Queued],
+                RestoreJobState::InProgress,
+                now
+            )
+            .await
+            .unwrap()
+    );
+    let (moved, _) = store
+        .get_restore_job_with_org(group.id, &cluster.name, automated.id)
+        .await
+        .unwrap()
+        .expect("job still there");
+    assert_eq!(
+        moved.state,
+        RestoreJobState::InProgress,
+        "a read after an acknowledged write sees it"
+    );
+    assert!(
+        store
+            .transition_restore_job(
+                automated.id,
+                &[RestoreJobState::InProgress],
+                RestoreJobState::Queued,
+                now
+            )
+            .await
+            .unwrap()
     );
 
     let download = job(DeliveryType::Download, None, now.plus_millis(2));

@@ -78,14 +78,19 @@ impl crate::BackupStore for SqliteStore {
         cluster_id: ObjectId,
         id: ObjectId,
     ) -> Result<Option<Snapshot>, StoreError> {
-        self.read(|connection| {
-            one(
-                connection,
-                "SELECT * FROM snapshots WHERE cluster_id = ?1 AND id = ?2",
-                params![cluster_id.to_string(), id.to_string()],
-                rows::snapshot,
-            )
-        })
+        let key = (cluster_id, id);
+        self.hot
+            .snapshots
+            .get_or_read(&self.hot.generations, key, || {
+                self.read(|connection| {
+                    one(
+                        connection,
+                        "SELECT * FROM snapshots WHERE cluster_id = ?1 AND id = ?2",
+                        params![cluster_id.to_string(), id.to_string()],
+                        rows::snapshot,
+                    )
+                })
+            })
     }
 
     async fn list_snapshots(
@@ -330,13 +335,16 @@ impl crate::BackupStore for SqliteStore {
         cluster_name: &ClusterName,
         id: ObjectId,
     ) -> Result<Option<(RestoreJob, ObjectId)>, StoreError> {
-        self.read(|connection| {
-            one(
-                connection,
-                "SELECT j.*, g.org_id AS owning_org_id FROM restore_jobs j JOIN groups g ON g.id = j.group_id JOIN clusters c ON c.group_id = j.group_id AND c.name = j.cluster_name WHERE j.id = ?1 AND j.group_id = ?2 AND j.cluster_name = ?3",
-                params![id.to_string(), group_id.to_string(), cluster_name.as_str()],
-                rows::restore_job_with_org,
-            )
+        let key = (group_id, cluster_name.clone(), id);
+        self.hot.restore_jobs.get_or_read(&self.hot.generations, key, || {
+            self.read(|connection| {
+                one(
+                    connection,
+                    "SELECT j.*, g.org_id AS owning_org_id FROM restore_jobs j JOIN groups g ON g.id = j.group_id JOIN clusters c ON c.group_id = j.group_id AND c.name = j.cluster_name WHERE j.id = ?1 AND j.group_id = ?2 AND j.cluster_name = ?3",
+                    params![id.to_string(), group_id.to_string(), cluster_name.as_str()],
+                    rows::restore_job_with_org,
+                )
+            })
         })
     }
 

@@ -37,14 +37,19 @@ impl crate::CredentialStore for SqliteStore {
         &self,
         public_key: &str,
     ) -> Result<Option<ApiKey>, StoreError> {
-        self.read(|connection| {
-            one(
-                connection,
-                "SELECT * FROM api_keys WHERE public_key = ?1",
-                [public_key],
-                rows::api_key,
-            )
-        })
+        let key = public_key.to_owned();
+        self.hot
+            .api_keys
+            .get_or_read(&self.hot.generations, key, || {
+                self.read(|connection| {
+                    one(
+                        connection,
+                        "SELECT * FROM api_keys WHERE public_key = ?1",
+                        [public_key],
+                        rows::api_key,
+                    )
+                })
+            })
     }
 
     async fn get_api_key(&self, id: ObjectId) -> Result<Option<ApiKey>, StoreError> {
@@ -197,14 +202,19 @@ impl crate::CredentialStore for SqliteStore {
         &self,
         token_sha256: &str,
     ) -> Result<Option<BearerGrant>, StoreError> {
-        self.read(|connection| {
-            one(
-                connection,
-                "SELECT a.client_id, a.org_id, a.org_roles, a.group_roles, t.expires_at FROM access_tokens t JOIN service_accounts a ON a.client_id = t.client_id WHERE t.token_sha256 = ?1",
-                [token_sha256],
-                rows::bearer_grant,
-            )
-        })
+        let key = token_sha256.to_owned();
+        self.hot
+            .bearer_grants
+            .get_or_read(&self.hot.generations, key, || {
+                self.read(|connection| {
+                    one(
+                        connection,
+                        "SELECT a.client_id, a.org_id, a.org_roles, a.group_roles, t.expires_at FROM access_tokens t JOIN service_accounts a ON a.client_id = t.client_id WHERE t.token_sha256 = ?1",
+                        [token_sha256],
+                        rows::bearer_grant,
+                    )
+                })
+            })
     }
 
     async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {

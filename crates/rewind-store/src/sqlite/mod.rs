@@ -28,6 +28,7 @@ use rusqlite::{
 
 mod backups;
 mod credentials;
+mod hot;
 mod projects;
 mod restore_runs;
 
@@ -56,6 +57,10 @@ pub struct SqliteStore {
     writes: std::sync::mpsc::Sender<WriteJob>,
     /// `None` for an in-memory database, whose only connection is the writer.
     readers: Option<ReaderPool>,
+    /// Point lookups of the request path, served from memory while their tables are unchanged.
+    hot: hot::HotReads,
+    /// Held for the store's life: the file belongs to this process alone (see [`Self::open`]).
+    _owner: Option<std::fs::File>,
 }
 
 struct ReaderPool {
@@ -86,8 +91,14 @@ fn configure(connection: &Connection) -> Result<(), StoreError> {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
+    ///
+    /// The file belongs to this store alone while it is open: an exclusive lock on
+    /// `<path>.lock` refuses a second process (two `rewind serve` on one data directory), so
+    /// that this process sees every write and can serve hot reads from memory. Replicas that
+    /// share metadata use PostgreSQL.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let path = path.to_owned();
+        let owner = lock_owner(&path)?;
         let writer = tokio::task::spawn_blocking({
             let path = path.clone();
             move || -> Result<Connection, StoreError> {
@@ -105,6 +116,7 @@ impl SqliteStore {
                 path,
                 idle: Mutex::new(Vec::new()),
             }),
+            Some(owner),
         )
         .await
     }
@@ -113,26 +125,41 @@ impl SqliteStore {
     pub async fn in_memory() -> Result<Self, StoreError> {
         let connection = Connection::open_in_memory()?;
         configure(&connection)?;
-        Self::start(connection, None).await
+        Self::start(connection, None, None).await
     }
 
-    /// Migrates, then starts the writer thread.
-    async fn start(writer: Connection, readers: Option<ReaderPool>) -> Result<Self, StoreError> {
+    /// Migrates, then starts the writer thread with the update hook that tracks which tables
+    /// each commit changed.
+    async fn start(
+        writer: Connection,
+        readers: Option<ReaderPool>,
+        owner: Option<std::fs::File>,
+    ) -> Result<Self, StoreError> {
         let writer = Arc::new(Mutex::new(writer));
         let migrating = writer.clone();
         tokio::task::spawn_blocking(move || migrate(&mut lock(&migrating)))
             .await
             .map_err(|error| StoreError::Task(error.to_string()))??;
+        let generations = Arc::new(hot::Generations::default());
+        lock(&writer).update_hook(Some({
+            let generations = generations.clone();
+            move |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
+                generations.touched(table);
+            }
+        }));
         let (writes, queue) = std::sync::mpsc::channel();
         let thread_writer = writer.clone();
+        let thread_generations = generations.clone();
         std::thread::Builder::new()
             .name("rewind-sqlite-writer".into())
-            .spawn(move || run_writer(&thread_writer, &queue))
+            .spawn(move || run_writer(&thread_writer, &queue, &thread_generations))
             .map_err(|error| StoreError::Task(error.to_string()))?;
         Ok(Self {
             writer,
             writes,
             readers,
+            hot: hot::HotReads::new(generations),
+            _owner: owner,
         })
     }
 
@@ -192,6 +219,30 @@ impl SqliteStore {
     }
 }
 
+/// Takes the exclusive lock that makes the database file this process's alone.
+fn lock_owner(path: &Path) -> Result<std::fs::File, StoreError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let io_error = |source| StoreError::Io {
+        path: lock_path.display().to_string(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_error)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse {
+            path: path.display().to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(error)) => Err(io_error(error)),
+    }
+}
+
 /// Applies pending migrations, each in its own transaction.
 fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     connection.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")?;
@@ -219,7 +270,11 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// The writer thread: commits queued writes in groups until the store is dropped.
-fn run_writer(writer: &Mutex<Connection>, queue: &std::sync::mpsc::Receiver<WriteJob>) {
+fn run_writer(
+    writer: &Mutex<Connection>,
+    queue: &std::sync::mpsc::Receiver<WriteJob>,
+    generations: &hot::Generations,
+) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP_COMMIT {
@@ -228,16 +283,15 @@ fn run_writer(writer: &Mutex<Connection>, queue: &std::sync::mpsc::Receiver<Writ
                 Err(_) => break,
             }
         }
-        commit_group(&mut lock(writer), group);
+        commit_group(&mut lock(writer), group, generations);
     }
 }
 
 /// Runs each write in its own savepoint of one transaction, commits, then answers everyone.
 /// A write whose savepoint cannot be taken, or that panics, is dropped: its caller is told
 /// the write was not committed.
-fn commit_group(connection: &mut Connection, group: Vec<WriteJob>) {
-    let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
-    {
+fn commit_group(connection: &mut Connection, group: Vec<WriteJob>, generations: &hot::Generations) {
+    let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(transaction) => transaction,
         Err(error) => {
             tracing::error!(%error, writes = group.len(), "cannot begin a write transaction");
@@ -246,20 +300,36 @@ fn commit_group(connection: &mut Connection, group: Vec<WriteJob>) {
     };
     let mut answers = Vec::with_capacity(group.len());
     for job in group {
-        let savepoint = match transaction.savepoint() {
-            Ok(savepoint) => savepoint,
-            Err(error) => {
-                tracing::error!(%error, "cannot take a savepoint");
-                continue;
-            }
+        // Savepoints through cached statements: rusqlite's `savepoint()` parses its SQL anew
+        // for every write.
+        if let Err(error) = execute(&transaction, "SAVEPOINT write", []) {
+            tracing::error!(%error, "cannot take a savepoint");
+            continue;
+        }
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&transaction)));
+        let kept = match &outcome {
+            Ok((true, _)) => execute(&transaction, "RELEASE write", []).map(|_| true),
+            _ => Ok(false),
         };
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&savepoint))) {
-            Ok((true, answer)) => match savepoint.commit() {
-                Ok(()) => answers.push(answer),
-                Err(error) => tracing::error!(%error, "cannot release a savepoint"),
-            },
-            // Dropping the savepoint rolls the failed write back.
+        let kept = kept.unwrap_or_else(|error| {
+            tracing::error!(%error, "cannot release a savepoint");
+            false
+        });
+        if !kept {
+            // A failed, panicked or unreleasable write is rolled back alone.
+            let rolled_back = execute(&transaction, "ROLLBACK TO write", [])
+                .and_then(|_| execute(&transaction, "RELEASE write", []));
+            if let Err(error) = rolled_back {
+                tracing::error!(%error, "cannot roll a write back; dropping the whole group");
+                drop(answers);
+                return;
+            }
+        }
+        match outcome {
+            Ok((true, answer)) if kept => answers.push(answer),
+            // Rolled back above: the caller gets the write's own error.
             Ok((false, answer)) => answers.push(answer),
+            Ok((true, _)) => {}
             Err(_) => tracing::error!("a write panicked; rolled back"),
         }
     }
@@ -267,6 +337,8 @@ fn commit_group(connection: &mut Connection, group: Vec<WriteJob>) {
         tracing::error!(%error, "group commit failed");
         error.to_string()
     });
+    // Before anyone is answered: a caller told its write is done must not read older data.
+    generations.publish();
     for answer in answers {
         answer(committed.clone());
     }
@@ -369,4 +441,61 @@ fn execute_schedule(
 
 fn ids_json(ids: &[ObjectId]) -> String {
     encode_strings(&ids.iter().map(ObjectId::to_string).collect::<Vec<_>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_or_panicking_write_rolls_back_alone_in_its_group() {
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let mut writes = Vec::new();
+        for index in 0..60u32 {
+            let store = store.clone();
+            writes.push(tokio::spawn(async move {
+                store
+                    .write(move |connection| {
+                        execute(
+                            connection,
+                            "INSERT INTO server_secrets (name, value) VALUES (?1, 'v')",
+                            [format!("secret-{index}")],
+                        )?;
+                        match index % 3 {
+                            0 => Ok(()),
+                            1 => Err(StoreError::Conflict("refused after writing".into())),
+                            _ => panic!("a write that panics after writing"),
+                        }
+                    })
+                    .await
+            }));
+        }
+        let mut outcomes = [0; 3];
+        for (index, write) in writes.into_iter().enumerate() {
+            let outcome = write.await.unwrap();
+            match (index % 3, &outcome) {
+                (0, Ok(())) => outcomes[0] += 1,
+                (1, Err(StoreError::Conflict(_))) => outcomes[1] += 1,
+                (2, Err(StoreError::Task(_))) => outcomes[2] += 1,
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+        assert_eq!(outcomes, [20, 20, 20]);
+        let kept: Vec<String> = store
+            .read(|connection| {
+                let mut statement =
+                    connection.prepare("SELECT name FROM server_secrets ORDER BY name")?;
+                let names = statement
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(names)
+            })
+            .unwrap();
+        let mut expected: Vec<String> = (0..60)
+            .filter(|index| index % 3 == 0)
+            .map(|index| format!("secret-{index}"))
+            .collect();
+        expected.sort();
+        assert_eq!(kept, expected, "only the successful writes' rows remain");
+    }
 }

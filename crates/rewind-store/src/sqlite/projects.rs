@@ -66,13 +66,15 @@ impl crate::ProjectStore for SqliteStore {
     }
 
     async fn get_group(&self, id: ObjectId) -> Result<Option<Group>, StoreError> {
-        self.read(|connection| {
-            one(
-                connection,
-                "SELECT * FROM groups WHERE id = ?1",
-                [id.to_string()],
-                rows::group,
-            )
+        self.hot.groups.get_or_read(&self.hot.generations, id, || {
+            self.read(|connection| {
+                one(
+                    connection,
+                    "SELECT * FROM groups WHERE id = ?1",
+                    [id.to_string()],
+                    rows::group,
+                )
+            })
         })
     }
 
@@ -153,14 +155,19 @@ impl crate::ProjectStore for SqliteStore {
         group_id: ObjectId,
         name: &ClusterName,
     ) -> Result<Option<Cluster>, StoreError> {
-        self.read(|connection| {
-            one(
-                connection,
-                "SELECT * FROM clusters WHERE group_id = ?1 AND name = ?2",
-                params![group_id.to_string(), name.as_str()],
-                rows::cluster,
-            )
-        })
+        let key = (group_id, name.clone());
+        self.hot
+            .clusters
+            .get_or_read(&self.hot.generations, key, || {
+                self.read(|connection| {
+                    one(
+                        connection,
+                        "SELECT * FROM clusters WHERE group_id = ?1 AND name = ?2",
+                        params![group_id.to_string(), name.as_str()],
+                        rows::cluster,
+                    )
+                })
+            })
     }
 
     async fn list_clusters(
@@ -296,14 +303,18 @@ impl crate::ProjectStore for SqliteStore {
         &self,
         cluster_id: ObjectId,
     ) -> Result<Option<BackupSchedule>, StoreError> {
-        self.read(|connection| {
-            one(
-                connection,
-                "SELECT * FROM schedules WHERE cluster_id = ?1",
-                [cluster_id.to_string()],
-                rows::schedule,
-            )
-        })
+        self.hot
+            .schedules
+            .get_or_read(&self.hot.generations, cluster_id, || {
+                self.read(|connection| {
+                    one(
+                        connection,
+                        "SELECT * FROM schedules WHERE cluster_id = ?1",
+                        [cluster_id.to_string()],
+                        rows::schedule,
+                    )
+                })
+            })
     }
 
     async fn put_schedule(&self, schedule: &BackupSchedule) -> Result<(), StoreError> {
