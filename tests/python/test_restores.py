@@ -281,3 +281,62 @@ def test_kill_9_during_an_automated_restore_leaves_old_or_new_data_wholly(tmp_pa
         assert cluster_state(client(wait_cluster_uri(api, group, "KillDst"))) == expected
     finally:
         assert restarted.stop() == 0
+
+
+def test_a_point_in_time_across_a_restore_is_refused_until_a_new_snapshot(tmp_path: Path) -> None:
+    """Atlas refuses points in time between the start of a restore and the completion of the
+    snapshot taken after it; so does rewind, at request time. Snapshots are slowed down so
+    that the one after the restore completes seconds after the swap."""
+    server = start_server(tmp_path / "data", tmp_path / "logs", ["--fault-snapshot-delay-ms", "2500"])
+    try:
+        api = AtlasClient(server.base_url, HTTPDigestAuth(server.public_key, server.private_key))
+        group = server.group_id
+        create_cluster(api, group, "Timeline", pit=True)
+        create_cluster(api, group, "Elsewhere")
+        mongo = client(wait_cluster_uri(api, group, "Timeline"))
+        mongo.app.items.insert_many([{"_id": i} for i in range(20)])
+        snapshot = take_snapshot(api, group, "Timeline")
+        mongo.app.items.insert_many([{"_id": i} for i in range(20, 40)])
+        restored = wait_job(
+            api, group, "Timeline",
+            post_restore(api, group, "Timeline", {
+                "deliveryType": "automated", "snapshotId": snapshot["id"],
+                "targetClusterName": "Timeline", "targetGroupId": group,
+            })["id"],
+        )
+        assert not restored["failed"], restored
+        swapped = _parse_utc(restored["finishedAt"])
+
+        pit = {"deliveryType": "pointInTime", "targetClusterName": "Elsewhere", "targetGroupId": group}
+        refused = api.post(f"{backup_prefix(group, 'Timeline')}/restoreJobs", {**pit, "pointInTimeUTCSeconds": swapped})
+        body = expect(refused, 400)
+        assert body["errorCode"] == "INVALID_PIT_RESTORE_TIME", body
+        assert "pointInTimeUTCSeconds" in body["detail"] and "restore" in body["detail"], body
+
+        # The snapshot Atlas takes after a restore re-opens point-in-time restores after it.
+        deadline = time.time() + 30
+        while True:
+            snaps = expect(api.get(f"{backup_prefix(group, 'Timeline')}/snapshots"), 200)["results"]
+            after = [s for s in snaps if s.get("description") == "after restore" and s["status"] == "completed"]
+            if after:
+                break
+            assert time.time() < deadline, snaps
+            time.sleep(0.2)
+        rebased = _parse_utc(after[0]["createdAt"])
+        still_refused = api.post(
+            f"{backup_prefix(group, 'Timeline')}/restoreJobs", {**pit, "pointInTimeUTCSeconds": rebased - 1}
+        )
+        assert expect(still_refused, 400)["errorCode"] == "INVALID_PIT_RESTORE_TIME"
+        time.sleep(3)  # capture covers the target second's end
+        accepted = post_restore(api, group, "Timeline", {**pit, "pointInTimeUTCSeconds": rebased + 1})
+        ended = wait_job(api, group, "Timeline", accepted["id"])
+        assert not ended["failed"], ended
+        assert sorted(d["_id"] for d in client(wait_cluster_uri(api, group, "Elsewhere")).app.items.find()) == list(range(20))
+    finally:
+        assert server.stop() == 0
+
+
+def _parse_utc(text: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())

@@ -10,6 +10,7 @@ pub mod fields;
 pub mod group;
 pub mod ids;
 pub mod names;
+pub mod pit_gap;
 pub mod restore_job;
 pub mod restore_request;
 pub mod schedule;

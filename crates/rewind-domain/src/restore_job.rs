@@ -2,6 +2,7 @@
 
 use crate::cluster::Cluster;
 use crate::names::ClusterName;
+use crate::pit_gap::PitGap;
 use crate::restore_request::{DeliveryType, PitTarget, RestoreRequest};
 use crate::schedule::BackupSchedule;
 use crate::snapshot::{Snapshot, SnapshotStatus};
@@ -148,6 +149,8 @@ pub struct RestoreContext<'a> {
     pub snapshot: Option<&'a Snapshot>,
     /// The latest completed snapshot at or before the PIT target (pointInTime only).
     pub pit_base_snapshot: Option<&'a Snapshot>,
+    /// A gap of the source's history reaching the PIT target (pointInTime only).
+    pub pit_gap: Option<&'a PitGap>,
     /// The target cluster (automated and pointInTime).
     pub target: Option<&'a Cluster>,
     /// Whether the target already has an active automated or PIT restore.
@@ -306,6 +309,12 @@ fn check_point_in_time<'a>(
         return Err(DomainError::InvalidPitRestoreTime {
             field: field.to_owned(),
             reason: format!("{field} {seconds} is in the future."),
+        });
+    }
+    if let Some(gap) = context.pit_gap {
+        return Err(DomainError::InvalidPitRestoreTime {
+            field: field.to_owned(),
+            reason: format!("{field} {seconds} cannot be reached. {}", gap.reason()),
         });
     }
     let base = context

@@ -2,6 +2,7 @@
 
 use rewind_domain::cluster::{Cluster, ClusterState, ClusterType};
 use rewind_domain::group::{Group, Organization};
+use rewind_domain::pit_gap::{PitGap, PitGapCause};
 use rewind_domain::restore_job::{RestoreJob, RestoreJobState, RestoreProgress};
 use rewind_domain::restore_request::{DeliveryType, PitTarget};
 use rewind_domain::schedule::{BackupSchedule, PolicyItem};
@@ -482,4 +483,15 @@ pub fn state_count(row: &dyn RowAccess) -> Result<(String, String, u64), StoreEr
         text(row, (1, "state"))?,
         number(row, (2, "count"))?.max(0) as u64,
     ))
+}
+
+/// Decodes a `pit_gaps` row (cluster_id, from_at, closes_after, closed_at, cause).
+pub fn pit_gap(row: &dyn RowAccess) -> Result<PitGap, StoreError> {
+    Ok(PitGap {
+        cluster_id: id(row, (0, "cluster_id"))?,
+        from: Timestamp::from_millis(number(row, (1, "from_at"))?),
+        closes_after: Timestamp::from_millis(number(row, (2, "closes_after"))?),
+        closed_at: optional_number(row, (3, "closed_at"))?.map(Timestamp::from_millis),
+        cause: PitGapCause::parse(&text(row, (4, "cause"))?).ok_or_else(|| corrupt("cause"))?,
+    })
 }

@@ -185,4 +185,18 @@ CREATE TABLE replicas (
 );
 "#,
     ),
+    (
+        9,
+        r#"
+CREATE TABLE pit_gaps (
+    id TEXT PRIMARY KEY,
+    cluster_id TEXT NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+    from_at BIGINT NOT NULL,
+    closes_after BIGINT NOT NULL,
+    closed_at BIGINT,
+    cause TEXT NOT NULL
+);
+CREATE INDEX pit_gaps_by_cluster ON pit_gaps (cluster_id, from_at);
+"#,
+    ),
 ];

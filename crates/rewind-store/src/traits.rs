@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use rewind_domain::cluster::{Cluster, ClusterState};
 use rewind_domain::group::{Group, Organization};
+use rewind_domain::pit_gap::PitGap;
 use rewind_domain::restore_job::{RestoreJob, RestoreJobState, RestoreProgress};
 use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
@@ -183,6 +184,28 @@ pub trait BackupStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Live snapshots whose expiry has passed.
     async fn expired_snapshots(&self, now: Timestamp) -> Result<Vec<Snapshot>, StoreError>;
+
+    // Gaps of point-in-time history.
+
+    /// Records a gap (its `closed_at` is ignored: a gap starts open).
+    async fn open_pit_gap(&self, gap: &PitGap) -> Result<(), StoreError>;
+    /// Closes the cluster's open gaps whose `closes_after` is at or before `requested_at`: a
+    /// snapshot requested then completed at `completed_at`. Returns how many closed.
+    async fn close_pit_gaps(
+        &self,
+        cluster_id: ObjectId,
+        requested_at: Timestamp,
+        completed_at: Timestamp,
+    ) -> Result<u64, StoreError>;
+    /// The earliest gap of the cluster that a point-in-time target falls in: one starting at
+    /// or before `needed_until` (the last instant the target includes) and not closed at or
+    /// before `base_limit` (the latest capture time its replay base may have).
+    async fn pit_gap_at(
+        &self,
+        cluster_id: ObjectId,
+        needed_until: Timestamp,
+        base_limit: Timestamp,
+    ) -> Result<Option<PitGap>, StoreError>;
 
     // Restore jobs.
 

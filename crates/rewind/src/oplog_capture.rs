@@ -4,8 +4,9 @@
 //! marks the second (as mongod's periodic no-op writer does, so a point in time is covered
 //! once a later entry exists), then the entries since the last capture go to the blob store
 //! as one slice with its [from, to] optimes. A gap (entries truncated from the oplog before
-//! they were captured) is logged and capture starts a new timeline. Slices older than the
-//! cluster's `restoreWindowDays` are pruned once a minute.
+//! they were captured, or a timeline restarted by a restore) is logged and recorded in the
+//! store, so that point-in-time requests across it are refused up front, and capture starts a
+//! new timeline. Slices older than the cluster's `restoreWindowDays` are pruned once a minute.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use bson::{Timestamp, doc};
 use rewind_backup::{BackupError, capture_oplog, list_oplog_slices, prune_oplog_slices};
 use rewind_domain::ObjectId;
+use rewind_domain::pit_gap::{PitGap, PitGapCause};
 use rewind_engine::Engine;
 use rewind_store::MetadataStore;
 use tokio::sync::watch;
@@ -37,7 +39,7 @@ pub fn spawn(
         let mut last: HashMap<String, Option<Timestamp>> = HashMap::new();
         let mut last_prune: Option<std::time::Instant> = None;
         while !*stop.borrow() {
-            if let Err(error) = capture_all(&backups, &mut last).await {
+            if let Err(error) = capture_all(store.as_ref(), &backups, &mut last).await {
                 tracing::error!(error = format!("{error:#}"), "oplog capture failed");
             }
             if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
@@ -55,6 +57,7 @@ pub fn spawn(
 }
 
 async fn capture_all(
+    store: &dyn MetadataStore,
     backups: &Backups,
     last: &mut HashMap<String, Option<Timestamp>>,
 ) -> anyhow::Result<()> {
@@ -75,11 +78,25 @@ async fn capture_all(
             let known = last.get(&prefix).copied();
             let blobs = backups.blobs.clone();
             let (key, engine) = (prefix.clone(), engine.clone());
-            let captured = tokio::task::spawn_blocking(move || {
+            let (captured, gap_from) = tokio::task::spawn_blocking(move || {
                 capture_one(&engine, blobs.as_ref(), &key, known)
             })
             .await??;
             last.insert(prefix, captured);
+            if let Some(from) = gap_from {
+                // A snapshot requested after the gap began is a replay base past it; a target
+                // whose replay would still cross lost entries is refused by the restore itself.
+                let from = rewind_domain::Timestamp::from_secs(i64::from(from.time));
+                store
+                    .open_pit_gap(&PitGap {
+                        cluster_id: cluster,
+                        from,
+                        closes_after: from,
+                        closed_at: None,
+                        cause: PitGapCause::OplogLost,
+                    })
+                    .await?;
+            }
         }
     }
     Ok(())
@@ -118,13 +135,14 @@ async fn prune_all(store: &dyn MetadataStore, backups: &Backups) -> anyhow::Resu
     Ok(())
 }
 
-/// Captures one repository's new entries; returns the last optime captured.
+/// Captures one repository's new entries; returns the last optime captured and, when entries
+/// were lost since the previous capture, the last optime captured before them.
 fn capture_one(
     engine: &Engine,
     blobs: &dyn rewind_backup::BlobStore,
     prefix: &str,
     known: Option<Option<Timestamp>>,
-) -> anyhow::Result<Option<Timestamp>> {
+) -> anyhow::Result<(Option<Timestamp>, Option<Timestamp>)> {
     let mut after = match known {
         Some(after) => after,
         None => list_oplog_slices(blobs, prefix)?
@@ -132,10 +150,11 @@ fn capture_one(
             .map(|slice| slice.to),
     };
     engine.write(|txn| txn.noop(&doc! {"msg": "periodic noop"}))?;
+    let mut gap_from = None;
     loop {
         match capture_oplog(engine, blobs, prefix, after) {
             Ok(Some(slice)) => after = Some(slice.to),
-            Ok(None) => return Ok(after),
+            Ok(None) => return Ok((after, gap_from)),
             Err(BackupError::Gap { from, to }) => {
                 tracing::warn!(
                     repository = prefix,
@@ -143,10 +162,11 @@ fn capture_one(
                     ?to,
                     "oplog gap: entries were truncated (or the data was restored) before capture; starting a new timeline"
                 );
+                gap_from = Some(from);
                 after = None;
                 match capture_oplog(engine, blobs, prefix, None)? {
                     Some(slice) => after = Some(slice.to),
-                    None => return Ok(after),
+                    None => return Ok((after, gap_from)),
                 }
             }
             Err(error) => return Err(error.into()),

@@ -17,6 +17,7 @@ use rewind_backup::{
     BlobStore, Manifest, PitTarget, list_oplog_slices, load_manifest, replay_oplog, restore_into,
 };
 use rewind_domain::cluster::{Cluster, MONGODB_VERSION};
+use rewind_domain::pit_gap::{PitGap, PitGapCause};
 use rewind_domain::restore_job::{RestoreJob, RestoreJobState, RestoreProgress};
 use rewind_domain::restore_request::{DeliveryType, PitTarget as AtlasPit};
 use rewind_domain::snapshot::Snapshot;
@@ -355,6 +356,18 @@ async fn into_cluster(
     .await;
     match built {
         Ok(Some((totals, replayed))) => {
+            // From the swap until a snapshot of the new data completes, no point in time of
+            // the target can be replayed (Atlas refuses that stretch too).
+            let swapped_at = Timestamp::now();
+            store
+                .open_pit_gap(&PitGap {
+                    cluster_id: target.id,
+                    from: swapped_at,
+                    closes_after: swapped_at,
+                    closed_at: None,
+                    cause: PitGapCause::Restored,
+                })
+                .await?;
             for rebuild in &rebuilds {
                 clusters
                     .replace_data(target.id, &rebuild.set_name, &rebuild.generation)

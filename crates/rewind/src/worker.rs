@@ -246,6 +246,10 @@ async fn take_one(
                 .await?
             {
                 tracing::info!(snapshot.id = %snapshot.id, %owner, size_bytes = size, "snapshot completed");
+                // A new replay base: gaps of point-in-time history before it close here.
+                store
+                    .close_pit_gaps(snapshot.cluster_id, snapshot.requested_at, now)
+                    .await?;
             } else {
                 tracing::warn!(snapshot.id = %snapshot.id, %owner, "snapshot finished after its lease was lost; the new holder records it");
             }

@@ -56,7 +56,7 @@ pub async fn create(
         Some(snapshot_id) => app.store.get_snapshot(source.id, snapshot_id).await?,
         None => None,
     };
-    let pit_base_snapshot = match request.pit {
+    let (pit_base_snapshot, pit_gap) = match request.pit {
         Some(pit) => {
             // A snapshot captured within the target second holds only operations that the
             // target includes (UTC seconds are inclusive); an oplog target is exact, so only
@@ -67,9 +67,14 @@ pub async fn create(
                 }
                 PitTarget::Oplog { ts, .. } => Timestamp::from_secs(i64::from(ts)).plus_millis(-1),
             };
-            app.store
-                .latest_completed_snapshot(source.id, limit)
-                .await?
+            // The target needs every operation up to the end of its second.
+            let needed_until = Timestamp::from_secs(pit.seconds()).plus_millis(999);
+            (
+                app.store
+                    .latest_completed_snapshot(source.id, limit)
+                    .await?,
+                app.store.pit_gap_at(source.id, needed_until, limit).await?,
+            )
         }
         None => (None, None),
     };
@@ -87,6 +92,7 @@ pub async fn create(
         source_schedule: source_schedule.as_ref(),
         snapshot: snapshot.as_ref(),
         pit_base_snapshot: pit_base_snapshot.as_ref(),
+        pit_gap: pit_gap.as_ref(),
         target: target_cluster.as_ref(),
         target_restoring: false,
         active_downloads_of_snapshot,

@@ -42,6 +42,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     jobs::cancel_and_complete_race(store, &group, &cluster, &snapshot).await;
     jobs::restore_runs(store, &group, &cluster, &snapshot).await;
     jobs::scheduled_snapshots_once_per_slot(store, &cluster).await;
+    jobs::pit_gaps_open_and_close(store, &cluster).await;
     dead_replicas_clusters_move_once(store, &group).await;
     group_deletion_needs_no_clusters(store, &group, &cluster).await;
 }

@@ -1,6 +1,7 @@
 //! Snapshots and restore jobs in PostgreSQL.
 
 use async_trait::async_trait;
+use rewind_domain::pit_gap::PitGap;
 use rewind_domain::restore_job::{RestoreJob, RestoreJobState};
 use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
@@ -238,6 +239,59 @@ impl crate::BackupStore for PgStore {
             "SELECT * FROM snapshots WHERE expires_at <= $1 AND status IN ('completed', 'failed') AND deleted_at IS NULL ORDER BY expires_at LIMIT 100",
             args![now.millis()],
             rows::snapshot,
+        )
+        .await
+    }
+
+    async fn open_pit_gap(&self, gap: &PitGap) -> Result<(), StoreError> {
+        execute(
+            &mut *self.connection().await?,
+            &numbered(sql::INSERT_PIT_GAP),
+            args![
+                ObjectId::generate().to_string(),
+                gap.cluster_id.to_string(),
+                gap.from.millis(),
+                gap.closes_after.millis(),
+                gap.cause.as_str()
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn close_pit_gaps(
+        &self,
+        cluster_id: ObjectId,
+        requested_at: Timestamp,
+        completed_at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        Ok(execute(
+            &mut *self.connection().await?,
+            &numbered(sql::CLOSE_PIT_GAPS),
+            args![
+                cluster_id.to_string(),
+                requested_at.millis(),
+                completed_at.millis()
+            ],
+        )
+        .await?)
+    }
+
+    async fn pit_gap_at(
+        &self,
+        cluster_id: ObjectId,
+        needed_until: Timestamp,
+        base_limit: Timestamp,
+    ) -> Result<Option<PitGap>, StoreError> {
+        one(
+            &mut *self.connection().await?,
+            &numbered(sql::PIT_GAP_AT),
+            args![
+                cluster_id.to_string(),
+                needed_until.millis(),
+                base_limit.millis()
+            ],
+            rows::pit_gap,
         )
         .await
     }

@@ -1,6 +1,7 @@
 //! Snapshots and restore jobs in SQLite.
 
 use async_trait::async_trait;
+use rewind_domain::pit_gap::PitGap;
 use rusqlite::params;
 
 use super::*;
@@ -244,6 +245,66 @@ impl crate::BackupStore for SqliteStore {
                 "SELECT * FROM snapshots WHERE expires_at <= ?1 AND status IN ('completed', 'failed') AND deleted_at IS NULL ORDER BY expires_at LIMIT 100",
                 [now.millis()],
                 rows::snapshot,
+            )
+        })
+    }
+
+    async fn open_pit_gap(&self, gap: &PitGap) -> Result<(), StoreError> {
+        let gap = gap.clone();
+        self.write(move |connection| {
+            execute(
+                connection,
+                sql::INSERT_PIT_GAP,
+                params![
+                    ObjectId::generate().to_string(),
+                    gap.cluster_id.to_string(),
+                    gap.from.millis(),
+                    gap.closes_after.millis(),
+                    gap.cause.as_str()
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn close_pit_gaps(
+        &self,
+        cluster_id: ObjectId,
+        requested_at: Timestamp,
+        completed_at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.write(move |connection| {
+            let closed = execute(
+                connection,
+                sql::CLOSE_PIT_GAPS,
+                params![
+                    cluster_id.to_string(),
+                    requested_at.millis(),
+                    completed_at.millis()
+                ],
+            )?;
+            Ok(closed as u64)
+        })
+        .await
+    }
+
+    async fn pit_gap_at(
+        &self,
+        cluster_id: ObjectId,
+        needed_until: Timestamp,
+        base_limit: Timestamp,
+    ) -> Result<Option<PitGap>, StoreError> {
+        self.read(|connection| {
+            one(
+                connection,
+                sql::PIT_GAP_AT,
+                params![
+                    cluster_id.to_string(),
+                    needed_until.millis(),
+                    base_limit.millis()
+                ],
+                rows::pit_gap,
             )
         })
     }
