@@ -40,7 +40,10 @@ pub struct ServeArgs {
     /// released for another replica [default: 10].
     #[arg(long, env = "REWIND_SHUTDOWN_GRACE_SECONDS")]
     pub shutdown_grace_seconds: Option<u64>,
-    /// Where snapshots and captured oplog live: a directory or `file://` URL
+    /// Where snapshots and captured oplog live: a directory, a `file://` URL, or
+    /// `s3://BUCKET/PREFIX` for S3 or an S3-compatible service (credentials, region and
+    /// endpoint from the standard AWS_* variables: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL; the bucket must exist)
     /// [default: <data-dir>/blobs].
     #[arg(long, env = "REWIND_BLOB_STORE")]
     pub blob_store: Option<String>,

@@ -50,7 +50,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .context("reading the secrets replicas share")?;
     let router = rewind_api::router(app);
 
-    let blobs = rewind_backup::open_blob_store(&settings.blob_store)
+    // Opening an S3 store waits for the bucket to answer: off the async workers.
+    let location = settings.blob_store.clone();
+    let blobs = tokio::task::spawn_blocking(move || rewind_backup::open_blob_store(&location))
+        .await
+        .context("opening the blob store")?
         .with_context(|| format!("opening the blob store {}", settings.blob_store))?;
     let clusters = hosting::Clusters::new(hosting::HostingConfig {
         lease: settings.lease,

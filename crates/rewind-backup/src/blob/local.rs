@@ -1,22 +1,17 @@
 //! [`LocalBlobStore`]: objects as files under a directory, each with a SHA-256 header.
 //!
-//! File format: the 8-byte magic `RWBLOB1\n`, the 32-byte SHA-256 of the payload, then the
-//! payload. Writes go to a temporary file (name starting with `.`, never a valid key) that is
-//! fsynced, renamed over the target, and the directory fsynced, so an object is either
-//! complete and durable or absent, even across power loss.
+//! File format: see [`super::format`] (the 8-byte magic `RWBLOB1\n`, the 32-byte SHA-256 of
+//! the payload, then the payload). Writes go to a temporary file (name starting with `.`,
+//! never a valid key) that is fsynced, renamed over the target, and the directory fsynced, so
+//! an object is either complete and durable or absent, even across power loss.
 
 use std::fs::{self, File};
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sha2::{Digest, Sha256};
-
-use super::{BlobStore, validate_key};
+use super::{BlobStore, format, validate_key};
 use crate::error::BlobError;
-
-const MAGIC: &[u8; 8] = b"RWBLOB1\n";
-const HEADER_LEN: usize = MAGIC.len() + 32;
 
 /// A [`BlobStore`] in a local directory (or any mounted filesystem).
 #[derive(Debug)]
@@ -77,10 +72,7 @@ impl LocalBlobStore {
         let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
         let written = (|| {
             let mut f = File::create(&tmp)?;
-            let mut header = [0u8; HEADER_LEN];
-            header[..MAGIC.len()].copy_from_slice(MAGIC);
-            header[MAGIC.len()..].copy_from_slice(&Sha256::digest(data));
-            f.write_all(&header)?;
+            f.write_all(&format::header(data))?;
             f.write_all(data)?;
             f.sync_all()?;
             fs::rename(&tmp, path)?;
@@ -95,7 +87,10 @@ impl LocalBlobStore {
     fn list_dir(&self, dir: &Path, key_prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            // Nothing under a missing path, nor under an object (a file).
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
         for entry in entries {
@@ -128,40 +123,19 @@ impl BlobStore for LocalBlobStore {
 
     fn get(&self, key: &str) -> Result<Vec<u8>, BlobError> {
         let path = self.path(key)?;
-        let corrupt = |detail: &str| BlobError::Corrupt {
-            key: key.into(),
-            detail: detail.into(),
-        };
-        let mut f = match File::open(&path) {
-            Ok(f) => f,
+        match fs::read(&path) {
+            Ok(stored) => format::decode(key, stored),
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(BlobError::NotFound { key: key.into() });
+                Err(BlobError::NotFound { key: key.into() })
             }
-            Err(e) => return Err(io_err(key, e)),
-        };
-        let mut header = [0u8; HEADER_LEN];
-        match f.read_exact(&mut header) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                return Err(corrupt("truncated header"));
-            }
-            Err(e) => return Err(io_err(key, e)),
+            Err(e) => Err(io_err(key, e)),
         }
-        if &header[..MAGIC.len()] != MAGIC {
-            return Err(corrupt("bad header"));
-        }
-        let mut data = Vec::new();
-        f.read_to_end(&mut data).map_err(|e| io_err(key, e))?;
-        if Sha256::digest(&data).as_slice() != &header[MAGIC.len()..] {
-            return Err(corrupt("checksum mismatch"));
-        }
-        Ok(data)
     }
 
     fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
         let path = self.path(key)?;
         match fs::metadata(&path) {
-            Ok(m) if m.is_file() => Ok(Some(m.len().saturating_sub(HEADER_LEN as u64))),
+            Ok(m) if m.is_file() => Ok(Some(format::payload_len(m.len()))),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err(key, e)),
@@ -199,60 +173,48 @@ impl BlobStore for LocalBlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blob::conformance;
 
-    fn store() -> (tempfile::TempDir, LocalBlobStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = LocalBlobStore::open(&dir.path().join("blobs")).unwrap();
-        (dir, s)
+    struct Local {
+        dir: tempfile::TempDir,
+        store: LocalBlobStore,
+    }
+
+    impl Local {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let store = LocalBlobStore::open(&dir.path().join("blobs")).unwrap();
+            Self { dir, store }
+        }
+        fn file(&self, key: &str) -> PathBuf {
+            self.dir.path().join("blobs").join(key)
+        }
+    }
+
+    impl conformance::Harness for Local {
+        fn store(&self) -> &dyn BlobStore {
+            &self.store
+        }
+        fn overwrite_raw(&self, key: &str, raw: &[u8]) {
+            fs::write(self.file(key), raw).unwrap();
+        }
+        fn read_raw(&self, key: &str) -> Vec<u8> {
+            fs::read(self.file(key)).unwrap()
+        }
     }
 
     #[test]
-    fn put_get_size_list_delete() {
-        let (_d, s) = store();
-        s.put("a/b/c", b"hello").unwrap();
-        s.put("a/b/d", b"").unwrap();
-        s.put("a/x", b"1").unwrap();
-        s.put("ab", b"2").unwrap();
-        assert_eq!(s.get("a/b/c").unwrap(), b"hello");
-        assert_eq!(s.get("a/b/d").unwrap(), b"");
-        assert_eq!(s.size("a/b/c").unwrap(), Some(5));
-        assert_eq!(s.size("nope").unwrap(), None);
-        assert!(s.exists("ab").unwrap());
-        assert_eq!(s.list("a/").unwrap(), ["a/b/c", "a/b/d", "a/x"]);
-        assert_eq!(s.list("a").unwrap(), ["a/b/c", "a/b/d", "a/x", "ab"]);
-        assert_eq!(s.list("a/b/c").unwrap(), ["a/b/c"]);
-        assert_eq!(s.list("").unwrap().len(), 4);
-        assert!(s.list("zz/").unwrap().is_empty());
-        s.put("a/b/c", b"replaced").unwrap();
-        assert_eq!(s.get("a/b/c").unwrap(), b"replaced");
-        s.delete("a/b/c").unwrap();
-        s.delete("a/b/c").unwrap();
-        assert!(matches!(s.get("a/b/c"), Err(BlobError::NotFound { key }) if key == "a/b/c"));
-        assert!(matches!(
-            s.put("../x", b""),
-            Err(BlobError::InvalidKey { .. })
-        ));
+    fn conformance() {
+        conformance::run_all(&Local::new());
     }
 
     #[test]
-    fn corruption_is_detected_and_named() {
-        let (d, s) = store();
-        s.put("k/obj", b"some payload").unwrap();
-        let path = d.path().join("blobs/k/obj");
-        let mut bytes = fs::read(&path).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
-        fs::write(&path, &bytes).unwrap();
-        let err = s.get("k/obj").unwrap_err();
-        assert!(matches!(err, BlobError::Corrupt { ref key, .. } if key == "k/obj"));
-        assert_eq!(
-            err.to_string(),
-            "backup object k/obj is corrupt: checksum mismatch"
-        );
-        fs::write(&path, b"short").unwrap();
-        assert!(matches!(s.get("k/obj"), Err(BlobError::Corrupt { .. })));
-        // Leftover temporary files are not objects.
-        fs::write(d.path().join("blobs/k/.obj.1.2.tmp"), b"x").unwrap();
-        assert_eq!(s.list("k/").unwrap(), ["k/obj"]);
+    fn temporary_and_foreign_files_are_not_objects() {
+        let h = Local::new();
+        h.store.put("k/obj", b"x").unwrap();
+        fs::write(h.file("k/.obj.1.2.tmp"), b"x").unwrap();
+        fs::write(h.file("k/bad name"), b"x").unwrap();
+        assert_eq!(h.store.list("k/").unwrap(), ["k/obj"]);
+        assert_eq!(h.store.list("").unwrap(), ["k/obj"]);
     }
 }
