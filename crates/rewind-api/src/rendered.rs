@@ -6,7 +6,7 @@
 //! checked against the whole job, so a changed job is always rendered afresh.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{PoisonError, RwLock};
 
 use axum::body::Bytes;
 use rewind_domain::ObjectId;
@@ -20,31 +20,30 @@ const CAPACITY: usize = 4096;
 /// The memo of rendered restore jobs.
 #[derive(Default)]
 pub struct RenderedJobs {
-    entries: Mutex<HashMap<ObjectId, (RestoreJob, Bytes)>>,
+    /// Read-mostly: hits share the lock.
+    entries: RwLock<HashMap<ObjectId, (RestoreJob, Bytes)>>,
 }
 
 impl RenderedJobs {
     /// The compact JSON of `job` as Atlas renders it.
     pub fn render(&self, links: &Links, job: &RestoreJob) -> Result<Bytes, serde_json::Error> {
-        if let Some((rendered_job, bytes)) = self.lock().get(&job.id)
+        // The map holds no invariant a panic could break: a poisoned lock is still usable.
+        if let Some((rendered_job, bytes)) = self
+            .entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&job.id)
             && rendered_job == job
         {
             return Ok(bytes.clone());
         }
         let bytes = Bytes::from(serde_json::to_vec(&views::restore_job(links, job))?);
-        let mut entries = self.lock();
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= CAPACITY {
             entries.clear();
         }
         entries.insert(job.id, (job.clone(), bytes.clone()));
         Ok(bytes)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, (RestoreJob, Bytes)>> {
-        // The map holds no invariant a panic could break.
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -13,8 +13,8 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
 
 use rewind_domain::cluster::Cluster;
 use rewind_domain::group::Group;
@@ -23,7 +23,6 @@ use rewind_domain::schedule::BackupSchedule;
 use rewind_domain::snapshot::Snapshot;
 use rewind_domain::{ClusterName, ObjectId};
 
-use super::lock;
 use crate::{ApiKey, BearerGrant};
 
 /// Tables as bits of a mask; a table not listed here shares the last bit.
@@ -121,7 +120,8 @@ const CAPACITY: usize = 8192;
 /// Results of one kind of point lookup, each valid while its tables are unchanged.
 pub(super) struct HotCache<K, V> {
     mask: u32,
-    entries: Mutex<HashMap<K, (u64, V)>>,
+    /// Read-mostly: hits share the lock, so request threads on different cores do not queue.
+    entries: RwLock<HashMap<K, (u64, V)>>,
 }
 
 impl<K: Eq + Hash, V: Clone> HotCache<K, V> {
@@ -129,7 +129,7 @@ impl<K: Eq + Hash, V: Clone> HotCache<K, V> {
     pub(super) fn new(mask: u32) -> Self {
         Self {
             mask,
-            entries: Mutex::new(HashMap::new()),
+            entries: RwLock::new(HashMap::new()),
         }
     }
 
@@ -143,13 +143,18 @@ impl<K: Eq + Hash, V: Clone> HotCache<K, V> {
     ) -> Result<V, E> {
         // Taken before reading: a commit landing during the read makes this stamp stale.
         let stamp = generations.stamp(self.mask);
-        if let Some((cached_stamp, value)) = lock(&self.entries).get(&key)
+        // A poisoned map is still a valid map: entries are inserted whole.
+        if let Some((cached_stamp, value)) = self
+            .entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
             && *cached_stamp == stamp
         {
             return Ok(value.clone());
         }
         let value = read()?;
-        let mut entries = lock(&self.entries);
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= CAPACITY {
             entries.clear();
         }
