@@ -171,14 +171,14 @@ fn sweep(slots: &mut HashMap<i64, Slot>, now: Instant) {
 mod tests {
     use std::collections::VecDeque;
 
-    use bson::doc;
+    use bson::rawdoc;
 
     use super::*;
 
     fn cursor(ns: &str) -> Cursor {
         Cursor {
             ns: ns.into(),
-            source: Source::Buffered(VecDeque::from([doc! {"a": 1}])),
+            source: Source::Buffered(VecDeque::from([rawdoc! {"a": 1}])),
             tailable: false,
             await_data: false,
         }

@@ -1,7 +1,7 @@
 //! Catalog commands: listDatabases, listCollections, create, drop, dropDatabase,
 //! renameCollection.
 
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, RawDocumentBuf, doc};
 use rewind_engine::{CollectionInfo, EngineError, IndexSpec};
 use rewind_query::filter::Filter;
 use rewind_wire::CommandRequest;
@@ -83,7 +83,7 @@ fn collection_entry(info: &CollectionInfo, name_only: bool) -> Document {
 }
 
 /// `listCollections`: a cursor over the database's collections.
-pub async fn list_collections(cmds: &Commands, request: &CommandRequest) -> Result<Document> {
+pub async fn list_collections(cmds: &Commands, request: &CommandRequest) -> Result<RawDocumentBuf> {
     let body = &request.body;
     check_fields(
         body,
@@ -119,7 +119,7 @@ pub async fn list_collections(cmds: &Commands, request: &CommandRequest) -> Resu
                 }
             }
             std::mem::drop(view);
-            let mut source = Source::Buffered(out.into());
+            let mut source = Source::buffered(out)?;
             let batch = source.next_batch(engine, Some(batch_size))?;
             Ok((source, batch))
         })

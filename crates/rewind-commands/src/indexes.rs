@@ -1,6 +1,6 @@
 //! createIndexes, listIndexes, dropIndexes.
 
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, RawDocumentBuf, doc};
 use rewind_engine::EngineError;
 use rewind_wire::CommandRequest;
 
@@ -108,7 +108,7 @@ pub async fn create_indexes(cmds: &Commands, request: &CommandRequest) -> Result
 }
 
 /// `listIndexes`: a cursor over the collection's index specs.
-pub async fn list_indexes(cmds: &Commands, request: &CommandRequest) -> Result<Document> {
+pub async fn list_indexes(cmds: &Commands, request: &CommandRequest) -> Result<RawDocumentBuf> {
     let body = &request.body;
     check_fields(
         body,
@@ -132,7 +132,7 @@ pub async fn list_indexes(cmds: &Commands, request: &CommandRequest) -> Result<D
             let Some(specs) = specs else {
                 return Ok(None);
             };
-            let mut source = Source::Buffered(specs.into());
+            let mut source = Source::buffered(specs)?;
             let batch = source.next_batch(engine, Some(batch_size))?;
             Ok(Some((source, batch)))
         })

@@ -12,6 +12,7 @@ mod error;
 mod indexes;
 mod oplog;
 mod options;
+mod raw;
 mod reader;
 mod reply;
 mod source;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bson::Document;
 use rewind_engine::Engine;
-use rewind_wire::{CommandHandler, CommandRequest};
+use rewind_wire::{CommandHandler, CommandRequest, Reply};
 
 pub use cursors::{CursorManager, IDLE_TIMEOUT};
 pub use error::{CommandError, Result};
@@ -51,7 +52,7 @@ impl Commands {
         tokio::task::spawn_blocking(move || f(&engine)).await?
     }
 
-    async fn run(&self, request: &CommandRequest) -> Option<Result<Document>> {
+    async fn run(&self, request: &CommandRequest) -> Option<Result<Reply>> {
         let body = &request.body;
         let known = matches!(
             request.name.as_str(),
@@ -82,9 +83,9 @@ impl Commands {
         if let Err(e) = options::check_no_transaction(body) {
             return Some(Err(e));
         }
-        Some(match request.name.as_str() {
-            "find" => crud::find::find(self, request).await,
-            "getMore" => crud::find::get_more(self, request).await,
+        let reply = match request.name.as_str() {
+            "find" => return Some(crud::find::find(self, request).await.map(Reply::Raw)),
+            "getMore" => return Some(crud::find::get_more(self, request).await.map(Reply::Raw)),
             "killCursors" => crud::find::kill_cursors(self, request),
             "insert" => crud::insert::insert(self, request).await,
             "update" => crud::update::update(self, request).await,
@@ -92,29 +93,63 @@ impl Commands {
             "findAndModify" => crud::modify::find_and_modify(self, request).await,
             "count" => crud::count::count(self, request).await,
             "distinct" => crud::count::distinct(self, request).await,
-            "aggregate" => crud::aggregate::aggregate(self, request).await,
+            "aggregate" => {
+                return Some(
+                    crud::aggregate::aggregate(self, request)
+                        .await
+                        .map(Reply::Raw),
+                );
+            }
             "listDatabases" => ddl::list_databases(self, request).await,
-            "listCollections" => ddl::list_collections(self, request).await,
+            "listCollections" => {
+                return Some(ddl::list_collections(self, request).await.map(Reply::Raw));
+            }
             "create" => ddl::create(self, request).await,
             "drop" => ddl::drop(self, request).await,
             "dropDatabase" => ddl::drop_database(self, request).await,
             "renameCollection" => ddl::rename_collection(self, request).await,
             "createIndexes" => indexes::create_indexes(self, request).await,
-            "listIndexes" => indexes::list_indexes(self, request).await,
+            "listIndexes" => {
+                return Some(indexes::list_indexes(self, request).await.map(Reply::Raw));
+            }
             "dropIndexes" => indexes::drop_indexes(self, request).await,
             "applyOps" => oplog::apply_ops(self, request).await,
             _ => return None,
-        })
+        };
+        Some(reply.map(Reply::Document))
     }
 }
 
 #[async_trait]
 impl CommandHandler for Commands {
     async fn handle(&self, request: &CommandRequest) -> Option<Document> {
-        let outcome = self.run(request).await?;
+        let reply = self.handle_raw(request).await?;
+        Some(reply.into_document().unwrap_or_else(|e| {
+            let (code, name) = e.code();
+            rewind_wire::error_reply(code, name, e.to_string())
+        }))
+    }
+
+    async fn handle_raw(&self, request: &CommandRequest) -> Option<Reply> {
+        // Only insert takes its documents raw; every other command reads its sequences as
+        // body fields, as mongod's command parser presents them.
+        let raw_insert = request.name == "insert"
+            && matches!(request.sequences.as_slice(), [s] if s.identifier == "documents");
+        let merged = if raw_insert {
+            std::borrow::Cow::Borrowed(request)
+        } else {
+            match request.merged() {
+                Ok(merged) => merged,
+                Err(e) => {
+                    let (code, name) = e.code();
+                    return Some(rewind_wire::error_reply(code, name, e.to_string()).into());
+                }
+            }
+        };
+        let outcome = self.run(&merged).await?;
         Some(outcome.unwrap_or_else(|e| {
             tracing::debug!(command = %request.name, code = e.code(), error = %e, "command failed");
-            e.to_reply()
+            e.to_reply().into()
         }))
     }
 }

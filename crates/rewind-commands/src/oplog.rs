@@ -1,6 +1,6 @@
 //! `local.oplog.rs`: finds with tailable/awaitData cursors, and `applyOps` (the restore path).
 
-use bson::{Bson, Document, Timestamp, doc};
+use bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
 use rewind_wire::CommandRequest;
 
 use crate::Commands;
@@ -55,7 +55,7 @@ pub fn start_after(filter: &Document) -> Option<Timestamp> {
 
 /// A find on the oplog: streamed in optime order (tailable when asked), or materialized for
 /// other orders.
-pub async fn find(cmds: &Commands, ns: String, opts: FindOptions) -> Result<Document> {
+pub async fn find(cmds: &Commands, ns: String, opts: FindOptions) -> Result<RawDocumentBuf> {
     let first = opts.first_batch();
     let (single, tailable, await_data) = (opts.single_batch, opts.tailable, opts.await_data);
     if tailable && !matches!(opts.order, Order::Natural) {
@@ -79,6 +79,8 @@ pub async fn find(cmds: &Commands, ns: String, opts: FindOptions) -> Result<Docu
                     matcher: Box::new(Matcher {
                         filter: opts.filter.clone(),
                         projection: Projection::parse(&Document::new())?,
+                        identity: true,
+                        fields: None,
                         skip: 0,
                         remaining: None,
                     }),
@@ -88,7 +90,9 @@ pub async fn find(cmds: &Commands, ns: String, opts: FindOptions) -> Result<Docu
                 };
                 let mut docs = Vec::new();
                 while !all.is_exhausted() {
-                    docs.extend(all.next_batch(engine, None)?);
+                    for raw in all.next_batch(engine, None)? {
+                        docs.push(Document::try_from(raw)?);
+                    }
                 }
                 match &opts.order {
                     Order::Sort(spec) => spec.sort(&mut docs),

@@ -1,7 +1,7 @@
 //! Candidate selection: the documents of a namespace that may match a filter, found through
 //! the primary key, a secondary index or a scan — inside a read view or a write transaction.
 
-use bson::{Bson, Document, RawDocumentBuf};
+use bson::{Bson, Document, RawDocument, RawDocumentBuf};
 use rewind_engine::{CollectionInfo, ReadView, WriteTxn};
 use rewind_query::filter::Filter;
 
@@ -18,6 +18,14 @@ pub trait Reader {
     fn info(&self, ns: &str) -> Option<&CollectionInfo>;
     /// The document with this `_id`.
     fn get_doc(&self, ns: &str, id: &Bson) -> Result<Option<RawDocumentBuf>>;
+    /// Calls `f` with the document of each of `ids` that exists, in order, until it returns
+    /// `false`.
+    fn get_docs(
+        &self,
+        ns: &str,
+        ids: &[Bson],
+        f: &mut dyn FnMut(&RawDocument) -> Result<bool>,
+    ) -> Result<()>;
     /// Up to `limit` documents in `_id` order after `start_after`.
     fn scan_docs(
         &self,
@@ -35,6 +43,23 @@ impl Reader for ReadView {
     }
     fn get_doc(&self, ns: &str, id: &Bson) -> Result<Option<RawDocumentBuf>> {
         Ok(self.get(ns, id)?)
+    }
+    fn get_docs(
+        &self,
+        ns: &str,
+        ids: &[Bson],
+        f: &mut dyn FnMut(&RawDocument) -> Result<bool>,
+    ) -> Result<()> {
+        // The engine's callback speaks engine errors: park ours and stop.
+        let mut failure = None;
+        self.get_many(ns, ids, |doc| match f(doc) {
+            Ok(more) => Ok(more),
+            Err(e) => {
+                failure = Some(e);
+                Ok(false)
+            }
+        })?;
+        failure.map_or(Ok(()), Err)
     }
     fn scan_docs(
         &self,
@@ -55,6 +80,21 @@ impl Reader for WriteTxn<'_> {
     }
     fn get_doc(&self, ns: &str, id: &Bson) -> Result<Option<RawDocumentBuf>> {
         Ok(self.get(ns, id)?)
+    }
+    fn get_docs(
+        &self,
+        ns: &str,
+        ids: &[Bson],
+        f: &mut dyn FnMut(&RawDocument) -> Result<bool>,
+    ) -> Result<()> {
+        for id in ids {
+            if let Some(raw) = self.get(ns, id)?
+                && !f(&raw)?
+            {
+                break;
+            }
+        }
+        Ok(())
     }
     fn scan_docs(
         &self,
@@ -142,31 +182,34 @@ pub fn for_each_match(
     filter: &Filter,
     mut f: impl FnMut(Document) -> Result<bool>,
 ) -> Result<()> {
-    let visit = |raw: &RawDocumentBuf, f: &mut dyn FnMut(Document) -> Result<bool>| {
+    let access = plan(reader.info(ns), filter);
+    for_each_candidate(reader, ns, access, |raw| {
         let doc = Document::try_from(raw)?;
         if filter.try_matches(&doc)? {
             return f(doc);
         }
         Ok(true)
-    };
-    match plan(reader.info(ns), filter) {
+    })
+}
+
+/// Calls `f` with every candidate document `access` finds in `ns` (which the filter must
+/// still check), in access-path order, until it returns `false`.
+pub fn for_each_candidate(
+    reader: &impl Reader,
+    ns: &str,
+    access: Access,
+    mut f: impl FnMut(&RawDocument) -> Result<bool>,
+) -> Result<()> {
+    match access {
         Access::Id(id) => {
             if let Some(raw) = reader.get_doc(ns, &id)? {
-                visit(&raw, &mut f)?;
+                f(&raw)?;
             }
         }
-        Access::Ids(ids) => {
-            for id in ids {
-                if let Some(raw) = reader.get_doc(ns, &id)?
-                    && !visit(&raw, &mut f)?
-                {
-                    break;
-                }
-            }
-        }
+        Access::Ids(ids) => reader.get_docs(ns, &ids, &mut f)?,
         Access::Index(name, value) => {
             for raw in reader.by_index(ns, &name, &[value])? {
-                if !visit(&raw, &mut f)? {
+                if !f(&raw)? {
                     break;
                 }
             }
@@ -177,7 +220,7 @@ pub fn for_each_match(
                 let chunk = reader.scan_docs(ns, last.as_ref(), SCAN_CHUNK)?;
                 let full = chunk.len() == SCAN_CHUNK;
                 for raw in &chunk {
-                    if !visit(raw, &mut f)? {
+                    if !f(raw)? {
                         return Ok(());
                     }
                 }

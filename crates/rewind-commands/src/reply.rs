@@ -1,12 +1,28 @@
 //! Reply shapes shared by several commands.
 
-use bson::{Bson, Document, doc};
+use bson::raw::cstr;
+use bson::{Bson, Document, RawArrayBuf, RawDocumentBuf, doc};
 
-/// A cursor reply `{cursor: {id, ns, firstBatch|nextBatch}, ok: 1.0}` (`id` 0: exhausted).
-pub fn cursor_reply(id: i64, ns: &str, batch: Vec<Document>, first: bool) -> Document {
-    let key = if first { "firstBatch" } else { "nextBatch" };
-    let batch: Vec<Bson> = batch.into_iter().map(Bson::Document).collect();
-    doc! {"cursor": {"id": id, "ns": ns, key: batch}, "ok": 1.0}
+/// A cursor reply `{cursor: {id, ns, firstBatch|nextBatch}, ok: 1.0}` (`id` 0: exhausted),
+/// built from the batch's raw documents without decoding them.
+pub fn cursor_reply(id: i64, ns: &str, batch: &[RawDocumentBuf], first: bool) -> RawDocumentBuf {
+    let key = if first {
+        cstr!("firstBatch")
+    } else {
+        cstr!("nextBatch")
+    };
+    let mut docs = RawArrayBuf::new();
+    for doc in batch {
+        docs.push(doc);
+    }
+    let mut cursor = RawDocumentBuf::new();
+    cursor.append(cstr!("id"), id);
+    cursor.append(cstr!("ns"), ns);
+    cursor.append(key, docs);
+    let mut reply = RawDocumentBuf::new();
+    reply.append(cstr!("cursor"), cursor);
+    reply.append(cstr!("ok"), 1.0);
+    reply
 }
 
 /// A count as mongod replies it: int32 when it fits, int64 otherwise.
@@ -63,12 +79,13 @@ mod tests {
 
     #[test]
     fn cursor_reply_shape() {
-        let r = cursor_reply(0, "d.c", vec![doc! {"a": 1}], true);
+        let batch = [bson::rawdoc! {"a": 1}];
+        let r = Document::try_from(cursor_reply(0, "d.c", &batch, true)).unwrap_or_default();
         assert_eq!(
             r,
             doc! {"cursor": {"id": 0i64, "ns": "d.c", "firstBatch": [{"a": 1}]}, "ok": 1.0}
         );
-        let r = cursor_reply(7, "d.c", vec![], false);
+        let r = Document::try_from(cursor_reply(7, "d.c", &[], false)).unwrap_or_default();
         assert!(
             r.get_document("cursor")
                 .is_ok_and(|c| c.contains_key("nextBatch"))

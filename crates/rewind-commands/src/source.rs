@@ -2,12 +2,14 @@
 
 use std::collections::VecDeque;
 
-use bson::{Bson, Document, Timestamp};
+use bson::{Bson, Document, RawDocument, RawDocumentBuf, Timestamp};
 use rewind_engine::Engine;
 use rewind_query::filter::Filter;
 use rewind_query::projection::Projection;
 
+use crate::crud::to_raw;
 use crate::error::Result;
+use crate::raw::{is_canonical, reduced};
 use crate::reader::{SCAN_CHUNK, raw_id};
 
 /// The byte budget of one batch (documents beyond the first stop a batch once it is reached),
@@ -20,6 +22,10 @@ pub struct Matcher {
     pub filter: Filter,
     /// The projection applied to each result.
     pub projection: Projection,
+    /// The projection is `{}`: results are the stored documents as they are.
+    pub identity: bool,
+    /// The top-level fields the filter reads (`None`: it may read any).
+    pub fields: Option<Vec<String>>,
     /// Matching documents still to skip.
     pub skip: u64,
     /// Results still allowed (`None`: no limit).
@@ -27,13 +33,38 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    /// The projected document if `doc` matches and is not skipped.
-    fn accept(&mut self, doc: &Document) -> Result<Option<Document>> {
-        if !self.filter.try_matches(doc)? {
-            return Ok(None);
+    /// The projected document, encoded, if the stored document `raw` matches and is not
+    /// skipped. With no projection, only the fields the filter reads are decoded and the
+    /// result is `raw` itself, when re-encoding it would not change it.
+    pub fn accept_raw(&mut self, raw: &RawDocument) -> Result<Option<RawDocumentBuf>> {
+        if let (true, Some(fields)) = (self.identity, &self.fields)
+            && is_canonical(raw)?
+        {
+            if !self.filter.try_matches(&reduced(raw, fields)?)? || self.skipped() {
+                return Ok(None);
+            }
+            self.count();
+            return Ok(Some(raw.to_owned()));
         }
-        if self.skip > 0 {
-            self.skip -= 1;
+        self.accept(&Document::try_from(raw)?)
+    }
+
+    /// Like [`Matcher::accept_raw`] for a document already known to match the filter.
+    pub fn accept_raw_matching(&mut self, raw: &RawDocument) -> Result<Option<RawDocumentBuf>> {
+        if self.identity && is_canonical(raw)? {
+            if self.skipped() {
+                return Ok(None);
+            }
+            self.count();
+            return Ok(Some(raw.to_owned()));
+        }
+        // Decoding would keep the last of repeated keys: let the filter decide.
+        self.accept_raw(raw)
+    }
+
+    /// Like [`Matcher::accept_raw`] for a decoded document.
+    pub fn accept(&mut self, doc: &Document) -> Result<Option<RawDocumentBuf>> {
+        if !self.filter.try_matches(doc)? || self.skipped() {
             return Ok(None);
         }
         let positional = if self.projection.has_positional() {
@@ -42,21 +73,35 @@ impl Matcher {
             None
         };
         let out = self.projection.apply_positional(doc, positional)?;
+        self.count();
+        Ok(Some(to_raw(&out)?))
+    }
+
+    /// Consumes one skip of a matching document.
+    fn skipped(&mut self) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return true;
+        }
+        false
+    }
+
+    /// Counts one result against the limit.
+    fn count(&mut self) {
         if let Some(n) = &mut self.remaining {
             *n = n.saturating_sub(1);
         }
-        Ok(Some(out))
     }
 
-    fn limit_reached(&self) -> bool {
+    pub fn limit_reached(&self) -> bool {
         self.remaining == Some(0)
     }
 }
 
 /// A cursor's result source.
 pub enum Source {
-    /// Results computed up front (sorted finds, index lookups, aggregations ...).
-    Buffered(VecDeque<Document>),
+    /// Results computed up front (sorted finds, index lookups, aggregations ...), encoded.
+    Buffered(VecDeque<RawDocumentBuf>),
     /// A collection scan in `_id` order, resumed after the last `_id` seen.
     Scan {
         /// Namespace scanned.
@@ -83,7 +128,7 @@ pub enum Source {
 
 /// A batch under construction, bounded by a document count and the byte budget.
 struct Batch {
-    docs: Vec<Document>,
+    docs: Vec<RawDocumentBuf>,
     bytes: usize,
     max_docs: Option<u64>,
 }
@@ -106,18 +151,20 @@ impl Batch {
         self.docs.is_empty() || self.bytes + size <= MAX_BATCH_BYTES
     }
 
-    fn push(&mut self, doc: Document, size: usize) {
+    fn push(&mut self, doc: RawDocumentBuf, size: usize) {
         self.bytes += size;
         self.docs.push(doc);
     }
 }
 
-/// The BSON size of a document (serializing it; only used for computed results).
-pub fn bson_size(doc: &Document) -> usize {
-    doc.to_vec().map_or(0, |v| v.len())
-}
-
 impl Source {
+    /// Computed results, encoded once here.
+    pub fn buffered(docs: Vec<Document>) -> Result<Self> {
+        Ok(Self::Buffered(
+            docs.iter().map(to_raw).collect::<Result<_>>()?,
+        ))
+    }
+
     /// Whether no result can come any more (the cursor id becomes 0).
     pub fn is_exhausted(&self) -> bool {
         match self {
@@ -129,7 +176,11 @@ impl Source {
 
     /// Produces the next batch of at most `max_docs` documents (`None`: as many as fit).
     /// Blocking: run it on a blocking thread.
-    pub fn next_batch(&mut self, engine: &Engine, max_docs: Option<u64>) -> Result<Vec<Document>> {
+    pub fn next_batch(
+        &mut self,
+        engine: &Engine,
+        max_docs: Option<u64>,
+    ) -> Result<Vec<RawDocumentBuf>> {
         let mut batch = Batch::new(max_docs);
         if max_docs == Some(0) {
             return Ok(batch.docs);
@@ -137,7 +188,7 @@ impl Source {
         match self {
             Self::Buffered(docs) => {
                 while let Some(doc) = docs.front() {
-                    let size = bson_size(doc);
+                    let size = doc.as_bytes().len();
                     if batch.full() || !batch.fits(size) {
                         break;
                     }
@@ -163,7 +214,7 @@ impl Source {
                             break;
                         }
                         *last_id = Some(raw_id(raw)?);
-                        if let Some(out) = matcher.accept(&Document::try_from(raw)?)? {
+                        if let Some(out) = matcher.accept_raw(raw)? {
                             batch.push(out, size);
                         }
                     }
@@ -216,13 +267,13 @@ impl Source {
 
 #[cfg(test)]
 mod tests {
-    use bson::doc;
+    use bson::rawdoc;
 
     use super::*;
 
     #[test]
     fn buffered_batches_respect_counts() {
-        let docs: VecDeque<Document> = (0..5).map(|i| doc! {"i": i}).collect();
+        let docs: VecDeque<RawDocumentBuf> = (0..5).map(|i| rawdoc! {"i": i}).collect();
         let mut source = Source::Buffered(docs);
         let dir = std::env::temp_dir().join(format!("rc-src-{}", std::process::id()));
         let engine = Engine::open(&dir, Default::default()).unwrap_or_else(|e| panic!("{e}"));

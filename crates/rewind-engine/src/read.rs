@@ -6,7 +6,7 @@ use bson::{Bson, RawDocument, RawDocumentBuf, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{EngineError, Result};
-use crate::keys::{key_bytes, prefix_successor};
+use crate::keys::{encode_component, key_bytes, prefix_successor};
 use crate::store::{self, Catalog, CollectionInfo, Sync, ts_key};
 
 /// Size and count of one database, for `listDatabases`.
@@ -47,6 +47,35 @@ pub(crate) fn get(
         .query_row(params![info.id, key_bytes(id)], |r| r.get(0))
         .optional()?;
     bytes.map(raw_doc).transpose()
+}
+
+/// Calls `f` with the document of each `_id` in `ids` that exists, in `ids` order, until it
+/// returns `false`: one prepared statement stepped per key, each document read in place.
+pub(crate) fn get_many(
+    conn: &Connection,
+    cat: &Catalog,
+    ns: &str,
+    ids: &[Bson],
+    f: &mut dyn FnMut(&RawDocument) -> Result<bool>,
+) -> Result<()> {
+    let Some(info) = cat.get(ns) else {
+        return Ok(());
+    };
+    let mut stmt = conn.prepare_cached("SELECT doc FROM docs WHERE coll_id=?1 AND k=?2")?;
+    let mut key = Vec::new();
+    for id in ids {
+        key.clear();
+        encode_component(id, false, &mut key);
+        let mut rows = stmt.query(params![info.id, key])?;
+        if let Some(row) = rows.next()? {
+            let doc = RawDocument::from_bytes(row.get_ref(0)?.as_blob()?)
+                .map_err(|e| EngineError::InvalidBson(e.to_string()))?;
+            if !f(doc)? {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn scan(
@@ -276,6 +305,18 @@ impl ReadView {
     /// The document with this `_id`.
     pub fn get(&self, ns: &str, id: &Bson) -> Result<Option<RawDocumentBuf>> {
         get(self.conn(), &self.catalog, ns, id)
+    }
+
+    /// Calls `f` with the document of each `_id` of `ids` that exists, in `ids` order,
+    /// until it returns `false`. Cheaper than [`ReadView::get`] per `_id`: the statement is
+    /// looked up once and documents are not copied out of SQLite.
+    pub fn get_many(
+        &self,
+        ns: &str,
+        ids: &[Bson],
+        mut f: impl FnMut(&RawDocument) -> Result<bool>,
+    ) -> Result<()> {
+        get_many(self.conn(), &self.catalog, ns, ids, &mut f)
     }
 
     /// Up to `limit` documents in `_id` order, after `start_after` if given.

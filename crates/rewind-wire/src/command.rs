@@ -1,9 +1,13 @@
 //! What the server hands to command implementations, and how they answer.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use async_trait::async_trait;
-use bson::{Document, doc};
+use bson::{Document, RawDocumentBuf, doc};
+
+use crate::error::WireError;
+use crate::op_msg::{DocumentSequence, merge_sequences};
 
 /// The connection a command arrived on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,9 +26,12 @@ pub struct CommandRequest {
     pub db: String,
     /// The command name: the body's first key.
     pub name: String,
-    /// The command document, with every `OP_MSG` document sequence merged in
-    /// as an array field named by its identifier (e.g. `documents`).
+    /// The command document (the `OP_MSG` body section). [`CommandHandler::handle`] sees
+    /// the document sequences merged in as array fields; see [`CommandRequest::merged`].
     pub body: Document,
+    /// The `OP_MSG` document sequences, raw, in message order. Their identifiers are
+    /// neither body fields nor repeated.
+    pub sequences: Vec<DocumentSequence>,
     /// The connection the command arrived on.
     pub connection: ConnectionContext,
     /// The client set `moreToCome` and reads no reply (unacknowledged writes);
@@ -32,15 +39,73 @@ pub struct CommandRequest {
     pub more_to_come: bool,
 }
 
+impl CommandRequest {
+    /// The request with every document sequence merged into the body as an array field
+    /// named by its identifier (e.g. `documents`), as mongod's command parser sees it.
+    /// Borrowed when there is no sequence.
+    pub fn merged(&self) -> Result<Cow<'_, CommandRequest>, WireError> {
+        if self.sequences.is_empty() {
+            return Ok(Cow::Borrowed(self));
+        }
+        Ok(Cow::Owned(CommandRequest {
+            body: merge_sequences(self.body.clone(), &self.sequences)?,
+            sequences: Vec::new(),
+            ..self.clone()
+        }))
+    }
+}
+
+/// A command's reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// A reply document.
+    Document(Document),
+    /// A reply already encoded, e.g. a cursor batch of stored documents that is sent
+    /// without decoding and re-encoding each one.
+    Raw(RawDocumentBuf),
+}
+
+impl From<Document> for Reply {
+    fn from(document: Document) -> Self {
+        Reply::Document(document)
+    }
+}
+
+impl Reply {
+    /// The reply as a document (decoding a raw one).
+    pub fn into_document(self) -> Result<Document, WireError> {
+        match self {
+            Reply::Document(document) => Ok(document),
+            Reply::Raw(raw) => {
+                Document::try_from(raw.as_ref()).map_err(|e| WireError::InvalidBson(e.to_string()))
+            }
+        }
+    }
+}
+
 /// Implements the data commands (`find`, `insert`, ...) on behalf of the
 /// server. Handshake and admin commands are answered by the server first and
 /// never reach the handler.
 #[async_trait]
 pub trait CommandHandler: Send + Sync + 'static {
-    /// Runs `request` and returns its reply document (with `ok`), or `None`
-    /// when the command is unknown, which the server turns into
-    /// `CommandNotFound` (code 59) as `mongod` does.
+    /// Runs `request` (document sequences merged into its body) and returns its
+    /// reply document (with `ok`), or `None` when the command is unknown, which
+    /// the server turns into `CommandNotFound` (code 59) as `mongod` does.
     async fn handle(&self, request: &CommandRequest) -> Option<Document>;
+
+    /// What the server calls: `request` as it arrived, document sequences raw in
+    /// [`CommandRequest::sequences`]. Handlers override it to take raw documents
+    /// and give raw replies; by default it merges the sequences and calls
+    /// [`CommandHandler::handle`].
+    async fn handle_raw(&self, request: &CommandRequest) -> Option<Reply> {
+        match request.merged() {
+            Ok(merged) => self.handle(&merged).await.map(Reply::Document),
+            Err(error) => {
+                let (code, name) = error.code();
+                Some(Reply::Document(error_reply(code, name, error.to_string())))
+            }
+        }
+    }
 }
 
 /// A `mongod` error reply: `{ok: 0.0, errmsg, code, codeName}`.

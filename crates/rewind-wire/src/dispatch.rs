@@ -4,13 +4,13 @@
 use bson::{Bson, Document, doc};
 
 use crate::admin;
-use crate::command::{CommandRequest, ConnectionContext, command_not_found, error_reply};
+use crate::command::{CommandRequest, ConnectionContext, Reply, command_not_found, error_reply};
 use crate::error::WireError;
 use crate::handshake;
 use crate::header::{MsgHeader, OP_QUERY};
 use crate::limits::{HEADER_LEN, MAX_COMMAND_DOCUMENT_SIZE};
 use crate::message::{Message, parse_message};
-use crate::op_msg::{CHECKSUM_PRESENT, MORE_TO_COME, OpMsg};
+use crate::op_msg::{CHECKSUM_PRESENT, MORE_TO_COME, OpMsg, check_sequence_names, encode_sections};
 use crate::op_query::{OpQuery, OpReply};
 use crate::state::Shared;
 
@@ -47,11 +47,11 @@ pub(crate) async fn respond(
             let (code, name) = error.code();
             let reply = error_reply(code, name, error.to_string());
             return if header.op_code == OP_QUERY {
-                encode_query_reply(reply, reply_id, header.request_id)
+                encode_query_reply(reply.into(), reply_id, header.request_id)
             } else if raw_more_to_come(bytes) {
                 Outcome::Close
             } else {
-                encode_msg_reply(reply, false, reply_id, header.request_id)
+                encode_msg_reply(reply.into(), false, reply_id, header.request_id)
             };
         }
     };
@@ -61,7 +61,7 @@ pub(crate) async fn respond(
             let checksum = msg.checksum_present();
             let reply = match msg_request(msg, connection) {
                 Ok(request) => run_command(shared, &request).await,
-                Err(reply) => reply,
+                Err(reply) => reply.into(),
             };
             if more_to_come {
                 return Outcome::NoReply;
@@ -71,13 +71,13 @@ pub(crate) async fn respond(
         Message::Query(query) => {
             let reply = match query_request(query, connection) {
                 Ok(request) => run_command(shared, &request).await,
-                Err(reply) => reply,
+                Err(reply) => reply.into(),
             };
             encode_query_reply(reply, reply_id, header.request_id)
         }
         Message::Reply(_) => {
             let reply = error_reply(17, "ProtocolError", "OP_REPLY is not a request");
-            encode_msg_reply(reply, false, reply_id, header.request_id)
+            encode_msg_reply(reply.into(), false, reply_id, header.request_id)
         }
     }
 }
@@ -91,10 +91,16 @@ fn raw_more_to_come(bytes: &[u8]) -> bool {
 
 fn msg_request(msg: OpMsg, connection: &ConnectionContext) -> Result<CommandRequest, Document> {
     let more_to_come = msg.more_to_come();
-    let body = msg
-        .into_command_body()
+    let OpMsg {
+        body, sequences, ..
+    } = msg;
+    check_sequence_names(&body, &sequences)
         .map_err(|e| error_reply(e.code().0, e.code().1, e.to_string()))?;
-    let name = first_key(&body)?;
+    // Sequences count as fields after the body's (as if merged), also for the name.
+    let name = match sequences.first() {
+        Some(first) if body.is_empty() => first.identifier.clone(),
+        _ => first_key(&body)?,
+    };
     let db = match body.get("$db") {
         Some(Bson::String(db)) if !db.is_empty() => db.clone(),
         Some(_) => {
@@ -116,6 +122,7 @@ fn msg_request(msg: OpMsg, connection: &ConnectionContext) -> Result<CommandRequ
         db,
         name,
         body,
+        sequences,
         connection: connection.clone(),
         more_to_come,
     })
@@ -152,6 +159,7 @@ fn query_request(
         db,
         name,
         body,
+        sequences: Vec::new(),
         connection: connection.clone(),
         more_to_come: false,
     })
@@ -176,62 +184,90 @@ fn first_key(body: &Document) -> Result<String, Document> {
 }
 
 /// Runs a command: built-ins first, then the data handler.
-pub(crate) async fn run_command(shared: &Shared, request: &CommandRequest) -> Document {
+pub(crate) async fn run_command(shared: &Shared, request: &CommandRequest) -> Reply {
     if let Some(reason) = shared.unavailable_reason() {
-        return unavailable_reply(reason);
+        return unavailable_reply(reason).into();
     }
+    let name = request.name.as_str();
+    if let Some(reply) = builtin(shared, request).await {
+        return reply.into();
+    }
+    let handled = match &shared.handler {
+        Some(handler) => handler.handle_raw(request).await,
+        None => None,
+    };
+    handled.unwrap_or_else(|| {
+        // The data layer may track sessions; without one, ending is a no-op.
+        if name == "endSessions" {
+            doc! { "ok": 1.0 }.into()
+        } else {
+            command_not_found(name).into()
+        }
+    })
+}
+
+/// Answers the handshake and admin commands, which see document sequences merged.
+async fn builtin(shared: &Shared, request: &CommandRequest) -> Option<Document> {
     let is_admin = request.db == "admin";
+    let known = matches!(
+        request.name.as_str(),
+        "hello"
+            | "isMaster"
+            | "ismaster"
+            | "ping"
+            | "buildInfo"
+            | "buildinfo"
+            | "hostInfo"
+            | "whatsmyuri"
+            | "connectionStatus"
+            | "serverStatus"
+            | "getParameter"
+            | "replSetGetStatus"
+            | "getLog"
+            | "getCmdLineOpts"
+    );
+    if !known {
+        return None;
+    }
+    let request = match request.merged() {
+        Ok(merged) => merged,
+        Err(e) => return Some(error_reply(e.code().0, e.code().1, e.to_string())),
+    };
     let body = &request.body;
-    match request.name.as_str() {
-        "hello" | "isMaster" | "ismaster" => handshake::hello(shared, request).await,
+    Some(match request.name.as_str() {
+        "hello" | "isMaster" | "ismaster" => handshake::hello(shared, &request).await,
         "ping" => admin::ping(),
         "buildInfo" | "buildinfo" => admin::build_info(),
         "hostInfo" => admin::host_info(),
-        "whatsmyuri" => admin::whats_my_uri(request),
+        "whatsmyuri" => admin::whats_my_uri(&request),
         "connectionStatus" => admin::connection_status(body),
         "serverStatus" => admin::server_status(shared),
         "getParameter" if is_admin => admin::get_parameter(body),
         "replSetGetStatus" if is_admin => admin::repl_set_get_status(shared),
         "getLog" if is_admin => admin::get_log(body),
         "getCmdLineOpts" if is_admin => admin::get_cmd_line_opts(),
-        "getParameter" | "replSetGetStatus" | "getLog" | "getCmdLineOpts" => {
-            admin::admin_only(&request.name)
-        }
-        // The data layer may track sessions; without one, ending is a no-op.
-        "endSessions" => match &shared.handler {
-            Some(handler) => handler
-                .handle(request)
-                .await
-                .unwrap_or_else(|| doc! { "ok": 1.0 }),
-            None => doc! { "ok": 1.0 },
-        },
-        name => match &shared.handler {
-            Some(handler) => handler
-                .handle(request)
-                .await
-                .unwrap_or_else(|| command_not_found(name)),
-            None => command_not_found(name),
-        },
-    }
+        name => admin::admin_only(name),
+    })
 }
 
 /// Encodes an OP_MSG reply, replacing a reply too large to send by
 /// `mongod`'s error for it.
-fn encode_msg_reply(reply: Document, checksum: bool, request_id: i32, response_to: i32) -> Outcome {
+fn encode_msg_reply(reply: Reply, checksum: bool, request_id: i32, response_to: i32) -> Outcome {
     let flags = if checksum { CHECKSUM_PRESENT } else { 0 };
-    encode_with_fallback(reply, |body| {
-        OpMsg {
-            flags,
-            body,
-            sequences: Vec::new(),
-        }
-        .encode(request_id, response_to)
+    encode_with_fallback(reply, |reply| {
+        let body = match reply {
+            Reply::Raw(raw) => raw.into_bytes(),
+            Reply::Document(document) => document
+                .to_vec()
+                .map_err(|e| WireError::Encode(e.to_string()))?,
+        };
+        encode_sections(flags, &body, &[], request_id, response_to)
     })
 }
 
-fn encode_query_reply(reply: Document, request_id: i32, response_to: i32) -> Outcome {
-    encode_with_fallback(reply, |body| {
-        OpReply::command_reply(body).encode(request_id, response_to)
+fn encode_query_reply(reply: Reply, request_id: i32, response_to: i32) -> Outcome {
+    encode_with_fallback(reply, |reply| {
+        OpReply::command_reply(reply.into_document()?).encode(request_id, response_to)
     })
 }
 
@@ -239,8 +275,8 @@ fn encode_query_reply(reply: Document, request_id: i32, response_to: i32) -> Out
 const REPLY_OVERHEAD: usize = 64;
 
 fn encode_with_fallback(
-    reply: Document,
-    encode: impl Fn(Document) -> Result<Vec<u8>, WireError>,
+    reply: Reply,
+    encode: impl Fn(Reply) -> Result<Vec<u8>, WireError>,
 ) -> Outcome {
     let error = match encode(reply) {
         Ok(bytes) if bytes.len() <= MAX_COMMAND_DOCUMENT_SIZE + REPLY_OVERHEAD => {
@@ -254,11 +290,7 @@ fn encode_with_fallback(
     };
     tracing::warn!(%error, "reply could not be encoded");
     let (code, name) = error.code();
-    match encode(error_reply(
-        code,
-        name,
-        format!("reply could not be sent: {error}"),
-    )) {
+    match encode(error_reply(code, name, format!("reply could not be sent: {error}")).into()) {
         Ok(bytes) => Outcome::Reply(bytes),
         Err(_) => Outcome::Close,
     }

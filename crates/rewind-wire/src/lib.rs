@@ -26,7 +26,7 @@ pub mod server;
 mod state;
 
 pub use command::{
-    CommandHandler, CommandRequest, ConnectionContext, command_not_found, error_reply,
+    CommandHandler, CommandRequest, ConnectionContext, Reply, command_not_found, error_reply,
 };
 pub use error::WireError;
 pub use message::{Message, parse_message};

@@ -140,7 +140,7 @@ mod tests {
             flags in prop::sample::select(vec![0u32, CHECKSUM_PRESENT, MORE_TO_COME]),
             flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         ) {
-            let msg = OpMsg { flags, body, sequences: vec![DocumentSequence { identifier: "documents".into(), documents: docs }] };
+            let msg = OpMsg { flags, body, sequences: vec![DocumentSequence::from_documents("documents", &docs).unwrap()] };
             let mut bytes = msg.encode(1, 0).unwrap();
             prop_assert_eq!(parse_message(&bytes).unwrap().1, Message::Msg(msg));
             for (index, value) in flips {
@@ -155,7 +155,7 @@ mod tests {
             let msg = OpMsg {
                 flags: if checksum { CHECKSUM_PRESENT } else { 0 },
                 body,
-                sequences: vec![DocumentSequence { identifier: "updates".into(), documents: docs }],
+                sequences: vec![DocumentSequence::from_documents("updates", &docs).unwrap()],
             };
             let bytes = msg.encode(3, 0).unwrap();
             prop_assert_eq!(parse_message(&bytes).unwrap().1, Message::Msg(msg));

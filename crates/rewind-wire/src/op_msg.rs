@@ -1,7 +1,7 @@
 //! `OP_MSG` (opCode 2013): flag bits, body and document-sequence sections,
 //! optional CRC-32C checksum.
 
-use bson::{Bson, Document};
+use bson::{Bson, Document, RawDocumentBuf};
 
 use crate::error::WireError;
 use crate::header::{OP_MSG, frame};
@@ -24,12 +24,33 @@ const KIND_BODY: u8 = 0;
 const KIND_SEQUENCE: u8 = 1;
 
 /// A kind-1 section: a named sequence of documents (e.g. `documents` of an insert).
+///
+/// The documents stay raw BSON, so a handler can store them without a decode and re-encode
+/// per document. Parsed ones are validated and canonical: byte for byte what decoding them
+/// into a [`Document`] and encoding that would give.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentSequence {
     /// The field name the sequence stands for in the command body.
     pub identifier: String,
     /// The documents, in order.
-    pub documents: Vec<Document>,
+    pub documents: Vec<RawDocumentBuf>,
+}
+
+impl DocumentSequence {
+    /// A sequence of documents encoded from `documents`.
+    pub fn from_documents(
+        identifier: impl Into<String>,
+        documents: &[Document],
+    ) -> Result<Self, WireError> {
+        let documents = documents
+            .iter()
+            .map(|d| RawDocumentBuf::try_from(d).map_err(|e| WireError::Encode(e.to_string())))
+            .collect::<Result<_, _>>()?;
+        Ok(DocumentSequence {
+            identifier: identifier.into(),
+            documents,
+        })
+    }
 }
 
 /// A parsed `OP_MSG`.
@@ -104,60 +125,99 @@ impl OpMsg {
     /// Encodes the message with the given header ids, appending a CRC-32C
     /// checksum when [`CHECKSUM_PRESENT`] is set.
     pub fn encode(&self, request_id: i32, response_to: i32) -> Result<Vec<u8>, WireError> {
-        let mut body = Vec::new();
-        body.extend_from_slice(&self.flags.to_le_bytes());
-        body.push(KIND_BODY);
-        append_document(&self.body, &mut body)?;
-        for sequence in &self.sequences {
-            body.push(KIND_SEQUENCE);
-            let start = body.len();
-            body.extend_from_slice(&[0; 4]);
-            body.extend_from_slice(sequence.identifier.as_bytes());
-            body.push(0);
-            for document in &sequence.documents {
-                append_document(document, &mut body)?;
-            }
-            let size = i32::try_from(body.len() - start)
-                .map_err(|_| WireError::Encode("document sequence too large".into()))?;
-            body[start..start + 4].copy_from_slice(&size.to_le_bytes());
-        }
-        if self.checksum_present() {
-            // The checksum covers the header too, so frame first with room for it.
-            body.extend_from_slice(&[0; CHECKSUM_LEN]);
-            let mut message = frame(request_id, response_to, OP_MSG, &body)?;
-            let split = message.len() - CHECKSUM_LEN;
-            let crc = crc32c::crc32c(&message[..split]);
-            message[split..].copy_from_slice(&crc.to_le_bytes());
-            Ok(message)
-        } else {
-            frame(request_id, response_to, OP_MSG, &body)
-        }
+        let body = self
+            .body
+            .to_vec()
+            .map_err(|e| WireError::Encode(e.to_string()))?;
+        encode_sections(self.flags, &body, &self.sequences, request_id, response_to)
     }
 
     /// The command document: the body with every document sequence merged
     /// in as an array field named after its identifier.
     pub fn into_command_body(self) -> Result<Document, WireError> {
-        let mut body = self.body;
-        for sequence in self.sequences {
-            if body.contains_key(&sequence.identifier) {
-                return Err(WireError::InvalidMessage(format!(
-                    "duplicate field '{}' in body and document sequence",
-                    sequence.identifier
-                )));
-            }
-            let documents = sequence.documents.into_iter().map(Bson::Document).collect();
-            body.insert(sequence.identifier, Bson::Array(documents));
-        }
-        Ok(body)
+        check_sequence_names(&self.body, &self.sequences)?;
+        merge_sequences(self.body, &self.sequences)
     }
 }
 
-fn append_document(document: &Document, out: &mut Vec<u8>) -> Result<(), WireError> {
-    let bytes = document
-        .to_vec()
-        .map_err(|e| WireError::Encode(e.to_string()))?;
-    out.extend_from_slice(&bytes);
+/// Refuses a document sequence whose identifier is also a body field or another
+/// sequence's identifier: merged, one would silently replace the other.
+pub fn check_sequence_names(
+    body: &Document,
+    sequences: &[DocumentSequence],
+) -> Result<(), WireError> {
+    for (i, sequence) in sequences.iter().enumerate() {
+        let earlier = sequences[..i]
+            .iter()
+            .any(|s| s.identifier == sequence.identifier);
+        if earlier || body.contains_key(&sequence.identifier) {
+            return Err(WireError::InvalidMessage(format!(
+                "duplicate field '{}' in body and document sequence",
+                sequence.identifier
+            )));
+        }
+    }
     Ok(())
+}
+
+/// `body` with every sequence appended as an array field named by its identifier (the
+/// names must have passed [`check_sequence_names`]).
+pub fn merge_sequences(
+    mut body: Document,
+    sequences: &[DocumentSequence],
+) -> Result<Document, WireError> {
+    for sequence in sequences {
+        let documents = sequence
+            .documents
+            .iter()
+            .map(|raw| {
+                Document::try_from(raw.as_ref())
+                    .map(Bson::Document)
+                    .map_err(|e| WireError::InvalidBson(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        body.insert(sequence.identifier.clone(), Bson::Array(documents));
+    }
+    Ok(body)
+}
+
+/// Encodes an `OP_MSG` from an already encoded body section and the document sequences,
+/// appending a CRC-32C checksum when `flags` has [`CHECKSUM_PRESENT`].
+pub fn encode_sections(
+    flags: u32,
+    body_section: &[u8],
+    sequences: &[DocumentSequence],
+    request_id: i32,
+    response_to: i32,
+) -> Result<Vec<u8>, WireError> {
+    let mut body = Vec::with_capacity(body_section.len() + 8);
+    body.extend_from_slice(&flags.to_le_bytes());
+    body.push(KIND_BODY);
+    body.extend_from_slice(body_section);
+    for sequence in sequences {
+        body.push(KIND_SEQUENCE);
+        let start = body.len();
+        body.extend_from_slice(&[0; 4]);
+        body.extend_from_slice(sequence.identifier.as_bytes());
+        body.push(0);
+        for document in &sequence.documents {
+            body.extend_from_slice(document.as_bytes());
+        }
+        let size = i32::try_from(body.len() - start)
+            .map_err(|_| WireError::Encode("document sequence too large".into()))?;
+        body[start..start + 4].copy_from_slice(&size.to_le_bytes());
+    }
+    if flags & CHECKSUM_PRESENT != 0 {
+        // The checksum covers the header too, so frame first with room for it.
+        body.extend_from_slice(&[0; CHECKSUM_LEN]);
+        let mut message = frame(request_id, response_to, OP_MSG, &body)?;
+        let split = message.len() - CHECKSUM_LEN;
+        let crc = crc32c::crc32c(&message[..split]);
+        message[split..].copy_from_slice(&crc.to_le_bytes());
+        Ok(message)
+    } else {
+        frame(request_id, response_to, OP_MSG, &body)
+    }
 }
 
 fn parse_sections(mut reader: Reader<'_>) -> Result<(Document, Vec<DocumentSequence>), WireError> {
@@ -198,7 +258,7 @@ fn parse_sections(mut reader: Reader<'_>) -> Result<(Document, Vec<DocumentSeque
                             "more than {max_documents} documents in document sequences"
                         )));
                     }
-                    documents.push(section.document(MAX_COMMAND_DOCUMENT_SIZE)?);
+                    documents.push(section.raw_document(MAX_COMMAND_DOCUMENT_SIZE)?);
                 }
                 sequences.push(DocumentSequence {
                     identifier,
@@ -226,10 +286,13 @@ mod tests {
         OpMsg {
             flags: 0,
             body: doc! { "insert": "c", "$db": "test" },
-            sequences: vec![DocumentSequence {
-                identifier: "documents".into(),
-                documents: vec![doc! { "_id": 1 }, doc! { "_id": 2, "x": "y" }],
-            }],
+            sequences: vec![
+                DocumentSequence::from_documents(
+                    "documents",
+                    &[doc! { "_id": 1 }, doc! { "_id": 2, "x": "y" }],
+                )
+                .unwrap(),
+            ],
         }
     }
 
@@ -250,6 +313,50 @@ mod tests {
         let mut dup = insert();
         dup.body.insert("documents", 1);
         assert!(dup.into_command_body().is_err());
+    }
+
+    #[test]
+    fn sequence_documents_come_out_canonical() {
+        let canonical = bson::rawdoc! { "_id": 1, "a": [1, { "b": [2] }], "c": { "d": 1 } };
+        // {_id: 1, a: 1, a: 2}: a repeated key, kept once (the last value) by a decode.
+        let mut repeated = RawDocumentBuf::new();
+        repeated.append(bson::raw::cstr!("_id"), 1);
+        repeated.append(bson::raw::cstr!("a"), 1);
+        repeated.append(bson::raw::cstr!("a"), 2);
+        // {_id: 1, a: [7]} with the element keyed "5": re-keyed "0" by an encode.
+        let mut odd = bson::rawdoc! { "_id": 1, "a": [7] }.into_bytes();
+        let at = odd.len() - 8;
+        odd[at] = b'5';
+        let odd = RawDocumentBuf::from_bytes(odd).unwrap();
+        // A wide level (past the linear check) with a repeat at its end.
+        let mut wide = RawDocumentBuf::new();
+        for i in 0..40 {
+            let key = format!("k{i}");
+            wide.append(<&bson::raw::CStr>::try_from(key.as_str()).unwrap(), i);
+        }
+        wide.append(bson::raw::cstr!("k3"), 0);
+        let documents = vec![
+            canonical.clone(),
+            repeated.clone(),
+            odd.clone(),
+            wide.clone(),
+        ];
+        let msg = OpMsg {
+            flags: 0,
+            body: doc! { "insert": "c", "$db": "test" },
+            sequences: vec![DocumentSequence {
+                identifier: "documents".into(),
+                documents,
+            }],
+        };
+        let parsed = OpMsg::parse(&msg.encode(1, 0).unwrap()).unwrap();
+        let got = &parsed.sequences[0].documents;
+        assert_eq!(got[0], canonical, "canonical documents pass byte for byte");
+        for (raw, normalized) in [&repeated, &odd, &wide].into_iter().zip(&got[1..]) {
+            let decoded = Document::try_from(raw.as_ref()).unwrap();
+            assert_eq!(normalized, &RawDocumentBuf::try_from(&decoded).unwrap());
+            assert_ne!(normalized, raw);
+        }
     }
 
     #[test]

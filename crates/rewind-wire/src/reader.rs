@@ -3,8 +3,10 @@
 //! Every read checks the remaining length first, so hostile lengths turn
 //! into errors, never into panics or allocations larger than the input.
 
-use bson::Document;
+use std::collections::HashSet;
+
 use bson::raw::{RawBsonRef, RawDocument};
+use bson::{Document, RawDocumentBuf};
 
 use crate::error::WireError;
 use crate::limits::MAX_BSON_DEPTH;
@@ -75,6 +77,26 @@ impl<'a> Reader<'a> {
 
     /// Reads one BSON document of at most `max` bytes.
     pub(crate) fn document(&mut self, max: usize) -> Result<Document, WireError> {
+        let raw = validate_document(self.document_bytes(max)?)?;
+        Document::try_from(raw).map_err(|e| WireError::InvalidBson(e.to_string()))
+    }
+
+    /// Reads one BSON document of at most `max` bytes without decoding it, validated as
+    /// thoroughly as [`Reader::document`] would (every element, at every depth), in the
+    /// form a decode and encode would give it: a document that would change (repeated
+    /// keys, arrays not keyed 0, 1, ...) is normalized that way, so it stores as before.
+    pub(crate) fn raw_document(&mut self, max: usize) -> Result<RawDocumentBuf, WireError> {
+        let raw = RawDocument::from_bytes(self.document_bytes(max)?)
+            .map_err(|e| WireError::InvalidBson(e.to_string()))?;
+        if check_document(raw, 1, false, &mut Vec::new())? {
+            return Ok(raw.to_owned());
+        }
+        let decoded = Document::try_from(raw).map_err(|e| WireError::InvalidBson(e.to_string()))?;
+        RawDocumentBuf::try_from(&decoded).map_err(|e| WireError::Encode(e.to_string()))
+    }
+
+    /// The bytes of the next document, of at most `max` bytes.
+    fn document_bytes(&mut self, max: usize) -> Result<&'a [u8], WireError> {
         let declared = match self.buf.get(self.pos..self.pos + 4) {
             Some(b) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             None => return Err(WireError::Truncated("document length")),
@@ -91,34 +113,88 @@ impl<'a> Reader<'a> {
                 max,
             });
         }
-        decode_document(self.take(len, "document")?)
+        self.take(len, "document")
     }
 }
 
 /// Decodes a complete BSON document, refusing nesting deeper than
 /// [`MAX_BSON_DEPTH`] before the (recursive) conversion to [`Document`].
 pub fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
-    let raw = RawDocument::from_bytes(bytes).map_err(|e| WireError::InvalidBson(e.to_string()))?;
-    check_depth(raw, 1)?;
+    let raw = validate_document(bytes)?;
     Document::try_from(raw).map_err(|e| WireError::InvalidBson(e.to_string()))
 }
 
-fn check_depth(doc: &RawDocument, depth: usize) -> Result<(), WireError> {
+/// Checks a complete BSON document without decoding it: the walk parses every element at
+/// every depth (the same checks the conversion to [`Document`] makes) and refuses nesting
+/// deeper than [`MAX_BSON_DEPTH`].
+fn validate_document(bytes: &[u8]) -> Result<&RawDocument, WireError> {
+    let raw = RawDocument::from_bytes(bytes).map_err(|e| WireError::InvalidBson(e.to_string()))?;
+    check_document(raw, 1, false, &mut Vec::new())?;
+    Ok(raw)
+}
+
+/// Levels with more keys than this are checked for repeated keys with a hash set.
+const LINEAR_KEY_CHECK: usize = 16;
+
+/// Walks every element of `doc` at every depth, parsing each (the checks of a conversion to
+/// [`Document`]), refuses nesting deeper than [`MAX_BSON_DEPTH`], and tells whether the
+/// document is canonical: it encodes back to the same bytes after a decode into
+/// [`Document`], i.e. no (sub)document repeats a key (a `Document` keeps one value per key)
+/// and every array is keyed `"0"`, `"1"`, ... in order (arrays are re-keyed on encoding).
+fn check_document<'a>(
+    doc: &'a RawDocument,
+    depth: usize,
+    array: bool,
+    keys: &mut Vec<&'a str>,
+) -> Result<bool, WireError> {
     if depth > MAX_BSON_DEPTH {
         return Err(WireError::DocumentTooDeep(MAX_BSON_DEPTH));
     }
-    for element in doc {
-        let (_, value) = element.map_err(|e| WireError::InvalidBson(e.to_string()))?;
-        let nested = match value {
-            RawBsonRef::Document(d) => d,
-            RawBsonRef::Array(a) => RawDocument::from_bytes(a.as_bytes())
-                .map_err(|e| WireError::InvalidBson(e.to_string()))?,
-            RawBsonRef::JavaScriptCodeWithScope(code) => code.scope,
+    let start = keys.len();
+    let mut wide: Option<HashSet<&'a str>> = None;
+    let mut canonical = true;
+    for (index, element) in doc.into_iter().enumerate() {
+        let (key, value) = element.map_err(|e| WireError::InvalidBson(e.to_string()))?;
+        let key = key.as_str();
+        if array {
+            canonical &= is_index(key, index);
+        } else if canonical {
+            let repeated = match &mut wide {
+                Some(set) => !set.insert(key),
+                None if keys[start..].contains(&key) => true,
+                None => {
+                    keys.push(key);
+                    if keys.len() - start > LINEAR_KEY_CHECK {
+                        // A wide level: stop comparing quadratically.
+                        wide = Some(keys.drain(start..).collect());
+                    }
+                    false
+                }
+            };
+            canonical &= !repeated;
+        }
+        let (nested, nested_array) = match value {
+            RawBsonRef::Document(d) => (d, false),
+            RawBsonRef::Array(a) => (
+                RawDocument::from_bytes(a.as_bytes())
+                    .map_err(|e| WireError::InvalidBson(e.to_string()))?,
+                true,
+            ),
+            RawBsonRef::JavaScriptCodeWithScope(code) => (code.scope, false),
             _ => continue,
         };
-        check_depth(nested, depth + 1)?;
+        canonical &= check_document(nested, depth + 1, nested_array, keys)?;
     }
-    Ok(())
+    keys.truncate(start);
+    Ok(canonical)
+}
+
+/// Whether `key` is the decimal form of `index` (no sign, no leading zero).
+fn is_index(key: &str, index: usize) -> bool {
+    let digits = !key.is_empty()
+        && key.bytes().all(|b| b.is_ascii_digit())
+        && (key == "0" || !key.starts_with('0'));
+    digits && key.parse::<usize>() == Ok(index)
 }
 
 #[cfg(test)]

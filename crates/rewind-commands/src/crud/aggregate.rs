@@ -1,6 +1,6 @@
 //! `aggregate` over one collection, with the pipeline evaluated by `rewind-query`.
 
-use bson::{Bson, Document};
+use bson::{Bson, Document, RawDocumentBuf};
 use rewind_query::aggregate::Pipeline;
 use rewind_query::filter::Filter;
 use rewind_wire::CommandRequest;
@@ -26,7 +26,7 @@ const FIELDS: &[&str] = &[
 ];
 
 /// `aggregate`.
-pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<Document> {
+pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<RawDocumentBuf> {
     let body = &request.body;
     check_fields(body, "aggregate", FIELDS)?;
     check_collation(body, "aggregate")?;
@@ -77,7 +77,7 @@ pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<Docu
                 matching(&view, &ns2, first.unwrap_or(&all), 0)?
             };
             let results = pipeline.run(docs)?;
-            let mut source = Source::Buffered(results.into());
+            let mut source = Source::buffered(results)?;
             let batch = source.next_batch(engine, Some(batch_size))?;
             Ok((source, batch))
         })

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, RawDocumentBuf, doc};
 use rewind_engine::ReadView;
 use rewind_query::filter::Filter;
 use rewind_query::projection::Projection;
@@ -11,6 +11,7 @@ use rewind_query::sort::SortSpec;
 use rewind_wire::CommandRequest;
 
 use crate::Commands;
+use crate::crud::to_raw;
 use crate::cursors::{CheckoutError, Cursor, Killed};
 use crate::error::{CommandError, Result};
 use crate::oplog;
@@ -18,7 +19,8 @@ use crate::options::{
     as_i64, check_collation, check_fields, command_ns, get_bool, get_doc, get_i64,
     get_non_negative, type_name,
 };
-use crate::reader::{Access, matching, plan};
+use crate::raw::{filter_fields, id_among, is_id_in};
+use crate::reader::{Access, for_each_candidate, matching, plan};
 use crate::reply::cursor_reply;
 use crate::source::{Matcher, Source};
 
@@ -70,6 +72,10 @@ pub struct FindOptions {
     pub filter: Filter,
     /// The projection (identity when absent).
     pub projection: Projection,
+    /// The projection is the identity (`{}` or absent).
+    pub identity: bool,
+    /// The top-level fields the filter reads (`None`: it may read any).
+    pub fields: Option<Vec<String>>,
     /// The result order.
     pub order: Order,
     /// Documents to skip.
@@ -97,6 +103,8 @@ impl FindOptions {
         Matcher {
             filter: self.filter.clone(),
             projection: self.projection.clone(),
+            identity: self.identity,
+            fields: self.fields.clone(),
             skip: self.skip,
             remaining: self.limit,
         }
@@ -125,11 +133,12 @@ pub fn parse_find(body: &Document) -> Result<FindOptions> {
         .cloned()
         .unwrap_or_default();
     let filter = Filter::parse(&filter_doc)?;
-    let projection = Projection::parse(
-        &get_doc(body, "find", "projection")?
-            .cloned()
-            .unwrap_or_default(),
-    )?;
+    let fields = filter_fields(&filter_doc);
+    let projection_doc = get_doc(body, "find", "projection")?
+        .cloned()
+        .unwrap_or_default();
+    let projection = Projection::parse(&projection_doc)?;
+    let identity = projection_doc.is_empty();
     let order = parse_order(get_doc(body, "find", "sort")?)?;
     let skip = get_non_negative(body, "find", "skip")?.unwrap_or(0);
     // Drivers turn a negative cursor limit into `limit: n, singleBatch: true`; the command
@@ -160,6 +169,8 @@ pub fn parse_find(body: &Document) -> Result<FindOptions> {
         filter_doc,
         filter,
         projection,
+        identity,
+        fields,
         order,
         skip,
         limit,
@@ -195,22 +206,45 @@ pub fn parse_order(sort: Option<&Document>) -> Result<Order> {
 
 /// Builds the result source of a find over a regular collection.
 fn build_source(view: &ReadView, ns: &str, opts: &FindOptions) -> Result<Source> {
-    let natural = matches!(opts.order, Order::Natural);
-    if natural && plan(view.collection(ns), &opts.filter) == Access::Scan {
-        return Ok(Source::Scan {
+    let access = plan(view.collection(ns), &opts.filter);
+    match &opts.order {
+        Order::Natural if access == Access::Scan => Ok(Source::Scan {
             ns: ns.to_owned(),
             matcher: Box::new(opts.matcher()),
             last_id: None,
             done: false,
-        });
+        }),
+        Order::Natural => {
+            // Lookups in storage order, streamed through the matcher (filter, skip, limit,
+            // projection), which passes stored documents through raw where it can.
+            let mut matcher = opts.matcher();
+            let mut out = VecDeque::new();
+            // `{_id: {$in: ids}}` fetched by those ids: a candidate whose `_id` is among them
+            // matches without evaluating the filter (linear in the list for each document).
+            let known = match &access {
+                Access::Ids(ids) if is_id_in(&opts.filter_doc) => ids.clone(),
+                _ => Vec::new(),
+            };
+            for_each_candidate(view, ns, access, |raw| {
+                let accepted = if !known.is_empty() && id_among(raw, &known)? {
+                    matcher.accept_raw_matching(raw)?
+                } else {
+                    matcher.accept_raw(raw)?
+                };
+                out.extend(accepted);
+                Ok(!matcher.limit_reached())
+            })?;
+            Ok(Source::Buffered(out))
+        }
+        Order::ReverseNatural | Order::Sort(_) => {
+            let mut docs = matching(view, ns, &opts.filter, 0)?;
+            match &opts.order {
+                Order::Sort(spec) => spec.sort(&mut docs),
+                _ => docs.reverse(),
+            }
+            project_all(docs, opts)
+        }
     }
-    let mut docs = matching(view, ns, &opts.filter, 0)?;
-    match &opts.order {
-        Order::Natural => {}
-        Order::ReverseNatural => docs.reverse(),
-        Order::Sort(spec) => spec.sort(&mut docs),
-    }
-    project_all(docs, opts)
 }
 
 /// Applies skip, limit and the projection to fully computed results.
@@ -227,7 +261,7 @@ pub fn project_all(docs: Vec<Document>, opts: &FindOptions) -> Result<Source> {
         } else {
             None
         };
-        out.push_back(opts.projection.apply_positional(&doc, index)?);
+        out.push_back(to_raw(&opts.projection.apply_positional(&doc, index)?)?);
     }
     Ok(Source::Buffered(out))
 }
@@ -237,11 +271,11 @@ pub fn first_reply(
     cmds: &Commands,
     ns: String,
     source: Source,
-    batch: Vec<Document>,
+    batch: Vec<RawDocumentBuf>,
     single_batch: bool,
     tailable: bool,
     await_data: bool,
-) -> Document {
+) -> RawDocumentBuf {
     let id = if single_batch || source.is_exhausted() {
         0
     } else {
@@ -252,11 +286,11 @@ pub fn first_reply(
             await_data,
         })
     };
-    cursor_reply(id, &ns, batch, true)
+    cursor_reply(id, &ns, &batch, true)
 }
 
 /// `find`.
-pub async fn find(cmds: &Commands, request: &CommandRequest) -> Result<Document> {
+pub async fn find(cmds: &Commands, request: &CommandRequest) -> Result<RawDocumentBuf> {
     let ns = command_ns(&request.db, &request.body, "find")?;
     let opts = parse_find(&request.body)?;
     if ns == oplog::OPLOG_NS {
@@ -283,7 +317,7 @@ pub async fn find(cmds: &Commands, request: &CommandRequest) -> Result<Document>
 }
 
 /// `getMore`.
-pub async fn get_more(cmds: &Commands, request: &CommandRequest) -> Result<Document> {
+pub async fn get_more(cmds: &Commands, request: &CommandRequest) -> Result<RawDocumentBuf> {
     let body = &request.body;
     check_fields(
         body,
@@ -369,7 +403,7 @@ pub async fn get_more(cmds: &Commands, request: &CommandRequest) -> Result<Docum
                 cmds.cursors.checkin(id, cursor);
                 id
             };
-            Ok(cursor_reply(reply_id, &ns, batch, false))
+            Ok(cursor_reply(reply_id, &ns, &batch, false))
         }
         Err(e) => {
             // mongod kills a cursor whose getMore failed.

@@ -1,13 +1,37 @@
 //! `insert`: one engine transaction per command, ordered or unordered.
 
-use bson::Document;
+use std::borrow::Cow;
+
+use bson::{Document, RawDocument, RawDocumentBuf};
 use rewind_wire::CommandRequest;
 
 use super::{check_writable, to_raw, with_id_first};
 use crate::Commands;
 use crate::error::{CommandError, Result};
 use crate::options::{check_fields, command_ns, get_bool, get_doc_array};
+use crate::raw::insert_form;
 use crate::reply::WriteReply;
+
+/// The documents to insert: from a `documents` document sequence (raw, the drivers' way) or
+/// from the command body.
+enum Incoming {
+    Raw(Vec<RawDocumentBuf>),
+    Parsed(Vec<Document>),
+}
+
+impl Incoming {
+    /// Each document in its stored form, or why it cannot be stored.
+    fn prepared(&self) -> Box<dyn Iterator<Item = Result<Cow<'_, RawDocument>>> + '_> {
+        match self {
+            // The wire hands sequence documents over canonical.
+            Incoming::Raw(docs) => Box::new(docs.iter().map(|d| insert_form(d, true))),
+            Incoming::Parsed(docs) => Box::new(
+                docs.iter()
+                    .map(|d| with_id_first(d.clone()).and_then(|d| to_raw(&d).map(Cow::Owned))),
+            ),
+        }
+    }
+}
 
 /// `insert`.
 pub async fn insert(cmds: &Commands, request: &CommandRequest) -> Result<Document> {
@@ -19,16 +43,22 @@ pub async fn insert(cmds: &Commands, request: &CommandRequest) -> Result<Documen
     )?;
     let ns = command_ns(&request.db, body, "insert")?;
     check_writable(&ns)?;
-    let docs = get_doc_array(body, "insert", "documents")?;
+    let docs = match request
+        .sequences
+        .iter()
+        .find(|s| s.identifier == "documents")
+    {
+        Some(sequence) => Incoming::Raw(sequence.documents.clone()),
+        None => Incoming::Parsed(get_doc_array(body, "insert", "documents")?),
+    };
     let ordered = get_bool(body, "insert", "ordered")?.unwrap_or(true);
     cmds.blocking(move |engine| {
         engine
             .write(|txn| {
                 let mut reply = WriteReply::new(false);
-                for (index, doc) in docs.into_iter().enumerate() {
-                    let outcome = with_id_first(doc)
-                        .and_then(|d| to_raw(&d))
-                        .and_then(|raw| txn.insert(&ns, &raw).map_err(CommandError::from));
+                for (index, doc) in docs.prepared().enumerate() {
+                    let outcome =
+                        doc.and_then(|raw| txn.insert(&ns, &raw).map_err(CommandError::from));
                     match outcome {
                         Ok(()) => reply.n += 1,
                         Err(e) => {
@@ -45,4 +75,125 @@ pub async fn insert(cmds: &Commands, request: &CommandRequest) -> Result<Documen
     })
     .await
     .map(WriteReply::into_document)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bson::{Bson, doc, rawdoc};
+    use rewind_engine::{Engine, EngineOptions};
+    use rewind_wire::op_msg::DocumentSequence;
+    use rewind_wire::{CommandHandler, ConnectionContext, Reply};
+
+    use super::*;
+
+    fn request(name: &str, body: Document, documents: Vec<RawDocumentBuf>) -> CommandRequest {
+        CommandRequest {
+            db: "d".into(),
+            name: name.into(),
+            body,
+            sequences: vec![DocumentSequence {
+                identifier: "documents".into(),
+                documents,
+            }],
+            connection: ConnectionContext {
+                id: 1,
+                peer: "127.0.0.1:1".parse().unwrap_or_else(|e| panic!("{e}")),
+            },
+            more_to_come: false,
+        }
+    }
+
+    async fn run(cmds: &Commands, request: &CommandRequest) -> Document {
+        match cmds.handle_raw(request).await {
+            Some(reply) => reply.into_document().unwrap_or_else(|e| panic!("{e}")),
+            None => panic!("unknown command"),
+        }
+    }
+
+    #[tokio::test]
+    async fn sequence_inserts_store_raw_documents_and_stop_at_the_first_error_when_ordered() {
+        let dir = std::env::temp_dir().join(format!("rc-insert-{}", std::process::id()));
+        let engine = Engine::open(&dir, EngineOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        let cmds = Commands::new(Arc::new(engine));
+        let batch = vec![
+            rawdoc! {"_id": 1, "a": "x"},
+            rawdoc! {"b": 2, "_id": 2},
+            rawdoc! {"_id": 1},
+            rawdoc! {"c": 3},
+        ];
+        let ordered = request("insert", doc! {"insert": "c", "$db": "d"}, batch.clone());
+        let reply = run(&cmds, &ordered).await;
+        assert_eq!(reply.get_i32("n").ok(), Some(2));
+        let errors = reply.get_array("writeErrors").cloned().unwrap_or_default();
+        assert_eq!(errors.len(), 1);
+        let Some(Bson::Document(error)) = errors.first() else {
+            panic!("{reply}")
+        };
+        assert_eq!(error.get_i32("index").ok(), Some(2));
+        assert_eq!(error.get_i32("code").ok(), Some(11000));
+        assert_eq!(
+            error.get_document("keyPattern").ok(),
+            Some(&doc! {"_id": 1})
+        );
+        assert_eq!(error.get_document("keyValue").ok(), Some(&doc! {"_id": 1}));
+
+        // Stored as sent, `_id` moved first; found again raw by `_id` `$in`.
+        let find = |filter: Document| CommandRequest {
+            sequences: Vec::new(),
+            ..request(
+                "find",
+                doc! {"find": "c", "filter": filter, "$db": "d"},
+                Vec::new(),
+            )
+        };
+        let reply = cmds
+            .handle_raw(&find(doc! {"_id": {"$in": [2, 1, 7]}}))
+            .await;
+        assert!(matches!(reply, Some(Reply::Raw(_))));
+        let reply = reply
+            .map(|r| r.into_document().unwrap_or_default())
+            .unwrap_or_default();
+        let docs = reply
+            .get_document("cursor")
+            .and_then(|c| c.get_array("firstBatch"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            docs,
+            vec![
+                Bson::Document(doc! {"_id": 1, "a": "x"}),
+                Bson::Document(doc! {"_id": 2, "b": 2})
+            ]
+        );
+
+        // Unordered: every document is tried; the one without `_id` gets an ObjectId.
+        let unordered = request(
+            "insert",
+            doc! {"insert": "c", "ordered": false, "$db": "d"},
+            batch,
+        );
+        let reply = run(&cmds, &unordered).await;
+        assert_eq!(reply.get_i32("n").ok(), Some(1));
+        let indexes: Vec<i32> = reply
+            .get_array("writeErrors")
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e.as_document().and_then(|e| e.get_i32("index").ok()))
+            .collect();
+        assert_eq!(indexes, vec![0, 1, 2]);
+        let reply = run(&cmds, &find(doc! {"c": 3})).await;
+        let first = reply
+            .get_document("cursor")
+            .and_then(|c| c.get_array("firstBatch"))
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            matches!(first.first(), Some(Bson::Document(d)) if matches!(d.get("_id"), Some(Bson::ObjectId(_))))
+        );
+        drop(cmds);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

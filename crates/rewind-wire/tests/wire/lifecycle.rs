@@ -36,10 +36,10 @@ async fn handler_gets_data_commands_with_sequences_merged() {
     let insert = OpMsg {
         flags: 0,
         body: doc! { "insert": "c", "$db": "shop", "ordered": true },
-        sequences: vec![DocumentSequence {
-            identifier: "documents".into(),
-            documents: vec![doc! { "_id": 1 }, doc! { "_id": 2 }],
-        }],
+        sequences: vec![
+            DocumentSequence::from_documents("documents", &[doc! { "_id": 1 }, doc! { "_id": 2 }])
+                .unwrap(),
+        ],
     };
     let id = client.send_msg(&insert).await;
     let reply = client.reply_to(id).await;
