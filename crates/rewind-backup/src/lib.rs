@@ -57,7 +57,9 @@ pub use oplog::{
 };
 pub use progress::{Phase, Progress};
 pub use reader::{SnapshotReader, SnapshotVisitor};
-pub use replay::{PitTarget, REPLAY_BATCH, ReplayStats, covers, first_gap, replay_oplog};
+pub use replay::{
+    PitTarget, REPLAY_BATCH, REPLAY_BATCH_BYTES, ReplayStats, covers, first_gap, replay_oplog,
+};
 pub use restore::{RestoreStats, restore_into};
 pub use snapshot::{
     DeleteStats, Snapshot, SnapshotOptions, SnapshotStats, delete_snapshot, take_snapshot,

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use bson::RawDocument;
 
 use crate::blob::BlobStore;
-use crate::chunk::{documents, read_chunk};
+use crate::chunk::{Documents, documents, read_chunk};
 use crate::error::{BackupError, Result};
 use crate::layout;
 use crate::manifest::{ChunkRef, Manifest, NamespaceEntry};
@@ -18,6 +18,17 @@ pub trait SnapshotVisitor {
     fn namespace(&mut self, entry: &NamespaceEntry) -> Result<()>;
     /// Called for every document of `entry`, in `_id` order, with its exact stored bytes.
     fn document(&mut self, entry: &NamespaceEntry, doc: &RawDocument) -> Result<()>;
+    /// Called with the documents of each chunk, in order; returns how many there were. The
+    /// default calls [`SnapshotVisitor::document`] for each; override it to handle a whole
+    /// chunk at once.
+    fn chunk_documents(&mut self, entry: &NamespaceEntry, docs: Documents<'_>) -> Result<u64> {
+        let mut count = 0;
+        for doc in docs {
+            self.document(entry, doc?)?;
+            count += 1;
+        }
+        Ok(count)
+    }
     /// Called after the last document of each chunk.
     fn chunk_done(&mut self, chunk: &ChunkRef) -> Result<()> {
         let _ = chunk;
@@ -92,11 +103,7 @@ impl<'a> SnapshotReader<'a> {
                         .map_err(|_| BackupError::Format("chunk reader stopped".into()))??;
                     n += 1;
                     let key = layout::chunk_key(prefix, &chunk.hash);
-                    let mut docs = 0u64;
-                    for doc in documents(&data, &key) {
-                        visitor.document(entry, doc?)?;
-                        docs += 1;
-                    }
+                    let docs = visitor.chunk_documents(entry, documents(&data, &key))?;
                     if docs != chunk.docs {
                         return Err(BackupError::Format(format!(
                             "chunk {key} holds {docs} documents, the manifest says {}",

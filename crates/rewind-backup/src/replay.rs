@@ -2,9 +2,10 @@
 //! Atlas's point-in-time targets.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 
 use bson::{RawDocument, Timestamp};
-use rewind_engine::Engine;
+use rewind_engine::{Engine, EngineError};
 
 use crate::blob::BlobStore;
 use crate::chunk::documents;
@@ -12,8 +13,11 @@ use crate::error::{BackupError, Result};
 use crate::oplog::{OplogGap, OplogSlice, entry_ts, read_slice};
 use crate::progress::{Phase, Progress};
 
-/// Entries applied per engine transaction.
-pub const REPLAY_BATCH: usize = 1000;
+/// Most entries applied per engine transaction (each commit is an fsync).
+pub const REPLAY_BATCH: usize = 20_000;
+
+/// Most bytes of entries applied per engine transaction (bounds the write-ahead log).
+pub const REPLAY_BATCH_BYTES: usize = 32 << 20;
 
 /// An Atlas point-in-time restore target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,11 +109,16 @@ pub struct ReplayStats {
 }
 
 /// Applies every captured entry with `after < ts <= up_to` (inclusive of `up_to`) to
-/// `engine`, in optime order, [`REPLAY_BATCH`] entries per transaction, through the engine's
-/// idempotent `apply_oplog_entry`. `after` is normally the restored snapshot's optime.
+/// `engine`, in optime order, up to [`REPLAY_BATCH`] entries (or [`REPLAY_BATCH_BYTES`])
+/// per transaction, through the engine's idempotent `replay_oplog_entry`: the engine ends at
+/// the optime of the last entry applied, and does not log the entries again. `after` is
+/// normally the restored snapshot's optime.
+///
+/// Slices are fetched, verified and decompressed on a second thread while the entries of the
+/// previous one are applied; a transaction may span slices.
 ///
 /// Fails with [`BackupError::Gap`] before applying anything if `slices` do not cover the
-/// whole range; with [`BackupError::Cancelled`] between batches (what was applied stays
+/// whole range; with [`BackupError::Cancelled`] after any batch (what was applied stays
 /// applied: the engine is then at `last_applied`, which a caller can resume from).
 pub fn replay_oplog(
     engine: &Engine,
@@ -133,71 +142,141 @@ pub fn replay_oplog(
         .collect();
     relevant.sort_by_key(|s| (s.from, s.to));
     let mut report = Progress::new(Phase::Replay, 0, relevant.iter().map(|s| s.count).sum());
-    // Overlapping slices (a capture re-run) are fine: entries at or before `last` are skipped.
-    let mut last = after;
-    for slice in relevant {
-        check(cancel)?;
-        let data = read_slice(blobs, slice)?;
-        let mut batch: Vec<(Timestamp, &RawDocument)> = Vec::with_capacity(REPLAY_BATCH);
-        let mut reached_end = false;
-        for entry in documents(&data, &slice.key) {
-            let entry = entry?;
-            let ts = entry_ts(entry, &slice.key)?;
-            if ts <= last {
-                continue;
+    check(cancel)?;
+    std::thread::scope(|s| {
+        // One slice read ahead: verifying and decompressing it overlaps applying the last.
+        let (tx, rx) = mpsc::sync_channel::<Result<(usize, Vec<u8>)>>(1);
+        let relevant = &relevant;
+        s.spawn(move || {
+            for (n, slice) in relevant.iter().enumerate() {
+                let r = read_slice(blobs, slice).map(|data| (n, data));
+                let failed = r.is_err();
+                if tx.send(r).is_err() || failed {
+                    break;
+                }
             }
-            if ts > up_to {
-                reached_end = true;
-                break;
-            }
-            last = ts;
-            batch.push((ts, entry));
-            if batch.len() == REPLAY_BATCH {
-                apply_batch(engine, &batch, &mut stats, &mut report)?;
-                progress(report);
-                batch.clear();
-                check(cancel)?;
-            }
-        }
-        if !batch.is_empty() {
-            apply_batch(engine, &batch, &mut stats, &mut report)?;
+        });
+        let mut feed = Feed {
+            rx,
+            slices: relevant,
+            slice: 0,
+            data: Vec::new(),
+            pos: 0,
+            entry: 0..0,
+            last: after,
+            up_to,
+            done: false,
+        };
+        while apply_batch(engine, &mut feed, &mut stats, &mut report)? {
             progress(report);
+            check(cancel)?;
         }
-        if reached_end {
-            break;
-        }
-    }
-    Ok(stats)
+        Ok(stats)
+    })
 }
 
+/// The entries to apply, in order, from the slices the reader thread sends. Overlapping
+/// slices (a capture re-run) are fine: entries at or before the last one are skipped.
+struct Feed<'a> {
+    rx: mpsc::Receiver<Result<(usize, Vec<u8>)>>,
+    slices: &'a [&'a OplogSlice],
+    slice: usize,
+    data: Vec<u8>,
+    pos: usize,
+    entry: std::ops::Range<usize>,
+    last: Timestamp,
+    up_to: Timestamp,
+    done: bool,
+}
+
+impl Feed<'_> {
+    /// Moves to the next entry to apply and returns its optime; `None` past `up_to` or at the
+    /// end of the slices.
+    fn advance(&mut self) -> Result<Option<Timestamp>> {
+        while !self.done {
+            if self.pos >= self.data.len() {
+                match self.rx.recv() {
+                    Ok(next) => (self.slice, self.data) = next?,
+                    Err(_) => self.done = true,
+                }
+                self.pos = 0;
+                continue;
+            }
+            let key = &self.slices[self.slice].key;
+            let entry = documents(&self.data[self.pos..], key)
+                .next()
+                .unwrap_or_else(|| Err(BackupError::Format(format!("empty slice {key}"))))?;
+            let ts = entry_ts(entry, key)?;
+            self.entry = self.pos..self.pos + entry.as_bytes().len();
+            self.pos = self.entry.end;
+            if ts <= self.last {
+                continue;
+            }
+            if ts > self.up_to {
+                self.done = true;
+                break;
+            }
+            self.last = ts;
+            return Ok(Some(ts));
+        }
+        Ok(None)
+    }
+
+    /// The entry [`Feed::advance`] moved to.
+    fn entry(&self) -> Result<&RawDocument> {
+        RawDocument::from_bytes(&self.data[self.entry.clone()])
+            .map_err(|e| BackupError::Format(format!("invalid oplog entry: {e}")))
+    }
+}
+
+/// Applies the next batch in one transaction; `false` when there was nothing left.
 fn apply_batch(
     engine: &Engine,
-    batch: &[(Timestamp, &RawDocument)],
+    feed: &mut Feed<'_>,
     stats: &mut ReplayStats,
     report: &mut Progress,
-) -> Result<()> {
-    let mut failed_at = None;
-    engine
-        .write(|txn| {
-            for (ts, entry) in batch {
-                failed_at = Some(*ts);
-                txn.apply_oplog_entry(entry)?;
-            }
-            Ok(())
-        })
-        .map_err(|source| match failed_at {
-            Some(ts) => BackupError::Replay { ts, source },
-            None => BackupError::Engine(source),
-        })?;
-    stats.applied += batch.len() as u64;
+) -> Result<bool> {
+    let (mut count, mut bytes, mut last) = (0usize, 0usize, None);
+    // A failure to read the next entry is kept here: the engine's closure can only return
+    // an engine error, and any error rolls the batch back.
+    let mut feed_error = None;
+    let outcome = engine.write(|txn| {
+        while count < REPLAY_BATCH && bytes < REPLAY_BATCH_BYTES {
+            let next = feed.advance().and_then(|ts| match ts {
+                Some(ts) => feed.entry().map(|e| Some((ts, e))),
+                None => Ok(None),
+            });
+            let (ts, entry) = match next {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(e) => {
+                    feed_error = Some(e);
+                    return Err(EngineError::BadValue("oplog feed failed".into()));
+                }
+            };
+            last = Some(ts);
+            txn.replay_oplog_entry(entry)?;
+            count += 1;
+            bytes += entry.as_bytes().len();
+        }
+        Ok(())
+    });
+    if let Some(e) = feed_error {
+        return Err(e);
+    }
+    outcome.map_err(|source| match last {
+        Some(ts) => BackupError::Replay { ts, source },
+        None => BackupError::Engine(source),
+    })?;
+    if count == 0 {
+        return Ok(false);
+    }
+    stats.applied += count as u64;
     stats.batches += 1;
-    stats.last_applied = batch.last().map(|(ts, _)| *ts);
-    report.done_items += batch.len() as u64;
-    report.done_bytes += batch
-        .iter()
-        .map(|(_, e)| e.as_bytes().len() as u64)
-        .sum::<u64>();
-    Ok(())
+    stats.last_applied = last;
+    report.done_items += count as u64;
+    report.done_bytes += bytes as u64;
+    Ok(true)
 }
 
 fn check(cancel: &AtomicBool) -> Result<()> {

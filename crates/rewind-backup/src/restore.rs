@@ -7,6 +7,7 @@ use bson::{RawDocument, Timestamp};
 use rewind_engine::BulkLoader;
 
 use crate::blob::BlobStore;
+use crate::chunk::Documents;
 use crate::error::{BackupError, Result};
 use crate::manifest::{ChunkRef, Manifest, NamespaceEntry};
 use crate::progress::{Phase, Progress};
@@ -51,6 +52,22 @@ impl SnapshotVisitor for Loader<'_> {
         self.stats.documents += 1;
         self.stats.bytes += doc.as_bytes().len() as u64;
         Ok(())
+    }
+
+    fn chunk_documents(&mut self, entry: &NamespaceEntry, docs: Documents<'_>) -> Result<u64> {
+        // The engine takes plain documents: a framing error stops the chunk, kept here.
+        let mut framing = None;
+        let mut bytes = 0u64;
+        let docs = docs
+            .map_while(|d| d.map_err(|e| framing = Some(e)).ok())
+            .inspect(|d| bytes += d.as_bytes().len() as u64);
+        let count = self.loader.insert_all(&entry.ns, docs)?;
+        if let Some(e) = framing {
+            return Err(e);
+        }
+        self.stats.documents += count;
+        self.stats.bytes += bytes;
+        Ok(count)
     }
 
     fn chunk_done(&mut self, chunk: &ChunkRef) -> Result<()> {

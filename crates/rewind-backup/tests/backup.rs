@@ -4,5 +4,7 @@
 mod common;
 #[path = "backup/pitr.rs"]
 mod pitr;
+#[path = "backup/restore.rs"]
+mod restore;
 #[path = "backup/snapshots.rs"]
 mod snapshots;

@@ -24,6 +24,26 @@ pub(crate) fn parse_doc(raw_doc: &RawDocument) -> Result<(Document, Bson)> {
     Ok((doc, id))
 }
 
+/// The part of a stored document its collection's secondary indexes look at: the top-level
+/// fields their key paths start with, decoded (the rest of the document is skipped, which
+/// matters for large documents indexed on a small field).
+pub(crate) fn index_view(info: &CollectionInfo, raw_doc: &RawDocument) -> Result<Document> {
+    let wanted: Vec<&str> = info
+        .secondary()
+        .flat_map(|(spec, _)| spec.fields.iter())
+        .map(|(path, _)| path.split('.').next().unwrap_or(path))
+        .collect();
+    let mut view = Document::new();
+    for element in raw_doc.iter_elements() {
+        let element = element?;
+        let key = element.key().as_str();
+        if wanted.contains(&key) {
+            view.insert(key, Bson::try_from(element.value()?)?);
+        }
+    }
+    Ok(view)
+}
+
 /// Adds the secondary index entries of one document, enforcing unique indexes.
 pub(crate) fn add_entries(
     conn: &rusqlite::Connection,
@@ -90,7 +110,7 @@ pub(crate) fn build_index(
     let mut rows = stmt.query([info.id])?;
     while let Some(r) = rows.next()? {
         let k = r.get_ref(0)?.as_blob()?;
-        let doc = Document::from_reader(r.get_ref(1)?.as_blob()?)?;
+        let doc = index_view(&only, RawDocument::from_bytes(r.get_ref(1)?.as_blob()?)?)?;
         add_entries(conn, &only, k, &doc)?;
     }
     Ok(())

@@ -180,6 +180,15 @@ impl IndexSpec {
         if self.sparse && all_missing {
             return Ok(Vec::new());
         }
+        // The common case, one value per field, is one key: no cross product to build.
+        if per_field.iter().all(|v| v.len() == 1) {
+            let values: Vec<Bson> = per_field.into_iter().flatten().collect();
+            let mut bytes = Vec::new();
+            for (v, (_, desc)) in values.iter().zip(&self.fields) {
+                encode_component(v, *desc, &mut bytes);
+            }
+            return Ok(vec![IndexKey { bytes, values }]);
+        }
         // At most one field has several values, so the cross product is linear in size.
         let mut combos: Vec<Vec<Bson>> = vec![Vec::with_capacity(per_field.len())];
         for values in per_field {

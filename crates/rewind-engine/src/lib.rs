@@ -28,6 +28,7 @@ mod keys;
 mod ns;
 mod oplog;
 mod read;
+mod replay;
 mod store;
 mod txn;
 

@@ -23,6 +23,8 @@ pub struct WriteTxn<'a> {
     pub(crate) clock: Clock,
     pub(crate) oplog_added: i64,
     pub(crate) last: Option<Timestamp>,
+    /// Off while replaying a captured oplog, whose entries keep their own optimes.
+    pub(crate) log_writes: bool,
     catalog_dirty: bool,
 }
 
@@ -34,6 +36,7 @@ impl<'a> WriteTxn<'a> {
             clock,
             oplog_added: 0,
             last: None,
+            log_writes: true,
             catalog_dirty: false,
         }
     }
@@ -73,6 +76,9 @@ impl<'a> WriteTxn<'a> {
         o: &RawDocument,
         o2: Option<&RawDocument>,
     ) -> Result<()> {
+        if !self.log_writes {
+            return Ok(());
+        }
         let ts = self.clock.next();
         let entry = build_entry(&EntryBody { op, ns, ui, o, o2 }, ts);
         let bytes = entry.as_bytes();

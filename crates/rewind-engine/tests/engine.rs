@@ -11,6 +11,8 @@ use rewind_engine::{BulkLoader, Engine, EngineError, EngineOptions, Sync};
 
 #[path = "engine/model.rs"]
 mod model;
+#[path = "engine/replay.rs"]
+mod replay;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
