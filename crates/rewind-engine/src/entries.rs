@@ -4,7 +4,7 @@ use bson::{Bson, Document, RawDocument};
 use rusqlite::{OptionalExtension, params};
 
 use crate::error::{DuplicateKey, EngineError, Result};
-use crate::index::IndexSpec;
+use crate::index::{IndexKey, IndexSpec};
 use crate::keys::valid_id;
 use crate::store::CollectionInfo;
 
@@ -53,26 +53,42 @@ pub(crate) fn add_entries(
 ) -> Result<()> {
     for (spec, index_id) in info.secondary() {
         for key in spec.keys_for(doc)? {
-            if spec.unique {
-                let clash: Option<i64> = conn
-                    .prepare_cached("SELECT 1 FROM idx_entries WHERE index_id=?1 AND key=?2 AND doc_key<>?3 LIMIT 1")?
-                    .query_row(params![index_id, key.bytes, k], |r| r.get(0))
-                    .optional()?;
-                if clash.is_some() {
-                    return Err(EngineError::DuplicateKey(Box::new(DuplicateKey {
-                        ns: info.ns(),
-                        index: spec.name.clone(),
-                        key_pattern: spec.key.clone(),
-                        key_value: spec.key_value(&key.values),
-                    })));
-                }
-            }
-            conn.prepare_cached(
-                "INSERT OR IGNORE INTO idx_entries(index_id, key, doc_key) VALUES(?1, ?2, ?3)",
-            )?
-            .execute(params![index_id, key.bytes, k])?;
+            add_entry(conn, info, spec, index_id, &key, k)?;
         }
     }
+    Ok(())
+}
+
+/// Adds one index entry of the document keyed `k`; a unique index refuses a key another
+/// document holds (11000).
+pub(crate) fn add_entry(
+    conn: &rusqlite::Connection,
+    info: &CollectionInfo,
+    spec: &IndexSpec,
+    index_id: i64,
+    key: &IndexKey,
+    k: &[u8],
+) -> Result<()> {
+    if spec.unique {
+        let clash: Option<i64> = conn
+            .prepare_cached(
+                "SELECT 1 FROM idx_entries WHERE index_id=?1 AND key=?2 AND doc_key<>?3 LIMIT 1",
+            )?
+            .query_row(params![index_id, key.bytes, k], |r| r.get(0))
+            .optional()?;
+        if clash.is_some() {
+            return Err(EngineError::DuplicateKey(Box::new(DuplicateKey {
+                ns: info.ns(),
+                index: spec.name.clone(),
+                key_pattern: spec.key.clone(),
+                key_value: spec.key_value(&key.values),
+            })));
+        }
+    }
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO idx_entries(index_id, key, doc_key) VALUES(?1, ?2, ?3)",
+    )?
+    .execute(params![index_id, key.bytes, k])?;
     Ok(())
 }
 

@@ -19,8 +19,8 @@ use bson::spec::BinarySubtype;
 use bson::{Bson, Document, RawDocument, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::entries::index_view;
-use crate::error::{DuplicateKey, EngineError, Result};
+use crate::entries::{add_entry, index_view};
+use crate::error::{EngineError, Result};
 use crate::index::IndexKey;
 use crate::keys::{key_bytes, valid_id};
 use crate::store::CollectionInfo;
@@ -220,24 +220,7 @@ fn upsert(conn: &Connection, info: &CollectionInfo, k: &[u8], doc: &RawDocument)
                 if old.iter().any(|x| x.bytes == key.bytes) {
                     continue;
                 }
-                if spec.unique {
-                    let clash: Option<i64> = conn
-                        .prepare_cached("SELECT 1 FROM idx_entries WHERE index_id=?1 AND key=?2 AND doc_key<>?3 LIMIT 1")?
-                        .query_row(params![index_id, key.bytes, k], |r| r.get(0))
-                        .optional()?;
-                    if clash.is_some() {
-                        return Err(EngineError::DuplicateKey(Box::new(DuplicateKey {
-                            ns: info.ns(),
-                            index: spec.name.clone(),
-                            key_pattern: spec.key.clone(),
-                            key_value: spec.key_value(&key.values),
-                        })));
-                    }
-                }
-                conn.prepare_cached(
-                    "INSERT OR IGNORE INTO idx_entries(index_id, key, doc_key) VALUES(?1, ?2, ?3)",
-                )?
-                .execute(params![index_id, key.bytes, k])?;
+                add_entry(conn, info, spec, index_id, key, k)?;
             }
         }
     }
