@@ -29,6 +29,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 .context("opening the metadata store")?,
         ),
     };
+    // Before the first start's credentials are minted and printed: a wrong bucket or
+    // credentials stop the process first. Opening an S3 store waits for the bucket to answer,
+    // so it runs off the async workers.
+    let location = settings.blob_store.clone();
+    let blobs = tokio::task::spawn_blocking(move || rewind_backup::open_blob_store(&location))
+        .await
+        .context("opening the blob store")?
+        .with_context(|| format!("opening the blob store {}", settings.blob_store))?;
     bootstrap::ensure(store.as_ref(), &settings.data_dir).await?;
 
     let listener = TcpListener::bind(settings.listen)
@@ -50,12 +58,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .context("reading the secrets replicas share")?;
     let router = rewind_api::router(app);
 
-    // Opening an S3 store waits for the bucket to answer: off the async workers.
-    let location = settings.blob_store.clone();
-    let blobs = tokio::task::spawn_blocking(move || rewind_backup::open_blob_store(&location))
-        .await
-        .context("opening the blob store")?
-        .with_context(|| format!("opening the blob store {}", settings.blob_store))?;
     let clusters = hosting::Clusters::new(hosting::HostingConfig {
         lease: settings.lease,
         blobs: blobs.clone(),

@@ -567,3 +567,33 @@ async fn a_snapshot_whose_worker_died_is_taken_again() {
     }
     panic!("the snapshot of a dead worker was never taken again");
 }
+
+#[test]
+fn an_unreachable_blob_store_stops_a_first_start_before_credentials_are_minted() {
+    let data_dir = crate::support::fresh_data_dir("bad-blobs");
+    // Nothing listens on port 9 of loopback: the S3 store's startup probe fails.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .args(["--blob-store", "s3://no-such-bucket/prefix"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret-never-printed")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_TIMEOUT", "2s")
+        .env("AWS_RETRY_MAX_RETRIES", "0")
+        .output()
+        .expect("run rewind serve");
+    assert!(!output.status.success(), "serve must fail");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stderr.contains("blob store"), "{stderr}");
+    assert!(
+        !data_dir.join("bootstrap-credentials.json").exists(),
+        "no credentials minted for a service that did not start"
+    );
+    assert!(
+        !stdout.contains("private") && !stderr.contains("test-secret-never-printed"),
+        "{stdout}\n{stderr}"
+    );
+}
