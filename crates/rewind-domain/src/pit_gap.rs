@@ -50,10 +50,9 @@ impl PitGapCause {
 pub struct PitGap {
     /// The cluster.
     pub cluster_id: ObjectId,
-    /// Operations after this instant may be missing from the captured oplog.
+    /// Operations after this instant may be missing from the captured oplog; a snapshot
+    /// requested at or after it closes the gap when it completes.
     pub from: Timestamp,
-    /// A snapshot requested at or after this instant closes the gap when it completes.
-    pub closes_after: Timestamp,
     /// When such a snapshot completed (its capture time); `None` while the gap is open.
     pub closed_at: Option<Timestamp>,
     /// Why.

@@ -485,13 +485,12 @@ pub fn state_count(row: &dyn RowAccess) -> Result<(String, String, u64), StoreEr
     ))
 }
 
-/// Decodes a `pit_gaps` row (cluster_id, from_at, closes_after, closed_at, cause).
+/// Decodes a `pit_gaps` row (cluster_id, from_at, closed_at, cause).
 pub fn pit_gap(row: &dyn RowAccess) -> Result<PitGap, StoreError> {
     Ok(PitGap {
         cluster_id: id(row, (0, "cluster_id"))?,
         from: Timestamp::from_millis(number(row, (1, "from_at"))?),
-        closes_after: Timestamp::from_millis(number(row, (2, "closes_after"))?),
-        closed_at: optional_number(row, (3, "closed_at"))?.map(Timestamp::from_millis),
-        cause: PitGapCause::parse(&text(row, (4, "cause"))?).ok_or_else(|| corrupt("cause"))?,
+        closed_at: optional_number(row, (2, "closed_at"))?.map(Timestamp::from_millis),
+        cause: PitGapCause::parse(&text(row, (3, "cause"))?).ok_or_else(|| corrupt("cause"))?,
     })
 }

@@ -192,7 +192,6 @@ CREATE TABLE pit_gaps (
     id TEXT PRIMARY KEY,
     cluster_id TEXT NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
     from_at BIGINT NOT NULL,
-    closes_after BIGINT NOT NULL,
     closed_at BIGINT,
     cause TEXT NOT NULL
 );

@@ -63,11 +63,11 @@ pub const MARK_DOWNLOADED: &str =
 pub const EXPIRE_DOWNLOADS: &str = "UPDATE restore_jobs SET state = 'expired', updated_at = ?1 WHERE delivery_type = 'download' AND state = 'completed' AND expires_at <= ?1";
 
 /// Records a gap of a cluster's point-in-time history.
-pub const INSERT_PIT_GAP: &str = "INSERT INTO pit_gaps (id, cluster_id, from_at, closes_after, closed_at, cause) VALUES (?1, ?2, ?3, ?4, NULL, ?5)";
+pub const INSERT_PIT_GAP: &str = "INSERT INTO pit_gaps (id, cluster_id, from_at, closed_at, cause) VALUES (?1, ?2, ?3, NULL, ?4)";
 
 /// Closes a cluster's open gaps that a snapshot requested at ?2 and completed at ?3 re-bases.
-pub const CLOSE_PIT_GAPS: &str = "UPDATE pit_gaps SET closed_at = ?3 WHERE cluster_id = ?1 AND closed_at IS NULL AND closes_after <= ?2";
+pub const CLOSE_PIT_GAPS: &str = "UPDATE pit_gaps SET closed_at = ?3 WHERE cluster_id = ?1 AND closed_at IS NULL AND from_at <= ?2";
 
 /// The earliest gap that starts by ?2 (the last instant a target needs) and is not closed
 /// by ?3 (the latest capture time a replay base may have).
-pub const PIT_GAP_AT: &str = "SELECT cluster_id, from_at, closes_after, closed_at, cause FROM pit_gaps WHERE cluster_id = ?1 AND from_at <= ?2 AND (closed_at IS NULL OR closed_at > ?3) ORDER BY from_at LIMIT 1";
+pub const PIT_GAP_AT: &str = "SELECT cluster_id, from_at, closed_at, cause FROM pit_gaps WHERE cluster_id = ?1 AND from_at <= ?2 AND (closed_at IS NULL OR closed_at > ?3) ORDER BY from_at LIMIT 1";

@@ -189,8 +189,9 @@ pub trait BackupStore: Send + Sync {
 
     /// Records a gap (its `closed_at` is ignored: a gap starts open).
     async fn open_pit_gap(&self, gap: &PitGap) -> Result<(), StoreError>;
-    /// Closes the cluster's open gaps whose `closes_after` is at or before `requested_at`: a
-    /// snapshot requested then completed at `completed_at`. Returns how many closed.
+    /// Closes the cluster's open gaps that began at or before `requested_at`: a snapshot
+    /// requested then, and completed at `completed_at`, is a replay base past them. Returns
+    /// how many closed.
     async fn close_pit_gaps(
         &self,
         cluster_id: ObjectId,

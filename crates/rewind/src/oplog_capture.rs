@@ -86,12 +86,10 @@ async fn capture_all(
             if let Some(from) = gap_from {
                 // A snapshot requested after the gap began is a replay base past it; a target
                 // whose replay would still cross lost entries is refused by the restore itself.
-                let from = rewind_domain::Timestamp::from_secs(i64::from(from.time));
                 store
                     .open_pit_gap(&PitGap {
                         cluster_id: cluster,
-                        from,
-                        closes_after: from,
+                        from: rewind_domain::Timestamp::from_secs(i64::from(from.time)),
                         closed_at: None,
                         cause: PitGapCause::OplogLost,
                     })

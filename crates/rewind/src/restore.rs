@@ -363,7 +363,6 @@ async fn into_cluster(
                 .open_pit_gap(&PitGap {
                     cluster_id: target.id,
                     from: swapped_at,
-                    closes_after: swapped_at,
                     closed_at: None,
                     cause: PitGapCause::Restored,
                 })

@@ -251,7 +251,6 @@ impl crate::BackupStore for PgStore {
                 ObjectId::generate().to_string(),
                 gap.cluster_id.to_string(),
                 gap.from.millis(),
-                gap.closes_after.millis(),
                 gap.cause.as_str()
             ],
         )

@@ -259,7 +259,6 @@ impl crate::BackupStore for SqliteStore {
                     ObjectId::generate().to_string(),
                     gap.cluster_id.to_string(),
                     gap.from.millis(),
-                    gap.closes_after.millis(),
                     gap.cause.as_str()
                 ],
             )?;

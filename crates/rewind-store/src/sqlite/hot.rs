@@ -38,41 +38,17 @@ const TABLES: [&str; 9] = [
     "api_keys",
 ];
 
-/// The mask of the named tables (an unknown name is a programming error caught by tests).
-pub(super) const fn mask(names: &[&str]) -> u32 {
-    let mut mask = 0;
-    let mut index = 0;
-    while index < names.len() {
-        mask |= bit_of(names[index]);
-        index += 1;
-    }
-    mask
+/// The mask of the named tables.
+pub(super) fn mask(names: &[&str]) -> u32 {
+    names.iter().fold(0, |mask, name| mask | bit_of(name))
 }
 
-const fn bit_of(table: &str) -> u32 {
-    let mut index = 0;
-    while index < TABLES.len() {
-        if const_eq(TABLES[index], table) {
-            return 1 << index;
-        }
-        index += 1;
-    }
-    1 << TABLES.len()
-}
-
-const fn const_eq(left: &str, right: &str) -> bool {
-    let (left, right) = (left.as_bytes(), right.as_bytes());
-    if left.len() != right.len() {
-        return false;
-    }
-    let mut index = 0;
-    while index < left.len() {
-        if left[index] != right[index] {
-            return false;
-        }
-        index += 1;
-    }
-    true
+fn bit_of(table: &str) -> u32 {
+    let index = TABLES
+        .iter()
+        .position(|known| *known == table)
+        .unwrap_or(TABLES.len());
+    1 << index
 }
 
 /// Per-table change counters, bumped by the writer after each durable commit.
