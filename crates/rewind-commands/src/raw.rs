@@ -8,11 +8,10 @@ use bson::oid::ObjectId;
 use bson::raw::{RawBsonRef, RawDocument, cstr};
 use bson::{Bson, Document, RawDocumentBuf};
 
+use rewind_wire::canonical::{SeenKeys, is_array_index};
+
 use crate::crud::{to_raw, with_id_first};
 use crate::error::{CommandError, Result};
-
-/// Levels with more keys than this are checked for repeats with a hash set.
-const LINEAR_KEY_CHECK: usize = 16;
 
 /// Nesting beyond this is left to the decoding path (which refuses what it must).
 const MAX_WALK_DEPTH: usize = 200;
@@ -22,18 +21,22 @@ const MAX_WALK_DEPTH: usize = 200;
 /// [`Document`] keeps one value per key and arrays are re-keyed when encoded.) Bytes that
 /// do not walk cleanly also answer `false`, leaving them to the decoding path and its errors.
 pub fn is_canonical(doc: &RawDocument) -> Result<bool> {
-    Ok(walk(doc.as_bytes(), false, 1, &mut Vec::new()) == Some(true))
+    Ok(walk(doc.as_bytes(), false, 1, &mut SeenKeys::new()) == Some(true))
 }
 
 /// Walks the elements of one encoded document by their type's size, without parsing values
 /// (stored documents were validated when written): `None` for bytes that do not walk.
-fn walk<'a>(bytes: &'a [u8], array: bool, depth: usize, keys: &mut Vec<&'a [u8]>) -> Option<bool> {
+fn walk<'a>(
+    bytes: &'a [u8],
+    array: bool,
+    depth: usize,
+    keys: &mut SeenKeys<&'a [u8]>,
+) -> Option<bool> {
     if depth > MAX_WALK_DEPTH {
         return None;
     }
     let end = bytes.len().checked_sub(1)?;
-    let start = keys.len();
-    let mut wide: Option<std::collections::HashSet<&'a [u8]>> = None;
+    let mut level = keys.enter();
     let mut pos = 4;
     let mut index = 0;
     while pos < end {
@@ -41,25 +44,13 @@ fn walk<'a>(bytes: &'a [u8], array: bool, depth: usize, keys: &mut Vec<&'a [u8]>
         let key_len = bytes.get(pos + 1..end)?.iter().position(|&b| b == 0)?;
         let key = &bytes[pos + 1..pos + 1 + key_len];
         pos += 2 + key_len;
-        if array {
-            if !is_index(key, index) {
-                return Some(false);
-            }
+        let canonical_key = if array {
+            is_array_index(key, index)
         } else {
-            let repeated = match &mut wide {
-                Some(set) => !set.insert(key),
-                None if keys[start..].contains(&key) => true,
-                None => {
-                    keys.push(key);
-                    if keys.len() - start > LINEAR_KEY_CHECK {
-                        wide = Some(keys.drain(start..).collect());
-                    }
-                    false
-                }
-            };
-            if repeated {
-                return Some(false);
-            }
+            !keys.repeated(&mut level, key)
+        };
+        if !canonical_key {
+            return Some(false);
         }
         index += 1;
         let len_at = |at: usize| -> Option<usize> {
@@ -108,23 +99,8 @@ fn walk<'a>(bytes: &'a [u8], array: bool, depth: usize, keys: &mut Vec<&'a [u8]>
     if pos != end || bytes[end] != 0 {
         return None;
     }
-    keys.truncate(start);
+    keys.leave(level);
     Some(true)
-}
-
-/// Whether `key` is the decimal form of `index` (no sign, no leading zero).
-fn is_index(key: &[u8], mut index: usize) -> bool {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (index % 10) as u8;
-        index /= 10;
-        if index == 0 {
-            break;
-        }
-    }
-    key == &digits[at..]
 }
 
 /// The refusal of an `_id` value mongod does not store, as [`with_id_first`] words it.

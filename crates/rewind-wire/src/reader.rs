@@ -3,11 +3,10 @@
 //! Every read checks the remaining length first, so hostile lengths turn
 //! into errors, never into panics or allocations larger than the input.
 
-use std::collections::HashSet;
-
 use bson::raw::{RawBsonRef, RawDocument};
 use bson::{Document, RawDocumentBuf};
 
+use crate::canonical::{SeenKeys, is_array_index};
 use crate::error::WireError;
 use crate::limits::MAX_BSON_DEPTH;
 
@@ -88,7 +87,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn raw_document(&mut self, max: usize) -> Result<RawDocumentBuf, WireError> {
         let raw = RawDocument::from_bytes(self.document_bytes(max)?)
             .map_err(|e| WireError::InvalidBson(e.to_string()))?;
-        if check_document(raw, 1, false, &mut Vec::new())? {
+        if check_document(raw, 1, false, &mut SeenKeys::new())? {
             return Ok(raw.to_owned());
         }
         let decoded = Document::try_from(raw).map_err(|e| WireError::InvalidBson(e.to_string()))?;
@@ -129,12 +128,9 @@ pub fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
 /// deeper than [`MAX_BSON_DEPTH`].
 fn validate_document(bytes: &[u8]) -> Result<&RawDocument, WireError> {
     let raw = RawDocument::from_bytes(bytes).map_err(|e| WireError::InvalidBson(e.to_string()))?;
-    check_document(raw, 1, false, &mut Vec::new())?;
+    check_document(raw, 1, false, &mut SeenKeys::new())?;
     Ok(raw)
 }
-
-/// Levels with more keys than this are checked for repeated keys with a hash set.
-const LINEAR_KEY_CHECK: usize = 16;
 
 /// Walks every element of `doc` at every depth, parsing each (the checks of a conversion to
 /// [`Document`]), refuses nesting deeper than [`MAX_BSON_DEPTH`], and tells whether the
@@ -145,33 +141,20 @@ fn check_document<'a>(
     doc: &'a RawDocument,
     depth: usize,
     array: bool,
-    keys: &mut Vec<&'a str>,
+    keys: &mut SeenKeys<&'a str>,
 ) -> Result<bool, WireError> {
     if depth > MAX_BSON_DEPTH {
         return Err(WireError::DocumentTooDeep(MAX_BSON_DEPTH));
     }
-    let start = keys.len();
-    let mut wide: Option<HashSet<&'a str>> = None;
+    let mut level = keys.enter();
     let mut canonical = true;
     for (index, element) in doc.into_iter().enumerate() {
         let (key, value) = element.map_err(|e| WireError::InvalidBson(e.to_string()))?;
         let key = key.as_str();
         if array {
-            canonical &= is_index(key, index);
+            canonical &= is_array_index(key.as_bytes(), index);
         } else if canonical {
-            let repeated = match &mut wide {
-                Some(set) => !set.insert(key),
-                None if keys[start..].contains(&key) => true,
-                None => {
-                    keys.push(key);
-                    if keys.len() - start > LINEAR_KEY_CHECK {
-                        // A wide level: stop comparing quadratically.
-                        wide = Some(keys.drain(start..).collect());
-                    }
-                    false
-                }
-            };
-            canonical &= !repeated;
+            canonical &= !keys.repeated(&mut level, key);
         }
         let (nested, nested_array) = match value {
             RawBsonRef::Document(d) => (d, false),
@@ -185,16 +168,8 @@ fn check_document<'a>(
         };
         canonical &= check_document(nested, depth + 1, nested_array, keys)?;
     }
-    keys.truncate(start);
+    keys.leave(level);
     Ok(canonical)
-}
-
-/// Whether `key` is the decimal form of `index` (no sign, no leading zero).
-fn is_index(key: &str, index: usize) -> bool {
-    let digits = !key.is_empty()
-        && key.bytes().all(|b| b.is_ascii_digit())
-        && (key == "0" || !key.starts_with('0'));
-    digits && key.parse::<usize>() == Ok(index)
 }
 
 #[cfg(test)]
