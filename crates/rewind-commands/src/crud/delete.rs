@@ -5,7 +5,7 @@ use rewind_engine::WriteTxn;
 use rewind_query::filter::Filter;
 use rewind_wire::CommandRequest;
 
-use super::check_writable;
+use super::{check_writable, write_statements};
 use crate::Commands;
 use crate::error::{CommandError, Result};
 use crate::options::{
@@ -71,27 +71,12 @@ pub async fn delete(cmds: &Commands, request: &CommandRequest) -> Result<Documen
     check_writable(&ns)?;
     let stmts = get_doc_array(body, "delete", "deletes")?;
     let ordered = get_bool(body, "delete", "ordered")?.unwrap_or(true);
-    cmds.blocking(move |engine| {
-        engine
-            .write(|txn| {
-                let mut reply = WriteReply::new(false);
-                for (index, stmt) in stmts.iter().enumerate() {
-                    match parse_statement(stmt).and_then(|s| run_statement(txn, &ns, &s)) {
-                        Ok(n) => reply.n += n,
-                        Err(e) => {
-                            reply.write_errors.push(e.to_write_error(index));
-                            if ordered {
-                                break;
-                            }
-                        }
-                    }
-                }
-                Ok::<_, rewind_engine::EngineError>(reply)
-            })
-            .map_err(CommandError::from)
+    let reply = WriteReply::new(false);
+    write_statements(cmds, stmts, ordered, reply, move |txn, _, stmt, reply| {
+        reply.n += run_statement(txn, &ns, &parse_statement(stmt)?)?;
+        Ok(())
     })
     .await
-    .map(WriteReply::into_document)
 }
 
 #[cfg(test)]

@@ -10,8 +10,39 @@ pub mod modify;
 pub mod update;
 
 use bson::{Bson, Document, RawDocumentBuf, oid::ObjectId};
+use rewind_engine::WriteTxn;
 
+use crate::Commands;
 use crate::error::{CommandError, Result};
+use crate::reply::WriteReply;
+
+/// Runs the statements of an update or delete in one engine transaction: a statement that
+/// fails is reported as a write error at its index, and an ordered command stops there.
+pub(crate) async fn write_statements(
+    cmds: &Commands,
+    statements: Vec<Document>,
+    ordered: bool,
+    mut reply: WriteReply,
+    run: impl Fn(&mut WriteTxn<'_>, usize, &Document, &mut WriteReply) -> Result<()> + Send + 'static,
+) -> Result<Document> {
+    cmds.blocking(move |engine| {
+        engine
+            .write(|txn| {
+                for (index, statement) in statements.iter().enumerate() {
+                    if let Err(e) = run(txn, index, statement, &mut reply) {
+                        reply.write_errors.push(e.to_write_error(index));
+                        if ordered {
+                            break;
+                        }
+                    }
+                }
+                Ok::<_, rewind_engine::EngineError>(reply)
+            })
+            .map_err(CommandError::from)
+    })
+    .await
+    .map(WriteReply::into_document)
+}
 
 /// The document with `_id` first, generating an ObjectId when it has none (as mongod does
 /// on insert and upsert).

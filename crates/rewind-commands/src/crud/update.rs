@@ -6,7 +6,7 @@ use rewind_query::filter::Filter;
 use rewind_query::update::{Update, UpdateContext};
 use rewind_wire::CommandRequest;
 
-use super::{check_writable, to_raw, with_id_first};
+use super::{check_writable, to_raw, with_id_first, write_statements};
 use crate::Commands;
 use crate::error::{CommandError, Result};
 use crate::options::{
@@ -161,26 +161,17 @@ pub async fn update(cmds: &Commands, request: &CommandRequest) -> Result<Documen
     check_writable(&ns)?;
     let stmts = get_doc_array(body, "update", "updates")?;
     let ordered = get_bool(body, "update", "ordered")?.unwrap_or(true);
-    cmds.blocking(move |engine| {
-        engine
-            .write(|txn| {
-                let mut reply = WriteReply::new(true);
-                for (index, stmt) in stmts.iter().enumerate() {
-                    let outcome = parse_statement(stmt)
-                        .and_then(|s| run_statement(txn, &ns, index, &s, &mut reply));
-                    if let Err(e) = outcome {
-                        reply.write_errors.push(e.to_write_error(index));
-                        if ordered {
-                            break;
-                        }
-                    }
-                }
-                Ok::<_, rewind_engine::EngineError>(reply)
-            })
-            .map_err(CommandError::from)
-    })
+    let reply = WriteReply::new(true);
+    write_statements(
+        cmds,
+        stmts,
+        ordered,
+        reply,
+        move |txn, index, stmt, reply| {
+            run_statement(txn, &ns, index, &parse_statement(stmt)?, reply)
+        },
+    )
     .await
-    .map(WriteReply::into_document)
 }
 
 #[cfg(test)]
