@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import socket
 import tarfile
 import time
 from pathlib import Path
@@ -191,6 +192,78 @@ def test_download_links_serve_once_resume_and_expire(api: AtlasClient, server, t
     expect(api.delete(f"{backup_prefix(group, name)}/restoreJobs/{third['id']}"), 204)
     assert requests.get(third_url).status_code in (404, 410)
     assert requests.get(third_url.replace("/downloads/", "/downloads/x")).status_code == 404
+
+
+def consecutive_free_ports() -> int:
+    """A port that is free with the next one: a sharded cluster's replica sets take
+    consecutive ports from `--cluster-port-base`."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no two consecutive free ports")
+
+
+def tar_members(body: bytes) -> dict[str, bytes]:
+    archive = tarfile.open(fileobj=io.BytesIO(body), mode="r:gz")
+    return {member.name: archive.extractfile(member).read() for member in archive if member.isfile()}
+
+
+def test_a_sharded_cluster_downloads_one_file_per_replica_set(tmp_path: Path) -> None:
+    base = consecutive_free_ports()
+    server = start_server(tmp_path / "data", tmp_path / "logs", ["--cluster-port-base", str(base)])
+    try:
+        api = AtlasClient(server.base_url, HTTPDigestAuth(server.public_key, server.private_key))
+        group = server.group_id
+        create_cluster(api, group, "Sharded", sharded=True)
+        first_uri = wait_cluster_uri(api, group, "Sharded")
+        assert f"127.0.0.1:{base}/" in first_uri, first_uri
+        shards = [client(first_uri), client(f"mongodb://127.0.0.1:{base + 1}/?replicaSet=atlas-sharded-shard-1")]
+        shards[0].app.items.insert_many([{"_id": i, "shard": 0} for i in range(50)])
+        shards[1].app.items.insert_many([{"_id": i, "shard": 1, "pad": "x" * i} for i in range(30)])
+        shards[1].only.here.insert_one({"_id": "shard-1"})
+        expected = [cluster_state(shard) for shard in shards]
+        assert expected[0] != expected[1]
+        snapshot = take_snapshot(api, group, "Sharded")
+
+        job = post_restore(api, group, "Sharded", {"deliveryType": "download", "snapshotId": snapshot["id"]})
+        ended = wait_job(api, group, "Sharded", job["id"])
+        assert not ended["failed"], ended
+        sets = ["atlas-sharded-shard-0", "atlas-sharded-shard-1"]
+        assert [component["replicaSetName"] for component in ended["components"]] == sets, ended
+        urls = [component["downloadUrl"] for component in ended["components"]]
+        assert ended["deliveryUrl"] == urls
+        for url, name in zip(urls, sets):
+            assert url.endswith(f"/restore-{snapshot['id']}-{name}.tar.gz"), url
+        # Only the files the job names serve.
+        assert requests.head(urls[0].rsplit("/", 1)[0] + f"/restore-{snapshot['id']}.tar.gz").status_code == 404
+
+        # Each replica set's file holds that replica set's data, and serves once.
+        for index, (url, state) in enumerate(zip(urls, expected)):
+            head = requests.head(url)
+            assert head.status_code == 200
+            got = requests.get(url)
+            assert got.status_code == 200
+            assert hashlib.sha256(got.content).hexdigest() == head.headers["x-content-sha256"]
+            members = tar_members(got.content)
+            dumped = {name[: -len(".bson")].replace("/", ".", 1) for name in members if name.endswith(".bson")}
+            assert dumped == set(state), (dumped, set(state))
+            for ns, collection in state.items():
+                db, name = ns.split(".", 1)
+                assert b"".join(collection["docs"]) == members[f"{db}/{name}.bson"], ns
+            assert requests.get(url).status_code == 410
+            # The other replica set's file is unaffected by this one's download.
+            for later in urls[index + 1 :]:
+                assert requests.head(later).status_code == 200
+    finally:
+        assert server.stop() == 0
 
 
 def test_an_expired_link_is_refused(tmp_path: Path) -> None:

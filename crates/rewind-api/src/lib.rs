@@ -9,7 +9,7 @@ pub mod error;
 pub mod extract;
 mod handlers;
 
-pub use handlers::downloads::packaged_file;
+pub use handlers::downloads::{download_stem, packaged_file};
 pub mod metrics;
 pub mod negotiate;
 pub mod openapi;

@@ -1,6 +1,6 @@
 //! Entities rendered as Atlas renders them: field names, order, links and omitted fields.
 
-use rewind_domain::cluster::{Cluster, MONGODB_MAJOR_VERSION, MONGODB_VERSION};
+use rewind_domain::cluster::{Cluster, MONGODB_MAJOR_VERSION, MONGODB_VERSION, replica_set_name};
 use rewind_domain::group::{Group, Organization};
 use rewind_domain::restore_job::{RestoreJob, RestoreJobState, RestoreProgress};
 use rewind_domain::restore_request::{DeliveryType, PitTarget};
@@ -145,11 +145,14 @@ pub struct DesiredTimestamp {
     time: i64,
 }
 
-/// One replica set's download link.
+/// One replica set's download link (`DiskBackupRestoreMember`); the link is shown while the
+/// job's links serve.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Component {
-    download_url: String,
+pub struct Component<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    download_url: Option<&'a str>,
+    replica_set_name: String,
 }
 
 /// A restore job (`DiskBackupSnapshotRestoreJob`), in the field order of a real response.
@@ -159,7 +162,7 @@ pub struct Component {
 pub struct RestoreJobView<'a> {
     cancelled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    components: Option<Vec<Component>>,
+    components: Option<Vec<Component<'a>>>,
     delivery_type: &'static str,
     delivery_url: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -229,10 +232,14 @@ pub fn restore_job<'a>(links: &Links, job: &'a RestoreJob) -> RestoreJobView<'a>
     RestoreJobView {
         cancelled: job.state == RestoreJobState::Cancelled,
         components: (job.delivery_type == DeliveryType::Download).then(|| {
+            let serving = job.state == RestoreJobState::Completed;
+            // The worker lists links in the order of the source's replica sets.
             job.delivery_urls
                 .iter()
-                .map(|url| Component {
-                    download_url: url.clone(),
+                .enumerate()
+                .map(|(shard, url)| Component {
+                    download_url: serving.then_some(url.as_str()),
+                    replica_set_name: replica_set_name(job.cluster_name.as_str(), shard),
                 })
                 .collect()
         }),

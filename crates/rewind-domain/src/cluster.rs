@@ -113,19 +113,22 @@ impl Cluster {
     /// Names of the replica sets that make up the cluster: one per replication spec for a
     /// sharded cluster, one for a replica set. Atlas derives them from the cluster name.
     pub fn replica_set_names(&self) -> Vec<String> {
-        let prefix = format!("atlas-{}", self.name.as_str().to_lowercase());
-        match self.cluster_type {
-            ClusterType::ReplicaSet => vec![format!("{prefix}-shard-0")],
-            ClusterType::Sharded => {
-                let shards = self
-                    .spec
-                    .get("replicationSpecs")
-                    .and_then(Value::as_array)
-                    .map_or(1, |specs| specs.len().max(1));
-                (0..shards)
-                    .map(|shard| format!("{prefix}-shard-{shard}"))
-                    .collect()
-            }
-        }
+        let shards = match self.cluster_type {
+            ClusterType::ReplicaSet => 1,
+            ClusterType::Sharded => self
+                .spec
+                .get("replicationSpecs")
+                .and_then(Value::as_array)
+                .map_or(1, |specs| specs.len().max(1)),
+        };
+        (0..shards)
+            .map(|shard| replica_set_name(self.name.as_str(), shard))
+            .collect()
     }
+}
+
+/// The name of shard `shard`'s replica set (shard 0 for a replica-set cluster), as Atlas
+/// derives it from the cluster's name.
+pub fn replica_set_name(cluster_name: &str, shard: usize) -> String {
+    format!("atlas-{}-shard-{shard}", cluster_name.to_lowercase())
 }

@@ -18,8 +18,8 @@ mod traits;
 
 pub use error::StoreError;
 pub use model::{
-    AccessToken, ApiKey, BearerGrant, Claimed, Lease, Page, Release, RestoreGuard, RestoreOutcome,
-    ServiceAccount, ServiceAccountSecret,
+    AccessToken, ApiKey, BearerGrant, Claimed, DownloadLink, Lease, Page, Release, RestoreGuard,
+    RestoreOutcome, ServiceAccount, ServiceAccountSecret,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -1,7 +1,7 @@
 //! Records the store keeps beside the domain's entities (credentials), and the parameters
 //! of listings and guarded inserts.
 
-use rewind_domain::restore_job::{RestoreJobState, RestoreProgress};
+use rewind_domain::restore_job::{RestoreJob, RestoreJobState, RestoreProgress};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
 
 /// One page of a listing: `offset` rows skipped, at most `limit` returned.
@@ -119,6 +119,17 @@ pub struct RestoreOutcome {
     pub download_token_sha256: Option<String>,
     /// The final progress.
     pub progress: Option<RestoreProgress>,
+}
+
+/// A download job found by its link's token, with what of it was downloaded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DownloadLink {
+    /// The job.
+    pub job: RestoreJob,
+    /// When its last file's one complete download ended (every file was downloaded).
+    pub completed_at: Option<Timestamp>,
+    /// The files (last segment of a delivery URL) whose one complete download happened.
+    pub downloaded_files: Vec<String>,
 }
 
 /// A job a worker just claimed, with the attempt this claim is (1 for the first).

@@ -411,6 +411,11 @@ pub fn restore_job_with_download(
     ))
 }
 
+/// Decodes the file name of a `restore_job_downloads` row.
+pub fn downloaded_file(row: &dyn RowAccess) -> Result<String, StoreError> {
+    text(row, (0, "file"))
+}
+
 /// Decodes a `restore_jobs` row just claimed, with the attempt the claim counted.
 pub fn claimed_restore_job(row: &dyn RowAccess) -> Result<Claimed<RestoreJob>, StoreError> {
     let attempt = number(row, (20, "attempts"))?;

@@ -198,4 +198,15 @@ CREATE TABLE pit_gaps (
 CREATE INDEX pit_gaps_by_cluster ON pit_gaps (cluster_id, from_at);
 "#,
     ),
+    (
+        10,
+        r#"
+CREATE TABLE restore_job_downloads (
+    job_id TEXT NOT NULL REFERENCES restore_jobs(id) ON DELETE CASCADE,
+    file TEXT NOT NULL,
+    downloaded_at BIGINT NOT NULL,
+    PRIMARY KEY (job_id, file)
+);
+"#,
+    ),
 ];

@@ -55,9 +55,14 @@ pub const FINISH_RESTORE_JOB: &str = "UPDATE restore_jobs SET state = ?3, update
 pub const RESTORE_JOB_BY_DOWNLOAD_TOKEN: &str =
     "SELECT * FROM restore_jobs WHERE download_token_sha256 = ?1";
 
-/// Records the one complete download (`?2`) of restore job `?1`.
-pub const MARK_DOWNLOADED: &str =
-    "UPDATE restore_jobs SET downloaded_at = ?2 WHERE id = ?1 AND downloaded_at IS NULL";
+/// The files of restore job `?1` whose one complete download happened.
+pub const DOWNLOADED_FILES: &str = "SELECT file FROM restore_job_downloads WHERE job_id = ?1";
+
+/// Records the one complete download of file `?2` of restore job `?1` at `?3`.
+pub const MARK_FILE_DOWNLOADED: &str = "INSERT INTO restore_job_downloads (job_id, file, downloaded_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+
+/// Restore job `?1` is downloaded (at `?2`) once `?3` of its files are.
+pub const MARK_DOWNLOADED: &str = "UPDATE restore_jobs SET downloaded_at = ?2 WHERE id = ?1 AND downloaded_at IS NULL AND (SELECT COUNT(*) FROM restore_job_downloads WHERE job_id = ?1) >= ?3";
 
 /// Completed download jobs whose link expired by `?1` become `expired`.
 pub const EXPIRE_DOWNLOADS: &str = "UPDATE restore_jobs SET state = 'expired', updated_at = ?1 WHERE delivery_type = 'download' AND state = 'completed' AND expires_at <= ?1";

@@ -11,8 +11,8 @@ use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ClusterName, ObjectId, Timestamp};
 
 use crate::{
-    AccessToken, ApiKey, BearerGrant, Claimed, Lease, Page, Release, RestoreGuard, RestoreOutcome,
-    ServiceAccount, StoreError,
+    AccessToken, ApiKey, BearerGrant, Claimed, DownloadLink, Lease, Page, Release, RestoreGuard,
+    RestoreOutcome, ServiceAccount, StoreError,
 };
 
 /// Organizations, projects, clusters and their backup schedules.
@@ -375,14 +375,21 @@ pub trait RestoreRunStore: Send + Sync {
         now: Timestamp,
         max_attempts: u32,
     ) -> Result<u64, StoreError>;
-    /// The download job whose link carries the token with this SHA-256, and when its one
-    /// complete download happened.
+    /// The download job whose links carry the token with this SHA-256, with which of its
+    /// files were downloaded.
     async fn restore_job_by_download_token(
         &self,
         token_sha256: &str,
-    ) -> Result<Option<(RestoreJob, Option<Timestamp>)>, StoreError>;
-    /// Records the one complete download of a job; false when one was recorded already.
-    async fn mark_downloaded(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError>;
+    ) -> Result<Option<DownloadLink>, StoreError>;
+    /// Records the one complete download of `file` of a job whose links serve `files` files
+    /// (once all are downloaded, so is the job); false when one was recorded already.
+    async fn mark_downloaded(
+        &self,
+        id: ObjectId,
+        file: &str,
+        files: usize,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// Completed download jobs whose link expired become `expired`; returns how many.
     async fn expire_downloads(&self, now: Timestamp) -> Result<u64, StoreError>;
 }

@@ -1,5 +1,5 @@
-//! Runs restore jobs: `download` packages a snapshot as mongodump files behind a one-time
-//! link; `automated` and `pointInTime` build the target's new data aside (a snapshot, then
+//! Runs restore jobs: `download` packages a snapshot as mongodump files (one per replica
+//! set) behind one-time links; `automated` and `pointInTime` build the target's new data aside (a snapshot, then
 //! oplog replay up to the target optime) and swap it in atomically.
 //!
 //! The target cluster refuses commands from the moment its job starts (code 91, "restore in
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use rewind_api::auth::secrets::{new_access_token, sha256_hex};
-use rewind_api::packaged_file;
+use rewind_api::{download_stem, packaged_file};
 use rewind_backup::{
     BlobStore, Manifest, PitTarget, list_oplog_slices, load_manifest, replay_oplog, restore_into,
 };
@@ -164,48 +164,65 @@ async fn download(
     source: &Cluster,
     snapshot: &Snapshot,
 ) -> anyhow::Result<Option<RestoreOutcome>> {
+    // One file per replica set; a replica set's file keeps Atlas's plain name.
     let sets = source.replica_set_names();
-    anyhow::ensure!(
-        sets.len() == 1,
-        "download restores of sharded clusters are not supported yet"
-    );
-    let prefix = repository(source.id, &sets[0]);
+    let snapshot_id = snapshot.id.to_string();
+    let files: Vec<(String, String)> = sets
+        .iter()
+        .map(|set| {
+            let named = (sets.len() > 1).then_some(set.as_str());
+            (
+                repository(source.id, set),
+                download_stem(&snapshot_id, named),
+            )
+        })
+        .collect();
     let blobs = config.backups.blobs.clone();
-    let (directory, job_id, snapshot_id) = (
-        config.downloads.join(job.id.to_string()),
-        job.id,
-        snapshot.id,
-    );
+    let (directory, job_id) = (config.downloads.join(job.id.to_string()), job.id);
+    let stems: Vec<String> = files.iter().map(|(_, stem)| stem.clone()).collect();
     let started = Instant::now();
     let packaged = leased(store, config, stop, job.id, move |cancel| {
-        let manifest =
-            load_manifest(blobs.as_ref(), &prefix, &snapshot_id.to_string()).map_err(step_error)?;
-        package(
-            blobs.as_ref(),
-            &prefix,
-            &manifest,
-            &directory,
-            job_id,
-            snapshot_id,
-            cancel,
-        )
+        let mut totals = Totals {
+            bytes: 0,
+            documents: 0,
+        };
+        for (prefix, stem) in &files {
+            let manifest =
+                load_manifest(blobs.as_ref(), prefix, &snapshot_id).map_err(step_error)?;
+            match package(
+                blobs.as_ref(),
+                prefix,
+                &manifest,
+                &directory,
+                job_id,
+                stem,
+                cancel,
+            )? {
+                Checkpoint::Done(packaged) => {
+                    totals.bytes += packaged.bytes;
+                    totals.documents += packaged.documents;
+                }
+                Checkpoint::Cancelled => return Ok(Checkpoint::Cancelled),
+            }
+        }
+        Ok(Checkpoint::Done(totals))
     })
     .await?;
     let Some(manifest_totals) = packaged else {
         return Ok(None);
     };
     let token = new_access_token();
-    let url = format!(
-        "{}/api/rewind/v1/downloads/{token}/restore-{}.tar.gz",
-        config.public_url.trim_end_matches('/'),
-        snapshot.id
-    );
+    let base = config.public_url.trim_end_matches('/');
+    let urls = stems
+        .iter()
+        .map(|stem| format!("{base}/api/rewind/v1/downloads/{token}/{stem}.tar.gz"))
+        .collect();
     let now = Timestamp::now();
     Ok(Some(RestoreOutcome {
         state: RestoreJobState::Completed,
         finished_at: now,
         failure_reason: None,
-        delivery_urls: vec![url],
+        delivery_urls: urls,
         expires_at: Some(
             now.plus_millis(i64::try_from(config.download_link.as_millis()).unwrap_or(i64::MAX)),
         ),
@@ -233,15 +250,15 @@ fn progress(totals: Totals, oplog_entries: u64, started: Instant) -> RestoreProg
     }
 }
 
-/// Writes the tar.gz and the archive of a snapshot, each with its size and SHA-256 beside
-/// it, durably.
+/// Writes the tar.gz and the archive of one replica set's snapshot, named `stem`, each with
+/// its size and SHA-256 beside it, durably.
 fn package(
     blobs: &dyn BlobStore,
     prefix: &str,
     manifest: &Manifest,
     directory: &Path,
     job: ObjectId,
-    snapshot: ObjectId,
+    stem: &str,
     cancel: &AtomicBool,
 ) -> std::io::Result<Checkpoint<Totals>> {
     std::fs::create_dir_all(directory)?;
@@ -254,7 +271,7 @@ fn package(
     let options = DumpOptions::new(MONGODB_VERSION);
     let downloads = directory.parent().unwrap_or(directory);
     for archive in [false, true] {
-        let path = packaged_file(downloads, &job.to_string(), &snapshot.to_string(), archive);
+        let path = packaged_file(downloads, &job.to_string(), stem, archive);
         let staged = path.with_extension("partial");
         let file = std::fs::File::create(&staged)?;
         let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);

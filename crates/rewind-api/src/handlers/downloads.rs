@@ -1,9 +1,10 @@
 //! `GET /api/rewind/v1/downloads/{token}/{file}`: a download restore's delivery link.
 //!
 //! The token in the link is the credential (as a presigned URL is on Atlas): unguessable, only
-//! its SHA-256 stored. A link serves while its job is `completed` and unexpired, and for one
-//! complete download: requests with a `Range` resume an interrupted one, and the download counts
-//! as done once a response delivered the file's last byte. `HEAD` (and every response) exposes
+//! its SHA-256 stored. A job has one file per replica set of its source (one link each, one
+//! token for all). A link serves while its job is `completed` and unexpired, and for one
+//! complete download of its file: requests with a `Range` resume an interrupted one, and the
+//! download counts as done once a response delivered the file's last byte. `HEAD` (and every response) exposes
 //! `Content-Length`, an `ETag` and the SHA-256 before a byte is read. `?format=archive` serves
 //! the mongodump archive (`--archive --gzip`) instead of the tar.gz of a dump directory.
 
@@ -31,19 +32,19 @@ pub struct PackagedFile {
     pub sha256: String,
 }
 
-/// Where the worker packages a job's download, and the names of its two formats.
-pub fn packaged_file(
-    downloads: &std::path::Path,
-    job: &str,
-    snapshot: &str,
-    archive: bool,
-) -> PathBuf {
-    let name = if archive {
-        format!("restore-{snapshot}.archive.gz")
-    } else {
-        format!("restore-{snapshot}.tar.gz")
-    };
-    downloads.join(job).join(name)
+/// The name, without extension, of a download's file: `restore-<snapshotId>` for a replica
+/// set, `restore-<snapshotId>-<replicaSetName>` for each replica set of a sharded cluster.
+pub fn download_stem(snapshot: &str, replica_set: Option<&str>) -> String {
+    match replica_set {
+        None => format!("restore-{snapshot}"),
+        Some(set) => format!("restore-{snapshot}-{set}"),
+    }
+}
+
+/// Where the worker packages a job's download file named `stem`, in either format.
+pub fn packaged_file(downloads: &std::path::Path, job: &str, stem: &str, archive: bool) -> PathBuf {
+    let extension = if archive { "archive.gz" } else { "tar.gz" };
+    downloads.join(job).join(format!("{stem}.{extension}"))
 }
 
 /// Query of a download link.
@@ -126,13 +127,20 @@ async fn serve(
         .restore_job_by_download_token(&sha256_hex(token))
         .await
         .map_err(|error| Refusal::Internal(error.to_string()))?;
-    let Some((job, downloaded_at)) = found else {
+    let Some(link) = found else {
         return Err(Refusal::NotFound);
     };
-    let snapshot = job.snapshot_id.map(|id| id.to_string()).unwrap_or_default();
-    if file != format!("restore-{snapshot}.tar.gz") {
+    let job = &link.job;
+    // The file must be one the job's links name (one per replica set of the source).
+    let Some(stem) = job
+        .delivery_urls
+        .iter()
+        .filter_map(|url| url.rsplit('/').next())
+        .find(|name| *name == file)
+        .and_then(|name| name.strip_suffix(".tar.gz"))
+    else {
         return Err(Refusal::NotFound);
-    }
+    };
     match job.state {
         RestoreJobState::Completed => {}
         RestoreJobState::Expired => return Err(Refusal::Gone("this download link expired")),
@@ -141,13 +149,13 @@ async fn serve(
     if job.expires_at.is_none_or(|at| at <= Timestamp::now()) {
         return Err(Refusal::Gone("this download link expired"));
     }
-    if downloaded_at.is_some() {
-        return Err(Refusal::Gone("this snapshot was already downloaded once"));
+    if link.completed_at.is_some() || link.downloaded_files.iter().any(|done| done == file) {
+        return Err(Refusal::Gone("this file was already downloaded once"));
     }
     let packaged = read_packaged(&packaged_file(
         &app.downloads,
         &job.id.to_string(),
-        &snapshot,
+        stem,
         archive,
     ))
     .await?;
@@ -170,7 +178,12 @@ async fn serve(
         Response::new(Body::from_stream(stream_file(
             source,
             end - start,
-            completes.then(|| (app.clone(), job.id)),
+            completes.then(|| Completion {
+                app: app.clone(),
+                job: job.id,
+                file: file.to_owned(),
+                files: job.delivery_urls.len(),
+            }),
         )))
     };
     if range.is_some() {
@@ -268,13 +281,35 @@ fn parse_range(value: &HeaderValue, size: u64) -> Result<(u64, u64), Refusal> {
     Ok((start, end))
 }
 
+/// What a response that delivers a file's last byte records: that file's one complete
+/// download, of a job whose links serve `files` files.
+struct Completion {
+    app: AppState,
+    job: rewind_domain::ObjectId,
+    file: String,
+    files: usize,
+}
+
+impl Completion {
+    async fn record(&self) {
+        let recorded = self
+            .app
+            .store
+            .mark_downloaded(self.job, &self.file, self.files, Timestamp::now())
+            .await;
+        if let Err(error) = recorded {
+            tracing::error!(%error, job = %self.job, file = %self.file, "recording a complete download failed");
+        }
+    }
+}
+
 /// Streams `length` bytes of `source`; as the last chunk is handed to the connection, records
-/// the download as complete when `completes` names the job (the server stops polling a body
+/// the download as complete when `completes` says which (the server stops polling a body
 /// once its `Content-Length` is reached, so this cannot wait for another poll).
 fn stream_file(
     source: tokio::fs::File,
     length: u64,
-    completes: Option<(AppState, rewind_domain::ObjectId)>,
+    completes: Option<Completion>,
 ) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send {
     futures_util::stream::unfold(
         (source, length, completes),
@@ -295,10 +330,9 @@ fn stream_file(
                     chunk.truncate(read);
                     let left = left - read as u64;
                     if left == 0
-                        && let Some((app, job)) = &completes
-                        && let Err(error) = app.store.mark_downloaded(*job, Timestamp::now()).await
+                        && let Some(completion) = &completes
                     {
-                        tracing::error!(%error, %job, "recording a complete download failed");
+                        completion.record().await;
                     }
                     Some((Ok(chunk), (source, left, completes)))
                 }

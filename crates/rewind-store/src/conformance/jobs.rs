@@ -8,7 +8,7 @@ use rewind_domain::snapshot::{Snapshot, SnapshotStatus};
 use rewind_domain::{ObjectId, Timestamp};
 
 use super::{HOST, WORKER, lease};
-use crate::{Lease, MetadataStore, Release, RestoreGuard, RestoreOutcome};
+use crate::{DownloadLink, Lease, MetadataStore, Release, RestoreGuard, RestoreOutcome};
 
 pub(super) async fn leases_lapse_back_to_the_queue(store: &dyn MetadataStore, cluster: &Cluster) {
     let snapshot = Snapshot::on_demand(
@@ -441,7 +441,10 @@ pub(super) async fn restore_runs(
         state: RestoreJobState::Completed,
         finished_at: Timestamp::now(),
         failure_reason: None,
-        delivery_urls: vec!["https://example.test/d/token".into()],
+        delivery_urls: vec![
+            "https://example.test/d/token/restore-s-shard-0.tar.gz".into(),
+            "https://example.test/d/token/restore-s-shard-1.tar.gz".into(),
+        ],
         expires_at: Some(Timestamp::now().plus_millis(3_600_000)),
         download_token_sha256: Some(token_sha256.clone()),
         progress: Some(progress),
@@ -459,37 +462,36 @@ pub(super) async fn restore_runs(
             .await
             .unwrap()
     );
-    let (found, downloaded) = store
-        .restore_job_by_download_token(&token_sha256)
-        .await
-        .unwrap()
-        .expect("found by its token's hash");
-    assert_eq!(found.id, first.id);
-    assert_eq!(found.state, RestoreJobState::Completed);
-    assert_eq!(found.delivery_urls, outcome.delivery_urls);
-    assert_eq!(downloaded, None);
-    assert!(
-        store
-            .mark_downloaded(first.id, Timestamp::now())
-            .await
-            .unwrap()
+    let found = download_link(store, &token_sha256).await;
+    assert_eq!(found.job.id, first.id);
+    assert_eq!(found.job.state, RestoreJobState::Completed);
+    assert_eq!(found.job.delivery_urls, outcome.delivery_urls);
+    assert_eq!(
+        (found.completed_at, found.downloaded_files.len()),
+        (None, 0)
     );
-    assert!(
-        !store
-            .mark_downloaded(first.id, Timestamp::now())
-            .await
-            .unwrap(),
-        "one complete download"
-    );
-    assert!(
-        store
-            .restore_job_by_download_token(&token_sha256)
-            .await
-            .unwrap()
-            .unwrap()
-            .1
-            .is_some()
-    );
+    // One complete download per file; the job is downloaded once every file is.
+    let files = ["restore-s-shard-0.tar.gz", "restore-s-shard-1.tar.gz"];
+    for (done, file) in files.iter().enumerate() {
+        assert!(
+            store
+                .mark_downloaded(first.id, file, files.len(), Timestamp::now())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .mark_downloaded(first.id, file, files.len(), Timestamp::now())
+                .await
+                .unwrap(),
+            "one complete download of {file}"
+        );
+        let found = download_link(store, &token_sha256).await;
+        let mut downloaded = found.downloaded_files.clone();
+        downloaded.sort();
+        assert_eq!(downloaded, files[..=done]);
+        assert_eq!(found.completed_at.is_some(), done == files.len() - 1);
+    }
     assert_eq!(
         store
             .expire_downloads(Timestamp::now().plus_millis(3_600_001))
@@ -628,6 +630,14 @@ pub(super) async fn scheduled_snapshots_once_per_slot(
 
 /// Gaps of point-in-time history open, are found by the targets they cover, and close when a
 /// snapshot requested after them completes.
+async fn download_link(store: &dyn MetadataStore, token_sha256: &str) -> DownloadLink {
+    store
+        .restore_job_by_download_token(token_sha256)
+        .await
+        .unwrap()
+        .expect("found by its token's hash")
+}
+
 pub(super) async fn pit_gaps_open_and_close(store: &dyn MetadataStore, cluster: &Cluster) {
     use rewind_domain::pit_gap::{PitGap, PitGapCause};
     let at = |seconds: i64| Timestamp::from_secs(1_900_000_000 + seconds);

@@ -4,10 +4,10 @@ use async_trait::async_trait;
 use rewind_domain::restore_job::{RestoreJob, RestoreProgress};
 use rewind_domain::{ObjectId, Timestamp};
 
-use super::{PgStore, args, execute, numbered, one};
+use super::{PgStore, all, args, execute, numbered, one};
 use crate::rows::{self, encode_strings, release_columns};
 use crate::sql::{self, CLAIM_RESTORE_JOB, RESTORE_LEASE_REAP};
-use crate::{Claimed, Lease, Release, RestoreOutcome, StoreError};
+use crate::{Claimed, DownloadLink, Lease, Release, RestoreOutcome, StoreError};
 
 #[async_trait]
 impl crate::RestoreRunStore for PgStore {
@@ -113,24 +113,56 @@ impl crate::RestoreRunStore for PgStore {
     async fn restore_job_by_download_token(
         &self,
         token_sha256: &str,
-    ) -> Result<Option<(RestoreJob, Option<Timestamp>)>, StoreError> {
-        one(
-            &mut *self.connection().await?,
+    ) -> Result<Option<DownloadLink>, StoreError> {
+        let mut connection = self.connection().await?;
+        let Some((job, completed_at)) = one(
+            &mut connection,
             &numbered(sql::RESTORE_JOB_BY_DOWNLOAD_TOKEN),
             args![token_sha256],
             rows::restore_job_with_download,
         )
-        .await
-    }
-
-    async fn mark_downloaded(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError> {
-        let changed = execute(
-            &mut *self.connection().await?,
-            &numbered(sql::MARK_DOWNLOADED),
-            args![id.to_string(), now.millis()],
+        .await?
+        else {
+            return Ok(None);
+        };
+        let downloaded_files = all(
+            &mut connection,
+            &numbered(sql::DOWNLOADED_FILES),
+            args![job.id.to_string()],
+            rows::downloaded_file,
         )
         .await?;
-        Ok(changed > 0)
+        Ok(Some(DownloadLink {
+            job,
+            completed_at,
+            downloaded_files,
+        }))
+    }
+
+    async fn mark_downloaded(
+        &self,
+        id: ObjectId,
+        file: &str,
+        files: usize,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let files = i64::try_from(files).unwrap_or(i64::MAX);
+        let mut transaction = self.pool.begin().await?;
+        let recorded = execute(
+            &mut transaction,
+            &numbered(sql::MARK_FILE_DOWNLOADED),
+            args![id.to_string(), file, now.millis()],
+        )
+        .await?
+            > 0;
+        execute(
+            &mut transaction,
+            &numbered(sql::MARK_DOWNLOADED),
+            args![id.to_string(), now.millis(), files],
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(recorded)
     }
 
     async fn expire_downloads(&self, now: Timestamp) -> Result<u64, StoreError> {

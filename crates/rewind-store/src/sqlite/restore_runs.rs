@@ -7,7 +7,7 @@ use rusqlite::params;
 use super::*;
 use crate::rows::{self, release_columns};
 use crate::sql::{self, CLAIM_RESTORE_JOB, RESTORE_LEASE_REAP};
-use crate::{Claimed, Lease, Release, RestoreOutcome};
+use crate::{Claimed, DownloadLink, Lease, Release, RestoreOutcome};
 
 #[async_trait]
 impl crate::RestoreRunStore for SqliteStore {
@@ -121,24 +121,53 @@ impl crate::RestoreRunStore for SqliteStore {
     async fn restore_job_by_download_token(
         &self,
         token_sha256: &str,
-    ) -> Result<Option<(RestoreJob, Option<Timestamp>)>, StoreError> {
+    ) -> Result<Option<DownloadLink>, StoreError> {
         self.read(|connection| {
-            one(
+            let Some((job, completed_at)) = one(
                 connection,
                 sql::RESTORE_JOB_BY_DOWNLOAD_TOKEN,
                 [token_sha256],
                 rows::restore_job_with_download,
-            )
+            )?
+            else {
+                return Ok(None);
+            };
+            let downloaded_files = all(
+                connection,
+                sql::DOWNLOADED_FILES,
+                [job.id.to_string()],
+                rows::downloaded_file,
+            )?;
+            Ok(Some(DownloadLink {
+                job,
+                completed_at,
+                downloaded_files,
+            }))
         })
     }
 
-    async fn mark_downloaded(&self, id: ObjectId, now: Timestamp) -> Result<bool, StoreError> {
+    async fn mark_downloaded(
+        &self,
+        id: ObjectId,
+        file: &str,
+        files: usize,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let file = file.to_owned();
+        let files = i64::try_from(files).unwrap_or(i64::MAX);
         self.write(move |connection| {
-            Ok(execute(
+            let id = id.to_string();
+            let recorded = execute(
+                connection,
+                sql::MARK_FILE_DOWNLOADED,
+                params![id, file, now.millis()],
+            )? > 0;
+            execute(
                 connection,
                 sql::MARK_DOWNLOADED,
-                params![id.to_string(), now.millis()],
-            )? > 0)
+                params![id, now.millis(), files],
+            )?;
+            Ok(recorded)
         })
         .await
     }
