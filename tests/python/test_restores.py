@@ -194,21 +194,24 @@ def test_download_links_serve_once_resume_and_expire(api: AtlasClient, server, t
     assert requests.get(third_url.replace("/downloads/", "/downloads/x")).status_code == 404
 
 
-def consecutive_free_ports() -> int:
-    """A port that is free with the next one: a sharded cluster's replica sets take
-    consecutive ports from `--cluster-port-base`."""
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports: clusters' replica sets take the first free
+    port from `--cluster-port-base` + their shard index, in order of creation."""
     for _ in range(100):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
+        sockets = [socket.socket() for _ in range(count)]
         try:
-            with socket.socket() as first, socket.socket() as second:
-                first.bind(("127.0.0.1", port))
-                second.bind(("127.0.0.1", port + 1))
+            for offset, sock in enumerate(sockets):
+                sock.bind(("127.0.0.1", port + offset))
             return port
         except OSError:
             continue
-    raise AssertionError("no two consecutive free ports")
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise AssertionError(f"no {count} consecutive free ports")
 
 
 def tar_members(body: bytes) -> dict[str, bytes]:
@@ -216,8 +219,8 @@ def tar_members(body: bytes) -> dict[str, bytes]:
     return {member.name: archive.extractfile(member).read() for member in archive if member.isfile()}
 
 
-def test_a_sharded_cluster_downloads_one_file_per_replica_set(tmp_path: Path) -> None:
-    base = consecutive_free_ports()
+def test_a_sharded_cluster_downloads_one_file_per_replica_set_and_restores_each(tmp_path: Path) -> None:
+    base = consecutive_free_ports(4)
     server = start_server(tmp_path / "data", tmp_path / "logs", ["--cluster-port-base", str(base)])
     try:
         api = AtlasClient(server.base_url, HTTPDigestAuth(server.public_key, server.private_key))
@@ -262,6 +265,22 @@ def test_a_sharded_cluster_downloads_one_file_per_replica_set(tmp_path: Path) ->
             # The other replica set's file is unaffected by this one's download.
             for later in urls[index + 1 :]:
                 assert requests.head(later).status_code == 200
+
+        # An automated restore into another sharded cluster restores each replica set.
+        create_cluster(api, group, "ShardedCopy", sharded=True)
+        copy_uri = wait_cluster_uri(api, group, "ShardedCopy")
+        assert f"127.0.0.1:{base + 2}/" in copy_uri, copy_uri
+        copies = [client(copy_uri), client(f"mongodb://127.0.0.1:{base + 3}/?replicaSet=atlas-shardedcopy-shard-1")]
+        copies[1].stale.data.insert_one({"_id": "replaced"})
+        restored = wait_job(
+            api, group, "Sharded",
+            post_restore(api, group, "Sharded", {
+                "deliveryType": "automated", "snapshotId": snapshot["id"],
+                "targetClusterName": "ShardedCopy", "targetGroupId": group,
+            })["id"],
+        )
+        assert not restored["failed"], restored
+        assert [cluster_state(copy) for copy in copies] == expected
     finally:
         assert server.stop() == 0
 
