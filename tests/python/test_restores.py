@@ -17,7 +17,7 @@ import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
-from conftest import AtlasClient, backup_prefix, create_cluster, expect, start_server, wait_cluster_uri
+from conftest import V_CLUSTERS, AtlasClient, backup_prefix, create_cluster, expect, start_server, wait_cluster_uri
 from restore_helpers import (
     client,
     cluster_state,
@@ -281,6 +281,35 @@ def test_a_sharded_cluster_downloads_one_file_per_replica_set_and_restores_each(
         )
         assert not restored["failed"], restored
         assert [cluster_state(copy) for copy in copies] == expected
+    finally:
+        assert server.stop() == 0
+
+
+def test_deleting_a_cluster_removes_its_backups(tmp_path: Path) -> None:
+    """Snapshot chunks and captured oplog go with their cluster; another cluster's stay."""
+    server = start_server(tmp_path / "data", tmp_path / "logs", ["--lease-seconds", "1"])
+    try:
+        api = AtlasClient(server.base_url, HTTPDigestAuth(server.public_key, server.private_key))
+        group = server.group_id
+        ids = {}
+        for name in ("Doomed", "Kept"):
+            ids[name] = create_cluster(api, group, name, pit=True)["id"]
+            client(wait_cluster_uri(api, group, name)).app.items.insert_many([{"_id": i} for i in range(100)])
+            take_snapshot(api, group, name)
+
+        def stored(name: str) -> list[Path]:
+            root = server.data_dir / "blobs" / "clusters" / ids[name]
+            return sorted(path for path in root.rglob("*") if path.is_file())
+
+        kept = stored("Kept")
+        assert stored("Doomed") and kept
+        expect(api.delete(f"/api/atlas/v2/groups/{group}/clusters/Doomed", version=V_CLUSTERS), 202)
+        deadline = time.time() + 30
+        while stored("Doomed"):
+            assert time.time() < deadline, stored("Doomed")
+            time.sleep(0.5)
+        assert set(kept) <= set(stored("Kept"))
+        assert "deleted cluster's backups removed" in server.stderr_path.read_text()
     finally:
         assert server.stop() == 0
 

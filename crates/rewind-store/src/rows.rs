@@ -411,6 +411,13 @@ pub fn restore_job_with_download(
     ))
 }
 
+/// Decodes the cluster id of a `deleted_cluster_backups` row.
+pub fn deleted_cluster(row: &dyn RowAccess) -> Result<ObjectId, StoreError> {
+    text(row, (0, "cluster_id"))?
+        .parse()
+        .map_err(|_| corrupt("cluster_id"))
+}
+
 /// Decodes the file name of a `restore_job_downloads` row.
 pub fn downloaded_file(row: &dyn RowAccess) -> Result<String, StoreError> {
     text(row, (0, "file"))

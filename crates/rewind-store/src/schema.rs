@@ -209,4 +209,13 @@ CREATE TABLE restore_job_downloads (
 );
 "#,
     ),
+    (
+        11,
+        r#"
+CREATE TABLE deleted_cluster_backups (
+    cluster_id TEXT PRIMARY KEY,
+    deleted_at BIGINT NOT NULL
+);
+"#,
+    ),
 ];

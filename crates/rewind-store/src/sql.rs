@@ -55,6 +55,16 @@ pub const FINISH_RESTORE_JOB: &str = "UPDATE restore_jobs SET state = ?3, update
 pub const RESTORE_JOB_BY_DOWNLOAD_TOKEN: &str =
     "SELECT * FROM restore_jobs WHERE download_token_sha256 = ?1";
 
+/// Records that cluster `?1`, deleted at `?2`, left backups to remove.
+pub const INSERT_DELETED_CLUSTER_BACKUPS: &str = "INSERT INTO deleted_cluster_backups (cluster_id, deleted_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+
+/// Clusters deleted at or before `?1` whose backups are still to be removed, oldest first.
+pub const DELETED_CLUSTER_BACKUPS: &str = "SELECT cluster_id FROM deleted_cluster_backups WHERE deleted_at <= ?1 ORDER BY deleted_at LIMIT 100";
+
+/// Forgets cluster `?1` once its backups were removed.
+pub const FORGET_DELETED_CLUSTER_BACKUPS: &str =
+    "DELETE FROM deleted_cluster_backups WHERE cluster_id = ?1";
+
 /// The files of restore job `?1` whose one complete download happened.
 pub const DOWNLOADED_FILES: &str = "SELECT file FROM restore_job_downloads WHERE job_id = ?1";
 

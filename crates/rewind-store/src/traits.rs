@@ -68,6 +68,12 @@ pub trait ProjectStore: Send + Sync {
     /// Deletes a cluster with its schedule and snapshots; refuses ([`StoreError::Conflict`])
     /// while a restore job targets it or restores from it.
     async fn delete_cluster(&self, cluster_id: ObjectId) -> Result<bool, StoreError>;
+    /// Clusters deleted at or before `before` whose backups (snapshot and oplog blobs) are
+    /// still to be removed; at most 100, oldest first.
+    async fn deleted_cluster_backups(&self, before: Timestamp)
+    -> Result<Vec<ObjectId>, StoreError>;
+    /// Forgets a deleted cluster once its backups were removed.
+    async fn forget_deleted_cluster_backups(&self, cluster_id: ObjectId) -> Result<(), StoreError>;
     /// Assigns every cluster no replica hosts yet to `replica`, and returns all the clusters
     /// `replica` hosts: each cluster's data lives with exactly one replica.
     async fn host_clusters(&self, replica: &str) -> Result<Vec<Cluster>, StoreError>;

@@ -26,7 +26,12 @@ pub struct Backups {
 
 /// The repository of one replica set of a cluster.
 pub fn repository(cluster: ObjectId, set_name: &str) -> String {
-    format!("clusters/{cluster}/{set_name}")
+    format!("{}{set_name}", cluster_prefix(cluster))
+}
+
+/// The blob prefix under which every backup of a cluster lives.
+pub fn cluster_prefix(cluster: ObjectId) -> String {
+    format!("clusters/{cluster}/")
 }
 
 /// A snapshot as mongodump would have written it: each namespace's documents come from its

@@ -1,6 +1,6 @@
 //! The background worker: takes snapshots and runs restore jobs under a lease, hands back
 //! the jobs of dead workers, and removes what expired (snapshots with their blobs, download
-//! links, bearer tokens).
+//! links, bearer tokens) and the backups of deleted clusters.
 //!
 //! Every replica runs the same loop against the shared store; the store's claim (`FOR UPDATE
 //! SKIP LOCKED` on PostgreSQL, the single writer on SQLite) gives each job to one worker of
@@ -21,7 +21,7 @@ use rewind_store::{Claimed, Lease, MetadataStore, Release};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::backups::{Backups, repository};
+use crate::backups::{Backups, cluster_prefix, repository};
 use crate::job::{self, Checkpoint, Ended};
 
 /// How often the worker looks for work when idle.
@@ -133,9 +133,36 @@ async fn sweep(store: &dyn MetadataStore, config: &WorkerConfig) -> anyhow::Resu
         store.delete_snapshot(snapshot.id, Timestamp::now()).await?;
         tracing::info!(snapshot.id = %snapshot.id, "expired snapshot removed with its data");
     }
+    remove_deleted_clusters_backups(store, config).await?;
     queue_scheduled_snapshots(store, config).await?;
     store.expire_downloads(Timestamp::now()).await?;
     store.delete_expired_access_tokens(Timestamp::now()).await?;
+    Ok(())
+}
+
+/// Removes the backups of deleted clusters (their snapshot rows went with them). A deletion
+/// is acted on once a lease old: by then a snapshot that was running has stopped writing,
+/// its lease renewals having failed.
+async fn remove_deleted_clusters_backups(
+    store: &dyn MetadataStore,
+    config: &WorkerConfig,
+) -> anyhow::Result<()> {
+    let lease = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
+    let before = Timestamp::now().plus_millis(-lease);
+    for cluster in store.deleted_cluster_backups(before).await? {
+        let blobs = config.backups.blobs.clone();
+        let prefix = cluster_prefix(cluster);
+        let removed = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+            let keys = blobs.list(&prefix)?;
+            for key in &keys {
+                blobs.delete(key)?;
+            }
+            Ok(keys.len())
+        })
+        .await??;
+        store.forget_deleted_cluster_backups(cluster).await?;
+        tracing::info!(cluster.id = %cluster, objects = removed, "deleted cluster's backups removed");
+    }
     Ok(())
 }
 
@@ -299,7 +326,7 @@ async fn take_one(
 /// Removes an expired snapshot's manifests and the chunks no other snapshot uses.
 ///
 /// The replica sets come from the cluster's record, so a paused (not running) cluster's
-/// expired snapshots are removed too; a snapshot outliving its cluster keeps its blobs.
+/// expired snapshots are removed too; a deleted cluster's go with all its backups.
 async fn remove_snapshot_data(
     store: &dyn MetadataStore,
     config: &WorkerConfig,

@@ -395,9 +395,22 @@ async fn cluster_hosting(store: &dyn MetadataStore, group: &Group) {
         !hosted_by_b.iter().any(|cluster| cluster.id == first.id),
         "replica-b hosts only what no one hosted"
     );
+    let before_deletion = Timestamp::now().plus_millis(-1);
     for cluster in [&first, &second] {
         assert!(store.delete_cluster(cluster.id).await.unwrap());
     }
+    // Their backups are left to remove, once the deletion is old enough.
+    let left = |before| async move { store.deleted_cluster_backups(before).await.unwrap() };
+    let deleted = left(Timestamp::now()).await;
+    assert!(deleted.contains(&first.id) && deleted.contains(&second.id));
+    let earlier = left(before_deletion).await;
+    assert!(!earlier.contains(&first.id) && !earlier.contains(&second.id));
+    store
+        .forget_deleted_cluster_backups(first.id)
+        .await
+        .unwrap();
+    let deleted = left(Timestamp::now()).await;
+    assert!(!deleted.contains(&first.id) && deleted.contains(&second.id));
     assert!(
         !store
             .record_cluster_address(first.id, "replica-a", None, ClusterState::Idle)

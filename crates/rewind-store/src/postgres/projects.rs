@@ -294,8 +294,37 @@ impl crate::ProjectStore for PgStore {
         ] {
             execute(&mut transaction, sql, args![cluster_id.to_string()]).await?;
         }
+        execute(
+            &mut transaction,
+            &numbered(sql::INSERT_DELETED_CLUSTER_BACKUPS),
+            args![cluster_id.to_string(), Timestamp::now().millis()],
+        )
+        .await?;
         transaction.commit().await?;
         Ok(true)
+    }
+
+    async fn deleted_cluster_backups(
+        &self,
+        before: Timestamp,
+    ) -> Result<Vec<ObjectId>, StoreError> {
+        all(
+            &mut *self.connection().await?,
+            &numbered(sql::DELETED_CLUSTER_BACKUPS),
+            args![before.millis()],
+            rows::deleted_cluster,
+        )
+        .await
+    }
+
+    async fn forget_deleted_cluster_backups(&self, cluster_id: ObjectId) -> Result<(), StoreError> {
+        execute(
+            &mut *self.connection().await?,
+            &numbered(sql::FORGET_DELETED_CLUSTER_BACKUPS),
+            args![cluster_id.to_string()],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn host_clusters(&self, replica: &str) -> Result<Vec<Cluster>, StoreError> {

@@ -232,7 +232,34 @@ impl crate::ProjectStore for SqliteStore {
             for sql in ["DELETE FROM snapshots WHERE cluster_id = ?1", "DELETE FROM schedules WHERE cluster_id = ?1", "DELETE FROM clusters WHERE id = ?1"] {
                 execute(connection, sql, [cluster_id.to_string()])?;
             }
+            execute(connection, sql::INSERT_DELETED_CLUSTER_BACKUPS, params![cluster_id.to_string(), Timestamp::now().millis()])?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn deleted_cluster_backups(
+        &self,
+        before: Timestamp,
+    ) -> Result<Vec<ObjectId>, StoreError> {
+        self.read(|connection| {
+            all(
+                connection,
+                sql::DELETED_CLUSTER_BACKUPS,
+                [before.millis()],
+                rows::deleted_cluster,
+            )
+        })
+    }
+
+    async fn forget_deleted_cluster_backups(&self, cluster_id: ObjectId) -> Result<(), StoreError> {
+        self.write(move |connection| {
+            execute(
+                connection,
+                sql::FORGET_DELETED_CLUSTER_BACKUPS,
+                [cluster_id.to_string()],
+            )?;
+            Ok(())
         })
         .await
     }
