@@ -16,6 +16,7 @@ no mocks, no in-process shortcuts.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -26,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 import requests
@@ -187,6 +188,17 @@ def start_server(data_dir: Path, log_dir: Path, extra_args: list[str] | None = N
     for key in ("orgId", "groupId", "apiKeyId", "publicKey", "privateKey"):
         assert creds.get(key), f"bootstrap-credentials.json lacks {key}: {creds}"
     return ServerProcess(proc, url.rstrip("/"), data_dir, stderr_path, lines, creds)
+
+
+@contextlib.contextmanager
+def own_server(tmp_path: Path, extra_args: list[str]) -> Iterator[tuple[ServerProcess, "AtlasClient"]]:
+    """A server of the test's own, started with `extra_args`, and a Digest client of it; it
+    must stop cleanly on SIGTERM at the end."""
+    server = start_server(tmp_path / "data", tmp_path / "logs", extra_args)
+    try:
+        yield server, AtlasClient(server.base_url, HTTPDigestAuth(server.public_key, server.private_key))
+    finally:
+        assert server.stop() == 0, f"rewind did not stop cleanly; stderr tail:\n{server.stderr_tail()}"
 
 
 @pytest.fixture(scope="session")

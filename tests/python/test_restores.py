@@ -17,7 +17,7 @@ import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
-from conftest import V_CLUSTERS, AtlasClient, backup_prefix, create_cluster, expect, start_server, wait_cluster_uri
+from conftest import V_CLUSTERS, AtlasClient, backup_prefix, create_cluster, expect, own_server, start_server, wait_cluster_uri
 from restore_helpers import (
     client,
     cluster_state,
@@ -221,9 +221,7 @@ def tar_members(body: bytes) -> dict[str, bytes]:
 
 def test_a_sharded_cluster_downloads_one_file_per_replica_set_and_restores_each(tmp_path: Path) -> None:
     base = consecutive_free_ports(4)
-    server = start_server(tmp_path / "data", tmp_path / "logs", ["--cluster-port-base", str(base)])
-    try:
-        api = AtlasClient(server.base_url, HTTPDigestAuth(server.public_key, server.private_key))
+    with own_server(tmp_path, ["--cluster-port-base", str(base)]) as (server, api):
         group = server.group_id
         create_cluster(api, group, "Sharded", sharded=True)
         first_uri = wait_cluster_uri(api, group, "Sharded")
@@ -281,15 +279,11 @@ def test_a_sharded_cluster_downloads_one_file_per_replica_set_and_restores_each(
         )
         assert not restored["failed"], restored
         assert [cluster_state(copy) for copy in copies] == expected
-    finally:
-        assert server.stop() == 0
 
 
 def test_deleting_a_cluster_removes_its_backups(tmp_path: Path) -> None:
     """Snapshot chunks and captured oplog go with their cluster; another cluster's stay."""
-    server = start_server(tmp_path / "data", tmp_path / "logs", ["--lease-seconds", "1"])
-    try:
-        api = AtlasClient(server.base_url, HTTPDigestAuth(server.public_key, server.private_key))
+    with own_server(tmp_path, ["--lease-seconds", "1"]) as (server, api):
         group = server.group_id
         ids = {}
         for name in ("Doomed", "Kept"):
@@ -310,14 +304,10 @@ def test_deleting_a_cluster_removes_its_backups(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert set(kept) <= set(stored("Kept"))
         assert "deleted cluster's backups removed" in server.stderr_path.read_text()
-    finally:
-        assert server.stop() == 0
 
 
 def test_an_expired_link_is_refused(tmp_path: Path) -> None:
-    server = start_server(tmp_path / "data", tmp_path / "logs", ["--download-link-seconds", "1"])
-    try:
-        api = AtlasClient(server.base_url, HTTPDigestAuth(server.public_key, server.private_key))
+    with own_server(tmp_path, ["--download-link-seconds", "1"]) as (server, api):
         create_cluster(api, server.group_id, "Expiring")
         client(wait_cluster_uri(api, server.group_id, "Expiring")).a.b.insert_one({"x": 1})
         snapshot = take_snapshot(api, server.group_id, "Expiring")
@@ -329,8 +319,6 @@ def test_an_expired_link_is_refused(tmp_path: Path) -> None:
         while not expect(api.get(f"{backup_prefix(server.group_id, 'Expiring')}/restoreJobs/{job['id']}"), 200)["expired"]:
             assert time.time() < deadline, "the job never reported expired"
             time.sleep(0.5)
-    finally:
-        assert server.stop() == 0
 
 
 def test_a_corrupt_blob_fails_the_job_and_leaves_the_target_untouched(api: AtlasClient, server) -> None:
@@ -408,9 +396,7 @@ def test_a_point_in_time_across_a_restore_is_refused_until_a_new_snapshot(tmp_pa
     """Atlas refuses points in time between the start of a restore and the completion of the
     snapshot taken after it; so does rewind, at request time. Snapshots are slowed down so
     that the one after the restore completes seconds after the swap."""
-    server = start_server(tmp_path / "data", tmp_path / "logs", ["--fault-snapshot-delay-ms", "2500"])
-    try:
-        api = AtlasClient(server.base_url, HTTPDigestAuth(server.public_key, server.private_key))
+    with own_server(tmp_path, ["--fault-snapshot-delay-ms", "2500"]) as (server, api):
         group = server.group_id
         create_cluster(api, group, "Timeline", pit=True)
         create_cluster(api, group, "Elsewhere")
@@ -453,8 +439,6 @@ def test_a_point_in_time_across_a_restore_is_refused_until_a_new_snapshot(tmp_pa
         ended = wait_job(api, group, "Timeline", accepted["id"])
         assert not ended["failed"], ended
         assert sorted(d["_id"] for d in client(wait_cluster_uri(api, group, "Elsewhere")).app.items.find()) == list(range(20))
-    finally:
-        assert server.stop() == 0
 
 
 def _parse_utc(text: str) -> int:
