@@ -198,6 +198,17 @@ pub fn id_among(doc: &RawDocument, ids: &[Bson]) -> Result<bool> {
         .is_ok())
 }
 
+/// Whether `doc`, which the engine found by the storage key of one of `ids`, has an `_id`
+/// equal to that one. Equal keys are equal values except for Decimal128, which keys only
+/// approximate: without one on either side the answer is yes, otherwise [`id_among`] decides.
+/// `decimals`: whether `ids` holds a Decimal128.
+pub fn fetched_among(doc: &RawDocument, ids: &[Bson], decimals: bool) -> Result<bool> {
+    match doc.get("_id")? {
+        Some(id) if !decimals && !matches!(id, RawBsonRef::Decimal128(_)) => Ok(true),
+        _ => id_among(doc, ids),
+    }
+}
+
 /// `doc` reduced to `fields` (decoding only those values), for matching.
 pub fn reduced(doc: &RawDocument, fields: &[String]) -> Result<Document> {
     let mut out = Document::new();

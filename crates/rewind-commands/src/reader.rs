@@ -2,7 +2,7 @@
 //! the primary key, a secondary index or a scan — inside a read view or a write transaction.
 
 use bson::{Bson, Document, RawDocument, RawDocumentBuf};
-use rewind_engine::{CollectionInfo, ReadView, WriteTxn};
+use rewind_engine::{CollectionInfo, ReadView, WriteTxn, key_bytes};
 use rewind_query::filter::Filter;
 
 use crate::error::Result;
@@ -148,10 +148,13 @@ pub fn plan(info: Option<&CollectionInfo>, filter: &Filter) -> Access {
         && ids.iter().all(|id| indexable(id))
     {
         // Sorted and deduplicated, so results come in `_id` order as a scan would give them.
-        let mut ids: Vec<Bson> = ids.into_iter().cloned().collect();
-        ids.sort_by(rewind_query::compare);
-        ids.dedup_by(|a, b| rewind_query::values_equal(a, b));
-        return Access::Ids(ids);
+        // By storage key: keys order as values compare, and one key finds one document (a
+        // bytewise sort is also far cheaper than comparing values).
+        let mut keyed: Vec<(Vec<u8>, &Bson)> =
+            ids.into_iter().map(|id| (key_bytes(id), id)).collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        keyed.dedup_by(|a, b| a.0 == b.0);
+        return Access::Ids(keyed.into_iter().map(|(_, id)| id.clone()).collect());
     }
     let Some(info) = info else {
         return Access::Scan;

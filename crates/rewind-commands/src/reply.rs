@@ -1,28 +1,61 @@
 //! Reply shapes shared by several commands.
 
-use bson::raw::cstr;
-use bson::{Bson, Document, RawArrayBuf, RawDocumentBuf, doc};
+use std::io::Write;
+
+use bson::{Bson, Document, RawDocumentBuf, doc};
 
 /// A cursor reply `{cursor: {id, ns, firstBatch|nextBatch}, ok: 1.0}` (`id` 0: exhausted),
-/// built from the batch's raw documents without decoding them.
+/// built from the batch's raw documents without decoding them, written in one pass into a
+/// buffer of the reply's size (appending them one by one copies the batch as it grows).
 pub fn cursor_reply(id: i64, ns: &str, batch: &[RawDocumentBuf], first: bool) -> RawDocumentBuf {
-    let key = if first {
-        cstr!("firstBatch")
-    } else {
-        cstr!("nextBatch")
-    };
-    let mut docs = RawArrayBuf::new();
-    for doc in batch {
-        docs.push(doc);
+    let key: &[u8] = if first { b"firstBatch" } else { b"nextBatch" };
+    let docs: usize = batch.iter().map(|d| d.as_bytes().len() + 8).sum();
+    let mut out = Vec::with_capacity(docs + ns.len() + 64);
+    out.extend_from_slice(&[0; 4]);
+    out.push(0x03);
+    out.extend_from_slice(b"cursor\0");
+    let cursor = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.push(0x12);
+    out.extend_from_slice(b"id\0");
+    out.extend_from_slice(&id.to_le_bytes());
+    out.push(0x02);
+    out.extend_from_slice(b"ns\0");
+    out.extend_from_slice(&bson_len(ns.len() + 1).to_le_bytes());
+    out.extend_from_slice(ns.as_bytes());
+    out.push(0);
+    out.push(0x04);
+    out.extend_from_slice(key);
+    out.push(0);
+    let array = out.len();
+    out.extend_from_slice(&[0; 4]);
+    for (index, doc) in batch.iter().enumerate() {
+        out.push(0x03);
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{index}\0");
+        out.extend_from_slice(doc.as_bytes());
     }
-    let mut cursor = RawDocumentBuf::new();
-    cursor.append(cstr!("id"), id);
-    cursor.append(cstr!("ns"), ns);
-    cursor.append(key, docs);
-    let mut reply = RawDocumentBuf::new();
-    reply.append(cstr!("cursor"), cursor);
-    reply.append(cstr!("ok"), 1.0);
-    reply
+    out.push(0);
+    patch_len(&mut out, array);
+    out.push(0);
+    patch_len(&mut out, cursor);
+    out.push(0x01);
+    out.extend_from_slice(b"ok\0");
+    out.extend_from_slice(&1.0f64.to_le_bytes());
+    out.push(0);
+    patch_len(&mut out, 0);
+    RawDocumentBuf::from_bytes(out).expect("a cursor reply is framed as BSON")
+}
+
+/// A length as BSON writes it (batches stay far below `i32::MAX` bytes).
+fn bson_len(len: usize) -> i32 {
+    i32::try_from(len).unwrap_or(i32::MAX)
+}
+
+/// Writes the length of the (sub)document starting at `start` and ending the buffer.
+fn patch_len(out: &mut [u8], start: usize) {
+    let len = bson_len(out.len() - start).to_le_bytes();
+    out[start..start + 4].copy_from_slice(&len);
 }
 
 /// A count as mongod replies it: int32 when it fits, int64 otherwise.
@@ -75,7 +108,36 @@ impl WriteReply {
 
 #[cfg(test)]
 mod tests {
+    use bson::RawArrayBuf;
+    use bson::raw::cstr;
+
     use super::*;
+
+    #[test]
+    fn cursor_reply_bytes_are_those_of_appending() {
+        let batch: Vec<RawDocumentBuf> = (0..12)
+            .map(|i| bson::rawdoc! {"_id": i, "s": "x".repeat(i as usize)})
+            .collect();
+        for first in [true, false] {
+            let mut docs = RawArrayBuf::new();
+            for doc in &batch {
+                docs.push(doc);
+            }
+            let mut cursor = RawDocumentBuf::new();
+            cursor.append(cstr!("id"), 42i64);
+            cursor.append(cstr!("ns"), "db.coll");
+            let key = if first {
+                cstr!("firstBatch")
+            } else {
+                cstr!("nextBatch")
+            };
+            cursor.append(key, docs);
+            let mut expected = RawDocumentBuf::new();
+            expected.append(cstr!("cursor"), cursor);
+            expected.append(cstr!("ok"), 1.0);
+            assert_eq!(cursor_reply(42, "db.coll", &batch, first), expected);
+        }
+    }
 
     #[test]
     fn cursor_reply_shape() {

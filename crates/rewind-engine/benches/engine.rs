@@ -33,7 +33,8 @@ fn main() -> rewind_engine::Result<()> {
     let engine = Engine::open(root.join("engine"), EngineOptions::default())?;
     let t = Instant::now();
     for batch in docs.chunks(BATCH as usize) {
-        engine.write(|txn| batch.iter().try_for_each(|d| txn.insert("bench.c", d)))?;
+        let outcome = engine.write(|txn| txn.insert_many("bench.c", batch, true))?;
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     }
     let s = t.elapsed().as_secs_f64();
     println!(

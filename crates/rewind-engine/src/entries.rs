@@ -1,5 +1,6 @@
 //! Secondary-index entry maintenance shared by writes, index builds and bulk loads.
 
+use bson::raw::RawBsonRef;
 use bson::{Bson, Document, RawDocument};
 use rusqlite::{OptionalExtension, params};
 
@@ -22,6 +23,48 @@ pub(crate) fn parse_doc(raw_doc: &RawDocument) -> Result<(Document, Bson)> {
         )));
     }
     Ok((doc, id))
+}
+
+/// Validates the whole document as [`parse_doc`] does, walking it without building a
+/// [`Document`], and returns its `_id` (the last one, as decoding keeps) as a value and in
+/// its raw form.
+pub(crate) fn checked_id(raw_doc: &RawDocument) -> Result<(Bson, RawBsonRef<'_>)> {
+    let mut id = None;
+    for element in raw_doc {
+        let (key, value) = element?;
+        check_value(value)?;
+        if key.as_str() == "_id" {
+            id = Some(value);
+        }
+    }
+    let raw_id = id.ok_or_else(|| EngineError::BadValue("document is missing an _id".into()))?;
+    let id = Bson::try_from(raw_id)?;
+    if !valid_id(&id) {
+        return Err(EngineError::BadValue(format!(
+            "can't use a value of type {:?} for _id",
+            id.element_type()
+        )));
+    }
+    Ok((id, raw_id))
+}
+
+/// Parses every element nested in `value` (what decoding it would check).
+fn check_value(value: RawBsonRef<'_>) -> Result<()> {
+    let nested = match value {
+        RawBsonRef::Document(doc) => doc,
+        RawBsonRef::Array(array) => {
+            for item in array {
+                check_value(item?)?;
+            }
+            return Ok(());
+        }
+        RawBsonRef::JavaScriptCodeWithScope(code) => code.scope,
+        _ => return Ok(()),
+    };
+    for element in nested {
+        check_value(element?.1)?;
+    }
+    Ok(())
 }
 
 /// The part of a stored document its collection's secondary indexes look at: the top-level
@@ -69,22 +112,46 @@ pub(crate) fn add_entry(
     key: &IndexKey,
     k: &[u8],
 ) -> Result<()> {
-    if spec.unique {
-        let clash: Option<i64> = conn
-            .prepare_cached(
-                "SELECT 1 FROM idx_entries WHERE index_id=?1 AND key=?2 AND doc_key<>?3 LIMIT 1",
-            )?
-            .query_row(params![index_id, key.bytes, k], |r| r.get(0))
-            .optional()?;
-        if clash.is_some() {
-            return Err(EngineError::DuplicateKey(Box::new(DuplicateKey {
-                ns: info.ns(),
-                index: spec.name.clone(),
-                key_pattern: spec.key.clone(),
-                key_value: spec.key_value(&key.values),
-            })));
-        }
+    check_unique(conn, info, spec, index_id, key, k)?;
+    insert_entry(conn, index_id, key, k)
+}
+
+/// Refuses `key` in a unique index when a document other than the one keyed `k` holds it.
+pub(crate) fn check_unique(
+    conn: &rusqlite::Connection,
+    info: &CollectionInfo,
+    spec: &IndexSpec,
+    index_id: i64,
+    key: &IndexKey,
+    k: &[u8],
+) -> Result<()> {
+    if !spec.unique {
+        return Ok(());
     }
+    let clash: Option<i64> = conn
+        .prepare_cached(
+            "SELECT 1 FROM idx_entries WHERE index_id=?1 AND key=?2 AND doc_key<>?3 LIMIT 1",
+        )?
+        .query_row(params![index_id, key.bytes, k], |r| r.get(0))
+        .optional()?;
+    match clash {
+        Some(_) => Err(EngineError::DuplicateKey(Box::new(DuplicateKey {
+            ns: info.ns(),
+            index: spec.name.clone(),
+            key_pattern: spec.key.clone(),
+            key_value: spec.key_value(&key.values),
+        }))),
+        None => Ok(()),
+    }
+}
+
+/// Stores one index entry (a repeat of the same key for the same document is kept once).
+pub(crate) fn insert_entry(
+    conn: &rusqlite::Connection,
+    index_id: i64,
+    key: &IndexKey,
+    k: &[u8],
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO idx_entries(index_id, key, doc_key) VALUES(?1, ?2, ?3)",
     )?

@@ -4,7 +4,7 @@ use bson::{Binary, Bson, Document, RawDocument, RawDocumentBuf, Timestamp, doc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::entries::{add_entries, build_index, parse_doc, remove_entries};
-use crate::error::{DuplicateKey, EngineError, Result};
+use crate::error::{EngineError, Result};
 use crate::index::IndexSpec;
 use crate::keys::key_bytes;
 use crate::ns::{parse_ns, validate_db_name};
@@ -44,7 +44,8 @@ impl<'a> WriteTxn<'a> {
     /// Runs `f` inside a savepoint, undoing its storage, catalog and clock effects on error.
     /// Savepoints nest, so the methods may call each other (oplog application does).
     pub(crate) fn atomically<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        self.tx.execute_batch("SAVEPOINT op")?;
+        // Cached statements: a savepoint is taken for every call, parsing it each time shows.
+        self.tx.prepare_cached("SAVEPOINT op")?.execute([])?;
         let (clock, added, last) = (self.clock, self.oplog_added, self.last);
         let dirty_before = self.catalog_dirty;
         self.catalog_dirty = false;
@@ -53,7 +54,7 @@ impl<'a> WriteTxn<'a> {
         self.catalog_dirty = dirty_before || dirty;
         match outcome {
             Ok(v) => {
-                self.tx.execute_batch("RELEASE op")?;
+                self.tx.prepare_cached("RELEASE op")?.execute([])?;
                 Ok(v)
             }
             Err(e) => {
@@ -68,7 +69,7 @@ impl<'a> WriteTxn<'a> {
     }
 
     /// Appends one oplog entry stamped with the next optime.
-    fn log(
+    pub(crate) fn log(
         &mut self,
         op: &str,
         ns: &str,
@@ -95,7 +96,7 @@ impl<'a> WriteTxn<'a> {
         self.atomically(|t| t.log("n", "", None, &raw(msg), None))
     }
 
-    fn info(&self, ns: &str) -> Result<&CollectionInfo> {
+    pub(crate) fn info(&self, ns: &str) -> Result<&CollectionInfo> {
         self.catalog
             .get(ns)
             .ok_or_else(|| EngineError::NamespaceNotFound(ns.into()))
@@ -131,50 +132,11 @@ impl<'a> WriteTxn<'a> {
         self.log("c", &format!("{db}.$cmd"), Some(&uuid), &raw(&o), None)
     }
 
-    fn ensure_collection(&mut self, ns: &str) -> Result<()> {
+    pub(crate) fn ensure_collection(&mut self, ns: &str) -> Result<()> {
         if !self.catalog.contains_key(ns) {
             self.create_inner(ns, &Document::new(), None)?;
         }
         Ok(())
-    }
-
-    /// Inserts a document (stored byte for byte); creates the collection if missing.
-    /// The document must carry an `_id` (the command layer generates ObjectIds).
-    pub fn insert(&mut self, ns: &str, doc: &RawDocument) -> Result<()> {
-        self.atomically(|t| t.insert_inner(ns, doc, false))
-    }
-
-    /// Inserts, or with `upsert` replaces the document of the same `_id`.
-    pub(crate) fn insert_inner(
-        &mut self,
-        ns: &str,
-        raw_doc: &RawDocument,
-        upsert: bool,
-    ) -> Result<()> {
-        parse_ns(ns)?;
-        let (doc, id) = parse_doc(raw_doc)?;
-        if upsert && self.catalog.contains_key(ns) && self.get(ns, &id)?.is_some() {
-            return self.update_parsed(ns, &id, raw_doc, &doc);
-        }
-        self.ensure_collection(ns)?;
-        let info = self.info(ns)?.clone();
-        let k = key_bytes(&id);
-        let inserted = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO docs(coll_id, k, doc) VALUES(?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![info.id, k, raw_doc.as_bytes()])?;
-        if inserted == 0 {
-            return Err(EngineError::DuplicateKey(Box::new(DuplicateKey {
-                ns: ns.into(),
-                index: crate::index::ID_INDEX_NAME.into(),
-                key_pattern: doc! {"_id": 1},
-                key_value: doc! {"_id": id},
-            })));
-        }
-        add_entries(&self.tx, &info, &k, &doc)?;
-        self.log("i", ns, Some(&info.uuid), raw_doc, Some(&id_doc(&id)))
     }
 
     /// Replaces the document with this `_id` by `doc` (whose `_id` must be equal).

@@ -18,37 +18,55 @@ pub struct SeenKeys<K> {
 /// One open level (a document being walked) of [`SeenKeys`].
 pub struct Level<K> {
     start: usize,
+    /// One bit per key fingerprint seen on this level: a key whose bit is clear is new
+    /// without comparing it to the others (the usual case, as keys rarely repeat).
+    fingerprints: u64,
     /// A wide level's keys, moved out of the shared list: no quadratic comparison.
     wide: Option<HashSet<K>>,
 }
 
-impl<K: Copy + Eq + Hash> SeenKeys<K> {
+/// The fingerprint bit of a key: from its length and its first and last bytes.
+fn fingerprint(key: &[u8]) -> u64 {
+    let (first, last) = (key.first().copied(), key.last().copied());
+    let mix =
+        key.len() * 7 + usize::from(first.unwrap_or(0)) * 13 + usize::from(last.unwrap_or(0)) * 31;
+    1 << (mix % 64)
+}
+
+impl<K: Copy + Eq + Hash + AsRef<[u8]>> SeenKeys<K> {
     /// No level open.
     pub fn new() -> Self {
-        Self { keys: Vec::new() }
+        // Room for a typical document's keys at once: growing a step at a time costs more
+        // than the rest of the check.
+        Self {
+            keys: Vec::with_capacity(LINEAR_KEY_CHECK * 2),
+        }
     }
 
     /// Opens a level for the document about to be walked.
     pub fn enter(&self) -> Level<K> {
         Level {
             start: self.keys.len(),
+            fingerprints: 0,
             wide: None,
         }
     }
 
     /// Whether `level` already holds `key`; records it otherwise.
     pub fn repeated(&mut self, level: &mut Level<K>, key: K) -> bool {
-        match &mut level.wide {
-            Some(set) => !set.insert(key),
-            None if self.keys[level.start..].contains(&key) => true,
-            None => {
-                self.keys.push(key);
-                if self.keys.len() - level.start > LINEAR_KEY_CHECK {
-                    level.wide = Some(self.keys.drain(level.start..).collect());
-                }
-                false
-            }
+        if let Some(set) = &mut level.wide {
+            return !set.insert(key);
         }
+        let bit = fingerprint(key.as_ref());
+        if level.fingerprints & bit != 0 && self.keys[level.start..].contains(&key) {
+            return true;
+        }
+        level.fingerprints |= bit;
+        self.keys.push(key);
+        if self.keys.len() - level.start > LINEAR_KEY_CHECK {
+            level.wide = Some(self.keys.drain(level.start..).collect());
+        }
+        false
     }
 
     /// Closes a level once its document was walked.
@@ -57,7 +75,7 @@ impl<K: Copy + Eq + Hash> SeenKeys<K> {
     }
 }
 
-impl<K: Copy + Eq + Hash> Default for SeenKeys<K> {
+impl<K: Copy + Eq + Hash + AsRef<[u8]>> Default for SeenKeys<K> {
     fn default() -> Self {
         Self::new()
     }

@@ -19,7 +19,7 @@ use crate::options::{
     as_i64, check_collation, check_fields, command_ns, get_bool, get_doc, get_i64,
     get_non_negative, type_name,
 };
-use crate::raw::{filter_fields, id_among, is_id_in};
+use crate::raw::{fetched_among, filter_fields, is_id_in};
 use crate::reader::{Access, for_each_candidate, matching, plan};
 use crate::reply::cursor_reply;
 use crate::source::{Matcher, Source};
@@ -220,13 +220,14 @@ fn build_source(view: &ReadView, ns: &str, opts: &FindOptions) -> Result<Source>
             let mut matcher = opts.matcher();
             let mut out = VecDeque::new();
             // `{_id: {$in: ids}}` fetched by those ids: a candidate whose `_id` is among them
-            // matches without evaluating the filter (linear in the list for each document).
+            // matches without evaluating the filter.
             let known = match &access {
                 Access::Ids(ids) if is_id_in(&opts.filter_doc) => ids.clone(),
                 _ => Vec::new(),
             };
+            let decimals = known.iter().any(|id| matches!(id, Bson::Decimal128(_)));
             for_each_candidate(view, ns, access, |raw| {
-                let accepted = if !known.is_empty() && id_among(raw, &known)? {
+                let accepted = if !known.is_empty() && fetched_among(raw, &known, decimals)? {
                     matcher.accept_raw_matching(raw)?
                 } else {
                     matcher.accept_raw(raw)?

@@ -53,25 +53,44 @@ pub async fn insert(cmds: &Commands, request: &CommandRequest) -> Result<Documen
     };
     let ordered = get_bool(body, "insert", "ordered")?.unwrap_or(true);
     cmds.blocking(move |engine| {
-        engine
-            .write(|txn| {
-                let mut reply = WriteReply::new(false);
-                for (index, doc) in docs.prepared().enumerate() {
-                    let outcome =
-                        doc.and_then(|raw| txn.insert(&ns, &raw).map_err(CommandError::from));
-                    match outcome {
-                        Ok(()) => reply.n += 1,
-                        Err(e) => {
-                            reply.write_errors.push(e.to_write_error(index));
-                            if ordered {
-                                break;
-                            }
-                        }
+        let prepared: Vec<Result<Cow<'_, RawDocument>>> = docs.prepared().collect();
+        // The documents that can be stored go to the engine as one batch; `positions` maps
+        // the batch back to the command's indexes, and a document that cannot be stored is
+        // refused at its own (an ordered insert stops there).
+        let (mut batch, mut positions, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+        for (index, doc) in prepared.iter().enumerate() {
+            match doc {
+                Ok(raw) => {
+                    batch.push(raw.as_ref());
+                    positions.push(index);
+                }
+                Err(e) => {
+                    refused.push(e.to_write_error(index));
+                    if ordered {
+                        break;
                     }
                 }
-                Ok(reply)
-            })
-            .map_err(CommandError::from)
+            }
+        }
+        let outcome = engine
+            .write(|txn| txn.insert_many(&ns, &batch, ordered))
+            .map_err(CommandError::from)?;
+        let mut reply = WriteReply::new(false);
+        reply.n = outcome.inserted as u64;
+        reply.write_errors = outcome
+            .errors
+            .into_iter()
+            .map(|(at, e)| CommandError::from(e).to_write_error(positions[at]))
+            .collect();
+        // Ordered: a document the engine refused comes before the refused one that ended
+        // the batch, and nothing after the first error counts.
+        if !ordered || reply.write_errors.is_empty() {
+            reply.write_errors.extend(refused);
+            reply
+                .write_errors
+                .sort_by_key(|e| e.get_i32("index").unwrap_or_default());
+        }
+        Ok(reply)
     })
     .await
     .map(WriteReply::into_document)
@@ -194,6 +213,92 @@ mod tests {
             matches!(first.first(), Some(Bson::Document(d)) if matches!(d.get("_id"), Some(Bson::ObjectId(_))))
         );
         drop(cmds);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// `(index, code, keyValue)` of each write error.
+    fn write_errors(reply: &Document) -> Vec<(i32, i32, Option<Document>)> {
+        reply
+            .get_array("writeErrors")
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Bson::as_document)
+            .map(|e| {
+                let index = e.get_i32("index").unwrap_or(-1);
+                let code = e.get_i32("code").unwrap_or(-1);
+                (index, code, e.get_document("keyValue").ok().cloned())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn refusals_of_the_command_and_of_the_engine_interleave_by_index() {
+        let dir = std::env::temp_dir().join(format!("rc-insert-mix-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let engine = Arc::new(
+            Engine::open(&dir, EngineOptions::default()).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let cmds = Commands::new(engine.clone());
+        let unordered = request(
+            "insert",
+            doc! {"insert": "c", "ordered": false, "$db": "d"},
+            vec![
+                rawdoc! {"_id": 1},
+                rawdoc! {"_id": [1]},
+                rawdoc! {"_id": 1, "again": true},
+                rawdoc! {"_id": 2},
+            ],
+        );
+        let reply = run(&cmds, &unordered).await;
+        assert_eq!(reply.get_i32("n").ok(), Some(2));
+        assert_eq!(
+            write_errors(&reply),
+            vec![(1, 2, None), (2, 11000, Some(doc! {"_id": 1}))]
+        );
+
+        // Ordered: the engine's refusal at 1 comes first, so the bad `_id` at 2 is not tried.
+        let ordered = request(
+            "insert",
+            doc! {"insert": "c", "$db": "d"},
+            vec![rawdoc! {"_id": 3}, rawdoc! {"_id": 3}, rawdoc! {"_id": [1]}],
+        );
+        let reply = run(&cmds, &ordered).await;
+        assert_eq!(reply.get_i32("n").ok(), Some(1));
+        assert_eq!(
+            write_errors(&reply),
+            vec![(1, 11000, Some(doc! {"_id": 3}))]
+        );
+        // And the command's refusal at 1 stops an ordered batch before 2.
+        let ordered = request(
+            "insert",
+            doc! {"insert": "c", "$db": "d"},
+            vec![rawdoc! {"_id": 4}, rawdoc! {"_id": [1]}, rawdoc! {"_id": 5}],
+        );
+        let reply = run(&cmds, &ordered).await;
+        assert_eq!(reply.get_i32("n").ok(), Some(1));
+        assert_eq!(write_errors(&reply), vec![(1, 2, None)]);
+
+        // One insert entry per landed document, in order, nothing for the refused ones.
+        let inserted: Vec<Bson> = engine
+            .oplog_range(None, None, usize::MAX)
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e.get_str("op").ok() == Some("i"))
+            .filter_map(|e| e.get_document("o2").ok()?.get("_id").ok()?)
+            .filter_map(|id| Bson::try_from(id).ok())
+            .collect();
+        assert_eq!(
+            inserted,
+            vec![
+                Bson::Int32(1),
+                Bson::Int32(2),
+                Bson::Int32(3),
+                Bson::Int32(4)
+            ]
+        );
+        drop(cmds);
+        drop(engine);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
