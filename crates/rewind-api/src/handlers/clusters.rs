@@ -289,15 +289,29 @@ pub async fn update(
     if let Some(cluster_type) = settings.cluster_type {
         updated.cluster_type = cluster_type;
     }
+    if let (Value::Object(spec), false) = (&mut updated.spec, settings.recorded.is_empty()) {
+        spec.extend(settings.recorded);
+    }
+    // Each replica set is a running engine whose snapshots and restores are kept by name:
+    // a cluster keeps the replica sets it was created with.
+    if updated.replica_set_names() != cluster.replica_set_names() {
+        let field = if updated.cluster_type == cluster.cluster_type {
+            "replicationSpecs"
+        } else {
+            "clusterType"
+        };
+        return Err(invalid(
+            field,
+            "cannot change the cluster's replica sets; create a new cluster and restore a snapshot into it",
+        )
+        .into());
+    }
     updated.backup_enabled = settings.backup_enabled.unwrap_or(cluster.backup_enabled);
     updated.pit_enabled = settings
         .pit_enabled
         .unwrap_or(cluster.pit_enabled && updated.backup_enabled);
     updated.paused = settings.paused.unwrap_or(cluster.paused);
     check_pit_needs_backup(updated.backup_enabled, updated.pit_enabled)?;
-    if let (Value::Object(spec), false) = (&mut updated.spec, settings.recorded.is_empty()) {
-        spec.extend(settings.recorded);
-    }
     let schedule = updated
         .backup_enabled
         .then(|| BackupSchedule::atlas_default(updated.id, Timestamp::now()));

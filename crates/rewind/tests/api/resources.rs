@@ -185,6 +185,54 @@ async fn clusters_record_and_echo_what_clients_send() {
         )
         .await
         .assert_error(400, "VALIDATION_ERROR");
+    // A cluster keeps its replica sets: neither its type nor its shard count changes.
+    for (name, body, field) in [
+        (
+            "Cluster0",
+            json!({"clusterType": "SHARDED", "replicationSpecs": [{"regionConfigs": []}, {"regionConfigs": []}]}),
+            "clusterType",
+        ),
+        (
+            "Sharded",
+            json!({"replicationSpecs": [{"regionConfigs": []}]}),
+            "replicationSpecs",
+        ),
+    ] {
+        let before = owner
+            .get(&format!("{group}/clusters/{name}"), V_CLUSTER)
+            .await
+            .json();
+        let refused = owner
+            .patch(&format!("{group}/clusters/{name}"), V_CLUSTER, &body)
+            .await
+            .assert_error(400, "VALIDATION_ERROR");
+        assert!(
+            refused["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(field),
+            "{refused}"
+        );
+        let after = owner
+            .get(&format!("{group}/clusters/{name}"), V_CLUSTER)
+            .await
+            .json();
+        for unchanged in ["clusterType", "replicationSpecs"] {
+            assert_eq!(
+                before[unchanged], after[unchanged],
+                "a refused PATCH changes nothing"
+            );
+        }
+    }
+    // Sending the same topology again (as Terraform does on every update) is accepted.
+    let same = owner
+        .patch(
+            &format!("{group}/clusters/Sharded"),
+            V_CLUSTER,
+            &json!({"clusterType": "SHARDED", "replicationSpecs": [{"regionConfigs": []}, {"regionConfigs": []}]}),
+        )
+        .await;
+    assert_eq!(same.status.as_u16(), 200, "{}", same.text);
 
     // Snapshots of a sharded cluster are listed through the sharded endpoints with a member per shard.
     let sharded_backup = format!("{group}/clusters/Sharded/backup");
