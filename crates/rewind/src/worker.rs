@@ -29,6 +29,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How often lapsed leases, expired snapshots and expired tokens are swept: these change
 /// on the scale of the lease, so sweeping on every poll would only add writes.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// The most blob objects of deleted clusters one sweep removes.
+const BLOB_DELETES_PER_SWEEP: usize = 10_000;
 /// Attempts of one job (lapsed claims and transient failures alike) before it fails.
 const MAX_ATTEMPTS: u32 = 3;
 
@@ -133,16 +135,18 @@ async fn sweep(store: &dyn MetadataStore, config: &WorkerConfig) -> anyhow::Resu
         store.delete_snapshot(snapshot.id, Timestamp::now()).await?;
         tracing::info!(snapshot.id = %snapshot.id, "expired snapshot removed with its data");
     }
-    remove_deleted_clusters_backups(store, config).await?;
     queue_scheduled_snapshots(store, config).await?;
     store.expire_downloads(Timestamp::now()).await?;
     store.delete_expired_access_tokens(Timestamp::now()).await?;
-    Ok(())
+    remove_deleted_clusters_backups(store, config).await
 }
 
-/// Removes the backups of deleted clusters (their snapshot rows went with them). A deletion
-/// is acted on once a lease old: by then a snapshot that was running has stopped writing,
-/// its lease renewals having failed.
+/// Removes the backups of deleted clusters (their snapshot rows went with them), at most
+/// [`BLOB_DELETES_PER_SWEEP`] objects a sweep so the worker gets back to jobs. A deletion is
+/// acted on once a lease old, when a snapshot that was running has stopped writing (its
+/// lease renewals failed); a cluster is forgotten only once a sweep finds nothing left of
+/// it, so an object a late writer added is removed too. A cluster that cannot be cleaned now
+/// is logged and tried again next sweep, without holding up the others.
 async fn remove_deleted_clusters_backups(
     store: &dyn MetadataStore,
     config: &WorkerConfig,
@@ -154,14 +158,22 @@ async fn remove_deleted_clusters_backups(
         let prefix = cluster_prefix(cluster);
         let removed = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
             let keys = blobs.list(&prefix)?;
-            for key in &keys {
+            for key in keys.iter().take(BLOB_DELETES_PER_SWEEP) {
                 blobs.delete(key)?;
             }
             Ok(keys.len())
         })
-        .await??;
-        store.forget_deleted_cluster_backups(cluster).await?;
-        tracing::info!(cluster.id = %cluster, objects = removed, "deleted cluster's backups removed");
+        .await?;
+        match removed {
+            Ok(0) => store.forget_deleted_cluster_backups(cluster).await?,
+            Ok(found) => {
+                let removed = found.min(BLOB_DELETES_PER_SWEEP);
+                tracing::info!(cluster.id = %cluster, objects = removed, left = found - removed, "deleted cluster's backups removed");
+            }
+            Err(error) => {
+                tracing::error!(cluster.id = %cluster, error = format!("{error:#}"), "removing a deleted cluster's backups failed; retrying next sweep");
+            }
+        }
     }
     Ok(())
 }

@@ -148,6 +148,14 @@ impl crate::RestoreRunStore for PgStore {
     ) -> Result<bool, StoreError> {
         let files = i64::try_from(files).unwrap_or(i64::MAX);
         let mut transaction = self.pool.begin().await?;
+        // Two files of one job finishing at once: each would count only its own uncommitted
+        // row and leave the job active. Holding the job's row makes the later one see both.
+        execute(
+            &mut transaction,
+            "SELECT 1 FROM restore_jobs WHERE id = $1 FOR UPDATE",
+            args![id.to_string()],
+        )
+        .await?;
         let recorded = execute(
             &mut transaction,
             &numbered(sql::MARK_FILE_DOWNLOADED),
