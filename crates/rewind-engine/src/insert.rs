@@ -24,6 +24,9 @@ pub struct InsertMany {
     /// The documents refused, by position in the batch, with the reason; each left no
     /// trace. An ordered batch stops at its first.
     pub errors: Vec<(usize, EngineError)>,
+    /// Whether a failure other than a refused document undid the batch, which was then
+    /// inserted one document at a time (the slow path).
+    pub one_at_a_time: bool,
 }
 
 impl WriteTxn<'_> {
@@ -45,12 +48,17 @@ impl WriteTxn<'_> {
         docs: &[D],
         ordered: bool,
     ) -> Result<InsertMany> {
-        if let Ok(outcome) = self.atomically(|t| t.insert_batch(ns, docs, ordered)) {
-            return Ok(outcome);
-        }
+        let failure = match self.atomically(|t| t.insert_batch(ns, docs, ordered)) {
+            Ok(outcome) => return Ok(outcome),
+            Err(failure) => failure,
+        };
         // A failure that is not a refused document (storage, the namespace) undid the batch:
         // the document-at-a-time path reports it against each document it hits, as before.
-        let mut outcome = InsertMany::default();
+        tracing::debug!(%ns, error = %failure, "batch insert undone; inserting one document at a time");
+        let mut outcome = InsertMany {
+            one_at_a_time: true,
+            ..InsertMany::default()
+        };
         for (index, doc) in docs.iter().enumerate() {
             match self.insert(ns, doc.as_ref()) {
                 Ok(()) => outcome.inserted += 1,

@@ -161,6 +161,7 @@ fn batched(ordered: bool) -> Outcome {
     let (engine, dir) = prepared("many");
     let docs = batch();
     let result = engine.write(|t| t.insert_many(NS, &docs, ordered)).unwrap();
+    assert!(!result.one_at_a_time, "refusals stay on the batch path");
     let out = outcome(&engine, result.inserted, result.errors);
     drop(engine);
     let _ = std::fs::remove_dir_all(dir);
@@ -227,6 +228,7 @@ fn an_empty_or_clean_batch_creates_the_collection_and_logs_each_document() {
         .write(|t| t.insert_many("db.new", &docs, true))
         .unwrap();
     assert_eq!((result.inserted, result.errors.len()), (3, 0));
+    assert!(!result.one_at_a_time);
     let entries = engine.oplog_range(None, None, usize::MAX).unwrap();
     let ops: Vec<&str> = entries.iter().map(|e| e.get_str("op").unwrap()).collect();
     assert_eq!(ops, ["c", "i", "i", "i"]);
@@ -252,6 +254,23 @@ fn an_empty_or_clean_batch_creates_the_collection_and_logs_each_document() {
     }
     assert!(engine.read_view().unwrap().collection("db.never").is_none());
     assert_eq!(engine.oplog_range(None, None, usize::MAX).unwrap().len(), 4);
+    drop(engine);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_failure_that_is_no_refusal_reruns_the_batch_one_document_at_a_time() {
+    let dir = tmpdir("fallback");
+    let engine = Engine::open(&dir, EngineOptions::default()).unwrap();
+    let docs: Vec<RawDocumentBuf> = (0..3).map(|i| raw(doc! {"_id": i})).collect();
+    // A namespace without a collection part fails the batch as a whole, not one document.
+    let result = engine
+        .write(|t| t.insert_many("nodot", &docs, false))
+        .unwrap();
+    assert!(result.one_at_a_time);
+    assert_eq!(result.inserted, 0);
+    let refused: Vec<usize> = result.errors.iter().map(|(index, _)| *index).collect();
+    assert_eq!(refused, [0, 1, 2]);
     drop(engine);
     let _ = std::fs::remove_dir_all(dir);
 }
