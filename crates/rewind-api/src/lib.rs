@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod render;
 pub mod rendered;
 pub mod routes;
+pub mod server;
 pub mod views;
 
 use std::path::PathBuf;

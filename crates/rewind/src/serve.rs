@@ -102,14 +102,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     println!("rewind: listening on http://{address}");
     tracing::info!(%address, replica = %replica_id, data_dir = %settings.data_dir.display(), "rewind serving");
     let mut shutdown = stop_receiver;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            signals.received().await;
-            tracing::info!("shutdown requested: draining requests");
-            let _ = stop_sender.send(true);
-            let _ = shutdown.changed().await;
-        })
-        .await?;
+    rewind_api::server::serve(listener, router, async move {
+        signals.received().await;
+        tracing::info!("shutdown requested: draining requests");
+        let _ = stop_sender.send(true);
+        let _ = shutdown.changed().await;
+    })
+    .await;
     for worker in workers {
         worker.await.context("joining a worker")?;
     }

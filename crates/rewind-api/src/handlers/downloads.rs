@@ -8,6 +8,8 @@
 //! `Content-Length`, an `ETag` and the SHA-256 before a byte is read. `?format=archive` serves
 //! the mongodump archive (`--archive --gzip`) instead of the tar.gz of a dump directory.
 
+mod slice;
+
 use std::path::PathBuf;
 
 use axum::body::Body;
@@ -17,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use rewind_domain::Timestamp;
 use rewind_domain::restore_job::RestoreJobState;
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+pub(crate) use self::slice::FileSlice;
 use crate::AppState;
 use crate::auth::secrets::sha256_hex;
 
@@ -167,24 +169,20 @@ async fn serve(
     let mut response = if method == Method::HEAD {
         Response::new(Body::empty())
     } else {
-        let mut source = tokio::fs::File::open(&packaged.path)
+        let completes = (end == packaged.size).then(|| Completion {
+            app: app.clone(),
+            job: job.id,
+            file: file.to_owned(),
+            files: job.delivery_urls.len(),
+        });
+        let slice = FileSlice::open(&packaged.path, start..end, completes)
             .await
             .map_err(|error| Refusal::Internal(error.to_string()))?;
-        source
-            .seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(|error| Refusal::Internal(error.to_string()))?;
-        let completes = end == packaged.size;
-        Response::new(Body::from_stream(stream_file(
-            source,
-            end - start,
-            completes.then(|| Completion {
-                app: app.clone(),
-                job: job.id,
-                file: file.to_owned(),
-                files: job.delivery_urls.len(),
-            }),
-        )))
+        // The body streams the slice; a connection that can send it from the page cache takes
+        // the extension instead and never polls the body.
+        let mut response = Response::new(Body::from_stream(slice.clone().stream()));
+        response.extensions_mut().insert(slice);
+        response
     };
     if range.is_some() {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
@@ -283,7 +281,8 @@ fn parse_range(value: &HeaderValue, size: u64) -> Result<(u64, u64), Refusal> {
 
 /// What a response that delivers a file's last byte records: that file's one complete
 /// download, of a job whose links serve `files` files.
-struct Completion {
+#[derive(Clone)]
+pub(crate) struct Completion {
     app: AppState,
     job: rewind_domain::ObjectId,
     file: String,
@@ -291,7 +290,8 @@ struct Completion {
 }
 
 impl Completion {
-    async fn record(&self) {
+    /// Records the file's one complete download; both ways of sending a file end here.
+    pub(crate) async fn record(&self) {
         let recorded = self
             .app
             .store
@@ -301,43 +301,4 @@ impl Completion {
             tracing::error!(%error, job = %self.job, file = %self.file, "recording a complete download failed");
         }
     }
-}
-
-/// Streams `length` bytes of `source`; as the last chunk is handed to the connection, records
-/// the download as complete when `completes` says which (the server stops polling a body
-/// once its `Content-Length` is reached, so this cannot wait for another poll).
-fn stream_file(
-    source: tokio::fs::File,
-    length: u64,
-    completes: Option<Completion>,
-) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send {
-    futures_util::stream::unfold(
-        (source, length, completes),
-        |(mut source, left, completes)| async move {
-            if left == 0 {
-                return None;
-            }
-            let mut chunk = vec![0; left.min(1 << 20) as usize];
-            match source.read(&mut chunk).await {
-                Ok(0) => Some((
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the packaged download is shorter than recorded",
-                    )),
-                    (source, 0, None),
-                )),
-                Ok(read) => {
-                    chunk.truncate(read);
-                    let left = left - read as u64;
-                    if left == 0
-                        && let Some(completion) = &completes
-                    {
-                        completion.record().await;
-                    }
-                    Some((Ok(chunk), (source, left, completes)))
-                }
-                Err(error) => Some((Err(error), (source, 0, None))),
-            }
-        },
-    )
 }

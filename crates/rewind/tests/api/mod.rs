@@ -2,6 +2,7 @@
 
 mod auth;
 mod conventions;
+mod downloads;
 mod jobs;
 mod postgres;
 mod resources;
