@@ -1,12 +1,15 @@
 //! The HTTP edge of rewind: the MongoDB Atlas Admin API v2 subset for cloud backups, served
 //! exactly as Atlas serves it (paths, dated media types, error bodies, Digest and OAuth 2).
 //!
-//! Layers, outermost first: request id and tracing, panic capture, metrics, `pretty` and
-//! `envelope` rendering, authentication, then per-route version negotiation.
+//! Layers, outermost first: the edge (request id, tracing span, panic capture, metrics), the
+//! Atlas guard (`pretty` and `envelope` rendering, authentication), then per-route version
+//! negotiation.
 
 pub mod auth;
+pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod guard;
 mod handlers;
 
 pub use handlers::downloads::{download_stem, packaged_file};
@@ -25,18 +28,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderName, StatusCode};
-use axum::middleware::from_fn;
-use axum::middleware::from_fn_with_state;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use rewind_domain::ObjectId;
 use rewind_store::{MetadataStore, StoreError};
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::trace::TraceLayer;
 
 use crate::auth::digest::{NonceCounter, NonceIssuer};
 use crate::error::ApiError;
@@ -109,14 +105,11 @@ impl AppContext {
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     use routes::service;
-    let request_id = HeaderName::from_static("x-request-id");
-    let replica = state.replica_id.to_string();
     let atlas = atlas_routes()
-        .route_layer(from_fn(negotiate::negotiate_version))
+        .route_layer(negotiate::NegotiateLayer)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(state.clone(), auth::authenticate))
-        .layer(from_fn(render::render));
+        .layer(guard::AtlasGuardLayer::new(state.clone()));
     Router::new()
         .route(service::OPENAPI, get(handlers::ops::openapi_document))
         .route(service::OAUTH_TOKEN, post(auth::oauth::token))
@@ -127,20 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route(service::READYZ, get(handlers::ops::readyz))
         .merge(atlas)
         .fallback(not_found)
-        .layer(from_fn_with_state(state.clone(), metrics::record))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(move |request: &Request| {
-                let id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!("request", replica = %replica, method = %request.method(), path = %request.uri().path(), request_id = %id, principal = tracing::field::Empty)
-            }),
-        )
-        .layer(SetRequestIdLayer::new(request_id, MakeObjectIdRequestId))
+        .layer(edge::EdgeLayer::new(state.clone()))
         .with_state(state)
 }
 
@@ -254,21 +234,4 @@ async fn method_not_allowed(request: Request) -> Response {
         ),
     )
     .into_response()
-}
-
-/// Request ids shaped like every other id rewind issues. Cheaper than a random UUID, which
-/// costs a system call for randomness on every request.
-#[derive(Clone, Copy)]
-struct MakeObjectIdRequestId;
-
-impl MakeRequestId for MakeObjectIdRequestId {
-    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
-        axum::http::HeaderValue::from_str(&rewind_domain::ObjectId::generate().to_string())
-            .ok()
-            .map(RequestId::new)
-    }
-}
-
-fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::internal(&"a request handler panicked").into_response()
 }

@@ -1,11 +1,10 @@
 //! Prometheus metrics: requests by route and status, latency by route, jobs by state.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -87,37 +86,31 @@ impl Metrics {
             jobs,
         }
     }
-}
 
-/// Middleware: counts and times every request by its route template.
-pub async fn record(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    // Static labels: recording a request allocates nothing.
-    let method = static_method(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|path| crate::routes::static_template(path.as_str()))
-        .unwrap_or("unmatched");
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    app.metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            method,
-            route,
-            status,
-        })
-        .inc();
-    app.metrics
-        .latency
-        .get_or_create(&RouteLabels { method, route })
-        .observe(started.elapsed().as_secs_f64());
-    response
+    /// Counts one answered request and observes its latency, by its static labels (recording
+    /// allocates nothing).
+    pub(crate) fn record(
+        &self,
+        method: &'static str,
+        route: &'static str,
+        status: StatusCode,
+        latency: Duration,
+    ) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status: status.as_u16(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels { method, route })
+            .observe(latency.as_secs_f64());
+    }
 }
 
 /// The method as a label; methods we route none of share one.
-fn static_method(method: &Method) -> &'static str {
+pub(crate) fn static_method(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",

@@ -1,10 +1,15 @@
 //! Dated media types: the request's `Accept` picks one of the operation's versions (else 406
 //! `INVALID_VERSION_DATE`), and the response carries it back in `Content-Type`.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
 
 use crate::error::ApiError;
 use crate::routes;
@@ -41,45 +46,116 @@ pub fn negotiate(accept: &str, supported: &'static [&'static str]) -> Option<&'s
     })
 }
 
-/// Route middleware: rejects requests without an acceptable version and labels successes.
-pub async fn negotiate_version(mut request: Request, next: Next) -> Response {
-    let template = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("", MatchedPath::as_str);
-    let Some(operation) = routes::find(request.method().as_str(), template) else {
-        // Every routed operation must be in the table, or it would skip negotiation and be
-        // missing from our OpenAPI document: fail loudly rather than serve it unversioned.
-        return ApiError::internal(&format_args!(
-            "{} {template} is routed but not in the operation table",
-            request.method()
-        ))
-        .into_response();
-    };
-    if operation.versions.is_empty() {
-        return next.run(request).await;
+/// Adds [`Negotiate`] to every routed operation (a route layer: fallbacks have no versions).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NegotiateLayer;
+
+impl<S> Layer<S> for NegotiateLayer {
+    type Service = Negotiate<S>;
+
+    fn layer(&self, inner: S) -> Negotiate<S> {
+        Negotiate { inner }
     }
-    let accept = request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let Some(version) = negotiate(accept, operation.versions) else {
-        return ApiError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "INVALID_VERSION_DATE",
-            "Invalid accept header or version date.",
-        )
-        .into_response();
-    };
-    request.extensions_mut().insert(ApiVersion(version));
-    let mut response = next.run(request).await;
-    if response.status().is_success() {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, content_type(version));
+}
+
+/// Rejects requests without an acceptable version, hands the version to the handler as an
+/// [`ApiVersion`] extension and labels successes with its dated media type.
+#[derive(Clone, Debug)]
+pub struct Negotiate<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Negotiate<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = NegotiateFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    response
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let template = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("", MatchedPath::as_str);
+        let Some(operation) = routes::find(request.method().as_str(), template) else {
+            // Every routed operation must be in the table, or it would skip negotiation and be
+            // missing from our OpenAPI document: fail loudly rather than serve it unversioned.
+            return NegotiateFuture::Answered(std::future::ready(Ok(ApiError::internal(
+                &format_args!(
+                    "{} {template} is routed but not in the operation table",
+                    request.method()
+                ),
+            )
+            .into_response())));
+        };
+        if operation.versions.is_empty() {
+            return NegotiateFuture::Called {
+                future: self.inner.call(request),
+                version: None,
+            };
+        }
+        let accept = request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        let Some(version) = negotiate(accept, operation.versions) else {
+            return NegotiateFuture::Answered(std::future::ready(Ok(ApiError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "INVALID_VERSION_DATE",
+                "Invalid accept header or version date.",
+            )
+            .into_response())));
+        };
+        request.extensions_mut().insert(ApiVersion(version));
+        NegotiateFuture::Called {
+            future: self.inner.call(request),
+            version: Some(version),
+        }
+    }
+}
+
+/// The response future of [`Negotiate`].
+pub enum NegotiateFuture<F> {
+    /// Refused before the handler ran.
+    Answered(std::future::Ready<Result<Response, Infallible>>),
+    /// The handler's response, to label with `version` when it succeeds.
+    Called {
+        /// The handler's future.
+        future: F,
+        /// The negotiated version, if the operation has versions.
+        version: Option<&'static str>,
+    },
+}
+
+impl<F> Future for NegotiateFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>> + Unpin,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut *self {
+            Self::Answered(answer) => Pin::new(answer).poll(cx),
+            Self::Called { future, version } => {
+                let Ok(mut response) = ready!(Pin::new(future).poll(cx));
+                if let Some(version) = version
+                    && response.status().is_success()
+                {
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_TYPE, content_type(version));
+                }
+                Poll::Ready(Ok(response))
+            }
+        }
+    }
 }
 
 /// The dated JSON media type of `version`, as Atlas writes it.

@@ -1,5 +1,5 @@
 //! Authentication (HTTP Digest with API keys, bearer tokens from service accounts) and the
-//! middleware that answers unauthenticated requests with a challenge before any side effect.
+//! check that answers unauthenticated requests with a challenge before any side effect.
 
 pub mod digest;
 pub mod oauth;
@@ -7,9 +7,8 @@ pub mod secrets;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rewind_domain::Timestamp;
 use rewind_domain::access::Principal;
@@ -33,47 +32,43 @@ enum Refusal {
     Internal(ApiError),
 }
 
-/// Middleware: authenticates the request and stores its [`Principal`] as an extension. The
-/// body is not read here, so a refused request has no side effect whatever it carries.
-pub async fn authenticate(
-    State(app): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    // Only owned copies cross the awaits below: a request body is not `Sync`.
-    let authorization = request
-        .headers()
+/// Authenticates `request` and stores its [`Principal`] as an extension; a refused request
+/// gets its challenge (or error) as the error, to send as it is. The body is not read unless
+/// the request is refused, so a refused request has no side effect whatever it carries.
+pub async fn authenticate(app: &AppState, request: Request) -> Result<Request, Response> {
+    // The head is `Sync` where the whole request is not (its body): it can be borrowed across
+    // the awaits below instead of copying the header, method and target out of it.
+    let (mut head, body) = request.into_parts();
+    let authorization = head
+        .headers
         .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let method = request.method().as_str().to_owned();
-    let request_uri = request.uri().path_and_query().map_or_else(
-        || request.uri().path().to_owned(),
-        |target| target.as_str().to_owned(),
-    );
-    let principal = match identify(&app, authorization.as_deref(), &method, &request_uri).await {
+        .and_then(|value| value.to_str().ok());
+    let request_uri = head
+        .uri
+        .path_and_query()
+        .map_or_else(|| head.uri.path(), |target| target.as_str());
+    let principal = match identify(app, authorization, head.method.as_str(), request_uri).await {
         Ok(principal) => principal,
-        Err(Refusal::Internal(error)) => return error.into_response(),
+        Err(Refusal::Internal(error)) => return Err(error.into_response()),
         Err(Refusal::Challenge { stale, why }) => {
             tracing::info!(reason = %why, "authentication refused");
             // Digest clients send the body with their first, unauthenticated request and
             // retry on the same connection: read the body (and drop it, unused) so the
             // connection stays usable, or close it when the body is too large to drain.
-            let drained =
-                axum::body::to_bytes(request.into_body(), crate::extract::MAX_BODY_BYTES).await;
-            let mut response = challenge(&app, stale).into_response();
+            let drained = axum::body::to_bytes(body, crate::extract::MAX_BODY_BYTES).await;
+            let mut response = challenge(app, stale).into_response();
             if drained.is_err() {
                 response.headers_mut().insert(
                     header::CONNECTION,
                     axum::http::HeaderValue::from_static("close"),
                 );
             }
-            return response;
+            return Err(response);
         }
     };
     tracing::Span::current().record("principal", principal.name.as_str());
-    request.extensions_mut().insert(principal);
-    next.run(request).await
+    head.extensions.insert(principal);
+    Ok(Request::from_parts(head, body))
 }
 
 /// The 401 Atlas sends: Digest challenges and its fixed body.

@@ -26,12 +26,16 @@ use crate::views::{Link, Links};
 /// Handler result.
 pub type ApiResult = Result<Response, ApiError>;
 
+/// Room for a typical resource's JSON, so that serializing one does not grow its buffer
+/// several times over.
+const JSON_CAPACITY: usize = 2048;
+
 /// A JSON response; the version middleware replaces the content type with the dated one.
 pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    let bytes = match serde_json::to_vec(body) {
-        Ok(bytes) => bytes,
-        Err(error) => return ApiError::internal(&error).into_response(),
-    };
+    let mut bytes = Vec::with_capacity(JSON_CAPACITY);
+    if let Err(error) = serde_json::to_writer(&mut bytes, body) {
+        return ApiError::internal(&error).into_response();
+    }
     let mut response = (status, bytes).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -4,8 +4,9 @@ use async_trait::async_trait;
 use rewind_domain::pit_gap::PitGap;
 use rusqlite::params;
 
+use super::job_rows::{RestoreJobRow, TARGET_BUSY};
 use super::*;
-use crate::rows::{self, pit_columns};
+use crate::rows;
 use crate::sql;
 use crate::{Claimed, Lease, Release, RestoreGuard};
 
@@ -313,61 +314,42 @@ impl crate::BackupStore for SqliteStore {
         job: &RestoreJob,
         guard: &RestoreGuard,
     ) -> Result<(), StoreError> {
-        let (job, guard) = (job.clone(), guard.clone());
+        // Every value is formatted here, on the caller's task: the single writer's time is
+        // what bounds a group commit, so it only binds and executes.
+        let target = guard
+            .target
+            .as_ref()
+            .map(|(group_id, name)| (group_id.to_string(), name.as_str().to_owned()));
+        let download_snapshot = guard.download_snapshot.map(|id| id.to_string());
+        let max_group_downloads = guard.max_group_downloads;
+        let row = RestoreJobRow::of(job);
         self.write(move |connection| {
-            if let Some((group_id, name)) = &guard.target {
-                let busy = count(
-                    connection,
-                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE target_group_id = ?1 AND target_cluster_name = ?2 AND state IN {ACTIVE_STATES}"),
-                    params![group_id.to_string(), name.as_str()],
-                )?;
-                if busy > 0 {
-                    return Err(StoreError::Conflict("target".to_owned()));
-                }
+            if let Some((group_id, name)) = &target
+                && count(connection, TARGET_BUSY, params![group_id, name])? > 0
+            {
+                return Err(StoreError::Conflict("target".to_owned()));
             }
-            if let Some(snapshot_id) = guard.download_snapshot {
+            if let Some(snapshot_id) = &download_snapshot {
                 let active = count(
                     connection,
                     &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
-                    [snapshot_id.to_string()],
+                    [snapshot_id],
                 )?;
                 if active > 0 {
                     return Err(StoreError::Conflict("snapshot download".to_owned()));
                 }
             }
-            if let Some(max) = guard.max_group_downloads {
+            if let Some(max) = max_group_downloads {
                 let active = count(
                     connection,
                     &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
-                    [job.group_id.to_string()],
+                    [&row.group_id],
                 )?;
                 if active >= u64::from(max) {
                     return Err(StoreError::Conflict("group downloads".to_owned()));
                 }
             }
-            let (pit_seconds, pit_ts, pit_inc) = pit_columns(job.pit);
-            connection.prepare_cached(
-                "INSERT INTO restore_jobs (id, group_id, cluster_name, delivery_type, snapshot_id, target_group_id, target_cluster_name, pit_utc_seconds, pit_oplog_ts, pit_oplog_inc, state, created_at, updated_at, snapshot_taken_at, finished_at, expires_at, delivery_urls, failure_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )?
-            .execute(params![
-                job.id.to_string(),
-                job.group_id.to_string(),
-                job.cluster_name.as_str(),
-                job.delivery_type.as_str(),
-                job.snapshot_id.map(|id| id.to_string()),
-                job.target_group_id.map(|id| id.to_string()),
-                job.target_cluster_name.as_ref().map(|name| name.as_str().to_owned()),
-                pit_seconds,
-                pit_ts,
-                pit_inc,
-                job.state.as_str(),
-                job.created_at.millis(),
-                job.snapshot_taken_at.map(Timestamp::millis),
-                job.finished_at.map(Timestamp::millis),
-                job.expires_at.map(Timestamp::millis),
-                encode_strings(&job.delivery_urls),
-                job.failure_reason,
-            ])?;
+            row.insert(connection)?;
             Ok(())
         })
         .await
@@ -434,7 +416,7 @@ impl crate::BackupStore for SqliteStore {
         self.read(|connection| {
             let busy = count(
                 connection,
-                &format!("SELECT COUNT(*) FROM restore_jobs WHERE target_group_id = ?1 AND target_cluster_name = ?2 AND state IN {ACTIVE_STATES}"),
+                TARGET_BUSY,
                 params![group_id.to_string(), cluster_name.as_str()],
             )?;
             Ok(busy > 0)

@@ -7,9 +7,9 @@
 //! microseconds, and WAL readers never wait for the writer.
 //!
 //! Writes go to one writer thread, which commits them in groups: it takes every write queued
-//! while the previous commit was syncing, runs each inside its own savepoint of one
-//! transaction (a failing write rolls back alone), commits once, and only then answers each
-//! caller. One fsync thus covers many acknowledged writes, and one writer makes every
+//! while the previous commit was syncing, and those queued while its group runs, runs each
+//! inside its own savepoint of one transaction (a failing write rolls back alone), commits
+//! once, and only then answers each caller (see `writer`). One fsync thus covers many acknowledged writes, and one writer makes every
 //! check-then-insert (`insert_restore_job`, `insert_on_demand_snapshot`) atomic.
 
 use std::path::{Path, PathBuf};
@@ -29,8 +29,10 @@ use rusqlite::{
 mod backups;
 mod credentials;
 mod hot;
+mod job_rows;
 mod projects;
 mod restore_runs;
+mod writer;
 
 use crate::rows::{encode_policy_items, encode_strings};
 use crate::schema::MIGRATIONS;
@@ -41,9 +43,6 @@ const ACTIVE_STATES: &str = "('queued', 'inProgress')";
 
 /// Idle reader connections kept open.
 const MAX_IDLE_READERS: usize = 16;
-
-/// Writes committed together at most.
-const MAX_GROUP_COMMIT: usize = 256;
 
 /// A queued write: runs inside a savepoint and says whether it succeeded, and how to answer
 /// its caller once the group's commit is known.
@@ -152,7 +151,7 @@ impl SqliteStore {
         let thread_generations = generations.clone();
         std::thread::Builder::new()
             .name("rewind-sqlite-writer".into())
-            .spawn(move || run_writer(&thread_writer, &queue, &thread_generations))
+            .spawn(move || writer::run(&thread_writer, &queue, &thread_generations))
             .map_err(|error| StoreError::Task(error.to_string()))?;
         Ok(Self {
             writer,
@@ -267,81 +266,6 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
         tracing::info!(migration.version = version, "applied metadata migration");
     }
     Ok(())
-}
-
-/// The writer thread: commits queued writes in groups until the store is dropped.
-fn run_writer(
-    writer: &Mutex<Connection>,
-    queue: &std::sync::mpsc::Receiver<WriteJob>,
-    generations: &hot::Generations,
-) {
-    while let Ok(first) = queue.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP_COMMIT {
-            match queue.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        commit_group(&mut lock(writer), group, generations);
-    }
-}
-
-/// Runs each write in its own savepoint of one transaction, commits, then answers everyone.
-/// A write whose savepoint cannot be taken, or that panics, is dropped: its caller is told
-/// the write was not committed.
-fn commit_group(connection: &mut Connection, group: Vec<WriteJob>, generations: &hot::Generations) {
-    let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(transaction) => transaction,
-        Err(error) => {
-            tracing::error!(%error, writes = group.len(), "cannot begin a write transaction");
-            return;
-        }
-    };
-    let mut answers = Vec::with_capacity(group.len());
-    for job in group {
-        // Savepoints through cached statements: rusqlite's `savepoint()` parses its SQL anew
-        // for every write.
-        if let Err(error) = execute(&transaction, "SAVEPOINT write", []) {
-            tracing::error!(%error, "cannot take a savepoint");
-            continue;
-        }
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&transaction)));
-        let kept = match &outcome {
-            Ok((true, _)) => execute(&transaction, "RELEASE write", []).map(|_| true),
-            _ => Ok(false),
-        };
-        let kept = kept.unwrap_or_else(|error| {
-            tracing::error!(%error, "cannot release a savepoint");
-            false
-        });
-        if !kept {
-            // A failed, panicked or unreleasable write is rolled back alone.
-            let rolled_back = execute(&transaction, "ROLLBACK TO write", [])
-                .and_then(|_| execute(&transaction, "RELEASE write", []));
-            if let Err(error) = rolled_back {
-                tracing::error!(%error, "cannot roll a write back; dropping the whole group");
-                drop(answers);
-                return;
-            }
-        }
-        match outcome {
-            Ok((true, answer)) if kept => answers.push(answer),
-            // Rolled back above: the caller gets the write's own error.
-            Ok((false, answer)) => answers.push(answer),
-            Ok((true, _)) => {}
-            Err(_) => tracing::error!("a write panicked; rolled back"),
-        }
-    }
-    let committed = transaction.commit().map_err(|error| {
-        tracing::error!(%error, "group commit failed");
-        error.to_string()
-    });
-    // Before anyone is answered: a caller told its write is done must not read older data.
-    generations.publish();
-    for answer in answers {
-        answer(committed.clone());
-    }
 }
 
 impl crate::rows::RowAccess for Row<'_> {

@@ -29,7 +29,7 @@ pub struct ApiBenchArgs {
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
     /// Target clusters prepared for the POST phase (each accepted automated restore occupies one).
-    #[arg(long, default_value_t = 60_000)]
+    #[arg(long, default_value_t = 300_000)]
     pub targets: usize,
     /// Which measurements to run (each beside its ceiling).
     #[arg(long, value_enum, default_value_t = Scenario::All)]
@@ -112,7 +112,7 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
 async fn run_in(args: &ApiBenchArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
     let store: Arc<dyn MetadataStore> =
         Arc::new(SqliteStore::open(&data_dir.join("metadata.sqlite")).await?);
-    let mut fixture = Fixture::create(store.as_ref(), args.targets).await?;
+    let mut fixture = Fixture::create(&store, args.targets).await?;
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
@@ -298,7 +298,8 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn create(store: &dyn MetadataStore, targets: usize) -> anyhow::Result<Self> {
+    async fn create(shared_store: &Arc<dyn MetadataStore>, targets: usize) -> anyhow::Result<Self> {
+        let store = shared_store.as_ref();
         let now = Timestamp::now();
         let (org, group) = super::org_and_group(store, now).await?;
         let (account, _) = new_service_account(
@@ -325,10 +326,23 @@ impl Fixture {
             )
             .await?;
         let started = Instant::now();
+        // Many creations in flight share each group commit: one at a time, every target
+        // would wait for its own sync.
+        let mut creating = tokio::task::JoinSet::new();
         for index in 0..targets {
-            store
-                .create_cluster(&cluster(group.id, &format!("t{index}"), now)?, None)
-                .await?;
+            if creating.len() >= 512
+                && let Some(created) = creating.join_next().await
+            {
+                created??;
+            }
+            let (store, target) = (
+                shared_store.clone(),
+                cluster(group.id, &format!("t{index}"), now)?,
+            );
+            creating.spawn(async move { store.create_cluster(&target, None).await });
+        }
+        while let Some(created) = creating.join_next().await {
+            created??;
         }
         println!(
             "prepared {targets} target clusters in {:.1} s",
