@@ -123,7 +123,12 @@ async fn run_in(args: &ApiBenchArgs, data_dir: &std::path::Path) -> anyhow::Resu
         ObjectId::generate(),
         data_dir.join("downloads"),
     );
-    tokio::spawn(async move { axum::serve(listener, rewind_api::router(app)).await });
+    // The server `rewind serve` runs; the ceiling below stays on plain `axum::serve`.
+    tokio::spawn(rewind_api::server::serve(
+        listener,
+        rewind_api::router(app),
+        std::future::pending(),
+    ));
 
     // The job GET reads is created through the API itself; its JSON is the ceiling's body.
     let sample = RequestTemplate {
