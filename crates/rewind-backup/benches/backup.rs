@@ -1,6 +1,7 @@
 //! Backup throughput: snapshot, restore and replay over a generated data set, each beside a
 //! ceiling measured in the same run. `REWIND_BENCH_MB` sets the data size (default 200),
-//! `REWIND_BENCH_OPS` the number of oplog entries replayed (default 100,000).
+//! `REWIND_BENCH_OPS` the number of oplog entries replayed (default 100,000),
+//! `REWIND_BENCH_SAMPLES` how many times restore and its ceiling are measured (default 5).
 //!
 //! Run: `cargo bench -p rewind-backup`.
 
@@ -46,6 +47,12 @@ fn document(i: u64) -> RawDocumentBuf {
         "text": text.join(" "),
     };
     RawDocumentBuf::try_from(&d).unwrap_or_default()
+}
+
+/// The median of `rates`, which it leaves sorted.
+fn median(rates: &mut [f64]) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -117,17 +124,8 @@ fn main() {
     );
 
     // Restore, and its ceiling: decompress the same chunks and write the bytes to a plain file.
-    let t = Instant::now();
-    let stats = restore_into(
-        &blobs,
-        "rs0",
-        &m,
-        &root.join("restored"),
-        &never,
-        &mut |_| {},
-    )
-    .expect("restore");
-    let restore_secs = t.elapsed().as_secs_f64();
+    // The two are measured in turn several times and their medians compared: the ceiling's
+    // write and fsync swing by 2x from one run to the next on this kind of machine.
     let compressed: Vec<(Vec<u8>, u64)> = m
         .namespaces
         .iter()
@@ -137,24 +135,37 @@ fn main() {
             (blobs.get(&key).expect("chunk"), c.size)
         })
         .collect();
-    let t = Instant::now();
-    let plain = root.join("plain.bin");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&plain).expect("file"));
-    for (data, size) in &compressed {
-        let raw = zstd::bulk::decompress(data, *size as usize).expect("zstd");
-        out.write_all(&raw).expect("write");
+    let samples = env_u64("REWIND_BENCH_SAMPLES", 5).max(1);
+    let (mut restores, mut ceilings, mut documents) = (Vec::new(), Vec::new(), 0);
+    for sample in 0..samples {
+        let target = root.join(format!("restored{sample}"));
+        let t = Instant::now();
+        let stats = restore_into(&blobs, "rs0", &m, &target, &never, &mut |_| {}).expect("restore");
+        restores.push(mb(stats.bytes) / t.elapsed().as_secs_f64());
+        documents = stats.documents;
+        std::fs::remove_dir_all(&target).ok();
+
+        let t = Instant::now();
+        let plain = root.join("plain.bin");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&plain).expect("file"));
+        for (data, size) in &compressed {
+            let raw = zstd::bulk::decompress(data, *size as usize).expect("zstd");
+            out.write_all(&raw).expect("write");
+        }
+        let file = out.into_inner().expect("flush");
+        file.sync_all().expect("fsync");
+        ceilings.push(mb(stats.bytes) / t.elapsed().as_secs_f64());
+        std::fs::remove_file(&plain).ok();
     }
-    let file = out.into_inner().expect("flush");
-    file.sync_all().expect("fsync");
-    let ceiling_secs = t.elapsed().as_secs_f64();
-    let restore_rate = mb(stats.bytes) / restore_secs;
-    let ceiling_rate = mb(stats.bytes) / ceiling_secs;
+    let (restore_rate, ceiling_rate) = (median(&mut restores), median(&mut ceilings));
     println!(
-        "restore: {restore_rate:.0} MB/s ({restore_secs:.2} s, {} docs); ceiling (zstd decompress + plain write + fsync): {ceiling_rate:.0} MB/s; ratio {:.0}%",
-        stats.documents,
+        "restore: median {restore_rate:.0} MB/s of {samples} ({:.0}-{:.0}; {documents} docs); ceiling (zstd decompress + plain write + fsync): median {ceiling_rate:.0} MB/s ({:.0}-{:.0}); ratio {:.0}%",
+        restores[0],
+        restores[restores.len() - 1],
+        ceilings[0],
+        ceilings[ceilings.len() - 1],
         100.0 * restore_rate / ceiling_rate
     );
-    std::fs::remove_file(&plain).ok();
 
     // Replay: half inserts, half updates, committed 1,000 per transaction on the source.
     let t = Instant::now();
