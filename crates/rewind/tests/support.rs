@@ -480,6 +480,24 @@ pub async fn completed_snapshot(client: &Client, backup_path: &str) -> String {
     }
 }
 
+/// Creates `Cluster0` in the group, takes a completed snapshot of it and asks for its
+/// download restore; the cluster's backup path, the snapshot's id and the job's id.
+pub async fn download_job(client: &Client, group_path: &str) -> (String, String, String) {
+    create_cluster(client, group_path, "Cluster0", false).await;
+    let backup = format!("{group_path}/clusters/Cluster0/backup");
+    let snapshot = completed_snapshot(client, &backup).await;
+    let reply = client
+        .post(
+            &format!("{backup}/restoreJobs"),
+            V2023,
+            &json!({"deliveryType": "download", "snapshotId": snapshot}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    (backup, snapshot, id)
+}
+
 /// Total restore jobs of a cluster.
 pub async fn restore_job_count(client: &Client, backup_path: &str) -> u64 {
     let reply = client

@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use crate::support::{Client, Server, V_CLUSTER, V2023, completed_snapshot, create_cluster};
+use crate::support::{
+    Client, Server, V_CLUSTER, V2023, completed_snapshot, create_cluster, download_job,
+};
 
 #[tokio::test]
 async fn versions_are_negotiated_per_operation() {
@@ -248,18 +250,7 @@ async fn an_internal_error_is_logged_with_its_cause_and_never_leaks() {
     let server = Server::start("internal");
     let owner = server.owner();
     let group = server.group_path();
-    create_cluster(&owner, &group, "Cluster0", false).await;
-    let backup = format!("{group}/clusters/Cluster0/backup");
-    let snapshot = completed_snapshot(&owner, &backup).await;
-    let job = owner
-        .post(
-            &format!("{backup}/restoreJobs"),
-            V2023,
-            &json!({"deliveryType": "download", "snapshotId": snapshot}),
-        )
-        .await
-        .json();
-    let id = job["id"].as_str().unwrap().to_owned();
+    let (backup, snapshot, id) = download_job(&owner, &group).await;
 
     // Damage the stored row behind the server's back, as a bad disk or a bad migration would.
     let database = rusqlite::Connection::open(server.data_dir.join("metadata.sqlite")).unwrap();

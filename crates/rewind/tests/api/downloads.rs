@@ -6,27 +6,14 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::support::{Server, V2023, completed_snapshot, create_cluster};
+use crate::support::{Server, V2023, download_job};
 
 /// A completed download restore's link, as a path on the server.
 async fn download_link(server: &Server) -> String {
     let owner = server.owner();
-    let group = server.group_path();
-    create_cluster(&owner, &group, "Cluster0", false).await;
-    let backup = format!("{group}/clusters/Cluster0/backup");
-    let snapshot = completed_snapshot(&owner, &backup).await;
-    let job = owner
-        .post(
-            &format!("{backup}/restoreJobs"),
-            V2023,
-            &json!({"deliveryType": "download", "snapshotId": snapshot}),
-        )
-        .await
-        .json();
-    let id = job["id"].as_str().unwrap();
+    let (backup, _, id) = download_job(&owner, &server.group_path()).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let job = owner
