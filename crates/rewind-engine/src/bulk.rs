@@ -12,12 +12,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use bson::{Binary, Bson, Document, RawDocument, Timestamp, doc};
+use bson::{Binary, Bson, Document, RawDocument, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::entries::index_view;
 use crate::error::{DuplicateKey, EngineError, Result};
 use crate::index::IndexSpec;
+use crate::insert::duplicate_id;
 use crate::keys::{key_bytes, valid_id};
 use crate::ns::parse_ns;
 use crate::store::{self, CollectionInfo, DB_FILE};
@@ -134,12 +135,7 @@ impl BulkLoader {
             }
             let k = key_bytes(&id);
             if stmt.execute(params![info.id, k, doc.as_bytes()])? == 0 {
-                return Err(EngineError::DuplicateKey(Box::new(DuplicateKey {
-                    ns: ns.into(),
-                    index: crate::index::ID_INDEX_NAME.into(),
-                    key_pattern: doc! {"_id": 1},
-                    key_value: doc! {"_id": id},
-                })));
+                return Err(duplicate_id(ns.into(), id));
             }
             for (spec, index_id) in info.secondary() {
                 for key in spec.keys_for(&view)? {

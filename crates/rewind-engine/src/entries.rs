@@ -159,6 +159,19 @@ pub(crate) fn insert_entry(
     Ok(())
 }
 
+/// Removes one index entry of the document keyed `k`.
+pub(crate) fn remove_entry(
+    conn: &rusqlite::Connection,
+    index_id: i64,
+    key: &IndexKey,
+    k: &[u8],
+) -> Result<()> {
+    conn.prepare_cached("DELETE FROM idx_entries WHERE index_id=?1 AND key=?2 AND doc_key=?3")?
+        .execute(params![index_id, key.bytes, k])?;
+    Ok(())
+}
+
+/// Removes every index entry of the document keyed `k`, stored as `doc`.
 pub(crate) fn remove_entries(
     conn: &rusqlite::Connection,
     info: &CollectionInfo,
@@ -168,10 +181,7 @@ pub(crate) fn remove_entries(
     for (spec, index_id) in info.secondary() {
         // A stored document always produced valid keys; if not, there is nothing to remove.
         for key in spec.keys_for(doc).unwrap_or_default() {
-            conn.prepare_cached(
-                "DELETE FROM idx_entries WHERE index_id=?1 AND key=?2 AND doc_key=?3",
-            )?
-            .execute(params![index_id, key.bytes, k])?;
+            remove_entry(conn, index_id, &key, k)?;
         }
     }
     Ok(())

@@ -209,7 +209,7 @@ impl WriteTxn<'_> {
 }
 
 /// The 11000 refusal of an `_id` the collection already holds.
-fn duplicate_id(ns: String, id: Bson) -> EngineError {
+pub(crate) fn duplicate_id(ns: String, id: Bson) -> EngineError {
     EngineError::DuplicateKey(Box::new(DuplicateKey {
         ns,
         index: crate::index::ID_INDEX_NAME.into(),

@@ -19,7 +19,7 @@ use bson::spec::BinarySubtype;
 use bson::{Bson, Document, RawDocument, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::entries::{add_entry, index_view};
+use crate::entries::{add_entry, index_view, remove_entry};
 use crate::error::{EngineError, Result};
 use crate::index::IndexKey;
 use crate::keys::{key_bytes, valid_id};
@@ -188,21 +188,29 @@ fn keys_of(info: &CollectionInfo, doc: &RawDocument, lenient: bool) -> Result<Ve
         .collect()
 }
 
+/// The index keys of the document stored under `k`, if there is one.
+fn stored_keys(
+    conn: &Connection,
+    info: &CollectionInfo,
+    k: &[u8],
+) -> Result<Option<Vec<Vec<IndexKey>>>> {
+    conn.prepare_cached("SELECT doc FROM docs WHERE coll_id=?1 AND k=?2")?
+        .query_row(params![info.id, k], |r| {
+            Ok(RawDocument::from_bytes(r.get_ref(0)?.as_blob()?)
+                .map_err(EngineError::from)
+                .and_then(|d| keys_of(info, d, true)))
+        })
+        .optional()?
+        .transpose()
+}
+
 /// Stores `doc` under key `k`, replacing any document there, and updates the index entries
 /// that change.
 fn upsert(conn: &Connection, info: &CollectionInfo, k: &[u8], doc: &RawDocument) -> Result<()> {
     let mut existed = None;
     if info.indexes.len() > 1 {
         let new = keys_of(info, doc, false)?;
-        let old = conn
-            .prepare_cached("SELECT doc FROM docs WHERE coll_id=?1 AND k=?2")?
-            .query_row(params![info.id, k], |r| {
-                Ok(RawDocument::from_bytes(r.get_ref(0)?.as_blob()?)
-                    .map_err(EngineError::from)
-                    .and_then(|d| keys_of(info, d, true)))
-            })
-            .optional()?
-            .transpose()?;
+        let old = stored_keys(conn, info, k)?;
         existed = Some(old.is_some());
         let none = Vec::new();
         for (n, (spec, index_id)) in info.secondary().enumerate() {
@@ -210,10 +218,7 @@ fn upsert(conn: &Connection, info: &CollectionInfo, k: &[u8], doc: &RawDocument)
             let new = &new[n];
             for key in old {
                 if !new.iter().any(|x| x.bytes == key.bytes) {
-                    conn.prepare_cached(
-                        "DELETE FROM idx_entries WHERE index_id=?1 AND key=?2 AND doc_key=?3",
-                    )?
-                    .execute(params![index_id, key.bytes, k])?;
+                    remove_entry(conn, index_id, key, k)?;
                 }
             }
             for key in new {
@@ -242,22 +247,11 @@ fn upsert(conn: &Connection, info: &CollectionInfo, k: &[u8], doc: &RawDocument)
 /// Removes the document under key `k` (if any) and its index entries.
 fn delete(conn: &Connection, info: &CollectionInfo, k: &[u8]) -> Result<()> {
     if info.indexes.len() > 1 {
-        let old = conn
-            .prepare_cached("SELECT doc FROM docs WHERE coll_id=?1 AND k=?2")?
-            .query_row(params![info.id, k], |r| {
-                Ok(RawDocument::from_bytes(r.get_ref(0)?.as_blob()?)
-                    .map_err(EngineError::from)
-                    .and_then(|d| keys_of(info, d, true)))
-            })
-            .optional()?
-            .transpose()?;
+        let old = stored_keys(conn, info, k)?;
         let Some(old) = old else { return Ok(()) };
         for ((_, index_id), keys) in info.secondary().zip(old) {
             for key in keys {
-                conn.prepare_cached(
-                    "DELETE FROM idx_entries WHERE index_id=?1 AND key=?2 AND doc_key=?3",
-                )?
-                .execute(params![index_id, key.bytes, k])?;
+                remove_entry(conn, index_id, &key, k)?;
             }
         }
     }
