@@ -103,7 +103,7 @@ fn walk<'a>(
     Some(true)
 }
 
-/// The refusal of an `_id` value mongod does not store, as [`with_id_first`] words it.
+/// The refusal of an `_id` value mongod does not store.
 pub fn check_id(id: &Bson) -> Result<()> {
     let what = match id {
         Bson::Array(_) => "an array",

@@ -48,17 +48,10 @@ pub(crate) async fn write_statements(
 /// on insert and upsert).
 pub fn with_id_first(doc: Document) -> Result<Document> {
     let id = match doc.get("_id") {
-        Some(id @ (Bson::Array(_) | Bson::RegularExpression(_) | Bson::Undefined)) => {
-            return Err(CommandError::bad_value(format!(
-                "can't use {} for _id",
-                match id {
-                    Bson::Array(_) => "an array",
-                    Bson::RegularExpression(_) => "a regex",
-                    _ => "undefined",
-                }
-            )));
+        Some(id) => {
+            crate::raw::check_id(id)?;
+            id.clone()
         }
-        Some(id) => id.clone(),
         None => Bson::ObjectId(ObjectId::new()),
     };
     if doc.keys().next().is_some_and(|k| k == "_id") {
