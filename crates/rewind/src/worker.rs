@@ -153,12 +153,16 @@ async fn remove_deleted_clusters_backups(
 ) -> anyhow::Result<()> {
     let lease = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
     let before = Timestamp::now().plus_millis(-lease);
+    let mut budget = BLOB_DELETES_PER_SWEEP;
     for cluster in store.deleted_cluster_backups(before).await? {
+        if budget == 0 {
+            break;
+        }
         let blobs = config.backups.blobs.clone();
         let prefix = cluster_prefix(cluster);
         let removed = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
             let keys = blobs.list(&prefix)?;
-            for key in keys.iter().take(BLOB_DELETES_PER_SWEEP) {
+            for key in keys.iter().take(budget) {
                 blobs.delete(key)?;
             }
             Ok(keys.len())
@@ -167,7 +171,8 @@ async fn remove_deleted_clusters_backups(
         match removed {
             Ok(0) => store.forget_deleted_cluster_backups(cluster).await?,
             Ok(found) => {
-                let removed = found.min(BLOB_DELETES_PER_SWEEP);
+                let removed = found.min(budget);
+                budget -= removed;
                 tracing::info!(cluster.id = %cluster, objects = removed, left = found - removed, "deleted cluster's backups removed");
             }
             Err(error) => {
