@@ -97,7 +97,7 @@ fn a_replayed_engine_continues_the_timeline_and_takes_writes() {
     assert_eq!(stats.last_applied, Some(target));
     assert_eq!(dump(&restored), dump(e));
     assert_eq!(restored.latest_optime(), Some(target));
-    // Replaying again changes nothing (idempotent, nothing after `target` is left).
+    // Replaying again changes nothing: replay is idempotent.
     let again = replay_oplog(
         &restored,
         &fx.blobs,
