@@ -155,6 +155,9 @@ fn ordered_i64(i: i64) -> [u8; 8] {
 /// Int64 values beyond 2^53 are the nearest double plus an exact integer remainder, so they
 /// stay distinct from each other yet equal to a double of the same value.
 fn encode_i64(i: i64, out: &mut Vec<u8>) {
+    if i.unsigned_abs() <= 1 << f64::MANTISSA_DIGITS {
+        return encode_number(i as f64, 0, out); // exact: the remainder is 0
+    }
     let approx = i as f64;
     // The exact difference is small (|i - approx| <= 2^10), computed in i128 to avoid overflow.
     let rem = i128::from(i) - approx as i128;

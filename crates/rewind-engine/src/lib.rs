@@ -28,6 +28,7 @@ mod insert;
 mod keys;
 mod ns;
 mod oplog;
+mod pages;
 mod read;
 mod replay;
 mod store;

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
 use rewind_engine::{BulkLoader, Engine, EngineError, EngineOptions, Sync};
 
+#[path = "engine/bulk.rs"]
+mod bulk;
 #[path = "engine/insert_many.rs"]
 mod insert_many;
 #[path = "engine/model.rs"]

@@ -1,0 +1,374 @@
+//! Building an engine directory from scratch, fast (for restores).
+//!
+//! SQLite makes the empty database (schema only) and closes it. Documents then go straight
+//! into the pages of the `docs` table's B-tree, written by [`crate::pages`] in key order as
+//! they arrive, which a snapshot's documents do (collection by collection, `_id` order). A
+//! document out of that order is set aside and inserted through SQLite at the end. Secondary
+//! index entries are computed as each document goes by, sorted (spilling sorted runs to disk
+//! past a bound) and written the same way at the end, unique indexes checked on the sorted
+//! stream. `finish` then reopens the file with SQLite for the catalog rows, switches it to
+//! WAL mode, fsyncs it, gives it its final name and fsyncs the directory. No oplog entries.
+//!
+//! Until `finish` returns the file has a temporary name, so a load that fails, is abandoned
+//! or crashes leaves no engine in the directory (opening it would find none), only a partial
+//! file: build aside, then rename the directory into place.
+
+mod finish;
+mod frame;
+mod runs;
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+
+use bson::{Binary, Document, RawDocument, Timestamp};
+use rusqlite::Connection;
+
+use crate::entries::index_view;
+use crate::error::{EngineError, Result};
+use crate::index::IndexSpec;
+use crate::insert::duplicate_id;
+use crate::keys::{encode_component, valid_id};
+use crate::ns::parse_ns;
+use crate::pages::{PageWriter, Record, TreeBuilder};
+use crate::store::{self, CollectionInfo, DB_FILE};
+
+use finish::{duplicate, insert_catalog, insert_out_of_order, write_index_entries};
+use runs::IndexRuns;
+
+/// The database file's name while it is being built.
+const LOADING_FILE: &str = "engine.sqlite.loading";
+
+/// Documents that arrived out of key order, until `finish` inserts them.
+const OUT_OF_ORDER_FILE: &str = "out-of-order.tmp";
+
+const PAGE_SIZE: usize = 16384;
+
+/// Documents checked and keyed at a time, on a second thread.
+const KEYED_BATCH: usize = 16384;
+
+/// Streams namespaces and documents into a new engine directory.
+pub struct BulkLoader {
+    dir: PathBuf,
+    pages: PageWriter,
+    docs: TreeBuilder,
+    index_root: u32,
+    /// `(collection id, key)` of the last document in the `docs` tree.
+    last: Option<(i64, Vec<u8>)>,
+    out_of_order: Option<BufWriter<File>>,
+    collections: BTreeMap<String, CollectionInfo>,
+    next_index_id: i64,
+    index_entries: IndexRuns,
+}
+
+impl BulkLoader {
+    /// Starts a load into `dir`, which must not exist yet or be empty.
+    pub fn create(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)?;
+        if std::fs::read_dir(&dir)?.next().is_some() {
+            return Err(EngineError::BadValue(
+                "bulk load target directory is not empty".into(),
+            ));
+        }
+        let path = dir.join(LOADING_FILE);
+        let (docs_root, index_root, page_count) = {
+            let conn = Connection::open(&path)?;
+            conn.pragma_update(None, "page_size", PAGE_SIZE as i64)?;
+            conn.pragma_update(None, "auto_vacuum", "NONE")?;
+            conn.pragma_update(None, "journal_mode", "OFF")?;
+            conn.pragma_update(None, "synchronous", "OFF")?;
+            store::init_schema(&conn)?;
+            let root = |name: &str| -> Result<u32> {
+                Ok(conn.query_row(
+                    "SELECT rootpage FROM sqlite_schema WHERE name=?1",
+                    [name],
+                    |r| r.get(0),
+                )?)
+            };
+            let roots = (root("docs")?, root("idx_entries")?);
+            let page_count: u32 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            conn.close().map_err(|(_, e)| EngineError::Storage(e))?;
+            (roots.0, roots.1, page_count)
+        };
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        check_header(&file)?;
+        Ok(Self {
+            index_entries: IndexRuns::new(&dir),
+            dir,
+            pages: PageWriter::new(file, PAGE_SIZE, page_count)?,
+            docs: TreeBuilder::new(docs_root, PAGE_SIZE),
+            index_root,
+            last: None,
+            out_of_order: None,
+            collections: BTreeMap::new(),
+            next_index_id: 1,
+        })
+    }
+
+    /// Declares a collection with its UUID (a fresh one if `None`), creation options and
+    /// index specs (`createIndexes` form; `_id_` is implicit and skipped if listed).
+    pub fn add_collection(
+        &mut self,
+        ns: &str,
+        uuid: Option<Binary>,
+        options: &Document,
+        indexes: &[Document],
+    ) -> Result<()> {
+        let (db, coll) = parse_ns(ns)?;
+        if self.collections.contains_key(ns) {
+            return Err(EngineError::NamespaceExists(ns.into()));
+        }
+        let mut info = CollectionInfo {
+            db: db.into(),
+            name: coll.into(),
+            uuid: uuid.unwrap_or_else(store::new_uuid),
+            options: options.clone(),
+            indexes: vec![IndexSpec::id_index()],
+            index_ids: vec![self.next_index_id],
+            id: self.collections.len() as i64 + 1,
+        };
+        self.next_index_id += 1;
+        for spec in indexes {
+            let spec = IndexSpec::parse(spec)?;
+            if spec.is_id() {
+                continue;
+            }
+            if info.indexes.iter().any(|s| s.name == spec.name) {
+                return Err(EngineError::IndexKeySpecsConflict(format!(
+                    "duplicate index name {}",
+                    spec.name
+                )));
+            }
+            info.indexes.push(spec);
+            info.index_ids.push(self.next_index_id);
+            self.next_index_id += 1;
+        }
+        self.collections.insert(ns.into(), info);
+        Ok(())
+    }
+
+    /// Adds one document (stored byte for byte) to `ns`, declaring it if needed. Only the
+    /// framing of the document's top level is validated here, for speed.
+    pub fn insert(&mut self, ns: &str, doc: &RawDocument) -> Result<()> {
+        self.insert_all(ns, [doc]).map(drop)
+    }
+
+    /// Adds documents to `ns` as [`BulkLoader::insert`] does, preparing the work once for
+    /// all of them (the fast way to load many); returns how many were added.
+    ///
+    /// Past one batch, a second thread checks the next batch's documents and encodes their
+    /// keys while this one adds the current batch to the tree.
+    pub fn insert_all<'d>(
+        &mut self,
+        ns: &str,
+        docs: impl IntoIterator<Item = &'d RawDocument>,
+    ) -> Result<u64> {
+        if !self.collections.contains_key(ns) {
+            self.add_collection(ns, None, &Document::new(), &[])?;
+        }
+        let mut docs = docs.into_iter();
+        let first: Vec<&RawDocument> = docs.by_ref().take(KEYED_BATCH).collect();
+        if first.len() < KEYED_BATCH {
+            let keys = Keys::of(&first)?;
+            return self.add_keyed(ns, &first, &keys);
+        }
+        std::thread::scope(|scope| {
+            let (to_key, batches) = sync_channel::<Vec<&RawDocument>>(1);
+            let (keyed_batch, keyed) = sync_channel(1);
+            scope.spawn(move || {
+                for batch in batches {
+                    let keys = Keys::of(&batch);
+                    if keyed_batch.send((batch, keys)).is_err() {
+                        return;
+                    }
+                }
+            });
+            to_key.send(first).map_err(|_| keyer_stopped())?;
+            let mut to_key = Some(to_key);
+            let mut count = 0;
+            loop {
+                let next: Vec<&RawDocument> = docs.by_ref().take(KEYED_BATCH).collect();
+                let last_batch = next.is_empty();
+                match &to_key {
+                    // Dropping the sender ends the key thread once it is done.
+                    _ if last_batch => to_key = None,
+                    Some(sender) => sender.send(next).map_err(|_| keyer_stopped())?,
+                    None => return Err(keyer_stopped()),
+                }
+                let (batch, keys) = keyed.recv().map_err(|_| keyer_stopped())?;
+                count += self.add_keyed(ns, &batch, &keys?)?;
+                if last_batch {
+                    return Ok(count);
+                }
+            }
+        })
+    }
+
+    /// Adds checked documents with their keys.
+    fn add_keyed(&mut self, ns: &str, docs: &[&RawDocument], keys: &Keys) -> Result<u64> {
+        let Self {
+            pages,
+            docs: tree,
+            last,
+            out_of_order,
+            collections,
+            index_entries,
+            dir,
+            ..
+        } = self;
+        let Some(info) = collections.get(ns) else {
+            return Err(EngineError::NamespaceNotFound(ns.into()));
+        };
+        let indexed = info.secondary().next().is_some();
+        for (i, doc) in docs.iter().enumerate() {
+            let k = keys.get(i);
+            let order = match last {
+                None => Ordering::Greater,
+                Some((coll, key)) => (info.id, k).cmp(&(*coll, key.as_slice())),
+            };
+            match order {
+                Ordering::Greater => {
+                    let record = Record::new(info.id, &[k.len(), doc.as_bytes().len()]);
+                    let parts = [record.header(), record.int(), k, doc.as_bytes()];
+                    tree.push(pages, &parts)?;
+                    match last {
+                        Some((coll, key)) => {
+                            *coll = info.id;
+                            key.clear();
+                            key.extend_from_slice(k);
+                        }
+                        None => *last = Some((info.id, k.to_vec())),
+                    }
+                }
+                Ordering::Equal => return Err(duplicate_id(ns.into(), frame::checked_id(doc)?)),
+                Ordering::Less => {
+                    let out = match out_of_order {
+                        Some(out) => out,
+                        None => out_of_order
+                            .insert(BufWriter::new(File::create(dir.join(OUT_OF_ORDER_FILE))?)),
+                    };
+                    out.write_all(&info.id.to_le_bytes())?;
+                    out.write_all(doc.as_bytes())?;
+                }
+            }
+            if indexed {
+                let view = index_view(info, doc)?;
+                for (spec, index_id) in info.secondary() {
+                    for key in spec.keys_for(&view)? {
+                        let split = key.bytes.len();
+                        let mut bytes = key.bytes;
+                        bytes.extend_from_slice(k);
+                        index_entries.push((index_id, bytes, split))?;
+                    }
+                }
+            }
+        }
+        Ok(docs.len() as u64)
+    }
+
+    /// Builds the indexes, records `optime` as the last optime (new writes get later ones),
+    /// commits and makes the directory durable. Open it afterwards with [`crate::Engine::open`].
+    pub fn finish(self, optime: Option<Timestamp>) -> Result<()> {
+        let Self {
+            dir,
+            mut pages,
+            docs,
+            index_root,
+            out_of_order,
+            collections,
+            index_entries,
+            ..
+        } = self;
+        docs.finish(&mut pages)?;
+        let clash = write_index_entries(&mut pages, index_root, &collections, index_entries)?;
+        pages.finish()?;
+
+        let loading = dir.join(LOADING_FILE);
+        let conn = Connection::open(&loading)?;
+        conn.pragma_update(None, "journal_mode", "OFF")?;
+        conn.pragma_update(None, "synchronous", "OFF")?;
+        conn.execute_batch("BEGIN")?;
+        insert_catalog(&conn, &collections)?;
+        if let Some(out) = out_of_order {
+            out.into_inner().map_err(|e| e.into_error())?;
+            let result = insert_out_of_order(&conn, &dir, &collections);
+            let _ = std::fs::remove_file(dir.join(OUT_OF_ORDER_FILE));
+            result?;
+        }
+        if let Some((index_id, key, doc_key)) = clash {
+            let (info, spec) = collections
+                .values()
+                .find_map(|info| {
+                    info.secondary()
+                        .find(|(_, id)| *id == index_id)
+                        .map(|(spec, _)| (info, spec))
+                })
+                .ok_or_else(|| EngineError::BadValue("unknown index in a bulk load".into()))?;
+            return Err(duplicate(&conn, info, spec, &key, &doc_key));
+        }
+        if let Some(ts) = optime {
+            store::set_last_ts(&conn, ts)?;
+        }
+        conn.execute_batch("COMMIT")?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.close().map_err(|(_, e)| EngineError::Storage(e))?;
+        File::open(&loading)?.sync_all()?;
+        std::fs::rename(&loading, dir.join(DB_FILE))?;
+        File::open(&dir)?.sync_all()?;
+        Ok(())
+    }
+}
+
+/// The `_id` keys of a batch of documents, checked and encoded.
+struct Keys {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Keys {
+    /// Checks each document's framing and `_id`, and encodes the `_id`.
+    fn of(docs: &[&RawDocument]) -> Result<Self> {
+        let mut keys = Keys {
+            bytes: Vec::with_capacity(docs.len() * 16),
+            ends: Vec::with_capacity(docs.len()),
+        };
+        for doc in docs {
+            let id = frame::checked_id(doc)?;
+            if !valid_id(&id) {
+                return Err(EngineError::BadValue("invalid _id type".into()));
+            }
+            encode_component(&id, false, &mut keys.bytes);
+            keys.ends.push(keys.bytes.len());
+        }
+        Ok(keys)
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+}
+
+fn keyer_stopped() -> EngineError {
+    EngineError::Io(std::io::Error::other("the bulk load's key thread stopped"))
+}
+
+/// Refuses a database file whose layout the page writer does not produce.
+fn check_header(file: &File) -> Result<()> {
+    let mut header = [0u8; 100];
+    file.read_exact_at(&mut header, 0)?;
+    let page_size = usize::from(u16::from_be_bytes([header[16], header[17]]));
+    let reserved = header[20];
+    let auto_vacuum = u32::from_be_bytes([header[52], header[53], header[54], header[55]]);
+    if page_size != PAGE_SIZE || reserved != 0 || auto_vacuum != 0 {
+        return Err(EngineError::BadValue(format!(
+            "unexpected new database layout: page size {page_size}, {reserved} reserved bytes, auto-vacuum root {auto_vacuum}"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! Secondary index entries of a bulk load, sorted: buffered in memory, spilled to sorted
+//! run files past a bound, and merged back in key order at the end.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Entries buffered before a sorted run is spilled (about 100 MB of memory).
+const BUFFERED_MAX: usize = 1 << 20;
+
+/// One index entry: index id, then key and document key concatenated, and where the key
+/// ends. Keys are prefix-free, so the concatenation sorts as `(key, doc_key)` does, which is
+/// the order SQLite keeps `idx_entries` in.
+pub(super) type Entry = (i64, Vec<u8>, usize);
+
+/// All index entries of a load.
+pub(super) struct IndexRuns {
+    dir: PathBuf,
+    /// Entries buffered before a run is spilled.
+    bound: usize,
+    buffered: Vec<Entry>,
+    runs: Vec<PathBuf>,
+}
+
+impl IndexRuns {
+    /// Spills, when it must, into files named `index-run-*.tmp` in `dir`.
+    pub(super) fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            bound: BUFFERED_MAX,
+            buffered: Vec::new(),
+            runs: Vec::new(),
+        }
+    }
+
+    /// Adds one entry.
+    pub(super) fn push(&mut self, entry: Entry) -> io::Result<()> {
+        self.buffered.push(entry);
+        if self.buffered.len() >= self.bound {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self) -> io::Result<()> {
+        self.buffered.sort_unstable();
+        let path = self.dir.join(format!("index-run-{}.tmp", self.runs.len()));
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
+        for (index_id, bytes, split) in self.buffered.drain(..) {
+            out.write_all(&index_id.to_le_bytes())?;
+            out.write_all(&(split as u32).to_le_bytes())?;
+            out.write_all(&(bytes.len() as u32).to_le_bytes())?;
+            out.write_all(&bytes)?;
+        }
+        out.flush()?;
+        self.runs.push(path);
+        Ok(())
+    }
+
+    /// Calls `f` with every entry in order, then removes the run files.
+    pub(super) fn drain_sorted(
+        mut self,
+        mut f: impl FnMut(&Entry) -> crate::Result<bool>,
+    ) -> crate::Result<()> {
+        let result = if self.runs.is_empty() {
+            self.buffered.sort_unstable();
+            let mut result = Ok(());
+            for entry in &self.buffered {
+                match f(entry) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            result
+        } else {
+            self.merge(&mut f)
+        };
+        for run in &self.runs {
+            let _ = std::fs::remove_file(run);
+        }
+        result
+    }
+
+    /// Merges the runs (the buffered entries spilled as one more) in order.
+    fn merge(&mut self, f: &mut impl FnMut(&Entry) -> crate::Result<bool>) -> crate::Result<()> {
+        if !self.buffered.is_empty() {
+            self.spill()?;
+        }
+        let mut readers = self
+            .runs
+            .iter()
+            .map(|p| Ok(BufReader::with_capacity(1 << 20, File::open(p)?)))
+            .collect::<io::Result<Vec<_>>>()?;
+        let mut heap = BinaryHeap::new();
+        for (i, reader) in readers.iter_mut().enumerate() {
+            if let Some(entry) = read_entry(reader)? {
+                heap.push(Reverse((entry, i)));
+            }
+        }
+        while let Some(Reverse((entry, i))) = heap.pop() {
+            if !f(&entry)? {
+                break;
+            }
+            if let Some(next) = read_entry(&mut readers[i])? {
+                heap.push(Reverse((next, i)));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_entry(reader: &mut impl Read) -> io::Result<Option<Entry>> {
+    let mut head = [0u8; 16];
+    match reader.read_exact(&mut head) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let index_id = i64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+    let split = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")) as usize;
+    let len = u32::from_le_bytes(head[12..].try_into().expect("4 bytes")) as usize;
+    let mut bytes = vec![0; len];
+    reader.read_exact(&mut bytes)?;
+    Ok(Some((index_id, bytes, split)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spilled_runs_merge_back_in_order_and_are_removed() {
+        let dir = std::env::temp_dir().join(format!("rewind-runs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut runs = IndexRuns::new(&dir);
+        runs.bound = 3;
+        let mut expected = Vec::new();
+        for i in 0..20u8 {
+            let entry = (i64::from(i % 3), vec![i.wrapping_mul(37) % 11, i], 1);
+            expected.push(entry.clone());
+            runs.push(entry).unwrap();
+        }
+        assert_eq!(runs.runs.len(), 6);
+        expected.sort();
+        let mut got = Vec::new();
+        runs.drain_sorted(|e| {
+            got.push(e.clone());
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(got, expected);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        // Stopping early stops the merge.
+        let mut runs = IndexRuns::new(&dir);
+        runs.bound = 2;
+        for i in 0..9 {
+            runs.push((0, vec![i], 0)).unwrap();
+        }
+        let mut seen = 0;
+        runs.drain_sorted(|_| {
+            seen += 1;
+            Ok(seen < 4)
+        })
+        .unwrap();
+        assert_eq!(seen, 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,172 @@
+//! Appending pages to a database file, on threads of their own.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use super::be_u32;
+
+/// Bytes buffered before pages are written to the file.
+const FLUSH_BYTES: usize = 1 << 20;
+
+/// Bytes written between two syncs of the file, as a load goes.
+const SYNC_BYTES: usize = 16 << 20;
+
+/// Buffers of pages in circulation between the builder and the writing thread.
+const BUFFERS: usize = 16;
+
+/// Offsets in the 100-byte database header.
+const HEADER_CHANGE_COUNTER: usize = 24;
+const HEADER_PAGE_COUNT: usize = 28;
+const HEADER_VERSION_VALID_FOR: usize = 92;
+
+/// Appends pages after the last page of a database file that no connection has open.
+///
+/// A thread of its own does the writing, so that building the next pages overlaps with the
+/// kernel copying the last ones into the page cache (as much time again, or more once the
+/// cache is full of dirty pages).
+pub(crate) struct PageWriter {
+    page_size: usize,
+    /// Number the next appended page gets (pages count from 1).
+    next: u32,
+    /// Appended pages not yet handed to the writing thread, the first numbered `buffered_from`.
+    buffer: Vec<u8>,
+    buffered_from: u32,
+    /// Buffers to write, with their file offsets; and written ones, coming back for reuse.
+    to_write: SyncSender<(u64, Vec<u8>)>,
+    written: Receiver<Vec<u8>>,
+    /// Buffers made so far (at most [`BUFFERS`]).
+    buffers: usize,
+    writer: JoinHandle<io::Result<File>>,
+}
+
+impl PageWriter {
+    /// Takes over `file`, a database of `page_count` pages of `page_size` bytes.
+    pub(crate) fn new(file: File, page_size: usize, page_count: u32) -> io::Result<Self> {
+        let (to_write, queue) = sync_channel::<(u64, Vec<u8>)>(BUFFERS);
+        let (give_back, written) = sync_channel(BUFFERS);
+        // Sync as the load goes rather than all at the end: the disk works while pages are
+        // still being built, and the last fsync is short. A thread of its own waits for the
+        // syncs, so that writing never does.
+        let (sync_soon, sync_requests) = sync_channel::<()>(1);
+        let sync_file = file.try_clone()?;
+        let syncer: JoinHandle<io::Result<()>> = std::thread::Builder::new()
+            .name("bulk-load-sync".into())
+            .spawn(move || {
+                for () in sync_requests {
+                    sync_file.sync_data()?;
+                }
+                Ok(())
+            })?;
+        let writer = std::thread::Builder::new()
+            .name("bulk-load-writer".into())
+            .spawn(move || {
+                let mut unsynced = 0;
+                for (offset, buffer) in queue {
+                    file.write_all_at(&buffer, offset)?;
+                    unsynced += buffer.len();
+                    // A sync still running covers these bytes too, mostly: no queue.
+                    if unsynced >= SYNC_BYTES && sync_soon.try_send(()).is_ok() {
+                        unsynced = 0;
+                    }
+                    if buffer.capacity() >= FLUSH_BYTES {
+                        let _ = give_back.try_send(buffer); // not a root page's copy
+                    }
+                }
+                drop(sync_soon);
+                syncer
+                    .join()
+                    .map_err(|_| io::Error::other("the bulk load's sync thread panicked"))??;
+                Ok(file)
+            })?;
+        Ok(Self {
+            page_size,
+            next: page_count + 1,
+            buffer: Vec::with_capacity(FLUSH_BYTES + page_size),
+            buffered_from: page_count + 1,
+            to_write,
+            written,
+            buffers: 1,
+            writer,
+        })
+    }
+
+    /// The number the next appended page gets.
+    pub(super) fn next_page(&self) -> u32 {
+        self.next
+    }
+
+    /// Appends one page; returns its number.
+    pub(super) fn append(&mut self, page: &[u8]) -> io::Result<u32> {
+        debug_assert_eq!(page.len(), self.page_size);
+        let number = self.next;
+        self.next += 1;
+        self.buffer.extend_from_slice(page);
+        if self.buffer.len() >= FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(number)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let offset = u64::from(self.buffered_from - 1) * self.page_size as u64;
+        // A few buffers circulate; past that, wait for the thread to give one back.
+        let fresh = if self.buffers < BUFFERS {
+            self.buffers += 1;
+            Vec::with_capacity(FLUSH_BYTES + self.page_size)
+        } else {
+            let mut written = self.written.recv().map_err(|_| stopped())?;
+            written.clear();
+            written
+        };
+        let full = std::mem::replace(&mut self.buffer, fresh);
+        self.send(offset, full)?;
+        self.buffered_from = self.next;
+        Ok(())
+    }
+
+    fn send(&mut self, offset: u64, buffer: Vec<u8>) -> io::Result<()> {
+        self.to_write.send((offset, buffer)).map_err(|_| stopped())
+    }
+
+    /// Overwrites an existing page (a tree's root, which keeps its number).
+    pub(super) fn overwrite(&mut self, number: u32, page: &[u8]) -> io::Result<()> {
+        let offset = u64::from(number - 1) * self.page_size as u64;
+        self.send(offset, page.to_vec())
+    }
+
+    /// Writes what is buffered and records the new page count in the header, so that SQLite
+    /// sees the appended pages as part of the database.
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        let flushed = self.flush();
+        let Self {
+            to_write,
+            writer,
+            next,
+            ..
+        } = self;
+        drop(to_write);
+        let file = writer
+            .join()
+            .map_err(|_| io::Error::other("the bulk load's page writer panicked"))??;
+        flushed?;
+        let mut header = [0u8; 100];
+        file.read_exact_at(&mut header, 0)?;
+        let counter = be_u32(&header, HEADER_CHANGE_COUNTER).wrapping_add(1);
+        // The page count in the header counts only while this equals the change counter.
+        header[HEADER_CHANGE_COUNTER..][..4].copy_from_slice(&counter.to_be_bytes());
+        header[HEADER_VERSION_VALID_FOR..][..4].copy_from_slice(&counter.to_be_bytes());
+        header[HEADER_PAGE_COUNT..][..4].copy_from_slice(&(next - 1).to_be_bytes());
+        file.write_all_at(&header, 0)
+    }
+}
+
+/// The error of a send to a writing thread that stopped on an error (`finish` returns it).
+fn stopped() -> io::Error {
+    io::Error::other("the bulk load's page writer stopped")
+}
