@@ -8,8 +8,27 @@ use bson::{Bson, RawDocument};
 
 use crate::error::{EngineError, Result};
 
+/// Where a top-level value lies in its document: type byte, start and length.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Field {
+    pub(super) kind: u8,
+    start: usize,
+    len: usize,
+}
+
 /// Walks the top level of `doc`; returns its `_id` (the first one).
 pub(super) fn checked_id(doc: &RawDocument) -> Result<Bson> {
+    walk(doc, &[], &mut [])
+}
+
+/// Walks the top level of `doc`; returns its `_id` (the first one) and leaves in `found[i]`
+/// where the field named `wanted[i]` is (the last one, as decoding into a document keeps).
+pub(super) fn walk(
+    doc: &RawDocument,
+    wanted: &[&str],
+    found: &mut [Option<Field>],
+) -> Result<Bson> {
+    found.fill(None);
     let bytes = doc.as_bytes();
     let end = bytes.len() - 1; // RawDocument guarantees the length prefix and final NUL
     let mut at = 4;
@@ -22,28 +41,64 @@ pub(super) fn checked_id(doc: &RawDocument) -> Result<Bson> {
         let name = &bytes[name_start..name_end];
         let value = name_end + 1;
         let len = value_len(kind, &bytes[value..end])?;
+        let field = Field {
+            kind,
+            start: value,
+            len,
+        };
         // Spelled out: a slice comparison calls memcmp, once per three-letter name.
         if id.is_none() && name.len() == 3 && name[0] == b'_' && name[1] == b'i' && name[2] == b'd'
         {
-            id = Some((kind, value, len));
+            id = Some(field);
+        }
+        for (w, slot) in wanted.iter().zip(found.iter_mut()) {
+            if w.len() == name.len() && w.as_bytes() == name {
+                *slot = Some(field);
+            }
         }
         at = value + len;
     }
     if at != end {
         return Err(framing("the last element runs past the document"));
     }
-    let (kind, value, len) =
-        id.ok_or_else(|| EngineError::BadValue("document is missing an _id".into()))?;
-    let value = &bytes[value..value + len];
-    Ok(match kind {
-        0x01 => Bson::Double(f64::from_le_bytes(array(value))),
-        0x07 => Bson::ObjectId(ObjectId::from_bytes(array(value))),
-        0x10 => Bson::Int32(i32::from_le_bytes(array(value))),
-        0x12 => Bson::Int64(i64::from_le_bytes(array(value))),
-        _ => {
+    let id = id.ok_or_else(|| EngineError::BadValue("document is missing an _id".into()))?;
+    match simple_value(doc, id) {
+        Some(id) => Ok(id),
+        None => {
             let id = doc.get("_id")?.ok_or_else(|| framing("_id vanished"))?;
-            Bson::try_from(id)?
+            Ok(Bson::try_from(id)?)
         }
+    }
+}
+
+/// The value of `field` when it is of a type decoded without allocating much (numbers,
+/// strings, ObjectIds, dates, booleans, null, timestamps); `None` for the others.
+pub(super) fn simple_value(doc: &RawDocument, field: Field) -> Option<Bson> {
+    let value = &doc.as_bytes()[field.start..field.start + field.len];
+    Some(match field.kind {
+        0x01 => Bson::Double(f64::from_le_bytes(array(value))),
+        0x02 => {
+            // length, bytes, NUL
+            let text = value.get(4..value.len().checked_sub(1)?)?;
+            (value.last() == Some(&0)).then_some(())?;
+            Bson::String(std::str::from_utf8(text).ok()?.to_owned())
+        }
+        0x07 => Bson::ObjectId(ObjectId::from_bytes(array(value))),
+        0x08 => Bson::Boolean(value[0] != 0),
+        0x09 => Bson::DateTime(bson::DateTime::from_millis(i64::from_le_bytes(array(
+            value,
+        )))),
+        0x0A => Bson::Null,
+        0x10 => Bson::Int32(i32::from_le_bytes(array(value))),
+        0x11 => {
+            let raw = u64::from_le_bytes(array(value));
+            Bson::Timestamp(bson::Timestamp {
+                time: (raw >> 32) as u32,
+                increment: raw as u32,
+            })
+        }
+        0x12 => Bson::Int64(i64::from_le_bytes(array(value))),
+        _ => return None,
     })
 }
 

@@ -15,6 +15,7 @@
 
 mod finish;
 mod frame;
+mod keys;
 mod runs;
 
 use std::cmp::Ordering;
@@ -28,16 +29,15 @@ use std::sync::mpsc::sync_channel;
 use bson::{Binary, Document, RawDocument, Timestamp};
 use rusqlite::Connection;
 
-use crate::entries::index_view;
 use crate::error::{EngineError, Result};
 use crate::index::IndexSpec;
 use crate::insert::duplicate_id;
-use crate::keys::{encode_component, valid_id};
 use crate::ns::parse_ns;
 use crate::pages::{PageWriter, Record, TreeBuilder};
 use crate::store::{self, CollectionInfo, DB_FILE};
 
 use finish::{duplicate, insert_catalog, insert_out_of_order, write_index_entries};
+use keys::{KeyPlan, Keys};
 use runs::IndexRuns;
 
 /// The database file's name while it is being built.
@@ -48,8 +48,9 @@ const OUT_OF_ORDER_FILE: &str = "out-of-order.tmp";
 
 const PAGE_SIZE: usize = 16384;
 
-/// Documents checked and keyed at a time, on a second thread.
+/// Documents checked and keyed at a time, on a second thread, at most; and their bytes.
 const KEYED_BATCH: usize = 16384;
+const KEYED_BATCH_BYTES: usize = 1 << 20;
 
 /// Streams namespaces and documents into a new engine directory.
 pub struct BulkLoader {
@@ -171,18 +172,23 @@ impl BulkLoader {
         if !self.collections.contains_key(ns) {
             self.add_collection(ns, None, &Document::new(), &[])?;
         }
-        let mut docs = docs.into_iter();
-        let first: Vec<&RawDocument> = docs.by_ref().take(KEYED_BATCH).collect();
-        if first.len() < KEYED_BATCH {
-            let keys = Keys::of(&first)?;
-            return self.add_keyed(ns, &first, &keys);
+        let plan = match self.collections.get(ns) {
+            Some(info) => KeyPlan::new(info),
+            None => return Err(EngineError::NamespaceNotFound(ns.into())),
+        };
+        let mut docs = docs.into_iter().peekable();
+        let first = next_batch(&mut docs);
+        if docs.peek().is_none() {
+            let keys = Keys::of(&first, &plan)?;
+            return self.add_keyed(ns, &first, keys);
         }
         std::thread::scope(|scope| {
             let (to_key, batches) = sync_channel::<Vec<&RawDocument>>(1);
             let (keyed_batch, keyed) = sync_channel(1);
+            let plan = &plan;
             scope.spawn(move || {
                 for batch in batches {
-                    let keys = Keys::of(&batch);
+                    let keys = Keys::of(&batch, plan);
                     if keyed_batch.send((batch, keys)).is_err() {
                         return;
                     }
@@ -192,7 +198,7 @@ impl BulkLoader {
             let mut to_key = Some(to_key);
             let mut count = 0;
             loop {
-                let next: Vec<&RawDocument> = docs.by_ref().take(KEYED_BATCH).collect();
+                let next = next_batch(&mut docs);
                 let last_batch = next.is_empty();
                 match &to_key {
                     // Dropping the sender ends the key thread once it is done.
@@ -201,7 +207,7 @@ impl BulkLoader {
                     None => return Err(keyer_stopped()),
                 }
                 let (batch, keys) = keyed.recv().map_err(|_| keyer_stopped())?;
-                count += self.add_keyed(ns, &batch, &keys?)?;
+                count += self.add_keyed(ns, &batch, keys?)?;
                 if last_batch {
                     return Ok(count);
                 }
@@ -210,7 +216,7 @@ impl BulkLoader {
     }
 
     /// Adds checked documents with their keys.
-    fn add_keyed(&mut self, ns: &str, docs: &[&RawDocument], keys: &Keys) -> Result<u64> {
+    fn add_keyed(&mut self, ns: &str, docs: &[&RawDocument], keys: Keys) -> Result<u64> {
         let Self {
             pages,
             docs: tree,
@@ -224,7 +230,6 @@ impl BulkLoader {
         let Some(info) = collections.get(ns) else {
             return Err(EngineError::NamespaceNotFound(ns.into()));
         };
-        let indexed = info.secondary().next().is_some();
         for (i, doc) in docs.iter().enumerate() {
             let k = keys.get(i);
             let order = match last {
@@ -256,17 +261,9 @@ impl BulkLoader {
                     out.write_all(doc.as_bytes())?;
                 }
             }
-            if indexed {
-                let view = index_view(info, doc)?;
-                for (spec, index_id) in info.secondary() {
-                    for key in spec.keys_for(&view)? {
-                        let split = key.bytes.len();
-                        let mut bytes = key.bytes;
-                        bytes.extend_from_slice(k);
-                        index_entries.push((index_id, bytes, split))?;
-                    }
-                }
-            }
+        }
+        for entry in keys.entries {
+            index_entries.push(entry)?;
         }
         Ok(docs.len() as u64)
     }
@@ -324,34 +321,19 @@ impl BulkLoader {
     }
 }
 
-/// The `_id` keys of a batch of documents, checked and encoded.
-struct Keys {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-impl Keys {
-    /// Checks each document's framing and `_id`, and encodes the `_id`.
-    fn of(docs: &[&RawDocument]) -> Result<Self> {
-        let mut keys = Keys {
-            bytes: Vec::with_capacity(docs.len() * 16),
-            ends: Vec::with_capacity(docs.len()),
-        };
-        for doc in docs {
-            let id = frame::checked_id(doc)?;
-            if !valid_id(&id) {
-                return Err(EngineError::BadValue("invalid _id type".into()));
-            }
-            encode_component(&id, false, &mut keys.bytes);
-            keys.ends.push(keys.bytes.len());
+/// The next batch for the key thread: up to [`KEYED_BATCH`] documents or
+/// [`KEYED_BATCH_BYTES`] bytes of them.
+fn next_batch<'d>(docs: &mut impl Iterator<Item = &'d RawDocument>) -> Vec<&'d RawDocument> {
+    let mut bytes = 0;
+    let mut batch = Vec::new();
+    for doc in docs {
+        bytes += doc.as_bytes().len();
+        batch.push(doc);
+        if batch.len() == KEYED_BATCH || bytes >= KEYED_BATCH_BYTES {
+            break;
         }
-        Ok(keys)
     }
-
-    fn get(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.bytes[start..self.ends[i]]
-    }
+    batch
 }
 
 fn keyer_stopped() -> EngineError {

@@ -217,3 +217,76 @@ fn malformed_documents_are_refused() {
         assert_eq!(err.code(), 2, "{tag}: {err}");
     }
 }
+
+/// Every index entry of an engine file: index name, key, document key.
+fn index_entries(dir: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    let conn = rusqlite::Connection::open(dir.join("engine.sqlite")).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT i.name, e.key, e.doc_key FROM idx_entries e JOIN indexes i ON i.id = e.index_id
+             ORDER BY 1, 2, 3",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+#[test]
+fn index_entries_equal_the_insert_paths_for_every_kind_of_value() {
+    let specs = [
+        doc! {"key": {"v": 1}, "name": "v_1"},
+        doc! {"key": {"v": -1, "w": 1}, "name": "v_-1_w_1"},
+        doc! {"key": {"w": 1}, "name": "w_sparse", "sparse": true},
+        doc! {"key": {"u": 1}, "name": "u_unique", "unique": true},
+    ];
+    let values = [
+        Bson::Int32(3),
+        Bson::Int64(3),
+        Bson::Double(2.5),
+        Bson::String("é".into()),
+        Bson::Null,
+        Bson::Boolean(true),
+        Bson::DateTime(bson::DateTime::from_millis(-5)),
+        Bson::Timestamp(bson::Timestamp { time: 9, increment: 1 }),
+        Bson::ObjectId(bson::oid::ObjectId::from_bytes([3; 12])),
+        Bson::Array(vec![Bson::Int32(1), Bson::Int32(1), Bson::String("x".into())]),
+        Bson::Array(vec![]),
+        Bson::Document(doc! {"a": 1}),
+        Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![1] }),
+    ];
+    let docs: Vec<RawDocumentBuf> = (0..60)
+        .map(|i| {
+            let mut d = doc! {"_id": i};
+            if i % 5 != 0 {
+                d.insert("v", values[i as usize % values.len()].clone());
+            }
+            if i % 3 == 0 {
+                d.insert("w", values[(i as usize * 7) % values.len()].clone());
+            }
+            d.insert("u", i * 10);
+            raw(d)
+        })
+        .collect();
+    let inserted = tmpdir("bulk-index-inserted");
+    let engine = open(&inserted);
+    engine
+        .write(|t| {
+            t.create_indexes("db.c", &specs)?;
+            docs.iter().try_for_each(|d| t.insert("db.c", d))
+        })
+        .unwrap();
+    drop(engine);
+    let loaded = tmpdir("bulk-index-loaded");
+    let mut loader = BulkLoader::create(&loaded).unwrap();
+    loader.add_collection("db.c", None, &doc! {}, &specs).unwrap();
+    loader
+        .insert_all("db.c", docs.iter().map(|d| d.as_ref()))
+        .unwrap();
+    loader.finish(None).unwrap();
+    assert_eq!(integrity(&loaded), "ok");
+    let expected = index_entries(&inserted);
+    assert!(expected.len() > 150, "{}", expected.len());
+    assert_eq!(index_entries(&loaded), expected);
+}
