@@ -20,7 +20,7 @@ mod runs;
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -96,12 +96,11 @@ impl BulkLoader {
             conn.close().map_err(|(_, e)| EngineError::Storage(e))?;
             (roots.0, roots.1, page_count)
         };
-        let file = OpenOptions::new().read(true).write(true).open(&path)?;
-        check_header(&file)?;
+        check_header(&File::open(&path)?)?;
         Ok(Self {
             index_entries: IndexRuns::new(&dir),
             dir,
-            pages: PageWriter::new(file, PAGE_SIZE, page_count)?,
+            pages: PageWriter::new(&path, PAGE_SIZE, page_count)?,
             docs: TreeBuilder::new(docs_root, PAGE_SIZE),
             index_root,
             last: None,

@@ -389,12 +389,7 @@ mod tests {
                 .unwrap();
             (root, count)
         };
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
-        let mut pages = PageWriter::new(file, 512, count).unwrap();
+        let mut pages = PageWriter::new(&path, 512, count).unwrap();
         let mut tree = TreeBuilder::new(root, 512);
         for (a, b, c) in records {
             let record = Record::new(*a, &[b.len(), c.len()]);

@@ -249,12 +249,22 @@ fn index_entries_equal_the_insert_paths_for_every_kind_of_value() {
         Bson::Null,
         Bson::Boolean(true),
         Bson::DateTime(bson::DateTime::from_millis(-5)),
-        Bson::Timestamp(bson::Timestamp { time: 9, increment: 1 }),
+        Bson::Timestamp(bson::Timestamp {
+            time: 9,
+            increment: 1,
+        }),
         Bson::ObjectId(bson::oid::ObjectId::from_bytes([3; 12])),
-        Bson::Array(vec![Bson::Int32(1), Bson::Int32(1), Bson::String("x".into())]),
+        Bson::Array(vec![
+            Bson::Int32(1),
+            Bson::Int32(1),
+            Bson::String("x".into()),
+        ]),
         Bson::Array(vec![]),
         Bson::Document(doc! {"a": 1}),
-        Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![1] }),
+        Bson::Binary(Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: vec![1],
+        }),
     ];
     let docs: Vec<RawDocumentBuf> = (0..60)
         .map(|i| {
@@ -280,7 +290,9 @@ fn index_entries_equal_the_insert_paths_for_every_kind_of_value() {
     drop(engine);
     let loaded = tmpdir("bulk-index-loaded");
     let mut loader = BulkLoader::create(&loaded).unwrap();
-    loader.add_collection("db.c", None, &doc! {}, &specs).unwrap();
+    loader
+        .add_collection("db.c", None, &doc! {}, &specs)
+        .unwrap();
     loader
         .insert_all("db.c", docs.iter().map(|d| d.as_ref()))
         .unwrap();
