@@ -192,7 +192,7 @@ fn write_direct(direct: &mut Option<File>, bytes: Option<&[u8]>, offset: u64) ->
     let (Some(file), Some(bytes)) = (direct.as_ref(), bytes) else {
         return Ok(false);
     };
-    if offset % DIRECT_ALIGN as u64 != 0 || bytes.len() % DIRECT_ALIGN != 0 {
+    if !offset.is_multiple_of(DIRECT_ALIGN as u64) || !bytes.len().is_multiple_of(DIRECT_ALIGN) {
         return Ok(false);
     }
     match file.write_all_at(bytes, offset) {
@@ -239,7 +239,8 @@ impl AlignedBuf {
 
     /// The contents, if they still start at the boundary.
     fn aligned(&self) -> Option<&[u8]> {
-        (self.bytes.as_ptr().wrapping_add(self.start) as usize % DIRECT_ALIGN == 0)
+        (self.bytes.as_ptr().wrapping_add(self.start) as usize)
+            .is_multiple_of(DIRECT_ALIGN)
             .then(|| self.bytes())
     }
 }
