@@ -84,9 +84,10 @@ pub(crate) fn compress(data: &[u8], level: i32) -> Result<Vec<u8>> {
         .map_err(|e| BackupError::Format(format!("compression failed: {e}")))
 }
 
-/// Decompresses a stored object of unknown size, reporting failure as corruption of `key`.
-pub(crate) fn decompress_any(key: &str, data: &[u8]) -> Result<Vec<u8>> {
-    zstd::stream::decode_all(data).map_err(|_| corrupt(key, "cannot be decompressed"))
+/// Decompresses a stored object of unknown size, appending to `out` (whose memory is reused);
+/// failure is reported as corruption of `key`.
+pub(crate) fn decompress_into(key: &str, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    zstd::stream::copy_decode(data, out).map_err(|_| corrupt(key, "cannot be decompressed"))
 }
 
 fn corrupt(key: &str, detail: &str) -> BackupError {

@@ -39,6 +39,7 @@ mod error;
 mod layout;
 mod manifest;
 mod oplog;
+mod pit;
 mod progress;
 mod reader;
 mod replay;
@@ -55,6 +56,7 @@ pub use oplog::{
     CaptureLimits, OplogGap, OplogSlice, capture_oplog, capture_oplog_with, check_oplog_gap,
     detect_gap, list_oplog_slices, prune_oplog_slices, read_slice,
 };
+pub use pit::{NET_CHANGES_MAX_BYTES, restore_to_point};
 pub use progress::{Phase, Progress};
 pub use reader::{SnapshotReader, SnapshotVisitor};
 pub use replay::{

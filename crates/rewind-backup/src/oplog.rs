@@ -4,7 +4,7 @@ use bson::{RawDocument, Timestamp};
 use rewind_engine::Engine;
 
 use crate::blob::BlobStore;
-use crate::chunk::{compress, decompress_any, documents};
+use crate::chunk::{compress, decompress_into, documents};
 use crate::error::{BackupError, BlobError, Result};
 use crate::layout::{self, parse_ts_name, ts_name};
 
@@ -240,10 +240,22 @@ pub fn prune_oplog_slices(blobs: &dyn BlobStore, prefix: &str, before: Timestamp
 
 /// A slice's entries (concatenated BSON), checked against the range and count in its name.
 pub fn read_slice(blobs: &dyn BlobStore, slice: &OplogSlice) -> Result<Vec<u8>> {
-    let data = decompress_any(&slice.key, &blobs.get(&slice.key)?)?;
+    let mut data = Vec::new();
+    read_slice_into(blobs, slice, &mut data)?;
+    Ok(data)
+}
+
+/// [`read_slice`] into `data`, replacing its contents but reusing its memory.
+pub(crate) fn read_slice_into(
+    blobs: &dyn BlobStore,
+    slice: &OplogSlice,
+    data: &mut Vec<u8>,
+) -> Result<()> {
+    data.clear();
+    decompress_into(&slice.key, &blobs.get(&slice.key)?, data)?;
     let mut count = 0u64;
     let mut range = None;
-    for entry in documents(&data, &slice.key) {
+    for entry in documents(data, &slice.key) {
         let ts = entry_ts(entry?, &slice.key)?;
         range = Some((range.map_or(ts, |r: (Timestamp, Timestamp)| r.0), ts));
         count += 1;
@@ -255,7 +267,7 @@ pub fn read_slice(blobs: &dyn BlobStore, slice: &OplogSlice) -> Result<Vec<u8>> 
         }
         .into());
     }
-    Ok(data)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use rewind_engine::{Engine, EngineError};
 use crate::blob::BlobStore;
 use crate::chunk::documents;
 use crate::error::{BackupError, Result};
-use crate::oplog::{OplogGap, OplogSlice, entry_ts, read_slice};
+use crate::oplog::{OplogGap, OplogSlice, entry_ts, read_slice_into};
 use crate::progress::{Phase, Progress};
 
 /// Most entries applied per engine transaction (each commit is an fsync).
@@ -104,7 +104,8 @@ pub struct ReplayStats {
     pub applied: u64,
     /// Optime of the last entry applied.
     pub last_applied: Option<Timestamp>,
-    /// Engine transactions committed.
+    /// Engine transactions committed (none when the entries were merged into the restore,
+    /// see [`crate::restore_to_point`]).
     pub batches: u64,
 }
 
@@ -146,10 +147,14 @@ pub fn replay_oplog(
     std::thread::scope(|s| {
         // One slice read ahead: verifying and decompressing it overlaps applying the last.
         let (tx, rx) = mpsc::sync_channel::<Result<(usize, Vec<u8>)>>(1);
+        // Applied slices' buffers go back to be decompressed into again: fresh memory costs
+        // more to fault in than the decompression itself.
+        let (recycle, recycled) = mpsc::sync_channel::<Vec<u8>>(2);
         let relevant = &relevant;
         s.spawn(move || {
             for (n, slice) in relevant.iter().enumerate() {
-                let r = read_slice(blobs, slice).map(|data| (n, data));
+                let mut data = recycled.try_recv().unwrap_or_default();
+                let r = read_slice_into(blobs, slice, &mut data).map(|()| (n, data));
                 let failed = r.is_err();
                 if tx.send(r).is_err() || failed {
                     break;
@@ -158,6 +163,7 @@ pub fn replay_oplog(
         });
         let mut feed = Feed {
             rx,
+            recycle,
             slices: relevant,
             slice: 0,
             data: Vec::new(),
@@ -175,10 +181,76 @@ pub fn replay_oplog(
     })
 }
 
+/// Calls `f` with every captured entry with `after < ts <= up_to`, in optime order, until it
+/// returns `false`; slices are fetched, verified and decompressed on a second thread. Fails
+/// with [`BackupError::Gap`] before calling `f` if `slices` do not cover the range, with
+/// [`BackupError::Cancelled`] when `cancel` is set (checked every 1,000 entries).
+pub(crate) fn for_each_entry(
+    blobs: &dyn BlobStore,
+    slices: &[OplogSlice],
+    after: Timestamp,
+    up_to: Timestamp,
+    cancel: &AtomicBool,
+    mut f: impl FnMut(Timestamp, &RawDocument) -> Result<bool>,
+) -> Result<()> {
+    if up_to <= after {
+        return Ok(());
+    }
+    if let Some(gap) = first_gap(slices, after, up_to) {
+        return Err(gap.into());
+    }
+    let mut relevant: Vec<&OplogSlice> = slices
+        .iter()
+        .filter(|s| s.to > after && s.from <= up_to)
+        .collect();
+    relevant.sort_by_key(|s| (s.from, s.to));
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<Result<(usize, Vec<u8>)>>(1);
+        // Applied slices' buffers go back to be decompressed into again: fresh memory costs
+        // more to fault in than the decompression itself.
+        let (recycle, recycled) = mpsc::sync_channel::<Vec<u8>>(2);
+        let relevant = &relevant;
+        s.spawn(move || {
+            for (n, slice) in relevant.iter().enumerate() {
+                let mut data = recycled.try_recv().unwrap_or_default();
+                let r = read_slice_into(blobs, slice, &mut data).map(|()| (n, data));
+                let failed = r.is_err();
+                if tx.send(r).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let mut feed = Feed {
+            rx,
+            recycle,
+            slices: relevant,
+            slice: 0,
+            data: Vec::new(),
+            pos: 0,
+            entry: 0..0,
+            last: after,
+            up_to,
+            done: false,
+        };
+        let mut seen = 0u64;
+        while let Some(ts) = feed.advance()? {
+            if seen.is_multiple_of(1000) {
+                check(cancel)?;
+            }
+            seen += 1;
+            if !f(ts, feed.entry()?)? {
+                break;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// The entries to apply, in order, from the slices the reader thread sends. Overlapping
 /// slices (a capture re-run) are fine: entries at or before the last one are skipped.
 struct Feed<'a> {
     rx: mpsc::Receiver<Result<(usize, Vec<u8>)>>,
+    recycle: mpsc::SyncSender<Vec<u8>>,
     slices: &'a [&'a OplogSlice],
     slice: usize,
     data: Vec<u8>,
@@ -196,7 +268,12 @@ impl Feed<'_> {
         while !self.done {
             if self.pos >= self.data.len() {
                 match self.rx.recv() {
-                    Ok(next) => (self.slice, self.data) = next?,
+                    Ok(next) => {
+                        let (slice, data) = next?;
+                        let used = std::mem::replace(&mut self.data, data);
+                        let _ = self.recycle.try_send(used);
+                        self.slice = slice;
+                    }
                     Err(_) => self.done = true,
                 }
                 self.pos = 0;

@@ -3,13 +3,16 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use bson::{RawDocument, Timestamp};
-use rewind_engine::BulkLoader;
+use std::collections::BTreeMap;
+
+use bson::{Bson, RawDocument, RawDocumentBuf, Timestamp};
+use rewind_engine::{BulkLoader, key_bytes};
 
 use crate::blob::BlobStore;
 use crate::chunk::Documents;
 use crate::error::{BackupError, Result};
 use crate::manifest::{ChunkRef, Manifest, NamespaceEntry};
+use crate::pit::Changes;
 use crate::progress::{Phase, Progress};
 use crate::reader::{SnapshotReader, SnapshotVisitor};
 
@@ -24,7 +27,8 @@ pub struct RestoreStats {
     pub bytes: u64,
     /// Chunks read.
     pub chunks: u64,
-    /// The optime the new engine starts from (the snapshot's); replay oplog after it.
+    /// The optime the new engine starts from (the snapshot's, or the last entry's merged
+    /// in); replay oplog after it.
     pub optime: Option<Timestamp>,
 }
 
@@ -33,22 +37,92 @@ struct Loader<'a> {
     stats: RestoreStats,
     report: Progress,
     progress: &'a mut dyn FnMut(Progress),
+    /// Final states to merge in, by collection ([`crate::pit`]); and the current
+    /// collection's, those not yet merged.
+    changes: Changes,
+    pending: (String, BTreeMap<Vec<u8>, Option<RawDocumentBuf>>),
+}
+
+impl Loader<'_> {
+    /// Adds the snapshot's documents `docs` (in `_id` order, the next ones of collection
+    /// `ns`) with the pending final states up to the last of them merged in.
+    fn add(&mut self, ns: &str, docs: &[&RawDocument]) -> Result<()> {
+        let Some(last) = docs.last() else {
+            return Ok(());
+        };
+        if self.pending.1.is_empty() {
+            self.loader.insert_all(ns, docs.iter().copied())?;
+            return Ok(());
+        }
+        let last = doc_key(last)?;
+        // The pending states up to and including the last document's key are merged here.
+        let mut due = std::mem::take(&mut self.pending.1);
+        self.pending.1 = due.split_off(&last);
+        if let Some(entry) = self.pending.1.first_entry()
+            && *entry.key() == last
+        {
+            let (key, state) = entry.remove_entry();
+            due.insert(key, state);
+        }
+        if due.is_empty() {
+            self.loader.insert_all(ns, docs.iter().copied())?;
+            return Ok(());
+        }
+        let mut merged: Vec<&RawDocument> = Vec::with_capacity(docs.len() + due.len());
+        let mut states = due.iter().peekable();
+        for doc in docs {
+            let key = doc_key(doc)?;
+            while let Some((_, state)) = states.next_if(|(k, _)| **k < key) {
+                merged.extend(state.as_deref());
+            }
+            match states.next_if(|(k, _)| **k == key) {
+                Some((_, state)) => merged.extend(state.as_deref()),
+                None => merged.push(doc),
+            }
+        }
+        merged.extend(states.filter_map(|(_, state)| state.as_deref()));
+        self.loader.insert_all(ns, merged)?;
+        Ok(())
+    }
+
+    /// Adds the final states left for the current collection (keys past its last document).
+    fn flush_pending(&mut self) -> Result<()> {
+        let (ns, pending) = std::mem::take(&mut self.pending);
+        if pending.values().any(Option::is_some) {
+            let docs = pending.values().filter_map(|state| state.as_deref());
+            self.loader.insert_all(&ns, docs)?;
+        }
+        Ok(())
+    }
+}
+
+/// The storage key of a stored document's `_id`.
+fn doc_key(doc: &RawDocument) -> Result<Vec<u8>> {
+    let malformed = |e: bson::error::Error| BackupError::Format(format!("snapshot document: {e}"));
+    let id = doc
+        .get("_id")
+        .map_err(malformed)?
+        .ok_or_else(|| BackupError::Format("a snapshot document has no _id".into()))?;
+    Ok(key_bytes(&Bson::try_from(id).map_err(malformed)?))
 }
 
 impl SnapshotVisitor for Loader<'_> {
     fn namespace(&mut self, entry: &NamespaceEntry) -> Result<()> {
+        self.flush_pending()?;
         self.loader.add_collection(
             &entry.ns,
             Some(entry.uuid.clone()),
             &entry.options,
             &entry.indexes,
         )?;
+        let pending = self.changes.remove(&entry.ns).unwrap_or_default();
+        self.pending = (entry.ns.clone(), pending);
         self.stats.namespaces += 1;
         Ok(())
     }
 
     fn document(&mut self, entry: &NamespaceEntry, doc: &RawDocument) -> Result<()> {
-        self.loader.insert(&entry.ns, doc)?;
+        self.add(&entry.ns, &[doc])?;
         self.stats.documents += 1;
         self.stats.bytes += doc.as_bytes().len() as u64;
         Ok(())
@@ -57,16 +131,16 @@ impl SnapshotVisitor for Loader<'_> {
     fn chunk_documents(&mut self, entry: &NamespaceEntry, docs: Documents<'_>) -> Result<u64> {
         // The engine takes plain documents: a framing error stops the chunk, kept here.
         let mut framing = None;
-        let mut bytes = 0u64;
-        let docs = docs
+        let docs: Vec<&RawDocument> = docs
             .map_while(|d| d.map_err(|e| framing = Some(e)).ok())
-            .inspect(|d| bytes += d.as_bytes().len() as u64);
-        let count = self.loader.insert_all(&entry.ns, docs)?;
+            .collect();
+        self.add(&entry.ns, &docs)?;
         if let Some(e) = framing {
             return Err(e);
         }
+        let count = docs.len() as u64;
         self.stats.documents += count;
-        self.stats.bytes += bytes;
+        self.stats.bytes += docs.iter().map(|d| d.as_bytes().len() as u64).sum::<u64>();
         Ok(count)
     }
 
@@ -94,10 +168,35 @@ pub fn restore_into(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<RestoreStats> {
+    restore_with(
+        blobs,
+        prefix,
+        manifest,
+        target_dir,
+        Changes::new(),
+        manifest.optime,
+        cancel,
+        progress,
+    )
+}
+
+/// [`restore_into`] with `changes` merged in (the final states of the documents an oplog
+/// touched after the snapshot) and `optime` as the new engine's last optime.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn restore_with(
+    blobs: &dyn BlobStore,
+    prefix: &str,
+    manifest: &Manifest,
+    target_dir: &Path,
+    changes: Changes,
+    optime: Option<Timestamp>,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<RestoreStats> {
     let mut loader = Loader {
         loader: BulkLoader::create(target_dir)?,
         stats: RestoreStats {
-            optime: manifest.optime,
+            optime,
             ..RestoreStats::default()
         },
         report: Progress::new(
@@ -106,8 +205,11 @@ pub fn restore_into(
             manifest.totals.documents,
         ),
         progress,
+        changes,
+        pending: Default::default(),
     };
     SnapshotReader::new(blobs, prefix, manifest).read(cancel, &mut loader)?;
+    loader.flush_pending()?;
     let Loader { loader, stats, .. } = loader;
     if stats.documents != manifest.totals.documents || stats.bytes != manifest.totals.logical_bytes
     {
@@ -120,6 +222,6 @@ pub fn restore_into(
             manifest.totals.logical_bytes
         )));
     }
-    loader.finish(manifest.optime)?;
+    loader.finish(optime)?;
     Ok(stats)
 }

@@ -190,7 +190,8 @@ pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Whether `_id` may hold this value (mongod refuses arrays, and regexes for `_id`).
-pub(crate) fn valid_id(value: &Bson) -> bool {
+/// Whether a value may be a document's `_id` (not an array, a regex or undefined).
+pub fn valid_id(value: &Bson) -> bool {
     !matches!(
         value,
         Bson::Array(_) | Bson::RegularExpression(_) | Bson::Undefined

@@ -39,7 +39,7 @@ pub use engine::{Engine, EngineOptions};
 pub use error::{DuplicateKey, EngineError, Result};
 pub use index::{ID_INDEX_NAME, IndexSpec};
 pub use insert::InsertMany;
-pub use keys::{encode_component, key_bytes};
+pub use keys::{encode_component, key_bytes, valid_id};
 pub use ns::{parse_ns, validate_collection_name, validate_db_name};
 pub use read::{CollectionStats, DatabaseInfo, ReadView};
 pub use store::{CollectionInfo, Sync};

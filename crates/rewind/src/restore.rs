@@ -14,7 +14,8 @@ use anyhow::Context;
 use rewind_api::auth::secrets::{new_access_token, sha256_hex};
 use rewind_api::{download_stem, packaged_file};
 use rewind_backup::{
-    BlobStore, Manifest, PitTarget, list_oplog_slices, load_manifest, replay_oplog, restore_into,
+    BlobStore, Manifest, PitTarget, ReplayStats, list_oplog_slices, load_manifest, restore_into,
+    restore_to_point,
 };
 use rewind_domain::cluster::{Cluster, MONGODB_VERSION};
 use rewind_domain::pit_gap::{PitGap, PitGapCause};
@@ -23,7 +24,6 @@ use rewind_domain::restore_request::{DeliveryType, PitTarget as AtlasPit};
 use rewind_domain::snapshot::Snapshot;
 use rewind_domain::{ObjectId, Timestamp};
 use rewind_dump::{DumpOptions, write_archive, write_tar_gz};
-use rewind_engine::{Engine, EngineOptions};
 use rewind_store::{Claimed, MetadataStore, RestoreOutcome};
 use tokio::sync::watch;
 
@@ -452,27 +452,30 @@ fn build(
     let mut replayed = 0;
     for (prefix, generation) in plans {
         let manifest = load_manifest(blobs, prefix, snapshot_id).map_err(step_error)?;
-        match restore_into(blobs, prefix, &manifest, generation, cancel, &mut |_| {}) {
-            Ok(stats) => {
+        let built = match pit {
+            Some(up_to) => list_oplog_slices(blobs, prefix).and_then(|slices| {
+                restore_to_point(
+                    blobs,
+                    prefix,
+                    &manifest,
+                    &slices,
+                    up_to,
+                    generation,
+                    cancel,
+                    &mut |_| {},
+                )
+            }),
+            None => restore_into(blobs, prefix, &manifest, generation, cancel, &mut |_| {})
+                .map(|stats| (stats, ReplayStats::default())),
+        };
+        match built {
+            Ok((stats, replay)) => {
                 totals.bytes += stats.bytes;
                 totals.documents += stats.documents;
+                replayed += replay.applied;
             }
             Err(rewind_backup::BackupError::Cancelled) => return Ok(Checkpoint::Cancelled),
             Err(error) => return Err(step_error(error)),
-        }
-        if let Some(up_to) = pit {
-            let engine = Engine::open(generation, EngineOptions::default())
-                .map_err(std::io::Error::other)?;
-            let slices = list_oplog_slices(blobs, prefix).map_err(step_error)?;
-            let after = manifest.optime.unwrap_or(bson::Timestamp {
-                time: 0,
-                increment: 0,
-            });
-            match replay_oplog(&engine, blobs, &slices, after, up_to, cancel, &mut |_| {}) {
-                Ok(stats) => replayed += stats.applied,
-                Err(rewind_backup::BackupError::Cancelled) => return Ok(Checkpoint::Cancelled),
-                Err(error) => return Err(step_error(error)),
-            }
         }
     }
     Ok(Checkpoint::Done((totals, replayed)))

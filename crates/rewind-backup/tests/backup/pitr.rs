@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bson::{Bson, Timestamp, doc};
 use rewind_backup::{
     BackupError, CaptureLimits, PitTarget, capture_oplog, capture_oplog_with, check_oplog_gap,
-    covers, list_oplog_slices, prune_oplog_slices, replay_oplog, restore_into,
+    covers, list_oplog_slices, prune_oplog_slices, replay_oplog, restore_into, restore_to_point,
 };
 use rewind_engine::{Engine, EngineOptions, Sync};
 
@@ -252,4 +252,173 @@ fn truncation_past_the_last_capture_is_a_gap() {
         &mut |_| {},
     );
     assert!(matches!(err, Err(BackupError::Gap { .. })));
+}
+
+/// Restores `base` to `target` both ways: in one pass ([`restore_to_point`]) and as the
+/// snapshot followed by [`replay_oplog`]; returns both states, the one-pass stats, and each
+/// engine's index entries for `index` of `app.users`.
+fn both_ways(
+    fx: &Fixture,
+    base: &rewind_backup::Manifest,
+    slices: &[rewind_backup::OplogSlice],
+    target: Timestamp,
+    tag: &str,
+) -> (State, State, rewind_backup::ReplayStats, [Vec<Vec<u8>>; 2]) {
+    let never = AtomicBool::new(false);
+    let one_pass = fx.target(&format!("{tag}-one-pass"));
+    let (_, stats) = restore_to_point(
+        &fx.blobs,
+        "rs0",
+        base,
+        slices,
+        target,
+        &one_pass,
+        &never,
+        &mut |_| {},
+    )
+    .unwrap();
+    let replayed = fx.target(&format!("{tag}-replayed"));
+    restore_into(&fx.blobs, "rs0", base, &replayed, &never, &mut |_| {}).unwrap();
+    let general = open(&replayed);
+    let after = base.optime.unwrap();
+    let r = replay_oplog(
+        &general,
+        &fx.blobs,
+        slices,
+        after,
+        target,
+        &never,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(r.applied, stats.applied, "{tag}");
+    assert_eq!(r.last_applied, stats.last_applied, "{tag}");
+    let merged = open(&one_pass);
+    assert_eq!(merged.latest_optime(), general.latest_optime(), "{tag}");
+    let entries = |e: &Engine| {
+        let view = e.read_view().unwrap();
+        ["v_1", "u_1"].map(|index| {
+            view.find_by_index("app.users", index, &[])
+                .unwrap()
+                .into_iter()
+                .map(|d| d.into_bytes())
+                .collect::<Vec<_>>()
+        })
+    };
+    let (a, b) = (entries(&merged), entries(&general));
+    assert_eq!(a, b, "{tag}: index order differs");
+    (
+        dump(&merged),
+        dump(&general),
+        stats,
+        [a[0].clone(), a[1].clone()],
+    )
+}
+
+#[test]
+fn one_pass_point_in_time_restores_equal_replays() {
+    let fx = Fixture::new();
+    let e = &fx.engine;
+    e.write(|t| {
+        t.create_indexes(
+            "app.users",
+            &[
+                doc! {"key": {"v": 1}, "name": "v_1"},
+                doc! {"key": {"u": 1}, "name": "u_1", "unique": true, "sparse": true},
+            ],
+        )
+        .map(drop)
+    })
+    .unwrap();
+    insert_range(e, "app.users", 0..300);
+    insert_range(e, "app.other", 0..20);
+    let base = snapshot(e, &fx.blobs, "base").manifest;
+    let mut targets = Vec::new();
+
+    // Inserts before the first key, between keys (250.5 sorts between 250 and 251) and after
+    // the last; replacements, some of one document several times; deletes, a delete then a
+    // re-insert, an insert then a delete; another collection; a delete where no collection is.
+    e.write(|t| {
+        for i in [-5, -1] {
+            t.insert("app.users", &raw(&doc! {"_id": i, "v": i}))?;
+        }
+        t.insert("app.users", &raw(&doc! {"_id": 250.5, "v": 1, "u": "a"}))?;
+        for i in 1000..1010 {
+            t.insert("app.users", &raw(&doc! {"_id": i, "v": i % 3}))?;
+        }
+        for round in 0..3 {
+            for i in (0..300).step_by(7) {
+                let d = doc! {"_id": i, "v": -i - round, "round": round};
+                t.update("app.users", &Bson::Int32(i), &raw(&d))?;
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    targets.push(e.latest_optime().unwrap());
+    e.write(|t| {
+        for i in (1..300).step_by(11) {
+            t.delete("app.users", &Bson::Int32(i))?;
+        }
+        t.delete("app.users", &Bson::Int32(12))?;
+        t.insert(
+            "app.users",
+            &raw(&doc! {"_id": 12, "v": 12, "back": true, "u": "b"}),
+        )?;
+        t.insert("app.users", &raw(&doc! {"_id": 5000, "v": 0}))?;
+        t.delete("app.users", &Bson::Int32(5000))?;
+        t.delete("app.users", &Bson::Int32(299))?;
+        t.update(
+            "app.other",
+            &Bson::Int32(3),
+            &raw(&doc! {"_id": 3, "moved": 1}),
+        )?;
+        t.insert("app.other", &raw(&doc! {"_id": 100}))?;
+        t.noop(&doc! {"msg": "between"})
+    })
+    .unwrap();
+    targets.push(e.latest_optime().unwrap());
+    e.write(|t| t.delete("app.other", &Bson::Int32(0)).map(drop))
+        .unwrap();
+    let mid = e.latest_optime().unwrap();
+    // A command: restores past it take the general path.
+    e.write(|t| {
+        t.create_indexes("app.other", &[doc! {"key": {"v": -1}, "name": "v_-1"}])
+            .map(drop)
+    })
+    .unwrap();
+    e.write(|t| {
+        t.insert("app.other", &raw(&doc! {"_id": 101, "v": 3}))
+            .map(drop)
+    })
+    .unwrap();
+    let last = e.latest_optime().unwrap();
+
+    let mut slices = Vec::new();
+    let mut after = base.optime;
+    let limits = CaptureLimits {
+        max_entries: 40,
+        ..CaptureLimits::default()
+    };
+    while let Some(slice) = capture_oplog_with(e, &fx.blobs, "rs0", after, &limits).unwrap() {
+        after = Some(slice.to);
+        slices.push(slice);
+    }
+
+    for (n, target) in targets.iter().chain([&mid]).enumerate() {
+        let (merged, general, stats, _) = both_ways(&fx, &base, &slices, *target, &format!("t{n}"));
+        assert_eq!(stats.batches, 0, "target {n} is merged in one pass");
+        assert!(stats.applied > 0);
+        assert_eq!(merged, general, "target {n}");
+    }
+    // The final state is the source's, through the general path this time.
+    let (merged, general, stats, [v, u]) = both_ways(&fx, &base, &slices, last, "last");
+    assert!(stats.batches > 0, "a command needs the replay");
+    assert_eq!(merged, general);
+    assert_eq!(merged, dump(e));
+    assert!(v.len() > 250 && u.len() == 2, "{} {}", v.len(), u.len());
+    // Nothing after the snapshot: the snapshot itself, at its optime.
+    let (merged, _, stats, _) = both_ways(&fx, &base, &slices, base.optime.unwrap(), "none");
+    assert_eq!((stats.applied, stats.batches), (0, 0));
+    assert_eq!(merged.get("app.users").unwrap().3.len(), 300);
 }
