@@ -30,8 +30,13 @@ use crate::progress::Progress;
 use crate::replay::{ReplayStats, for_each_entry, replay_oplog};
 use crate::restore::{RestoreStats, restore_with};
 
-/// Most bytes of final documents held in memory for a one-pass restore.
+/// Most bytes of final states held in memory for a one-pass restore: documents, keys and
+/// [`STATE_OVERHEAD`] per document.
 pub const NET_CHANGES_MAX_BYTES: usize = 512 << 20;
+
+/// What a final state costs beyond its key and document: the map's node share and the
+/// document's allocation.
+const STATE_OVERHEAD: usize = 64;
 
 /// The final state of each document the oplog touched, by collection (as the snapshot names
 /// it) and `_id` key: the document, or `None` where it ends deleted.
@@ -112,12 +117,18 @@ pub(crate) fn net_changes(
             return Ok(false);
         };
         if let Some(ns) = ns {
-            held += doc.as_ref().map_or(0, |d| d.as_bytes().len());
+            let size = |doc: &Option<RawDocumentBuf>| {
+                key.len() + STATE_OVERHEAD + doc.as_ref().map_or(0, |d| d.as_bytes().len())
+            };
+            held += size(&doc);
+            let states = net.changes.entry(ns).or_default();
+            if let Some(replaced) = states.insert(key.clone(), doc) {
+                held -= size(&replaced);
+            }
             if held > NET_CHANGES_MAX_BYTES {
                 mergeable = false;
                 return Ok(false);
             }
-            net.changes.entry(ns).or_default().insert(key, doc);
         }
         net.stats.applied += 1;
         net.stats.last_applied = Some(ts);
@@ -133,14 +144,13 @@ type NetChange = (Option<String>, Vec<u8>, Option<RawDocumentBuf>);
 /// The effect of `entry`; `None` when it needs the general path.
 fn net_change(manifest: &Manifest, entry: &RawDocument) -> Result<Option<NetChange>> {
     let f = Fields::parse(entry)?;
-    let target = f.ns.and_then(|ns| {
-        manifest
-            .namespaces
-            .iter()
-            .find(|n| f.ui.is_some_and(|ui| n.uuid.bytes == ui))
-            .or_else(|| manifest.namespaces.iter().find(|n| n.ns == ns))
-            .map(|n| n.ns.clone())
-    });
+    // By UUID first, then by name, as the engine's replay resolves it.
+    let target =
+        f.ui.and_then(|ui| manifest.namespaces.iter().find(|n| n.uuid.bytes == ui))
+            .or_else(|| {
+                f.ns.and_then(|ns| manifest.namespaces.iter().find(|n| n.ns == ns))
+            })
+            .map(|n| n.ns.clone());
     Ok(match (f.op, f.o) {
         (Some("n"), _) => Some((None, Vec::new(), None)),
         (Some("i"), Some(o)) => match (target, stored_key(o)?) {

@@ -41,6 +41,9 @@ struct Loader<'a> {
     /// collection's, those not yet merged.
     changes: Changes,
     pending: (String, BTreeMap<Vec<u8>, Option<RawDocumentBuf>>),
+    /// The last `_id` key seen in the current collection, where keys were computed: the
+    /// merge needs the snapshot's documents in key order, and checks it.
+    last_key: Option<Vec<u8>>,
 }
 
 impl Loader<'_> {
@@ -55,6 +58,8 @@ impl Loader<'_> {
             return Ok(());
         }
         let last = doc_key(last)?;
+        let before = self.last_key.clone();
+        self.check_order(&last)?;
         // The pending states up to and including the last document's key are merged here.
         let mut due = std::mem::take(&mut self.pending.1);
         self.pending.1 = due.split_off(&last);
@@ -70,8 +75,12 @@ impl Loader<'_> {
         }
         let mut merged: Vec<&RawDocument> = Vec::with_capacity(docs.len() + due.len());
         let mut states = due.iter().peekable();
+        let mut previous = before;
         for doc in docs {
             let key = doc_key(doc)?;
+            if previous.as_ref().is_some_and(|p| *p >= key) {
+                return Err(out_of_order(ns));
+            }
             while let Some((_, state)) = states.next_if(|(k, _)| **k < key) {
                 merged.extend(state.as_deref());
             }
@@ -79,9 +88,23 @@ impl Loader<'_> {
                 Some((_, state)) => merged.extend(state.as_deref()),
                 None => merged.push(doc),
             }
+            previous = Some(key);
         }
         merged.extend(states.filter_map(|(_, state)| state.as_deref()));
         self.loader.insert_all(ns, merged)?;
+        Ok(())
+    }
+
+    /// Refuses a batch whose last key is not past the previous batch's.
+    fn check_order(&mut self, last: &[u8]) -> Result<()> {
+        if self
+            .last_key
+            .as_deref()
+            .is_some_and(|previous| previous >= last)
+        {
+            return Err(out_of_order(&self.pending.0));
+        }
+        self.last_key = Some(last.to_vec());
         Ok(())
     }
 
@@ -94,6 +117,12 @@ impl Loader<'_> {
         }
         Ok(())
     }
+}
+
+fn out_of_order(ns: &str) -> BackupError {
+    BackupError::Format(format!(
+        "the snapshot's documents of {ns} are not in _id order: the oplog cannot be merged in"
+    ))
 }
 
 /// The storage key of a stored document's `_id`.
@@ -117,6 +146,7 @@ impl SnapshotVisitor for Loader<'_> {
         )?;
         let pending = self.changes.remove(&entry.ns).unwrap_or_default();
         self.pending = (entry.ns.clone(), pending);
+        self.last_key = None;
         self.stats.namespaces += 1;
         Ok(())
     }
@@ -207,6 +237,7 @@ pub(crate) fn restore_with(
         progress,
         changes,
         pending: Default::default(),
+        last_key: None,
     };
     SnapshotReader::new(blobs, prefix, manifest).read(cancel, &mut loader)?;
     loader.flush_pending()?;

@@ -189,8 +189,7 @@ pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Whether `_id` may hold this value (mongod refuses arrays, and regexes for `_id`).
-/// Whether a value may be a document's `_id` (not an array, a regex or undefined).
+/// Whether a value may be a document's `_id` (mongod refuses arrays, regexes and undefined).
 pub fn valid_id(value: &Bson) -> bool {
     !matches!(
         value,

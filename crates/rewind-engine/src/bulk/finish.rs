@@ -22,8 +22,8 @@ use crate::store::CollectionInfo;
 /// Two documents sharing a unique key: index id, key, one document's key.
 pub(super) type Clash = (i64, Vec<u8>, Vec<u8>);
 
-/// Writes the sorted index entries as the `idx_entries` tree; returns the first two
-/// documents found sharing a unique key (as `(index id, key, doc_key)`), if any, in which
+/// Writes the sorted index entries as the `idx_entries` tree; returns the first unique key
+/// found held by two documents (as `(index id, key, one document's key)`), if any, in which
 /// case the tree is left unfinished.
 pub(super) fn write_index_entries(
     pages: &mut PageWriter,

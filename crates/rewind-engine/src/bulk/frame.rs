@@ -84,7 +84,8 @@ pub(super) fn simple_value(doc: &RawDocument, field: Field) -> Option<Bson> {
             Bson::String(std::str::from_utf8(text).ok()?.to_owned())
         }
         0x07 => Bson::ObjectId(ObjectId::from_bytes(array(value))),
-        0x08 => Bson::Boolean(value[0] != 0),
+        // A byte other than 0 or 1 is malformed: the general path refuses it.
+        0x08 if value[0] <= 1 => Bson::Boolean(value[0] == 1),
         0x09 => Bson::DateTime(bson::DateTime::from_millis(i64::from_le_bytes(array(
             value,
         )))),

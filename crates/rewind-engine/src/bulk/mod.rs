@@ -11,7 +11,9 @@
 //!
 //! Until `finish` returns the file has a temporary name, so a load that fails, is abandoned
 //! or crashes leaves no engine in the directory (opening it would find none), only a partial
-//! file: build aside, then rename the directory into place.
+//! file and perhaps temporary files (`*.tmp`: sorted runs, documents out of order): build
+//! aside, then rename the directory into place. After an insert fails, the loader refuses
+//! everything, `finish` included.
 
 mod finish;
 mod frame;
@@ -64,6 +66,8 @@ pub struct BulkLoader {
     collections: BTreeMap<String, CollectionInfo>,
     next_index_id: i64,
     index_entries: IndexRuns,
+    /// An insert failed part way: the load is unusable and `finish` refuses it.
+    failed: bool,
 }
 
 impl BulkLoader {
@@ -107,6 +111,7 @@ impl BulkLoader {
             out_of_order: None,
             collections: BTreeMap::new(),
             next_index_id: 1,
+            failed: false,
         })
     }
 
@@ -164,6 +169,19 @@ impl BulkLoader {
     /// Past one batch, a second thread checks the next batch's documents and encodes their
     /// keys while this one adds the current batch to the tree.
     pub fn insert_all<'d>(
+        &mut self,
+        ns: &str,
+        docs: impl IntoIterator<Item = &'d RawDocument>,
+    ) -> Result<u64> {
+        if self.failed {
+            return Err(abandoned());
+        }
+        let added = self.insert_all_unchecked(ns, docs);
+        self.failed = added.is_err();
+        added
+    }
+
+    fn insert_all_unchecked<'d>(
         &mut self,
         ns: &str,
         docs: impl IntoIterator<Item = &'d RawDocument>,
@@ -270,6 +288,9 @@ impl BulkLoader {
     /// Builds the indexes, records `optime` as the last optime (new writes get later ones),
     /// commits and makes the directory durable. Open it afterwards with [`crate::Engine::open`].
     pub fn finish(self, optime: Option<Timestamp>) -> Result<()> {
+        if self.failed {
+            return Err(abandoned());
+        }
         let Self {
             dir,
             mut pages,
@@ -292,9 +313,8 @@ impl BulkLoader {
         insert_catalog(&conn, &collections)?;
         if let Some(out) = out_of_order {
             out.into_inner().map_err(|e| e.into_error())?;
-            let result = insert_out_of_order(&conn, &dir, &collections);
-            let _ = std::fs::remove_file(dir.join(OUT_OF_ORDER_FILE));
-            result?;
+            insert_out_of_order(&conn, &dir, &collections)?;
+            std::fs::remove_file(dir.join(OUT_OF_ORDER_FILE))?;
         }
         if let Some((index_id, key, doc_key)) = clash {
             let (info, spec) = collections
@@ -333,6 +353,11 @@ fn next_batch<'d>(docs: &mut impl Iterator<Item = &'d RawDocument>) -> Vec<&'d R
         }
     }
     batch
+}
+
+/// The error of a load used after one of its inserts failed.
+fn abandoned() -> EngineError {
+    EngineError::BadValue("an earlier insert of this bulk load failed: discard it".into())
 }
 
 fn keyer_stopped() -> EngineError {

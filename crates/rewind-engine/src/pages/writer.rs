@@ -22,6 +22,9 @@ const BUFFERS: usize = 16;
 /// the usual ones.
 const DIRECT_ALIGN: usize = 4096;
 
+/// SQLite's lock bytes start at 2^30 (`PENDING_BYTE`); the page holding them is never used.
+const LOCK_BYTE: u64 = 1 << 30;
+
 /// Offsets in the 100-byte database header.
 const HEADER_CHANGE_COUNTER: usize = 24;
 const HEADER_PAGE_COUNT: usize = 28;
@@ -47,7 +50,8 @@ pub(crate) struct PageWriter {
     written: Receiver<AlignedBuf>,
     /// Buffers made so far (at most [`BUFFERS`]).
     buffers: usize,
-    writer: JoinHandle<io::Result<File>>,
+    /// `None` once joined.
+    writer: Option<JoinHandle<io::Result<File>>>,
 }
 
 impl PageWriter {
@@ -101,23 +105,43 @@ impl PageWriter {
         Ok(Self {
             page_size,
             next: page_count + 1,
-            buffer: AlignedBuf::with_capacity(FLUSH_BYTES + page_size),
+            buffer: AlignedBuf::with_capacity(FLUSH_BYTES + 2 * page_size),
             buffered_from: page_count + 1,
             to_write,
             written,
             buffers: 1,
-            writer,
+            writer: Some(writer),
         })
     }
 
     /// The number the next appended page gets.
     pub(super) fn next_page(&self) -> u32 {
-        self.next
+        self.after(self.next - 1)
+    }
+
+    /// The number of the page appended after page `number`: the next one, except that the
+    /// page holding byte 2^30 (SQLite's lock bytes) is never used.
+    pub(super) fn after(&self, number: u32) -> u32 {
+        let next = number + 1;
+        if next == self.lock_page() {
+            next + 1
+        } else {
+            next
+        }
+    }
+
+    fn lock_page(&self) -> u32 {
+        (LOCK_BYTE / self.page_size as u64) as u32 + 1
     }
 
     /// Appends one page; returns its number.
     pub(super) fn append(&mut self, page: &[u8]) -> io::Result<u32> {
         debug_assert_eq!(page.len(), self.page_size);
+        if self.next == self.lock_page() {
+            // Left as zeros: SQLite skips it, and the file has no hole there.
+            self.buffer.zeros(self.page_size);
+            self.next += 1;
+        }
         let number = self.next;
         self.next += 1;
         self.buffer.extend(page);
@@ -135,9 +159,11 @@ impl PageWriter {
         // A few buffers circulate; past that, wait for the thread to give one back.
         let fresh = if self.buffers < BUFFERS {
             self.buffers += 1;
-            AlignedBuf::with_capacity(FLUSH_BYTES + self.page_size)
+            AlignedBuf::with_capacity(FLUSH_BYTES + 2 * self.page_size)
         } else {
-            let mut written = self.written.recv().map_err(|_| stopped())?;
+            let Ok(mut written) = self.written.recv() else {
+                return Err(self.stopped());
+            };
             written.clear();
             written
         };
@@ -148,7 +174,19 @@ impl PageWriter {
     }
 
     fn send(&mut self, offset: u64, buffer: AlignedBuf) -> io::Result<()> {
-        self.to_write.send((offset, buffer)).map_err(|_| stopped())
+        match self.to_write.send((offset, buffer)) {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.stopped()),
+        }
+    }
+
+    /// The error the writing thread stopped on (it stops only on one).
+    fn stopped(&mut self) -> io::Error {
+        match self.writer.take().map(JoinHandle::join) {
+            Some(Ok(Err(error))) => error,
+            Some(Err(_)) => io::Error::other("the bulk load's page writer panicked"),
+            _ => io::Error::other("the bulk load's page writer stopped"),
+        }
     }
 
     /// Overwrites an existing page (a tree's root, which keeps its number).
@@ -162,18 +200,15 @@ impl PageWriter {
     /// Writes what is buffered and records the new page count in the header, so that SQLite
     /// sees the appended pages as part of the database.
     pub(crate) fn finish(mut self) -> io::Result<()> {
-        let flushed = self.flush();
-        let Self {
-            to_write,
-            writer,
-            next,
-            ..
-        } = self;
-        drop(to_write);
-        let file = writer
-            .join()
-            .map_err(|_| io::Error::other("the bulk load's page writer panicked"))??;
-        flushed?;
+        self.flush()?;
+        let next = self.next;
+        let (to_write, _) = sync_channel(0);
+        drop(std::mem::replace(&mut self.to_write, to_write));
+        let file = match self.writer.take().map(JoinHandle::join) {
+            Some(Ok(file)) => file?,
+            Some(Err(_)) => return Err(io::Error::other("the bulk load's page writer panicked")),
+            None => return Err(io::Error::other("the bulk load's page writer stopped")),
+        };
         let mut header = [0u8; 100];
         file.read_exact_at(&mut header, 0)?;
         let counter = be_u32(&header, HEADER_CHANGE_COUNTER).wrapping_add(1);
@@ -197,7 +232,12 @@ fn write_direct(direct: &mut Option<File>, bytes: Option<&[u8]>, offset: u64) ->
     }
     match file.write_all_at(bytes, offset) {
         Ok(()) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+        // A file system without direct I/O says so one way or another.
+        Err(e)
+            if [rustix::io::Errno::INVAL, rustix::io::Errno::OPNOTSUPP]
+                .iter()
+                .any(|errno| e.raw_os_error() == Some(errno.raw_os_error())) =>
+        {
             *direct = None;
             Ok(false)
         }
@@ -229,6 +269,10 @@ impl AlignedBuf {
         self.bytes.extend_from_slice(data);
     }
 
+    fn zeros(&mut self, len: usize) {
+        self.bytes.resize(self.bytes.len() + len, 0);
+    }
+
     fn clear(&mut self) {
         self.bytes.truncate(self.start);
     }
@@ -245,7 +289,14 @@ impl AlignedBuf {
     }
 }
 
-/// The error of a send to a writing thread that stopped on an error (`finish` returns it).
-fn stopped() -> io::Error {
-    io::Error::other("the bulk load's page writer stopped")
+impl Drop for PageWriter {
+    /// A load abandoned before `finish` waits for the pages already queued, so that no thread
+    /// writes to the file after the loader is gone.
+    fn drop(&mut self) {
+        let (to_write, _) = sync_channel(0);
+        drop(std::mem::replace(&mut self.to_write, to_write));
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }

@@ -302,3 +302,19 @@ fn index_entries_equal_the_insert_paths_for_every_kind_of_value() {
     assert!(expected.len() > 150, "{}", expected.len());
     assert_eq!(index_entries(&loaded), expected);
 }
+
+#[test]
+fn a_load_with_a_failed_insert_refuses_the_rest() {
+    let dir = tmpdir("bulk-failed");
+    let mut loader = BulkLoader::create(&dir).unwrap();
+    let good = sized(1, 10);
+    loader.insert("app.users", &good).unwrap();
+    let err = loader.insert("app.users", &good).unwrap_err();
+    assert_eq!(err.code(), 11000);
+    // Documents of the failed batch may be in the tree without their index entries.
+    let err = loader.insert("app.users", &sized(2, 10)).unwrap_err();
+    assert!(err.to_string().contains("discard"), "{err}");
+    assert!(loader.finish(None).is_err());
+    let e = open(&dir);
+    assert_eq!(e.read_view().unwrap().collections().count(), 0);
+}
