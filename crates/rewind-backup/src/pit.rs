@@ -17,10 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use bson::raw::RawBsonRef;
-use bson::spec::BinarySubtype;
 use bson::{Bson, RawDocument, RawDocumentBuf, Timestamp};
-use rewind_engine::{Engine, EngineOptions, key_bytes, valid_id};
+use rewind_engine::{Engine, EngineOptions, OplogFields, key_bytes, valid_id};
 
 use crate::blob::BlobStore;
 use crate::error::{BackupError, Result};
@@ -143,7 +141,7 @@ type NetChange = (Option<String>, Vec<u8>, Option<RawDocumentBuf>);
 
 /// The effect of `entry`; `None` when it needs the general path.
 fn net_change(manifest: &Manifest, entry: &RawDocument) -> Result<Option<NetChange>> {
-    let f = Fields::parse(entry)?;
+    let f = OplogFields::parse(entry)?;
     // By UUID first, then by name, as the engine's replay resolves it.
     let target =
         f.ui.and_then(|ui| manifest.namespaces.iter().find(|n| n.uuid.bytes == ui))
@@ -193,41 +191,6 @@ fn stored_key(doc: &RawDocument) -> Result<Option<Vec<u8>>> {
         }
         None => None,
     })
-}
-
-/// The fields of an entry a merge reads (first occurrence wins, as with `RawDocument::get`).
-#[derive(Default)]
-struct Fields<'a> {
-    op: Option<&'a str>,
-    ns: Option<&'a str>,
-    ui: Option<&'a [u8]>,
-    o: Option<&'a RawDocument>,
-    o2: Option<&'a RawDocument>,
-}
-
-impl<'a> Fields<'a> {
-    fn parse(entry: &'a RawDocument) -> Result<Self> {
-        let mut f = Fields::default();
-        for element in entry.iter_elements() {
-            let element = element.map_err(malformed)?;
-            let value = || element.value().map_err(malformed);
-            match element.key().as_str() {
-                "op" if f.op.is_none() => f.op = value()?.as_str(),
-                "ns" if f.ns.is_none() => f.ns = value()?.as_str(),
-                "ui" if f.ui.is_none() => {
-                    if let RawBsonRef::Binary(b) = value()?
-                        && b.subtype == BinarySubtype::Uuid
-                    {
-                        f.ui = Some(b.bytes);
-                    }
-                }
-                "o" if f.o.is_none() => f.o = value()?.as_document(),
-                "o2" if f.o2.is_none() => f.o2 = value()?.as_document(),
-                _ => {}
-            }
-        }
-        Ok(f)
-    }
 }
 
 fn malformed(e: bson::error::Error) -> BackupError {

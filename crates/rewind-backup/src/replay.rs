@@ -131,8 +131,29 @@ pub fn replay_oplog(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ReplayStats> {
     let mut stats = ReplayStats::default();
-    if up_to <= after {
+    let Some(relevant) = relevant_slices(slices, after, up_to)? else {
         return Ok(stats);
+    };
+    let mut report = Progress::new(Phase::Replay, 0, relevant.iter().map(|s| s.count).sum());
+    check(cancel)?;
+    with_feed(blobs, &relevant, after, up_to, |feed| {
+        while apply_batch(engine, feed, &mut stats, &mut report)? {
+            progress(report);
+            check(cancel)?;
+        }
+        Ok(stats)
+    })
+}
+
+/// The slices holding entries of `(after, up_to]`, in order; `None` for an empty range;
+/// [`BackupError::Gap`] if they do not cover it.
+fn relevant_slices(
+    slices: &[OplogSlice],
+    after: Timestamp,
+    up_to: Timestamp,
+) -> Result<Option<Vec<&OplogSlice>>> {
+    if up_to <= after {
+        return Ok(None);
     }
     if let Some(gap) = first_gap(slices, after, up_to) {
         return Err(gap.into());
@@ -142,15 +163,23 @@ pub fn replay_oplog(
         .filter(|s| s.to > after && s.from <= up_to)
         .collect();
     relevant.sort_by_key(|s| (s.from, s.to));
-    let mut report = Progress::new(Phase::Replay, 0, relevant.iter().map(|s| s.count).sum());
-    check(cancel)?;
+    Ok(Some(relevant))
+}
+
+/// Runs `f` on a [`Feed`] of the entries of `relevant` in `(after, up_to]`, the next slice
+/// read, verified and decompressed on a second thread while the last one's entries are used.
+fn with_feed<T>(
+    blobs: &dyn BlobStore,
+    relevant: &[&OplogSlice],
+    after: Timestamp,
+    up_to: Timestamp,
+    f: impl FnOnce(&mut Feed<'_>) -> Result<T>,
+) -> Result<T> {
     std::thread::scope(|s| {
-        // One slice read ahead: verifying and decompressing it overlaps applying the last.
         let (tx, rx) = mpsc::sync_channel::<Result<(usize, Vec<u8>)>>(1);
-        // Applied slices' buffers go back to be decompressed into again: fresh memory costs
+        // Used slices' buffers go back to be decompressed into again: fresh memory costs
         // more to fault in than the decompression itself.
         let (recycle, recycled) = mpsc::sync_channel::<Vec<u8>>(2);
-        let relevant = &relevant;
         s.spawn(move || {
             for (n, slice) in relevant.iter().enumerate() {
                 let mut data = recycled.try_recv().unwrap_or_default();
@@ -161,7 +190,7 @@ pub fn replay_oplog(
                 }
             }
         });
-        let mut feed = Feed {
+        f(&mut Feed {
             rx,
             recycle,
             slices: relevant,
@@ -172,12 +201,7 @@ pub fn replay_oplog(
             last: after,
             up_to,
             done: false,
-        };
-        while apply_batch(engine, &mut feed, &mut stats, &mut report)? {
-            progress(report);
-            check(cancel)?;
-        }
-        Ok(stats)
+        })
     })
 }
 
@@ -193,45 +217,10 @@ pub(crate) fn for_each_entry(
     cancel: &AtomicBool,
     mut f: impl FnMut(Timestamp, &RawDocument) -> Result<bool>,
 ) -> Result<()> {
-    if up_to <= after {
+    let Some(relevant) = relevant_slices(slices, after, up_to)? else {
         return Ok(());
-    }
-    if let Some(gap) = first_gap(slices, after, up_to) {
-        return Err(gap.into());
-    }
-    let mut relevant: Vec<&OplogSlice> = slices
-        .iter()
-        .filter(|s| s.to > after && s.from <= up_to)
-        .collect();
-    relevant.sort_by_key(|s| (s.from, s.to));
-    std::thread::scope(|s| {
-        let (tx, rx) = mpsc::sync_channel::<Result<(usize, Vec<u8>)>>(1);
-        // Applied slices' buffers go back to be decompressed into again: fresh memory costs
-        // more to fault in than the decompression itself.
-        let (recycle, recycled) = mpsc::sync_channel::<Vec<u8>>(2);
-        let relevant = &relevant;
-        s.spawn(move || {
-            for (n, slice) in relevant.iter().enumerate() {
-                let mut data = recycled.try_recv().unwrap_or_default();
-                let r = read_slice_into(blobs, slice, &mut data).map(|()| (n, data));
-                let failed = r.is_err();
-                if tx.send(r).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        let mut feed = Feed {
-            rx,
-            recycle,
-            slices: relevant,
-            slice: 0,
-            data: Vec::new(),
-            pos: 0,
-            entry: 0..0,
-            last: after,
-            up_to,
-            done: false,
-        };
+    };
+    with_feed(blobs, &relevant, after, up_to, |feed| {
         let mut seen = 0u64;
         while let Some(ts) = feed.advance()? {
             if seen.is_multiple_of(1000) {

@@ -30,21 +30,28 @@ fn bad(msg: impl Into<String>) -> EngineError {
     EngineError::BadValue(msg.into())
 }
 
-/// The fields of an entry the fast path reads, found in one pass (first occurrence wins, as
-/// with `RawDocument::get`).
+/// The fields of an oplog entry that replaying it reads, found in one pass (first occurrence
+/// wins, as with `RawDocument::get`); a field of the wrong type reads as missing.
 #[derive(Default)]
-struct Fields<'a> {
-    op: Option<&'a str>,
-    ns: Option<&'a str>,
-    ui: Option<&'a [u8]>,
-    o: Option<&'a RawDocument>,
-    o2: Option<&'a RawDocument>,
-    ts: Option<Timestamp>,
+pub struct OplogFields<'a> {
+    /// `op`: i, u, d, c or n.
+    pub op: Option<&'a str>,
+    /// `ns`: the namespace.
+    pub ns: Option<&'a str>,
+    /// `ui`: the collection UUID's bytes (BSON Binary subtype 4).
+    pub ui: Option<&'a [u8]>,
+    /// `o`: the document, update or command.
+    pub o: Option<&'a RawDocument>,
+    /// `o2`: the updated document's `_id`.
+    pub o2: Option<&'a RawDocument>,
+    /// `ts`: the optime.
+    pub ts: Option<Timestamp>,
 }
 
-impl<'a> Fields<'a> {
-    fn parse(entry: &'a RawDocument) -> Result<Self> {
-        let mut f = Fields::default();
+impl<'a> OplogFields<'a> {
+    /// Reads the fields of `entry`; fails only on malformed BSON.
+    pub fn parse(entry: &'a RawDocument) -> Result<Self> {
+        let mut f = OplogFields::default();
         for element in entry.iter_elements() {
             let element = element?;
             match element.key().as_str() {
@@ -97,7 +104,7 @@ impl WriteTxn<'_> {
     /// hold part of the entry, so the caller must return the error from [`crate::Engine::write`]
     /// (which rolls everything back).
     pub fn replay_oplog_entry(&mut self, entry: &RawDocument) -> Result<()> {
-        let f = Fields::parse(entry)?;
+        let f = OplogFields::parse(entry)?;
         let ts = f.ts.ok_or_else(|| bad("oplog entry has no 'ts'"))?;
         let logging = std::mem::replace(&mut self.log_writes, false);
         let outcome = self.replay_fields(entry, &f);
@@ -110,7 +117,7 @@ impl WriteTxn<'_> {
         Ok(())
     }
 
-    fn replay_fields(&mut self, entry: &RawDocument, f: &Fields<'_>) -> Result<()> {
+    fn replay_fields(&mut self, entry: &RawDocument, f: &OplogFields<'_>) -> Result<()> {
         let op = f.op.ok_or_else(|| bad("oplog entry has no 'op'"))?;
         let ns = f.ns.unwrap_or_default();
         match op {
@@ -279,7 +286,7 @@ mod tests {
             &doc! {"op": "i", "ns": "a.b", "ui": uuid, "o": {"_id": 1}, "o2": {"_id": 1}, "ts": ts},
         )
         .unwrap();
-        let f = Fields::parse(&e).unwrap();
+        let f = OplogFields::parse(&e).unwrap();
         assert_eq!(
             (f.op, f.ns, f.ui, f.ts),
             (Some("i"), Some("a.b"), Some(&[7u8; 16][..]), Some(ts))
