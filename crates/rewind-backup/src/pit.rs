@@ -64,30 +64,21 @@ pub fn restore_to_point(
         time: 0,
         increment: 0,
     });
-    if let Some(net) = net_changes(blobs, manifest, slices, after, up_to, cancel)? {
-        let optime = net.stats.last_applied.or(manifest.optime);
-        let stats = restore_with(
-            blobs,
-            prefix,
-            manifest,
-            target_dir,
+    let net = net_changes(blobs, manifest, slices, after, up_to, cancel)?;
+    let (changes, optime, merged) = match net {
+        Some(net) => (
             net.changes,
-            optime,
-            cancel,
-            progress,
-        )?;
-        return Ok((stats, net.stats));
-    }
+            net.stats.last_applied.or(manifest.optime),
+            Some(net.stats),
+        ),
+        None => (Changes::new(), manifest.optime, None),
+    };
     let stats = restore_with(
-        blobs,
-        prefix,
-        manifest,
-        target_dir,
-        Changes::new(),
-        manifest.optime,
-        cancel,
-        progress,
+        blobs, prefix, manifest, target_dir, changes, optime, cancel, progress,
     )?;
+    if let Some(merged) = merged {
+        return Ok((stats, merged));
+    }
     let engine = Engine::open(target_dir, EngineOptions::default())?;
     let replayed = replay_oplog(&engine, blobs, slices, after, up_to, cancel, progress)?;
     Ok((stats, replayed))

@@ -180,6 +180,16 @@ fn read_entry(reader: &mut impl Read) -> io::Result<Option<Entry>> {
 mod tests {
     use super::*;
 
+    fn drained(runs: IndexRuns) -> Vec<Entry> {
+        let mut got = Vec::new();
+        runs.drain_sorted(|e| {
+            got.push(e.clone());
+            Ok(true)
+        })
+        .unwrap();
+        got
+    }
+
     #[test]
     fn spilled_runs_merge_back_in_order_and_are_removed() {
         let dir = std::env::temp_dir().join(format!("rewind-runs-{}", std::process::id()));
@@ -194,13 +204,7 @@ mod tests {
         }
         assert_eq!(runs.runs.len(), 6);
         expected.sort();
-        let mut got = Vec::new();
-        runs.drain_sorted(|e| {
-            got.push(e.clone());
-            Ok(true)
-        })
-        .unwrap();
-        assert_eq!(got, expected);
+        assert_eq!(drained(runs), expected);
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         // Stopping early stops the merge.
         let mut runs = IndexRuns::new(&dir);
@@ -225,13 +229,7 @@ mod tests {
             runs.push(entry).unwrap();
         }
         expected.sort();
-        let mut got = Vec::new();
-        runs.drain_sorted(|e| {
-            got.push(e.clone());
-            Ok(true)
-        })
-        .unwrap();
-        assert_eq!(got, expected);
+        assert_eq!(drained(runs), expected);
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
