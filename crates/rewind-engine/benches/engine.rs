@@ -35,6 +35,7 @@ fn main() -> rewind_engine::Result<()> {
     for batch in docs.chunks(BATCH as usize) {
         let outcome = engine.write(|txn| txn.insert_many("bench.c", batch, true))?;
         assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        assert!(!outcome.one_at_a_time, "the batch path is what is measured");
     }
     let s = t.elapsed().as_secs_f64();
     println!(

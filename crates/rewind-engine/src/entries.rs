@@ -12,17 +12,20 @@ use crate::store::CollectionInfo;
 /// Validates the whole document and extracts its `_id`.
 pub(crate) fn parse_doc(raw_doc: &RawDocument) -> Result<(Document, Bson)> {
     let doc = Document::try_from(raw_doc)?;
-    let id = doc
-        .get("_id")
-        .cloned()
-        .ok_or_else(|| EngineError::BadValue("document is missing an _id".into()))?;
+    let id = accepted_id(doc.get("_id").cloned())?;
+    Ok((doc, id))
+}
+
+/// A document's `_id` as a stored document may hold it: present, and a valid type.
+pub(crate) fn accepted_id(id: Option<Bson>) -> Result<Bson> {
+    let id = id.ok_or_else(|| EngineError::BadValue("document is missing an _id".into()))?;
     if !valid_id(&id) {
         return Err(EngineError::BadValue(format!(
             "can't use a value of type {:?} for _id",
             id.element_type()
         )));
     }
-    Ok((doc, id))
+    Ok(id)
 }
 
 /// Validates the whole document as [`parse_doc`] does, walking it without building a
@@ -38,14 +41,7 @@ pub(crate) fn checked_id(raw_doc: &RawDocument) -> Result<(Bson, RawBsonRef<'_>)
         }
     }
     let raw_id = id.ok_or_else(|| EngineError::BadValue("document is missing an _id".into()))?;
-    let id = Bson::try_from(raw_id)?;
-    if !valid_id(&id) {
-        return Err(EngineError::BadValue(format!(
-            "can't use a value of type {:?} for _id",
-            id.element_type()
-        )));
-    }
-    Ok((id, raw_id))
+    Ok((accepted_id(Some(Bson::try_from(raw_id)?))?, raw_id))
 }
 
 /// Parses every element nested in `value` (what decoding it would check).
@@ -85,6 +81,24 @@ pub(crate) fn index_view(info: &CollectionInfo, raw_doc: &RawDocument) -> Result
         }
     }
     Ok(view)
+}
+
+/// The secondary index keys of a stored or incoming document, per index in
+/// [`CollectionInfo::secondary`] order. `lenient`: an index whose keys cannot be computed
+/// gets none (a stored document always produced valid keys; if not, there is nothing to
+/// remove) instead of failing.
+pub(crate) fn keys_of(
+    info: &CollectionInfo,
+    doc: &RawDocument,
+    lenient: bool,
+) -> Result<Vec<Vec<IndexKey>>> {
+    let view = index_view(info, doc)?;
+    info.secondary()
+        .map(|(spec, _)| match spec.keys_for(&view) {
+            Err(_) if lenient => Ok(Vec::new()),
+            other => other,
+        })
+        .collect()
 }
 
 /// Adds the secondary index entries of one document, enforcing unique indexes.

@@ -29,6 +29,23 @@ pub struct InsertMany {
     pub one_at_a_time: bool,
 }
 
+impl InsertMany {
+    /// Counts document `index`'s outcome; whether the batch goes on (an ordered batch stops
+    /// at its first refusal).
+    fn record(&mut self, index: usize, outcome: Result<()>, ordered: bool) -> bool {
+        match outcome {
+            Ok(()) => {
+                self.inserted += 1;
+                true
+            }
+            Err(refused) => {
+                self.errors.push((index, refused));
+                !ordered
+            }
+        }
+    }
+}
+
 impl WriteTxn<'_> {
     /// Inserts a document (stored byte for byte); creates the collection if missing.
     /// The document must carry an `_id` (the command layer generates ObjectIds).
@@ -60,14 +77,9 @@ impl WriteTxn<'_> {
             ..InsertMany::default()
         };
         for (index, doc) in docs.iter().enumerate() {
-            match self.insert(ns, doc.as_ref()) {
-                Ok(()) => outcome.inserted += 1,
-                Err(e) => {
-                    outcome.errors.push((index, e));
-                    if ordered {
-                        break;
-                    }
-                }
+            let inserted = self.insert(ns, doc.as_ref());
+            if !outcome.record(index, inserted, ordered) {
+                break;
             }
         }
         Ok(outcome)
@@ -100,14 +112,8 @@ impl WriteTxn<'_> {
                 }
                 Err(refused) => Err(refused),
             };
-            match checked {
-                Ok(()) => outcome.inserted += 1,
-                Err(refused) => {
-                    outcome.errors.push((index, refused));
-                    if ordered {
-                        break;
-                    }
-                }
+            if !outcome.record(index, checked, ordered) {
+                break;
             }
         }
         Ok(outcome)

@@ -19,10 +19,10 @@ use bson::spec::BinarySubtype;
 use bson::{Bson, Document, RawDocument, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::entries::{add_entry, index_view, remove_entry};
+use crate::entries::{accepted_id, add_entry, keys_of, remove_entry};
 use crate::error::{EngineError, Result};
 use crate::index::IndexKey;
-use crate::keys::{key_bytes, valid_id};
+use crate::keys::key_bytes;
 use crate::store::CollectionInfo;
 use crate::txn::WriteTxn;
 
@@ -82,17 +82,8 @@ fn raw_key(doc: &RawDocument, missing: &str) -> Result<Vec<u8>> {
 
 /// [`raw_key`] of a document about to be stored, whose `_id` must be a valid one.
 fn stored_key(doc: &RawDocument) -> Result<Vec<u8>> {
-    let id = doc
-        .get("_id")?
-        .ok_or_else(|| bad("document is missing an _id"))?;
-    let id = Bson::try_from(id)?;
-    if !valid_id(&id) {
-        return Err(bad(format!(
-            "can't use a value of type {:?} for _id",
-            id.element_type()
-        )));
-    }
-    Ok(key_bytes(&id))
+    let id = doc.get("_id")?.map(Bson::try_from).transpose()?;
+    Ok(key_bytes(&accepted_id(id)?))
 }
 
 impl WriteTxn<'_> {
@@ -181,18 +172,6 @@ impl WriteTxn<'_> {
 fn resolve<'t>(t: &'t WriteTxn<'_>, ns: &str, ui: Option<&[u8]>) -> Option<&'t CollectionInfo> {
     ui.and_then(|u| t.catalog.values().find(|c| c.uuid.bytes == u))
         .or_else(|| t.catalog.get(ns))
-}
-
-/// The secondary index keys of a stored or incoming document, per index.
-fn keys_of(info: &CollectionInfo, doc: &RawDocument, lenient: bool) -> Result<Vec<Vec<IndexKey>>> {
-    let view = index_view(info, doc)?;
-    info.secondary()
-        .map(|(spec, _)| match spec.keys_for(&view) {
-            // A stored document always produced valid keys; if not, there is nothing to remove.
-            Err(_) if lenient => Ok(Vec::new()),
-            other => other,
-        })
-        .collect()
 }
 
 /// The index keys of the document stored under `k`, if there is one.

@@ -8,7 +8,7 @@ use bson::RawDocument;
 
 use super::frame::{self, Field};
 use super::runs::Entry;
-use crate::entries::index_view;
+use crate::entries::keys_of;
 use crate::error::{EngineError, Result};
 use crate::keys::{encode_component, valid_id};
 use crate::store::CollectionInfo;
@@ -166,9 +166,8 @@ fn general_entries(
     k: &[u8],
     out: &mut Vec<Entry>,
 ) -> Result<()> {
-    let view = index_view(info, doc)?;
-    for (spec, index_id) in info.secondary() {
-        for key in spec.keys_for(&view)? {
+    for ((_, index_id), keys) in info.secondary().zip(keys_of(info, doc, false)?) {
+        for key in keys {
             let split = key.bytes.len();
             let mut bytes = key.bytes;
             bytes.extend_from_slice(k);

@@ -85,23 +85,16 @@ impl IndexRuns {
         mut self,
         mut f: impl FnMut(&Entry) -> crate::Result<bool>,
     ) -> crate::Result<()> {
-        let result = if self.runs.is_empty() {
+        if self.runs.is_empty() {
             self.buffered.sort_unstable();
-            let mut result = Ok(());
             for entry in &self.buffered {
-                match f(entry) {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
+                if !f(entry)? {
+                    break;
                 }
             }
-            result
-        } else {
-            self.merge(&mut f)
-        };
+            return Ok(());
+        }
+        let result = self.merge(&mut f);
         let removed = self.runs.iter().try_for_each(std::fs::remove_file);
         result?;
         Ok(removed?)
