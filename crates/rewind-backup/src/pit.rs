@@ -165,11 +165,15 @@ fn net_change(manifest: &Manifest, entry: &RawDocument) -> Result<Option<NetChan
 }
 
 /// The storage key of a document's `_id`, if it has one.
+pub(crate) fn raw_id_key(doc: &RawDocument) -> bson::error::Result<Option<Vec<u8>>> {
+    doc.get("_id")?
+        .map(|id| Ok(key_bytes(&Bson::try_from(id)?)))
+        .transpose()
+}
+
+/// [`raw_id_key`] of an oplog entry's document.
 fn id_key(doc: &RawDocument) -> Result<Option<Vec<u8>>> {
-    Ok(match doc.get("_id").map_err(malformed)? {
-        Some(id) => Some(key_bytes(&Bson::try_from(id).map_err(malformed)?)),
-        None => None,
-    })
+    raw_id_key(doc).map_err(malformed)
 }
 
 /// [`id_key`] of a document about to be stored: `None` also for an `_id` the engine refuses

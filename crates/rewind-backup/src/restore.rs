@@ -5,14 +5,14 @@ use std::sync::atomic::AtomicBool;
 
 use std::collections::BTreeMap;
 
-use bson::{Bson, RawDocument, RawDocumentBuf, Timestamp};
-use rewind_engine::{BulkLoader, key_bytes};
+use bson::{RawDocument, RawDocumentBuf, Timestamp};
+use rewind_engine::BulkLoader;
 
 use crate::blob::BlobStore;
 use crate::chunk::Documents;
 use crate::error::{BackupError, Result};
 use crate::manifest::{ChunkRef, Manifest, NamespaceEntry};
-use crate::pit::Changes;
+use crate::pit::{Changes, raw_id_key};
 use crate::progress::{Phase, Progress};
 use crate::reader::{SnapshotReader, SnapshotVisitor};
 
@@ -127,12 +127,9 @@ fn out_of_order(ns: &str) -> BackupError {
 
 /// The storage key of a stored document's `_id`.
 fn doc_key(doc: &RawDocument) -> Result<Vec<u8>> {
-    let malformed = |e: bson::error::Error| BackupError::Format(format!("snapshot document: {e}"));
-    let id = doc
-        .get("_id")
-        .map_err(malformed)?
-        .ok_or_else(|| BackupError::Format("a snapshot document has no _id".into()))?;
-    Ok(key_bytes(&Bson::try_from(id).map_err(malformed)?))
+    raw_id_key(doc)
+        .map_err(|e| BackupError::Format(format!("snapshot document: {e}")))?
+        .ok_or_else(|| BackupError::Format("a snapshot document has no _id".into()))
 }
 
 impl SnapshotVisitor for Loader<'_> {
