@@ -423,6 +423,12 @@ pub fn downloaded_file(row: &dyn RowAccess) -> Result<String, StoreError> {
     text(row, (0, "file"))
 }
 
+/// How many files a download job's links serve: its `delivery_urls` (column 0).
+pub fn delivery_file_count(row: &dyn RowAccess) -> Result<i64, StoreError> {
+    let urls = decode_strings(&json_column(row, (0, "delivery_urls"))?, "delivery_urls")?;
+    Ok(i64::try_from(urls.len()).unwrap_or(i64::MAX))
+}
+
 /// Decodes a `restore_jobs` row just claimed, with the attempt the claim counted.
 pub fn claimed_restore_job(row: &dyn RowAccess) -> Result<Claimed<RestoreJob>, StoreError> {
     let attempt = number(row, (20, "attempts"))?;

@@ -3,8 +3,23 @@
 
 /// A download job is active until its link is used or gone: queued, running, or completed
 /// with the link not yet downloaded (an expired link's job becomes `expired`).
-pub const DOWNLOAD_ACTIVE: &str =
-    "(state IN ('queued', 'inProgress') OR (state = 'completed' AND downloaded_at IS NULL))";
+macro_rules! download_active {
+    () => {
+        "(state IN ('queued', 'inProgress') OR (state = 'completed' AND downloaded_at IS NULL))"
+    };
+}
+
+/// Active download jobs of snapshot `?1`.
+pub const SNAPSHOT_DOWNLOADS_ACTIVE: &str = concat!(
+    "SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND ",
+    download_active!()
+);
+
+/// Active download jobs of project `?1`.
+pub const GROUP_DOWNLOADS_ACTIVE: &str = concat!(
+    "SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND ",
+    download_active!()
+);
 
 /// Claims the oldest queued restore job a replica can run: downloads of snapshots of clusters
 /// it hosts, restores into clusters it hosts. `?1` owner, `?2` lease end, `?3` now, `?4`
@@ -70,6 +85,9 @@ pub const DOWNLOADED_FILES: &str = "SELECT file FROM restore_job_downloads WHERE
 
 /// Records the one complete download of file `?2` of restore job `?1` at `?3`.
 pub const MARK_FILE_DOWNLOADED: &str = "INSERT INTO restore_job_downloads (job_id, file, downloaded_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+
+/// The files restore job `?1`'s links serve (`rows::delivery_file_count`).
+pub const DELIVERY_URLS: &str = "SELECT delivery_urls FROM restore_jobs WHERE id = ?1";
 
 /// Restore job `?1` is downloaded (at `?2`) once `?3` of its files are.
 pub const MARK_DOWNLOADED: &str = "UPDATE restore_jobs SET downloaded_at = ?2 WHERE id = ?1 AND downloaded_at IS NULL AND (SELECT COUNT(*) FROM restore_job_downloads WHERE job_id = ?1) >= ?3";

@@ -387,13 +387,13 @@ pub trait RestoreRunStore: Send + Sync {
         &self,
         token_sha256: &str,
     ) -> Result<Option<DownloadLink>, StoreError>;
-    /// Records the one complete download of `file` of a job whose links serve `files` files
-    /// (once all are downloaded, so is the job); false when one was recorded already.
+    /// Records the one complete download of `file` of a job (once every file its
+    /// `delivery_urls` serve is downloaded, so is the job); false when one was recorded
+    /// already, or there is no such job.
     async fn mark_downloaded(
         &self,
         id: ObjectId,
         file: &str,
-        files: usize,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
     /// Completed download jobs whose link expired become `expired`; returns how many.

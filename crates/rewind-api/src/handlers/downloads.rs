@@ -173,7 +173,6 @@ async fn serve(
             app: app.clone(),
             job: job.id,
             file: file.to_owned(),
-            files: job.delivery_urls.len(),
         });
         let slice = FileSlice::open(&packaged.path, start..end, completes)
             .await
@@ -280,13 +279,12 @@ fn parse_range(value: &HeaderValue, size: u64) -> Result<(u64, u64), Refusal> {
 }
 
 /// What a response that delivers a file's last byte records: that file's one complete
-/// download, of a job whose links serve `files` files.
+/// download.
 #[derive(Clone)]
 pub(crate) struct Completion {
     app: AppState,
     job: rewind_domain::ObjectId,
     file: String,
-    files: usize,
 }
 
 impl Completion {
@@ -295,7 +293,7 @@ impl Completion {
         let recorded = self
             .app
             .store
-            .mark_downloaded(self.job, &self.file, self.files, Timestamp::now())
+            .mark_downloaded(self.job, &self.file, Timestamp::now())
             .await;
         if let Err(error) = recorded {
             tracing::error!(%error, job = %self.job, file = %self.file, "recording a complete download failed");

@@ -120,13 +120,13 @@ pub(super) async fn restore_runs(
     for (done, file) in files.iter().enumerate() {
         assert!(
             store
-                .mark_downloaded(first.id, file, files.len(), Timestamp::now())
+                .mark_downloaded(first.id, file, Timestamp::now())
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .mark_downloaded(first.id, file, files.len(), Timestamp::now())
+                .mark_downloaded(first.id, file, Timestamp::now())
                 .await
                 .unwrap(),
             "one complete download of {file}"

@@ -317,7 +317,7 @@ impl crate::BackupStore for PgStore {
         if let Some(snapshot_id) = guard.download_snapshot {
             let active = count(
                 &mut transaction,
-                &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = $1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
+                &numbered(crate::sql::SNAPSHOT_DOWNLOADS_ACTIVE),
                 args![snapshot_id.to_string()],
             )
             .await?;
@@ -328,7 +328,7 @@ impl crate::BackupStore for PgStore {
         if let Some(max) = guard.max_group_downloads {
             let active = count(
                 &mut transaction,
-                &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = $1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
+                &numbered(crate::sql::GROUP_DOWNLOADS_ACTIVE),
                 args![job.group_id.to_string()],
             )
             .await?;
@@ -440,13 +440,13 @@ impl crate::BackupStore for PgStore {
         let mut connection = self.connection().await?;
         let of_snapshot = count(
             &mut connection,
-            &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = $1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
+            &numbered(crate::sql::SNAPSHOT_DOWNLOADS_ACTIVE),
             args![snapshot_id.to_string()],
         )
         .await?;
         let of_group = count(
             &mut connection,
-            &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = $1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
+            &numbered(crate::sql::GROUP_DOWNLOADS_ACTIVE),
             args![group_id.to_string()],
         )
         .await?;

@@ -143,19 +143,21 @@ impl crate::RestoreRunStore for PgStore {
         &self,
         id: ObjectId,
         file: &str,
-        files: usize,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let files = i64::try_from(files).unwrap_or(i64::MAX);
         let mut transaction = self.pool.begin().await?;
         // Two files of one job finishing at once: each would count only its own uncommitted
         // row and leave the job active. Holding the job's row makes the later one see both.
-        execute(
+        let Some(files) = one(
             &mut transaction,
-            "SELECT 1 FROM restore_jobs WHERE id = $1 FOR UPDATE",
+            &format!("{} FOR UPDATE", numbered(sql::DELIVERY_URLS)),
             args![id.to_string()],
+            rows::delivery_file_count,
         )
-        .await?;
+        .await?
+        else {
+            return Ok(false);
+        };
         let recorded = execute(
             &mut transaction,
             &numbered(sql::MARK_FILE_DOWNLOADED),

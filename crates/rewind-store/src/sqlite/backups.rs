@@ -332,7 +332,7 @@ impl crate::BackupStore for SqliteStore {
             if let Some(snapshot_id) = &download_snapshot {
                 let active = count(
                     connection,
-                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
+                    crate::sql::SNAPSHOT_DOWNLOADS_ACTIVE,
                     [snapshot_id],
                 )?;
                 if active > 0 {
@@ -342,7 +342,7 @@ impl crate::BackupStore for SqliteStore {
             if let Some(max) = max_group_downloads {
                 let active = count(
                     connection,
-                    &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
+                    crate::sql::GROUP_DOWNLOADS_ACTIVE,
                     [&row.group_id],
                 )?;
                 if active >= u64::from(max) {
@@ -431,12 +431,12 @@ impl crate::BackupStore for SqliteStore {
         self.read(|connection| {
             let of_snapshot = count(
                 connection,
-                &format!("SELECT COUNT(*) FROM restore_jobs WHERE snapshot_id = ?1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
+                crate::sql::SNAPSHOT_DOWNLOADS_ACTIVE,
                 [snapshot_id.to_string()],
             )?;
             let of_group = count(
                 connection,
-                &format!("SELECT COUNT(*) FROM restore_jobs WHERE group_id = ?1 AND delivery_type = 'download' AND {}", crate::sql::DOWNLOAD_ACTIVE),
+                crate::sql::GROUP_DOWNLOADS_ACTIVE,
                 [group_id.to_string()],
             )?;
             Ok((of_snapshot as u32, of_group as u32))

@@ -150,13 +150,20 @@ impl crate::RestoreRunStore for SqliteStore {
         &self,
         id: ObjectId,
         file: &str,
-        files: usize,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let file = file.to_owned();
-        let files = i64::try_from(files).unwrap_or(i64::MAX);
         self.write(move |connection| {
             let id = id.to_string();
+            let Some(files) = one(
+                connection,
+                sql::DELIVERY_URLS,
+                [&id],
+                rows::delivery_file_count,
+            )?
+            else {
+                return Ok(false);
+            };
             let recorded = execute(
                 connection,
                 sql::MARK_FILE_DOWNLOADED,
