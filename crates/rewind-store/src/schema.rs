@@ -218,4 +218,23 @@ CREATE TABLE deleted_cluster_backups (
 );
 "#,
     ),
+    (
+        12,
+        // Three of a restore job's indexes only ever serve downloads (the per-snapshot and
+        // per-project limits on active downloads, the link's token): partial indexes hold
+        // download jobs alone, so an automated or point-in-time job's insert updates five
+        // B-trees instead of eight. The limits' queries name `delivery_type = 'download'`
+        // and the token lookup compares the token, which is how both planners know these
+        // indexes apply. The sweep that expires download links gets one too: it scanned
+        // every completed job of every kind.
+        r#"
+DROP INDEX restore_jobs_by_snapshot;
+DROP INDEX restore_jobs_by_group_type;
+DROP INDEX restore_jobs_by_download_token;
+CREATE INDEX restore_jobs_downloads_by_snapshot ON restore_jobs (snapshot_id, state) WHERE delivery_type = 'download';
+CREATE INDEX restore_jobs_downloads_by_group ON restore_jobs (group_id, state) WHERE delivery_type = 'download';
+CREATE UNIQUE INDEX restore_jobs_by_download_token ON restore_jobs (download_token_sha256) WHERE download_token_sha256 IS NOT NULL;
+CREATE INDEX restore_jobs_downloads_by_expiry ON restore_jobs (state, expires_at) WHERE delivery_type = 'download';
+"#,
+    ),
 ];
