@@ -323,7 +323,8 @@ impl crate::BackupStore for SqliteStore {
         let download_snapshot = guard.download_snapshot.map(|id| id.to_string());
         let max_group_downloads = guard.max_group_downloads;
         let row = RestoreJobRow::of(job);
-        self.write(move |connection| {
+        // The guards only read; the insert is the one change.
+        self.write_one_statement(move |connection| {
             if let Some((group_id, name)) = &target
                 && count(connection, TARGET_BUSY, params![group_id, name])? > 0
             {

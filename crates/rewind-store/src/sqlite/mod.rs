@@ -44,9 +44,17 @@ const ACTIVE_STATES: &str = "('queued', 'inProgress')";
 /// Idle reader connections kept open.
 const MAX_IDLE_READERS: usize = 16;
 
-/// A queued write: runs inside a savepoint and says whether it succeeded, and how to answer
-/// its caller once the group's commit is known.
-type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Answer) + Send>;
+/// A queued write of a group commit.
+struct WriteJob {
+    work: WriteWork,
+    /// Whether the write needs a savepoint of its own to be undone alone: false for a write
+    /// whose only change is one statement, its last, which SQLite undoes by itself when it
+    /// fails.
+    savepoint: bool,
+}
+
+/// Runs a write and says whether it succeeded, and how to answer its caller.
+type WriteWork = Box<dyn FnOnce(&Connection) -> (bool, Answer) + Send>;
 /// Answers a write's caller with the group commit's outcome.
 type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
 
@@ -216,8 +224,26 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.queue_write(work, true).await
+    }
+
+    /// [`Self::write`] for a write that reads what it likes but changes the database with
+    /// one statement, its last: it runs without a savepoint, whose sub-journal would copy
+    /// every page the statement changes.
+    async fn write_one_statement<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.queue_write(work, false).await
+    }
+
+    async fn queue_write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        savepoint: bool,
+    ) -> Result<T, StoreError> {
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let job: WriteJob = Box::new(move |connection| {
+        let work = Box::new(move |connection: &Connection| {
             let result = work(connection);
             let succeeded = result.is_ok();
             let answer: Answer = Box::new(move |committed| {
@@ -231,7 +257,7 @@ impl SqliteStore {
             (succeeded, answer)
         });
         self.writes
-            .send(job)
+            .send(WriteJob { work, savepoint })
             .map_err(|_| StoreError::Task("the writer thread stopped".into()))?;
         receiver
             .await
@@ -442,5 +468,99 @@ mod tests {
             .collect();
         expected.sort();
         assert_eq!(kept, expected, "only the successful writes' rows remain");
+    }
+
+    fn secret_names(store: &SqliteStore) -> Vec<String> {
+        store
+            .read(|connection| {
+                let mut statement =
+                    connection.prepare("SELECT name FROM server_secrets ORDER BY name")?;
+                let names = statement
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(names)
+            })
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_statement_writes_fail_alone_in_their_group_without_a_savepoint() {
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        store
+            .write(|connection| {
+                execute(
+                    connection,
+                    "INSERT INTO server_secrets (name, value) VALUES ('taken', 'first')",
+                    [],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let mut writes = Vec::new();
+        for index in 0..60u32 {
+            let store = store.clone();
+            writes.push(tokio::spawn(async move {
+                store
+                    .write_one_statement(move |connection| {
+                        // Every third is refused by its read-only guard, every third fails in
+                        // its statement (a duplicate key), which SQLite undoes alone.
+                        if index % 3 == 2 {
+                            return Err(StoreError::Conflict("guard".into()));
+                        }
+                        let name = if index % 3 == 1 {
+                            "taken".to_owned()
+                        } else {
+                            format!("secret-{index:02}")
+                        };
+                        execute(
+                            connection,
+                            "INSERT INTO server_secrets (name, value) VALUES (?1, 'second')",
+                            [name],
+                        )?;
+                        Ok(())
+                    })
+                    .await
+            }));
+        }
+        for (index, write) in writes.into_iter().enumerate() {
+            let outcome = write.await.unwrap();
+            match (index % 3, &outcome) {
+                (0, Ok(()))
+                | (1, Err(StoreError::Database(_)))
+                | (2, Err(StoreError::Conflict(_))) => {}
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+        let mut expected: Vec<String> = (0..60)
+            .filter(|index| index % 3 == 0)
+            .map(|index| format!("secret-{index:02}"))
+            .collect();
+        expected.push("taken".to_owned());
+        assert_eq!(secret_names(&store), expected);
+        let first: String = store
+            .read(|connection| {
+                Ok(connection.query_row(
+                    "SELECT value FROM server_secrets WHERE name = 'taken'",
+                    [],
+                    |row| row.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(first, "first", "the failed inserts changed nothing");
+
+        // A panic may come after the change: the whole group is dropped, the row with it.
+        let panicked = store
+            .write_one_statement(|connection| -> Result<(), StoreError> {
+                execute(
+                    connection,
+                    "INSERT INTO server_secrets (name, value) VALUES ('panicked', 'v')",
+                    [],
+                )?;
+                panic!("a write that panics after its statement")
+            })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::Task(_))), "{panicked:?}");
+        assert!(!secret_names(&store).contains(&"panicked".to_owned()));
     }
 }

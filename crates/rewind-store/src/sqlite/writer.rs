@@ -73,13 +73,16 @@ fn commit_group(
 /// it panicked or could not start: its caller learns it was not committed). `Err` when a
 /// failed write could not be rolled back, which leaves the whole group unusable.
 fn run_in_savepoint(connection: &Connection, job: WriteJob) -> Result<Option<Answer>, ()> {
+    if !job.savepoint {
+        return run_one_statement(connection, job);
+    }
     // Savepoints through cached statements: rusqlite's `savepoint()` parses its SQL anew for
     // every write.
     if let Err(error) = execute(connection, "SAVEPOINT write", []) {
         tracing::error!(%error, "cannot take a savepoint");
         return Ok(None);
     }
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(connection)));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.work)(connection)));
     let kept = match &outcome {
         Ok((true, _)) => execute(connection, "RELEASE write", []).map(|_| true),
         _ => Ok(false),
@@ -107,4 +110,22 @@ fn run_in_savepoint(connection: &Connection, job: WriteJob) -> Result<Option<Ans
             None
         }
     })
+}
+
+/// Runs a write whose only change is its last statement, without a savepoint: when that
+/// statement fails SQLite undoes it alone, and nothing before it changed anything. `Err`
+/// (the whole group is dropped) when it panicked, which could be after its change, or when
+/// its failure rolled the whole transaction back (SQLite does on I/O errors and a full disk).
+fn run_one_statement(connection: &Connection, job: WriteJob) -> Result<Option<Answer>, ()> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.work)(connection))) {
+        Ok((false, _)) if connection.is_autocommit() => {
+            tracing::error!("a failed write ended the transaction; dropping the whole group");
+            Err(())
+        }
+        Ok((_, answer)) => Ok(Some(answer)),
+        Err(_) => {
+            tracing::error!("a write panicked; dropping the whole group");
+            Err(())
+        }
+    }
 }
