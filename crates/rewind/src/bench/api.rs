@@ -29,7 +29,7 @@ pub struct ApiBenchArgs {
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
     /// Target clusters prepared for the POST phase (each accepted automated restore occupies one).
-    #[arg(long, default_value_t = 300_000)]
+    #[arg(long, default_value_t = 600_000)]
     pub targets: usize,
     /// Which measurements to run (each beside its ceiling).
     #[arg(long, value_enum, default_value_t = Scenario::All)]
@@ -353,7 +353,7 @@ impl Fixture {
             "prepared {targets} target clusters in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        super::jobs::serve_all(store).await?;
+        super::jobs::serve_all(shared_store).await?;
         let snapshot = Snapshot::on_demand(group.id, source.id, source.name.clone(), None, 7, now);
         store.insert_on_demand_snapshot(&snapshot).await?;
         let claimed = store

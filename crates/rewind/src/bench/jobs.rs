@@ -94,7 +94,7 @@ async fn measure_store(
     args: &JobsBenchArgs,
 ) -> anyhow::Result<()> {
     println!("== {name}");
-    let fixture = Arc::new(prepare(store.as_ref(), args.clusters.max(1)).await?);
+    let fixture = Arc::new(prepare(&store, args.clusters.max(1)).await?);
     // The measured cluster holds the same jobs in both measurements (its share of the full
     // load); the small store holds nothing else, the loaded one the other clusters' jobs too.
     // So each read returns the same rows twice and only the store's size differs.
@@ -150,7 +150,11 @@ async fn measure_store(
     claims(&store, &fixture, args.claims).await
 }
 
-async fn prepare(store: &dyn MetadataStore, clusters: usize) -> anyhow::Result<Fixture> {
+async fn prepare(
+    shared_store: &Arc<dyn MetadataStore>,
+    clusters: usize,
+) -> anyhow::Result<Fixture> {
+    let store = shared_store.as_ref();
     let now = Timestamp::now();
     let (_, group) = super::org_and_group(store, now).await?;
     let mut created = Vec::with_capacity(clusters);
@@ -159,7 +163,7 @@ async fn prepare(store: &dyn MetadataStore, clusters: usize) -> anyhow::Result<F
         store.create_cluster(&record, None).await?;
         created.push(record);
     }
-    serve_all(store).await?;
+    serve_all(shared_store).await?;
     let source = &created[0];
     let snapshot = Snapshot::on_demand(group.id, source.id, source.name.clone(), None, 7, now);
     store.insert_on_demand_snapshot(&snapshot).await?;
@@ -332,7 +336,7 @@ async fn claims(
         );
         store.insert_on_demand_snapshot(&snapshot).await?;
     }
-    serve_all(store.as_ref()).await?;
+    serve_all(store).await?;
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..CLAIMERS {
@@ -377,9 +381,21 @@ async fn claims(
 }
 
 /// Hosts every cluster as the bench "replica" and marks it served, so its jobs are claimable.
-pub async fn serve_all(store: &dyn MetadataStore) -> anyhow::Result<()> {
+/// Many updates are in flight at once, sharing group commits: the API bench serves hundreds of
+/// thousands of targets.
+pub async fn serve_all(store: &Arc<dyn MetadataStore>) -> anyhow::Result<()> {
+    let mut serving = tokio::task::JoinSet::new();
     for cluster in store.host_clusters("bench").await? {
-        if cluster.address.is_none() {
+        if cluster.address.is_some() {
+            continue;
+        }
+        if serving.len() >= 512
+            && let Some(served) = serving.join_next().await
+        {
+            served??;
+        }
+        let store = store.clone();
+        serving.spawn(async move {
             store
                 .record_cluster_address(
                     cluster.id,
@@ -387,8 +403,11 @@ pub async fn serve_all(store: &dyn MetadataStore) -> anyhow::Result<()> {
                     Some("127.0.0.1:1"),
                     rewind_domain::cluster::ClusterState::Idle,
                 )
-                .await?;
-        }
+                .await
+        });
+    }
+    while let Some(served) = serving.join_next().await {
+        served??;
     }
     Ok(())
 }
