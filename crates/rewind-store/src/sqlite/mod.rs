@@ -8,8 +8,9 @@
 //!
 //! Writes go to one writer thread, which commits them in groups: it takes every write queued
 //! while the previous commit was syncing, and those queued while its group runs, runs each
-//! inside its own savepoint of one transaction (a failing write rolls back alone), commits
-//! once, and only then answers each caller (see `writer`). One fsync thus covers many acknowledged writes, and one writer makes every
+//! in one transaction (inside its own savepoint, or alone for a write whose one change is its
+//! last statement: either way a failing write rolls back alone), commits once, and only then
+//! answers each caller (see `writer`). One fsync thus covers many acknowledged writes, and one writer makes every
 //! check-then-insert (`insert_restore_job`, `insert_on_demand_snapshot`) atomic.
 
 use std::path::{Path, PathBuf};
@@ -562,5 +563,19 @@ mod tests {
             .await;
         assert!(matches!(panicked, Err(StoreError::Task(_))), "{panicked:?}");
         assert!(!secret_names(&store).contains(&"panicked".to_owned()));
+
+        // A write that breaks the promise (a change, then a failure) must not commit it.
+        let broken = store
+            .write_one_statement(|connection| -> Result<(), StoreError> {
+                execute(
+                    connection,
+                    "INSERT INTO server_secrets (name, value) VALUES ('broken', 'v')",
+                    [],
+                )?;
+                Err(StoreError::Conflict("refused after writing".into()))
+            })
+            .await;
+        assert!(matches!(broken, Err(StoreError::Task(_))), "{broken:?}");
+        assert!(!secret_names(&store).contains(&"broken".to_owned()));
     }
 }

@@ -20,13 +20,15 @@ pub(super) fn run(
     }
 }
 
-/// Runs `first` and every write queued after it, each in its own savepoint of one
-/// transaction, commits, then answers everyone.
+/// Runs `first` and every write queued after it in one transaction, each in its own
+/// savepoint unless it is a one-statement write, commits, then answers everyone.
 ///
 /// Writes queued while the group runs join it too, until the queue is empty (or the group is
 /// full): they share this commit's sync instead of waiting for the next one, and the sync is
 /// most of a group's cost. A write whose savepoint cannot be taken, or that panics, is
-/// dropped: its caller is told the write was not committed.
+/// dropped: its caller is told the write was not committed. A one-statement write that
+/// panics, or whose failure left something behind, drops the whole group (see
+/// [`run_one_statement`]).
 fn commit_group(
     connection: &mut Connection,
     first: WriteJob,
@@ -69,9 +71,10 @@ fn commit_group(
     }
 }
 
-/// Runs one write inside its own savepoint and returns how to answer its caller (`None` when
-/// it panicked or could not start: its caller learns it was not committed). `Err` when a
-/// failed write could not be rolled back, which leaves the whole group unusable.
+/// Runs one write inside its own savepoint (or none, for a one-statement write) and returns
+/// how to answer its caller (`None` when it panicked or could not start: its caller learns it
+/// was not committed). `Err` when a failed write could not be undone alone, which leaves the
+/// whole group unusable.
 fn run_in_savepoint(connection: &Connection, job: WriteJob) -> Result<Option<Answer>, ()> {
     if !job.savepoint {
         return run_one_statement(connection, job);
@@ -114,12 +117,21 @@ fn run_in_savepoint(connection: &Connection, job: WriteJob) -> Result<Option<Ans
 
 /// Runs a write whose only change is its last statement, without a savepoint: when that
 /// statement fails SQLite undoes it alone, and nothing before it changed anything. `Err`
-/// (the whole group is dropped) when it panicked, which could be after its change, or when
-/// its failure rolled the whole transaction back (SQLite does on I/O errors and a full disk).
+/// (the whole group is dropped) when it panicked, which could be after its change; when the
+/// transaction is gone (SQLite rolls it back on I/O errors and a full disk, and the writes
+/// after would commit one by one); or when it failed after a change that completed, which
+/// breaks its promise and must not commit.
 fn run_one_statement(connection: &Connection, job: WriteJob) -> Result<Option<Answer>, ()> {
+    let changes_before = connection.total_changes();
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.work)(connection))) {
-        Ok((false, _)) if connection.is_autocommit() => {
-            tracing::error!("a failed write ended the transaction; dropping the whole group");
+        Ok(_) if connection.is_autocommit() => {
+            tracing::error!("a write ended the transaction; dropping the whole group");
+            Err(())
+        }
+        Ok((false, _)) if connection.total_changes() != changes_before => {
+            tracing::error!(
+                "a one-statement write failed after a change; dropping the whole group"
+            );
             Err(())
         }
         Ok((_, answer)) => Ok(Some(answer)),
