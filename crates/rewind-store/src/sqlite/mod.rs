@@ -453,16 +453,7 @@ mod tests {
             }
         }
         assert_eq!(outcomes, [20, 20, 20]);
-        let kept: Vec<String> = store
-            .read(|connection| {
-                let mut statement =
-                    connection.prepare("SELECT name FROM server_secrets ORDER BY name")?;
-                let names = statement
-                    .query_map([], |row| row.get(0))?
-                    .collect::<Result<Vec<String>, _>>()?;
-                Ok(names)
-            })
-            .unwrap();
+        let kept = secret_names(&store);
         let mut expected: Vec<String> = (0..60)
             .filter(|index| index % 3 == 0)
             .map(|index| format!("secret-{index}"))
