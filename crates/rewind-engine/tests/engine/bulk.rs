@@ -103,15 +103,12 @@ fn a_large_load_reads_back_exactly_and_takes_writes() {
     let engine = open(&dir);
     let expected: Vec<_> = docs.iter().collect();
     check_reads(&engine, "app.users", &expected);
-    assert_eq!(
-        engine
-            .read_view()
-            .unwrap()
-            .scan("app.empty", None, 10)
-            .unwrap()
-            .len(),
-        0
-    );
+    // The empty collection exists, with its options, and holds nothing.
+    let view = engine.read_view().unwrap();
+    let empty = view.collection("app.empty").expect("app.empty was created");
+    assert_eq!(empty.options, doc! {"capped": false});
+    assert_eq!(view.scan("app.empty", None, 10).unwrap().len(), 0);
+    drop(view);
     // Writes after the load: the unique index is live, updates and deletes land.
     let err = engine
         .write(|t| {
@@ -176,7 +173,7 @@ fn duplicates_are_refused_in_and_out_of_order() {
     let a = sized(1, 10);
     let b = sized(2, 10);
     // Adjacent in key order, out of order, and a unique index clash between two _ids.
-    let mut clash = doc! {"_id": 3i64, "group": 1i64, "email": "user1@example.com"};
+    let clash = raw(doc! {"_id": 3i64, "group": 1i64, "email": "user1@example.com", "n": 1});
     for (tag, input) in [
         ("adjacent", vec![("app.users", &a), ("app.users", &a)]),
         (
@@ -188,8 +185,6 @@ fn duplicates_are_refused_in_and_out_of_order() {
         assert_eq!(err.code(), 11000, "{tag}");
         assert!(err.to_string().contains("_id_"), "{tag}: {err}");
     }
-    clash.insert("n", 1);
-    let clash = raw(clash);
     let dir = tmpdir("bulk-clash");
     let err = load(
         &dir,
@@ -208,7 +203,9 @@ fn duplicates_are_refused_in_and_out_of_order() {
 fn malformed_documents_are_refused() {
     let good = sized(1, 10);
     let mut bytes = good.as_bytes().to_vec();
-    bytes[4] = 0x33; // the first element's type: unknown
+    // The last element's type, so a walk that stopped after `_id` would let it through.
+    let blob = bytes.windows(5).position(|w| w == b"blob\0").unwrap();
+    bytes[blob - 1] = 0x33;
     let bad = RawDocumentBuf::from_bytes(bytes).unwrap();
     let no_id = raw(doc! {"x": 1});
     let array_id = raw(doc! {"_id": [1, 2]});
