@@ -411,10 +411,10 @@ fn one_pass_point_in_time_restores_equal_replays() {
         assert!(stats.applied > 0);
         assert_eq!(merged, general, "target {n}");
     }
-    // The final state is the source's, through the general path this time.
-    let (merged, general, stats, [v, u]) = both_ways(&fx, &base, &slices, last, "last");
+    // The final state is the source's, through the general path this time (so both sides of
+    // `both_ways` ran the same code: the source is the reference).
+    let (merged, _, stats, [v, u]) = both_ways(&fx, &base, &slices, last, "last");
     assert!(stats.batches > 0, "a command needs the replay");
-    assert_eq!(merged, general);
     assert_eq!(merged, dump(e));
     assert!(v.len() > 250 && u.len() == 2, "{} {}", v.len(), u.len());
     // Nothing after the snapshot: the snapshot itself, at its optime.
