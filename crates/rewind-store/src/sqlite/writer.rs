@@ -47,7 +47,12 @@ fn commit_group(
     let mut next = Some(first);
     while let Some(job) = next.take() {
         taken += 1;
-        match run_in_savepoint(&transaction, job) {
+        let ran = if job.savepoint {
+            run_in_savepoint(&transaction, job)
+        } else {
+            run_one_statement(&transaction, job)
+        };
+        match ran {
             Ok(Some(answer)) => answers.push(answer),
             Ok(None) => {}
             Err(()) => {
@@ -71,14 +76,10 @@ fn commit_group(
     }
 }
 
-/// Runs one write inside its own savepoint (or none, for a one-statement write) and returns
-/// how to answer its caller (`None` when it panicked or could not start: its caller learns it
-/// was not committed). `Err` when a failed write could not be undone alone, which leaves the
-/// whole group unusable.
+/// Runs one write inside its own savepoint and returns how to answer its caller (`None` when
+/// it panicked or could not start: its caller learns it was not committed). `Err` when a
+/// failed write could not be rolled back, which leaves the whole group unusable.
 fn run_in_savepoint(connection: &Connection, job: WriteJob) -> Result<Option<Answer>, ()> {
-    if !job.savepoint {
-        return run_one_statement(connection, job);
-    }
     // Savepoints through cached statements: rusqlite's `savepoint()` parses its SQL anew for
     // every write.
     if let Err(error) = execute(connection, "SAVEPOINT write", []) {
