@@ -106,12 +106,13 @@ pub(crate) fn net_changes(
             return Ok(false);
         };
         if let Some(ns) = ns {
+            let key_len = key.len();
             let size = |doc: &Option<RawDocumentBuf>| {
-                key.len() + STATE_OVERHEAD + doc.as_ref().map_or(0, |d| d.as_bytes().len())
+                key_len + STATE_OVERHEAD + doc.as_ref().map_or(0, |d| d.as_bytes().len())
             };
             held += size(&doc);
             let states = net.changes.entry(ns).or_default();
-            if let Some(replaced) = states.insert(key.clone(), doc) {
+            if let Some(replaced) = states.insert(key, doc) {
                 held -= size(&replaced);
             }
             if held > NET_CHANGES_MAX_BYTES {

@@ -211,17 +211,14 @@ impl BulkLoader {
                     }
                 }
             });
+            // Returning drops `to_key`, which ends the key thread before the scope joins it.
             to_key.send(first).map_err(|_| keyer_stopped())?;
-            let mut to_key = Some(to_key);
             let mut count = 0;
             loop {
                 let next = next_batch(&mut docs);
                 let last_batch = next.is_empty();
-                match &to_key {
-                    // Dropping the sender ends the key thread once it is done.
-                    _ if last_batch => to_key = None,
-                    Some(sender) => sender.send(next).map_err(|_| keyer_stopped())?,
-                    None => return Err(keyer_stopped()),
+                if !last_batch {
+                    to_key.send(next).map_err(|_| keyer_stopped())?;
                 }
                 let (batch, keys) = keyed.recv().map_err(|_| keyer_stopped())?;
                 count += self.add_keyed(ns, &batch, keys?)?;
