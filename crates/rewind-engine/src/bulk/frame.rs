@@ -6,6 +6,7 @@
 use bson::oid::ObjectId;
 use bson::{Bson, RawDocument};
 
+use crate::entries::accepted_id;
 use crate::error::{EngineError, Result};
 
 /// Where a top-level value lies in its document: type byte, start and length.
@@ -21,7 +22,8 @@ pub(super) fn checked_id(doc: &RawDocument) -> Result<Bson> {
     walk(doc, &[], &mut [])
 }
 
-/// Walks the top level of `doc`; returns its `_id` (the first one) and leaves in `found[i]`
+/// Walks the top level of `doc`; returns its `_id` (the first one, refused when missing or of a
+/// type `_id` cannot have, as an insert refuses it) and leaves in `found[i]`
 /// where the field named `wanted[i]` is (the last one, as decoding into a document keeps).
 pub(super) fn walk(
     doc: &RawDocument,
@@ -61,14 +63,17 @@ pub(super) fn walk(
     if at != end {
         return Err(framing("the last element runs past the document"));
     }
-    let id = id.ok_or_else(|| EngineError::BadValue("document is missing an _id".into()))?;
-    match simple_value(doc, id) {
-        Some(id) => Ok(id),
+    let Some(id) = id else {
+        return accepted_id(None);
+    };
+    let id = match simple_value(doc, id) {
+        Some(id) => id,
         None => {
             let id = doc.get("_id")?.ok_or_else(|| framing("_id vanished"))?;
-            Ok(Bson::try_from(id)?)
+            Bson::try_from(id)?
         }
-    }
+    };
+    accepted_id(Some(id))
 }
 
 /// The value of `field` when it is of a type decoded without allocating much (numbers,

@@ -9,8 +9,8 @@ use bson::RawDocument;
 use super::frame::{self, Field};
 use super::runs::Entry;
 use crate::entries::keys_of;
-use crate::error::{EngineError, Result};
-use crate::keys::{encode_component, valid_id};
+use crate::error::Result;
+use crate::keys::encode_component;
 use crate::store::CollectionInfo;
 
 /// How to compute the keys of one collection's documents.
@@ -93,9 +93,6 @@ impl Keys {
         let mut found: Vec<Option<Field>> = vec![None; wanted.len()];
         for doc in docs {
             let id = frame::walk(doc, &wanted, &mut found)?;
-            if !valid_id(&id) {
-                return Err(EngineError::BadValue("invalid _id type".into()));
-            }
             let start = keys.bytes.len();
             encode_component(&id, false, &mut keys.bytes);
             keys.ends.push(keys.bytes.len());
