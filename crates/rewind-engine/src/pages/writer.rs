@@ -182,10 +182,21 @@ impl PageWriter {
 
     /// The error the writing thread stopped on (it stops only on one).
     fn stopped(&mut self) -> io::Error {
+        match self.join_writer() {
+            Err(error) => error,
+            Ok(_) => io::Error::other("the bulk load's page writer stopped"),
+        }
+    }
+
+    /// Closes the queue and waits for the writer thread: the file once every queued page is
+    /// written, or why it stopped.
+    fn join_writer(&mut self) -> io::Result<File> {
+        let (to_write, _) = sync_channel(0);
+        drop(std::mem::replace(&mut self.to_write, to_write));
         match self.writer.take().map(JoinHandle::join) {
-            Some(Ok(Err(error))) => error,
-            Some(Err(_)) => io::Error::other("the bulk load's page writer panicked"),
-            _ => io::Error::other("the bulk load's page writer stopped"),
+            Some(Ok(file)) => file,
+            Some(Err(_)) => Err(io::Error::other("the bulk load's page writer panicked")),
+            None => Err(io::Error::other("the bulk load's page writer stopped")),
         }
     }
 
@@ -202,13 +213,7 @@ impl PageWriter {
     pub(crate) fn finish(mut self) -> io::Result<()> {
         self.flush()?;
         let next = self.next;
-        let (to_write, _) = sync_channel(0);
-        drop(std::mem::replace(&mut self.to_write, to_write));
-        let file = match self.writer.take().map(JoinHandle::join) {
-            Some(Ok(file)) => file?,
-            Some(Err(_)) => return Err(io::Error::other("the bulk load's page writer panicked")),
-            None => return Err(io::Error::other("the bulk load's page writer stopped")),
-        };
+        let file = self.join_writer()?;
         let mut header = [0u8; 100];
         file.read_exact_at(&mut header, 0)?;
         let counter = be_u32(&header, HEADER_CHANGE_COUNTER).wrapping_add(1);
@@ -293,10 +298,6 @@ impl Drop for PageWriter {
     /// A load abandoned before `finish` waits for the pages already queued, so that no thread
     /// writes to the file after the loader is gone.
     fn drop(&mut self) {
-        let (to_write, _) = sync_channel(0);
-        drop(std::mem::replace(&mut self.to_write, to_write));
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
+        let _ = self.join_writer();
     }
 }
