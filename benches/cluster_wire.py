@@ -137,16 +137,18 @@ def main() -> None:
     engine = engine_figures()
     wire = wire_figures(args.docs, args.reads)
     print(f"{'operation':<34} {'engine docs/s':>14} {'pymongo docs/s':>15} {'overhead':>9}")
-    for label, key, engine_key in (
-        ("insert, batches of 1,000", "insert", "insert"),
-        ("  the same, 2 client threads", "insert_2", "insert"),
-        ("read by _id, one round trip each", "read", "read"),
-        ("read by _id, $in batches of 1,000", "read_batched", "read"),
-        ("  the same, against engine get_many", "read_batched", "read_many"),
-        ("  the same, 2 client threads", "read_batched_2", "read_many"),
+    # The target applies to one client against the engine call each read makes; the other
+    # rows are context (two client threads are measured against a single-threaded engine).
+    for label, key, engine_key, judged in (
+        ("insert, batches of 1,000", "insert", "insert", True),
+        ("  the same, 2 client threads", "insert_2", "insert", False),
+        ("read by _id, one round trip each", "read", "read", True),
+        ("read by _id, $in batches of 1,000", "read_batched", "read", True),
+        ("  the same, against engine get_many", "read_batched", "read_many", False),
+        ("  the same, 2 client threads", "read_batched_2", "read_many", False),
     ):
         overhead = 1 - wire[key] / engine[engine_key]
-        verdict = "met" if overhead <= 0.30 else "NOT met"
+        verdict = ("met" if overhead <= 0.30 else "NOT met") if judged else "context, not judged"
         print(f"{label:<34} {engine[engine_key]:>14.0f} {wire[key]:>15.0f} {overhead:>8.0%}  (target ≤ 30 %: {verdict})")
 
 
