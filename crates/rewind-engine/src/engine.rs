@@ -82,6 +82,7 @@ impl Engine {
             path,
             sync: options.sync,
             idle: Mutex::new(Vec::new()),
+            catalog: Mutex::new(None),
         });
         let (optime_tx, _) = watch::channel(last);
         Ok(Self {

@@ -1,7 +1,8 @@
 //! The SQLite layout of one engine directory and the catalog cached from it.
 //!
 //! One file, `engine.sqlite`, in WAL mode. Tables:
-//! - `meta(k, v)`: format version and the last committed optime (`last_ts`);
+//! - `meta(k, v)`: format version, the last committed optime (`last_ts`) and the catalog
+//!   generation (`catalog_gen`, bumped by triggers on every change to the two catalog tables);
 //! - `collections(id, db, name, uuid, options)`;
 //! - `indexes(id, coll_id, name, spec)` (specs in `listIndexes` form);
 //! - `docs(coll_id, k, doc)`: `k` = [`crate::key_bytes`] of `_id`, `doc` = the raw BSON;
@@ -36,6 +37,19 @@ CREATE TABLE IF NOT EXISTS idx_entries(
     index_id INTEGER NOT NULL, key BLOB NOT NULL, doc_key BLOB NOT NULL,
     PRIMARY KEY(index_id, key, doc_key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS oplog(ts INTEGER PRIMARY KEY, size INTEGER NOT NULL, entry BLOB NOT NULL);
+INSERT OR IGNORE INTO meta(k, v) VALUES('catalog_gen', 0);
+CREATE TRIGGER IF NOT EXISTS catalog_gen_collections_insert AFTER INSERT ON collections
+    BEGIN UPDATE meta SET v = v + 1 WHERE k = 'catalog_gen'; END;
+CREATE TRIGGER IF NOT EXISTS catalog_gen_collections_update AFTER UPDATE ON collections
+    BEGIN UPDATE meta SET v = v + 1 WHERE k = 'catalog_gen'; END;
+CREATE TRIGGER IF NOT EXISTS catalog_gen_collections_delete AFTER DELETE ON collections
+    BEGIN UPDATE meta SET v = v + 1 WHERE k = 'catalog_gen'; END;
+CREATE TRIGGER IF NOT EXISTS catalog_gen_indexes_insert AFTER INSERT ON indexes
+    BEGIN UPDATE meta SET v = v + 1 WHERE k = 'catalog_gen'; END;
+CREATE TRIGGER IF NOT EXISTS catalog_gen_indexes_update AFTER UPDATE ON indexes
+    BEGIN UPDATE meta SET v = v + 1 WHERE k = 'catalog_gen'; END;
+CREATE TRIGGER IF NOT EXISTS catalog_gen_indexes_delete AFTER DELETE ON indexes
+    BEGIN UPDATE meta SET v = v + 1 WHERE k = 'catalog_gen'; END;
 ";
 
 /// How hard a commit pushes data to stable storage.
@@ -233,6 +247,18 @@ pub(crate) fn last_ts(conn: &Connection) -> Result<Option<Timestamp>> {
         .query_row("SELECT v FROM meta WHERE k='last_ts'", [], |r| r.get(0))
         .optional()?;
     Ok(key.map(ts_from_key))
+}
+
+/// The last committed optime and the catalog generation, read in one statement (a reader's
+/// first read, which fixes its snapshot). The generation is `None` only on a store no
+/// writer has opened since generations were added.
+pub(crate) fn snapshot_marks(conn: &Connection) -> Result<(Option<Timestamp>, Option<i64>)> {
+    let (ts, generation): (Option<i64>, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT (SELECT v FROM meta WHERE k='last_ts'), (SELECT v FROM meta WHERE k='catalog_gen')",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((ts.map(ts_from_key), generation))
 }
 
 /// Records the last committed optime.

@@ -718,3 +718,101 @@ fn replaying_the_oplog_reproduces_the_documents() {
         2
     );
 }
+
+/// Each collection's namespace and index names, as a view's catalog has them.
+fn describe(view: &rewind_engine::ReadView) -> Vec<(String, Vec<String>)> {
+    view.collections()
+        .map(|c| (c.ns(), c.indexes.iter().map(|i| i.name.clone()).collect()))
+        .collect()
+}
+
+#[test]
+fn views_share_a_decoded_catalog_and_see_the_one_of_their_snapshot() {
+    let dir = tmpdir("catalog");
+    let e = open(&dir);
+    e.write(|t| t.insert("app.a", &raw(doc! {"_id": 1})))
+        .unwrap();
+    let first = e.read_view().unwrap();
+    let at_first = describe(&first);
+    assert_eq!(at_first, vec![("app.a".into(), vec!["_id_".into()])]);
+    // Neither a second view nor a document write changes the catalog: views share it.
+    let second = e.read_view().unwrap();
+    e.write(|t| t.insert("app.a", &raw(doc! {"_id": 2})))
+        .unwrap();
+    let third = e.read_view().unwrap();
+    for other in [&second, &third] {
+        assert!(std::ptr::eq(
+            first.collection("app.a").unwrap(),
+            other.collection("app.a").unwrap()
+        ));
+    }
+    drop((second, third));
+
+    type Change = fn(&mut rewind_engine::WriteTxn<'_>) -> rewind_engine::Result<()>;
+    type Expected = Vec<(&'static str, Vec<&'static str>)>;
+    let changes: [(Change, Expected); 5] = [
+        (
+            |t| t.create_collection("app.b", &doc! {}),
+            vec![("app.a", vec!["_id_"]), ("app.b", vec!["_id_"])],
+        ),
+        (
+            |t| {
+                t.create_indexes("app.a", &[doc! {"key": {"x": 1}, "name": "x_1"}])
+                    .map(drop)
+            },
+            vec![("app.a", vec!["_id_", "x_1"]), ("app.b", vec!["_id_"])],
+        ),
+        (
+            |t| t.drop_index("app.a", "x_1"),
+            vec![("app.a", vec!["_id_"]), ("app.b", vec!["_id_"])],
+        ),
+        (
+            |t| t.rename_collection("app.b", "app.c", false),
+            vec![("app.a", vec!["_id_"]), ("app.c", vec!["_id_"])],
+        ),
+        (
+            |t| t.drop_collection("app.c").map(drop),
+            vec![("app.a", vec!["_id_"])],
+        ),
+    ];
+    for (change, expected) in changes {
+        let before = e.read_view().unwrap();
+        let seen_before = describe(&before);
+        e.write(change).unwrap();
+        let expected: Vec<(String, Vec<String>)> = expected
+            .into_iter()
+            .map(|(ns, names)| (ns.into(), names.into_iter().map(String::from).collect()))
+            .collect();
+        assert_eq!(describe(&e.read_view().unwrap()), expected);
+        // Views opened before the change keep the catalog of their snapshot.
+        assert_eq!(describe(&before), seen_before);
+        assert_eq!(describe(&first), at_first);
+    }
+
+    // A write that changed the catalog and failed leaves nothing to see.
+    let err = e
+        .write(|t| {
+            t.create_collection("app.gone", &doc! {})?;
+            t.insert("app.a", &raw(doc! {"_id": 1}))
+        })
+        .unwrap_err();
+    assert_eq!(err.code(), 11000);
+    assert_eq!(
+        describe(&e.read_view().unwrap()),
+        vec![("app.a".into(), vec!["_id_".into()])]
+    );
+
+    // The generation lives in the file: a reopened engine's views see the same catalog.
+    drop((first, e));
+    let reopened = open(&dir);
+    reopened
+        .write(|t| t.create_collection("app.d", &doc! {}))
+        .unwrap();
+    assert_eq!(
+        describe(&reopened.read_view().unwrap()),
+        vec![
+            ("app.a".into(), vec!["_id_".into()]),
+            ("app.d".into(), vec!["_id_".into()])
+        ]
+    );
+}
