@@ -11,6 +11,7 @@
 //!   ...) are answered here, as a MongoDB 8.0 replica-set primary would.
 
 mod admin;
+mod bson_walk;
 pub mod canonical;
 pub mod command;
 mod connection;

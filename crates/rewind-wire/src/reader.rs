@@ -3,12 +3,11 @@
 //! Every read checks the remaining length first, so hostile lengths turn
 //! into errors, never into panics or allocations larger than the input.
 
-use bson::raw::{RawBsonRef, RawDocument};
+use bson::raw::RawDocument;
 use bson::{Document, RawDocumentBuf};
 
-use crate::canonical::{SeenKeys, is_array_index};
+use crate::bson_walk::check_document;
 use crate::error::WireError;
-use crate::limits::MAX_BSON_DEPTH;
 
 /// Smallest valid BSON document: a length and a terminating zero.
 const MIN_DOCUMENT_LEN: usize = 5;
@@ -87,7 +86,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn raw_document(&mut self, max: usize) -> Result<RawDocumentBuf, WireError> {
         let raw = RawDocument::from_bytes(self.document_bytes(max)?)
             .map_err(|e| WireError::InvalidBson(e.to_string()))?;
-        if check_document(raw, 1, false, &mut SeenKeys::new())? {
+        if check_document(raw)? {
             return Ok(raw.to_owned());
         }
         let decoded = Document::try_from(raw).map_err(|e| WireError::InvalidBson(e.to_string()))?;
@@ -117,7 +116,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes a complete BSON document, refusing nesting deeper than
-/// [`MAX_BSON_DEPTH`] before the (recursive) conversion to [`Document`].
+/// [`MAX_BSON_DEPTH`](crate::limits::MAX_BSON_DEPTH) before the (recursive) conversion to [`Document`].
 pub fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
     let raw = validate_document(bytes)?;
     Document::try_from(raw).map_err(|e| WireError::InvalidBson(e.to_string()))
@@ -125,56 +124,17 @@ pub fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
 
 /// Checks a complete BSON document without decoding it: the walk parses every element at
 /// every depth (the same checks the conversion to [`Document`] makes) and refuses nesting
-/// deeper than [`MAX_BSON_DEPTH`].
+/// deeper than [`MAX_BSON_DEPTH`](crate::limits::MAX_BSON_DEPTH).
 fn validate_document(bytes: &[u8]) -> Result<&RawDocument, WireError> {
     let raw = RawDocument::from_bytes(bytes).map_err(|e| WireError::InvalidBson(e.to_string()))?;
-    check_document(raw, 1, false, &mut SeenKeys::new())?;
+    check_document(raw)?;
     Ok(raw)
-}
-
-/// Walks every element of `doc` at every depth, parsing each (the checks of a conversion to
-/// [`Document`]), refuses nesting deeper than [`MAX_BSON_DEPTH`], and tells whether the
-/// document is canonical: it encodes back to the same bytes after a decode into
-/// [`Document`], i.e. no (sub)document repeats a key (a `Document` keeps one value per key)
-/// and every array is keyed `"0"`, `"1"`, ... in order (arrays are re-keyed on encoding).
-fn check_document<'a>(
-    doc: &'a RawDocument,
-    depth: usize,
-    array: bool,
-    keys: &mut SeenKeys<&'a str>,
-) -> Result<bool, WireError> {
-    if depth > MAX_BSON_DEPTH {
-        return Err(WireError::DocumentTooDeep(MAX_BSON_DEPTH));
-    }
-    let mut level = keys.enter();
-    let mut canonical = true;
-    for (index, element) in doc.into_iter().enumerate() {
-        let (key, value) = element.map_err(|e| WireError::InvalidBson(e.to_string()))?;
-        let key = key.as_str();
-        if array {
-            canonical &= is_array_index(key.as_bytes(), index);
-        } else if canonical {
-            canonical &= !keys.repeated(&mut level, key);
-        }
-        let (nested, nested_array) = match value {
-            RawBsonRef::Document(d) => (d, false),
-            RawBsonRef::Array(a) => (
-                RawDocument::from_bytes(a.as_bytes())
-                    .map_err(|e| WireError::InvalidBson(e.to_string()))?,
-                true,
-            ),
-            RawBsonRef::JavaScriptCodeWithScope(code) => (code.scope, false),
-            _ => continue,
-        };
-        canonical &= check_document(nested, depth + 1, nested_array, keys)?;
-    }
-    keys.leave(level);
-    Ok(canonical)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_BSON_DEPTH;
     use bson::doc;
 
     #[test]
