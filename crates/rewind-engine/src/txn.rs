@@ -81,7 +81,7 @@ impl<'a> WriteTxn<'a> {
             return Ok(());
         }
         let ts = self.clock.next();
-        let entry = build_entry(&EntryBody { op, ns, ui, o, o2 }, ts);
+        let entry = build_entry(&EntryBody { op, ns, ui, o, o2 }, ts)?;
         let bytes = entry.as_bytes();
         self.tx
             .prepare_cached("INSERT INTO oplog(ts, size, entry) VALUES(?1, ?2, ?3)")?
