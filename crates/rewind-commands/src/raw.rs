@@ -8,7 +8,7 @@ use bson::oid::ObjectId;
 use bson::raw::{RawBsonRef, RawDocument, cstr};
 use bson::{Bson, Document, RawDocumentBuf};
 
-use rewind_wire::canonical::{SeenKeys, is_array_index};
+use rewind_bson::canonical::{SeenKeys, is_array_index};
 
 use crate::crud::{to_raw, with_id_first};
 use crate::error::{CommandError, Result};

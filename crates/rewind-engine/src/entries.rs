@@ -1,7 +1,6 @@
 //! Secondary-index entry maintenance shared by writes, index builds and bulk loads.
 
-use bson::raw::RawBsonRef;
-use bson::{Bson, Document, RawDocument};
+use bson::{Bson, Document, RawDocument, RawDocumentBuf};
 use rusqlite::{OptionalExtension, params};
 
 use crate::error::{DuplicateKey, EngineError, Result};
@@ -28,39 +27,24 @@ pub(crate) fn accepted_id(id: Option<Bson>) -> Result<Bson> {
     Ok(id)
 }
 
-/// Validates the whole document as [`parse_doc`] does, walking it without building a
-/// [`Document`], and returns its `_id` (the last one, as decoding keeps) as a value and in
-/// its raw form.
-pub(crate) fn checked_id(raw_doc: &RawDocument) -> Result<(Bson, RawBsonRef<'_>)> {
-    let mut id = None;
-    for element in raw_doc {
-        let (key, value) = element?;
-        check_value(value)?;
-        if key.as_str() == "_id" {
-            id = Some(value);
-        }
-    }
-    let raw_id = id.ok_or_else(|| EngineError::BadValue("document is missing an _id".into()))?;
-    Ok((accepted_id(Some(Bson::try_from(raw_id)?))?, raw_id))
-}
-
-/// Parses every element nested in `value` (what decoding it would check).
-fn check_value(value: RawBsonRef<'_>) -> Result<()> {
-    let nested = match value {
-        RawBsonRef::Document(doc) => doc,
-        RawBsonRef::Array(array) => {
-            for item in array {
-                check_value(item?)?;
-            }
-            return Ok(());
-        }
-        RawBsonRef::JavaScriptCodeWithScope(code) => code.scope,
-        _ => return Ok(()),
-    };
-    for element in nested {
-        check_value(element?.1)?;
-    }
-    Ok(())
+/// Validates the whole document as [`parse_doc`] does, in one walk over its bytes without
+/// building a [`Document`] ([`rewind_bson::check_document`]), and returns its `_id` (the
+/// last one, as decoding keeps) as a value and as the document `{_id: <that value>}`, the
+/// `o2` of the document's oplog entry.
+pub(crate) fn checked_id(raw_doc: &RawDocument) -> Result<(Bson, RawDocumentBuf)> {
+    let at = rewind_bson::check_document(raw_doc)?
+        .id_element
+        .ok_or_else(|| EngineError::BadValue("document is missing an _id".into()))?;
+    let element = &raw_doc.as_bytes()[at];
+    let len = i32::try_from(element.len() + 5)
+        .map_err(|_| EngineError::BadValue("_id is too large".into()))?;
+    let mut bytes = Vec::with_capacity(element.len() + 5);
+    bytes.extend_from_slice(&len.to_le_bytes());
+    bytes.extend_from_slice(element);
+    bytes.push(0);
+    let id_doc = RawDocumentBuf::from_bytes(bytes)?;
+    let id = id_doc.get("_id")?.map(Bson::try_from).transpose()?;
+    Ok((accepted_id(id)?, id_doc))
 }
 
 /// The part of a stored document its collection's secondary indexes look at: the top-level

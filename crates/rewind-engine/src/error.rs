@@ -145,6 +145,12 @@ impl From<std::io::Error> for EngineError {
     }
 }
 
+impl From<rewind_bson::BsonError> for EngineError {
+    fn from(e: rewind_bson::BsonError) -> Self {
+        Self::InvalidBson(e.to_string())
+    }
+}
+
 impl From<bson::error::Error> for EngineError {
     fn from(e: bson::error::Error) -> Self {
         Self::InvalidBson(e.to_string())

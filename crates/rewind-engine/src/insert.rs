@@ -1,7 +1,6 @@
 //! Inserts: one document at a time, or a whole batch without a savepoint per document.
 
-use bson::raw::{RawBsonRef, cstr};
-use bson::{Bson, RawDocument, RawDocumentBuf, doc};
+use bson::{Bson, RawDocument, doc};
 use rusqlite::params;
 
 use crate::entries::{add_entries, check_unique, checked_id, index_view, insert_entry, parse_doc};
@@ -100,7 +99,7 @@ impl WriteTxn<'_> {
         for (index, doc) in docs.iter().enumerate() {
             let raw_doc = doc.as_ref();
             let checked = match checked_id(raw_doc) {
-                Ok((id, raw_id)) => {
+                Ok((id, id_doc)) => {
                     let info = match &mut info {
                         Some(info) => info,
                         None => {
@@ -108,7 +107,7 @@ impl WriteTxn<'_> {
                             info.insert(self.info(ns)?.clone())
                         }
                     };
-                    self.insert_checked(info, ns, raw_doc, id, raw_id)?
+                    self.insert_checked(info, ns, raw_doc, id, &id_doc)?
                 }
                 Err(refused) => Err(refused),
             };
@@ -129,7 +128,7 @@ impl WriteTxn<'_> {
         ns: &str,
         raw_doc: &RawDocument,
         id: Bson,
-        raw_id: RawBsonRef<'_>,
+        id_doc: &RawDocument,
     ) -> Result<Result<()>> {
         let k = key_bytes(&id);
         let inserted =
@@ -155,9 +154,7 @@ impl WriteTxn<'_> {
                 }
             }
         }
-        let mut o2 = RawDocumentBuf::new();
-        o2.append(cstr!("_id"), raw_id);
-        self.log("i", ns, Some(&info.uuid), raw_doc, Some(&o2))?;
+        self.log("i", ns, Some(&info.uuid), raw_doc, Some(id_doc))?;
         Ok(Ok(()))
     }
 

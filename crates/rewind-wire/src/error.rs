@@ -69,3 +69,12 @@ impl WireError {
         }
     }
 }
+
+impl From<rewind_bson::BsonError> for WireError {
+    fn from(error: rewind_bson::BsonError) -> Self {
+        match error {
+            rewind_bson::BsonError::Malformed(what) => WireError::InvalidBson(what),
+            rewind_bson::BsonError::TooDeep => WireError::DocumentTooDeep(rewind_bson::MAX_DEPTH),
+        }
+    }
+}

@@ -11,8 +11,6 @@
 //!   ...) are answered here, as a MongoDB 8.0 replica-set primary would.
 
 mod admin;
-mod bson_walk;
-pub mod canonical;
 pub mod command;
 mod connection;
 mod dispatch;

@@ -6,7 +6,8 @@
 use bson::raw::RawDocument;
 use bson::{Document, RawDocumentBuf};
 
-use crate::bson_walk::check_document;
+use rewind_bson::check_document;
+
 use crate::error::WireError;
 
 /// Smallest valid BSON document: a length and a terminating zero.
@@ -86,7 +87,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn raw_document(&mut self, max: usize) -> Result<RawDocumentBuf, WireError> {
         let raw = RawDocument::from_bytes(self.document_bytes(max)?)
             .map_err(|e| WireError::InvalidBson(e.to_string()))?;
-        if check_document(raw)? {
+        if check_document(raw)?.canonical {
             return Ok(raw.to_owned());
         }
         let decoded = Document::try_from(raw).map_err(|e| WireError::InvalidBson(e.to_string()))?;

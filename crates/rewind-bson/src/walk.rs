@@ -1,17 +1,23 @@
-//! The validating walk of a received BSON document, over its bytes.
+//! The validating walk of a BSON document, over its bytes.
 //!
 //! Every element at every depth is framed and parsed as `bson`'s conversion to a
 //! `Document` parses it, and refused where that conversion would fail; nesting deeper than
-//! [`MAX_BSON_DEPTH`] is refused before it is entered; and the walk tells whether the
-//! document is canonical (see [`crate::canonical`]). Hand-written because `bson`'s element
-//! iterator, which frames each element and then parses it again, was a tenth of the
-//! server's time on an insert: the walk runs over every document a client sends.
+//! [`MAX_DEPTH`] is refused before it is entered; and the walk tells whether the document
+//! is canonical (see [`crate::canonical`]). Hand-written because `bson`'s element iterator,
+//! which frames each element and then parses it again, took a tenth of the server's time
+//! on an insert, twice: the wire walks every document a client sends and the engine every
+//! document it stores.
+
+use std::ops::Range;
 
 use bson::RawDocument;
 
 use crate::canonical::{SeenKeys, is_array_index};
-use crate::error::WireError;
-use crate::limits::MAX_BSON_DEPTH;
+
+/// Deepest document nesting accepted: `mongod`'s BSON validation depth. Above all it bounds
+/// the recursion of document decoding, so that a hostile 16 MiB document of nested objects
+/// cannot overflow the stack.
+pub const MAX_DEPTH: usize = 200;
 
 /// Smallest valid BSON document: a length and a terminating NUL.
 const MIN_DOCUMENT_LEN: usize = 5;
@@ -20,24 +26,58 @@ const MIN_CODE_WITH_SCOPE_LEN: usize = 4 + 5 + MIN_DOCUMENT_LEN;
 /// The binary subtype whose data starts with its own length again.
 const BINARY_OLD: u8 = 0x02;
 
-/// Walks every element of `doc` at every depth; `Ok(canonical)` when the conversion to a
-/// `Document` would succeed, where `canonical` tells whether encoding that `Document`
-/// gives back the same bytes (no repeated key in any (sub)document, every array keyed
-/// `"0"`, `"1"`, ... in order).
-pub(crate) fn check_document(doc: &RawDocument) -> Result<bool, WireError> {
-    // `RawDocument` guarantees the length prefix matches and the last byte is NUL.
-    walk(doc.as_bytes(), 1, false, &mut SeenKeys::new())
+/// Why a document was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BsonError {
+    /// Bytes the conversion to a `Document` would refuse.
+    #[error("malformed BSON: {0}")]
+    Malformed(String),
+    /// Nesting deeper than [`MAX_DEPTH`].
+    #[error("document nesting exceeds {MAX_DEPTH} levels")]
+    TooDeep,
 }
 
-/// Walks the document `doc` (framing already checked) at nesting level `depth`.
+/// What the walk of an accepted document found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// Encoding the decoded document gives back the same bytes: no repeated key in any
+    /// (sub)document, every array keyed `"0"`, `"1"`, ... in order (regular expression
+    /// options, which the conversion sorts, are not looked at).
+    pub canonical: bool,
+    /// Where the last top-level `_id` element lies in the document, type byte to the end
+    /// of its value (the one a decoded document keeps); `None` without one.
+    pub id_element: Option<Range<usize>>,
+}
+
+/// Walks every element of `doc` at every depth: `Ok` when the conversion to a `Document`
+/// would succeed and the nesting is at most [`MAX_DEPTH`] deep.
+pub fn check_document(doc: &RawDocument) -> Result<Checked, BsonError> {
+    let mut id_element = None;
+    // `RawDocument` guarantees the length prefix matches and the last byte is NUL.
+    let canonical = walk(
+        doc.as_bytes(),
+        1,
+        false,
+        &mut SeenKeys::new(),
+        &mut id_element,
+    )?;
+    Ok(Checked {
+        canonical,
+        id_element,
+    })
+}
+
+/// Walks the document `doc` (framing already checked) at nesting level `depth`; at the
+/// top level, leaves the last `_id` element's place in `id_element`.
 fn walk<'a>(
     doc: &'a [u8],
     depth: usize,
     array: bool,
     keys: &mut SeenKeys<&'a [u8]>,
-) -> Result<bool, WireError> {
-    if depth > MAX_BSON_DEPTH {
-        return Err(WireError::DocumentTooDeep(MAX_BSON_DEPTH));
+    id_element: &mut Option<Range<usize>>,
+) -> Result<bool, BsonError> {
+    if depth > MAX_DEPTH {
+        return Err(BsonError::TooDeep);
     }
     // Elements lie between the length prefix and the final NUL.
     let end = doc.len() - 1;
@@ -79,7 +119,7 @@ fn walk<'a>(
             0x02 | 0x0D | 0x0E => string_len(rest)?,
             0x03 | 0x04 => {
                 let len = document_len(rest)?;
-                canonical &= walk(&rest[..len], depth + 1, kind == 0x04, keys)?;
+                canonical &= walk(&rest[..len], depth + 1, kind == 0x04, keys, &mut None)?;
                 len
             }
             0x05 => binary_len(rest)?,
@@ -103,11 +143,14 @@ fn walk<'a>(
                 if document_len(scope)? != scope.len() {
                     return Err(malformed("code with scope has bytes after its scope"));
                 }
-                canonical &= walk(scope, depth + 1, false, keys)?;
+                canonical &= walk(scope, depth + 1, false, keys, &mut None)?;
                 len
             }
             other => return Err(malformed(&format!("element type {other:#04x}"))),
         };
+        if depth == 1 && name == b"_id" {
+            *id_element = Some(pos..start + len);
+        }
         pos = start + len;
         index += 1;
     }
@@ -115,12 +158,12 @@ fn walk<'a>(
     Ok(canonical)
 }
 
-fn malformed(what: &str) -> WireError {
-    WireError::InvalidBson(format!("malformed BSON: {what}"))
+fn malformed(what: &str) -> BsonError {
+    BsonError::Malformed(what.into())
 }
 
 /// `len` when `rest` holds at least that many bytes.
-fn fixed(rest: &[u8], len: usize) -> Result<usize, WireError> {
+fn fixed(rest: &[u8], len: usize) -> Result<usize, BsonError> {
     if rest.len() < len {
         return Err(malformed("value runs past its document"));
     }
@@ -128,7 +171,7 @@ fn fixed(rest: &[u8], len: usize) -> Result<usize, WireError> {
 }
 
 /// The non-negative little-endian `i32` at the start of `rest`.
-fn length_prefix(rest: &[u8]) -> Result<usize, WireError> {
+fn length_prefix(rest: &[u8]) -> Result<usize, BsonError> {
     let bytes = rest
         .first_chunk::<4>()
         .ok_or_else(|| malformed("length runs past its document"))?;
@@ -136,7 +179,7 @@ fn length_prefix(rest: &[u8]) -> Result<usize, WireError> {
 }
 
 /// The length, prefix included, of the UTF-8 string (length, bytes, NUL) starting `rest`.
-fn string_len(rest: &[u8]) -> Result<usize, WireError> {
+fn string_len(rest: &[u8]) -> Result<usize, BsonError> {
     let declared = length_prefix(rest)?;
     if declared == 0 {
         return Err(malformed("string without its NUL"));
@@ -151,7 +194,7 @@ fn string_len(rest: &[u8]) -> Result<usize, WireError> {
 
 /// The length of the embedded document starting `rest`: at least five bytes, all within
 /// `rest`, the last a NUL.
-fn document_len(rest: &[u8]) -> Result<usize, WireError> {
+fn document_len(rest: &[u8]) -> Result<usize, BsonError> {
     let len = length_prefix(rest)?;
     if len < MIN_DOCUMENT_LEN {
         return Err(malformed("document is too short"));
@@ -164,7 +207,7 @@ fn document_len(rest: &[u8]) -> Result<usize, WireError> {
 }
 
 /// The length of the binary value (length, subtype, data) starting `rest`.
-fn binary_len(rest: &[u8]) -> Result<usize, WireError> {
+fn binary_len(rest: &[u8]) -> Result<usize, BsonError> {
     let data = length_prefix(rest)?;
     let len = fixed(rest, data + 5)?;
     if rest[4] == BINARY_OLD {
@@ -180,7 +223,7 @@ fn binary_len(rest: &[u8]) -> Result<usize, WireError> {
 }
 
 /// The length, NUL included, of the UTF-8 C string starting `rest`.
-fn cstring_len(rest: &[u8]) -> Result<usize, WireError> {
+fn cstring_len(rest: &[u8]) -> Result<usize, BsonError> {
     let end = cstring_end(rest, 0, rest.len()).ok_or_else(|| malformed("C string"))?;
     if std::str::from_utf8(&rest[..end]).is_err() {
         return Err(malformed("C string is not UTF-8"));
@@ -232,14 +275,14 @@ mod tests {
         depth: usize,
         array: bool,
         keys: &mut SeenKeys<&'a str>,
-    ) -> Result<bool, WireError> {
-        if depth > MAX_BSON_DEPTH {
-            return Err(WireError::DocumentTooDeep(MAX_BSON_DEPTH));
+    ) -> Result<bool, BsonError> {
+        if depth > MAX_DEPTH {
+            return Err(BsonError::TooDeep);
         }
         let mut level = keys.enter();
         let mut canonical = true;
         for (index, element) in doc.into_iter().enumerate() {
-            let (key, value) = element.map_err(|e| WireError::InvalidBson(e.to_string()))?;
+            let (key, value) = element.map_err(|e| BsonError::Malformed(e.to_string()))?;
             let key = key.as_str();
             if array {
                 canonical &= is_array_index(key.as_bytes(), index);
@@ -250,7 +293,7 @@ mod tests {
                 RawBsonRef::Document(d) => (d, false),
                 RawBsonRef::Array(a) => (
                     RawDocument::from_bytes(a.as_bytes())
-                        .map_err(|e| WireError::InvalidBson(e.to_string()))?,
+                        .map_err(|e| BsonError::Malformed(e.to_string()))?,
                     true,
                 ),
                 RawBsonRef::JavaScriptCodeWithScope(code) => (code.scope, false),
@@ -265,16 +308,26 @@ mod tests {
     /// Both walks of `bytes` give the same verdict (the same canonical flag, or an error of
     /// the same kind), and what the walk accepts converts to a `Document` and back to the
     /// same bytes exactly when it says canonical (but for regular expressions, whose options
-    /// the conversion sorts and neither walk looks at). Returns the walk's verdict (`None`:
-    /// not framed as a document).
-    fn agree(bytes: &[u8]) -> Option<Result<bool, WireError>> {
+    /// the conversion sorts and neither walk looks at), with the `_id` the walk points at.
+    /// Returns the walk's verdict (`None`: not framed as a document).
+    fn agree(bytes: &[u8]) -> Option<Result<bool, BsonError>> {
         let raw = RawDocument::from_bytes(bytes).ok()?;
-        let walked = check_document(raw);
+        let checked = check_document(raw);
+        if let Ok(checked) = &checked {
+            let decoded = Document::try_from(raw).expect("an accepted document decodes");
+            // Compared as printed: a NaN inside an `_id` is not equal to itself.
+            assert_eq!(
+                format!("{:?}", checked.id_element.clone().map(|at| id_of(&bytes[at]))),
+                format!("{:?}", decoded.get("_id")),
+                "_id of {bytes:?}"
+            );
+        }
+        let walked = checked.map(|checked| checked.canonical);
         let expected = oracle(raw, 1, false, &mut SeenKeys::new());
         match (&walked, &expected) {
             (Ok(a), Ok(b)) => assert_eq!(a, b, "canonical flags differ on {bytes:?}"),
-            (Err(WireError::DocumentTooDeep(_)), Err(WireError::DocumentTooDeep(_)))
-            | (Err(WireError::InvalidBson(_)), Err(WireError::InvalidBson(_))) => {}
+            (Err(BsonError::TooDeep), Err(BsonError::TooDeep))
+            | (Err(BsonError::Malformed(_)), Err(BsonError::Malformed(_))) => {}
             _ => panic!("walk {walked:?}, oracle {expected:?} on {bytes:?}"),
         }
         match &walked {
@@ -287,10 +340,22 @@ mod tests {
                     assert_ne!(encoded, bytes, "canonical flag on {bytes:?}");
                 }
             }
-            Err(WireError::InvalidBson(_)) => assert!(Document::try_from(raw).is_err()),
+            Err(BsonError::Malformed(_)) => assert!(Document::try_from(raw).is_err()),
             Err(_) => {}
         }
         Some(walked)
+    }
+
+    /// The value of a document made of the one `_id` element `element`.
+    fn id_of(element: &[u8]) -> Bson {
+        let mut bytes = i32::try_from(element.len() + 5)
+            .unwrap_or(0)
+            .to_le_bytes()
+            .to_vec();
+        bytes.extend_from_slice(element);
+        bytes.push(0);
+        let document = Document::from_reader(&bytes[..]).unwrap_or_else(|e| panic!("{e}"));
+        document.get("_id").cloned().unwrap_or(Bson::Null)
     }
 
     fn holds_regex(value: &Bson) -> bool {
@@ -409,7 +474,7 @@ mod tests {
 
         #[test]
         fn the_walk_agrees_with_bson_on_valid_and_damaged_documents(
-            fields in vec(("[a-c_]{0,2}", value()), 0..6),
+            fields in vec(("[a-c_]{0,2}|_id", value()), 0..6),
             mutations in vec(mutation(), 0..4),
         ) {
             let document: Document = fields.into_iter().collect();
@@ -506,7 +571,7 @@ mod tests {
         ];
         for bytes in &refused {
             assert!(
-                matches!(agree(bytes), Some(Err(WireError::InvalidBson(_)))),
+                matches!(agree(bytes), Some(Err(BsonError::Malformed(_)))),
                 "{bytes:?}"
             );
         }
@@ -548,15 +613,12 @@ mod tests {
     #[test]
     fn nesting_is_refused_past_the_limit_by_both_walks() {
         let mut nested = doc! {"leaf": 1};
-        for _ in 0..(MAX_BSON_DEPTH - 1) {
+        for _ in 0..(MAX_DEPTH - 1) {
             nested = doc! {"a": nested};
         }
         let at_limit = nested.to_vec().unwrap_or_default();
         assert!(matches!(agree(&at_limit), Some(Ok(true))));
         let too_deep = doc! {"a": [nested]}.to_vec().unwrap_or_default();
-        assert!(matches!(
-            agree(&too_deep),
-            Some(Err(WireError::DocumentTooDeep(_)))
-        ));
+        assert!(matches!(agree(&too_deep), Some(Err(BsonError::TooDeep))));
     }
 }
