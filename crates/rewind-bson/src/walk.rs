@@ -317,7 +317,10 @@ mod tests {
             let decoded = Document::try_from(raw).expect("an accepted document decodes");
             // Compared as printed: a NaN inside an `_id` is not equal to itself.
             assert_eq!(
-                format!("{:?}", checked.id_element.clone().map(|at| id_of(&bytes[at]))),
+                format!(
+                    "{:?}",
+                    checked.id_element.clone().map(|at| id_of(&bytes[at]))
+                ),
                 format!("{:?}", decoded.get("_id")),
                 "_id of {bytes:?}"
             );
@@ -618,7 +621,13 @@ mod tests {
         }
         let at_limit = nested.to_vec().unwrap_or_default();
         assert!(matches!(agree(&at_limit), Some(Ok(true))));
-        let too_deep = doc! {"a": [nested]}.to_vec().unwrap_or_default();
-        assert!(matches!(agree(&too_deep), Some(Err(BsonError::TooDeep))));
+        // One level more, as a document or as an array.
+        for too_deep in [
+            doc! {"a": nested.clone()},
+            doc! {"a": [nested.get_document("a").cloned().unwrap_or_default()]},
+        ] {
+            let too_deep = too_deep.to_vec().unwrap_or_default();
+            assert!(matches!(agree(&too_deep), Some(Err(BsonError::TooDeep))));
+        }
     }
 }

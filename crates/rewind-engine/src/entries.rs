@@ -8,8 +8,11 @@ use crate::index::{IndexKey, IndexSpec};
 use crate::keys::valid_id;
 use crate::store::CollectionInfo;
 
-/// Validates the whole document and extracts its `_id`.
+/// Validates the whole document and extracts its `_id`. The walk first: it refuses what the
+/// conversion would, and nesting past [`rewind_bson::MAX_DEPTH`] before the (recursive)
+/// conversion meets it, as [`checked_id`] does for batches.
 pub(crate) fn parse_doc(raw_doc: &RawDocument) -> Result<(Document, Bson)> {
+    rewind_bson::check_document(raw_doc)?;
     let doc = Document::try_from(raw_doc)?;
     let id = accepted_id(doc.get("_id").cloned())?;
     Ok((doc, id))
