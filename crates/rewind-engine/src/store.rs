@@ -38,19 +38,24 @@ CREATE TABLE IF NOT EXISTS idx_entries(
     PRIMARY KEY(index_id, key, doc_key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS oplog(ts INTEGER PRIMARY KEY, size INTEGER NOT NULL, entry BLOB NOT NULL);
 INSERT OR IGNORE INTO meta(k, v) VALUES('catalog_gen', 0);
-CREATE TRIGGER IF NOT EXISTS catalog_gen_collections_insert AFTER INSERT ON collections
-    BEGIN UPDATE meta SET v = v + 1 WHERE k = 'catalog_gen'; END;
-CREATE TRIGGER IF NOT EXISTS catalog_gen_collections_update AFTER UPDATE ON collections
-    BEGIN UPDATE meta SET v = v + 1 WHERE k = 'catalog_gen'; END;
-CREATE TRIGGER IF NOT EXISTS catalog_gen_collections_delete AFTER DELETE ON collections
-    BEGIN UPDATE meta SET v = v + 1 WHERE k = 'catalog_gen'; END;
-CREATE TRIGGER IF NOT EXISTS catalog_gen_indexes_insert AFTER INSERT ON indexes
-    BEGIN UPDATE meta SET v = v + 1 WHERE k = 'catalog_gen'; END;
-CREATE TRIGGER IF NOT EXISTS catalog_gen_indexes_update AFTER UPDATE ON indexes
-    BEGIN UPDATE meta SET v = v + 1 WHERE k = 'catalog_gen'; END;
-CREATE TRIGGER IF NOT EXISTS catalog_gen_indexes_delete AFTER DELETE ON indexes
-    BEGIN UPDATE meta SET v = v + 1 WHERE k = 'catalog_gen'; END;
 ";
+
+/// The tables [`load_catalog`] reads: any change to them bumps `catalog_gen` by trigger.
+const CATALOG_TABLES: [&str; 2] = ["collections", "indexes"];
+
+/// Creates the triggers that bump `catalog_gen` in the transaction of every catalog change,
+/// whichever code path makes it.
+fn create_catalog_triggers(conn: &Connection) -> Result<()> {
+    for table in CATALOG_TABLES {
+        for event in ["INSERT", "UPDATE", "DELETE"] {
+            conn.execute_batch(&format!(
+                "CREATE TRIGGER IF NOT EXISTS catalog_gen_{table}_{event} AFTER {event} ON {table}
+                 BEGIN UPDATE meta SET v = v + 1 WHERE k = 'catalog_gen'; END;"
+            ))?;
+        }
+    }
+    Ok(())
+}
 
 /// How hard a commit pushes data to stable storage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -87,6 +92,7 @@ pub(crate) fn open_connection(path: &Path, sync: Sync, reader: bool) -> Result<C
 /// Creates the tables if missing and checks the format version.
 pub(crate) fn init_schema(conn: &Connection) -> Result<()> {
     conn.execute_batch(SCHEMA)?;
+    create_catalog_triggers(conn)?;
     let version: Option<i64> = conn
         .query_row("SELECT v FROM meta WHERE k='format'", [], |r| r.get(0))
         .optional()?;
