@@ -187,7 +187,8 @@ def main() -> None:
         ceiling = 1 / (1 / client[key] + 1 / engine[call_key])
         floor = max(0.0, 1 - ceiling / engine[judged_key])
         own = 1 - wire[key] / ceiling
-        print(f"{label:<34} {1e6 / client[key]:>14.2f} {ceiling:>15.0f} {floor:>6.0%} {own:>11.0%}")
+        reach = "floor above the 30 % target: out of any server's reach" if floor > 0.30 else ""
+        print(f"{label:<34} {1e6 / client[key]:>14.2f} {ceiling:>15.0f} {floor:>6.0%} {own:>11.0%}  {reach}")
 
 
 if __name__ == "__main__":
