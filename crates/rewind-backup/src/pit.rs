@@ -17,11 +17,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use bson::{Bson, RawDocument, RawDocumentBuf, Timestamp};
-use rewind_engine::{Engine, EngineOptions, OplogFields, key_bytes, valid_id};
+use bson::{RawDocument, RawDocumentBuf, Timestamp};
+use rewind_engine::{Engine, EngineOptions, OplogFields, SimpleWrite};
 
 use crate::blob::BlobStore;
-use crate::error::{BackupError, Result};
+use crate::error::Result;
 use crate::manifest::Manifest;
 use crate::oplog::OplogSlice;
 use crate::progress::Progress;
@@ -131,7 +131,9 @@ pub(crate) fn net_changes(
 /// key and the document's final state.
 type NetChange = (Option<String>, Vec<u8>, Option<RawDocumentBuf>);
 
-/// The effect of `entry`; `None` when it needs the general path.
+/// The effect of `entry`; `None` when it needs the general path (see
+/// [`OplogFields::simple_write`], the rule the engine's own fast replay follows), or when it
+/// writes to a collection the snapshot does not hold.
 fn net_change(manifest: &Manifest, entry: &RawDocument) -> Result<Option<NetChange>> {
     let f = OplogFields::parse(entry)?;
     // By UUID first, then by name, as the engine's replay resolves it.
@@ -141,54 +143,13 @@ fn net_change(manifest: &Manifest, entry: &RawDocument) -> Result<Option<NetChan
                 f.ns.and_then(|ns| manifest.namespaces.iter().find(|n| n.ns == ns))
             })
             .map(|n| n.ns.clone());
-    Ok(match (f.op, f.o) {
-        (Some("n"), _) => Some((None, Vec::new(), None)),
-        (Some("i"), Some(o)) => match (target, stored_key(o)?) {
-            (Some(ns), Some(key)) => Some((Some(ns), key, Some(o.to_owned()))),
-            _ => None,
-        },
-        (Some("u"), Some(o)) => {
-            let first = o.iter_elements().next().transpose().map_err(malformed)?;
-            let replacement = first.is_some_and(|e| !e.key().as_str().starts_with('$'));
-            let same_id = match (stored_key(o)?, f.o2.map(id_key).transpose()?.flatten()) {
-                (Some(k), Some(k2)) if k == k2 => Some(k),
-                _ => None,
-            };
-            match (target, same_id) {
-                (Some(ns), Some(key)) if replacement => Some((Some(ns), key, Some(o.to_owned()))),
-                _ => None,
-            }
+    Ok(match f.simple_write()? {
+        Some(SimpleWrite::Noop) => Some((None, Vec::new(), None)),
+        Some(SimpleWrite::Put { key, doc }) => {
+            target.map(|ns| (Some(ns), key, Some(doc.to_owned())))
         }
         // A delete in a collection the snapshot does not hold deletes nothing.
-        (Some("d"), Some(o)) => id_key(o)?.map(|key| (target, key, None)),
-        _ => None,
-    })
-}
-
-/// The storage key of a document's `_id`, if it has one.
-pub(crate) fn raw_id_key(doc: &RawDocument) -> bson::error::Result<Option<Vec<u8>>> {
-    doc.get("_id")?
-        .map(|id| Ok(key_bytes(&Bson::try_from(id)?)))
-        .transpose()
-}
-
-/// [`raw_id_key`] of an oplog entry's document.
-fn id_key(doc: &RawDocument) -> Result<Option<Vec<u8>>> {
-    raw_id_key(doc).map_err(malformed)
-}
-
-/// [`id_key`] of a document about to be stored: `None` also for an `_id` the engine refuses
-/// (the general path reports it).
-fn stored_key(doc: &RawDocument) -> Result<Option<Vec<u8>>> {
-    Ok(match doc.get("_id").map_err(malformed)? {
-        Some(id) => {
-            let id = Bson::try_from(id).map_err(malformed)?;
-            valid_id(&id).then(|| key_bytes(&id))
-        }
+        Some(SimpleWrite::Delete { key }) => Some((target, key, None)),
         None => None,
     })
-}
-
-fn malformed(e: bson::error::Error) -> BackupError {
-    BackupError::Format(format!("invalid oplog entry: {e}"))
 }

@@ -6,13 +6,13 @@ use std::sync::atomic::AtomicBool;
 use std::collections::BTreeMap;
 
 use bson::{RawDocument, RawDocumentBuf, Timestamp};
-use rewind_engine::BulkLoader;
+use rewind_engine::{BulkLoader, raw_id_key};
 
 use crate::blob::BlobStore;
 use crate::chunk::Documents;
 use crate::error::{BackupError, Result};
 use crate::manifest::{ChunkRef, Manifest, NamespaceEntry};
-use crate::pit::{Changes, raw_id_key};
+use crate::pit::Changes;
 use crate::progress::{Phase, Progress};
 use crate::reader::{SnapshotReader, SnapshotVisitor};
 

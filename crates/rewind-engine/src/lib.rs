@@ -42,6 +42,6 @@ pub use insert::InsertMany;
 pub use keys::{encode_component, key_bytes, valid_id};
 pub use ns::{parse_ns, validate_collection_name, validate_db_name};
 pub use read::{CollectionStats, DatabaseInfo, ReadView};
-pub use replay::OplogFields;
+pub use replay::{OplogFields, SimpleWrite, raw_id_key};
 pub use store::{CollectionInfo, Sync};
 pub use txn::WriteTxn;

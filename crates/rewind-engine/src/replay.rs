@@ -19,10 +19,10 @@ use bson::spec::BinarySubtype;
 use bson::{Bson, Document, RawDocument, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::entries::{accepted_id, add_entry, keys_of, remove_entry};
+use crate::entries::{add_entry, keys_of, remove_entry};
 use crate::error::{EngineError, Result};
 use crate::index::IndexKey;
-use crate::keys::key_bytes;
+use crate::keys::{key_bytes, valid_id};
 use crate::store::CollectionInfo;
 use crate::txn::WriteTxn;
 
@@ -74,16 +74,67 @@ impl<'a> OplogFields<'a> {
     }
 }
 
-/// The storage key of a document's `_id`, decoding nothing else.
-fn raw_key(doc: &RawDocument, missing: &str) -> Result<Vec<u8>> {
-    let id = doc.get("_id")?.ok_or_else(|| bad(missing))?;
-    Ok(key_bytes(&Bson::try_from(id)?))
+/// What a simple oplog entry does, read from its fields alone: the shapes the fast replay
+/// and a restore's merge of net changes both handle without the general path.
+#[derive(Debug, PartialEq)]
+pub enum SimpleWrite<'a> {
+    /// A no-op entry (`op: "n"`).
+    Noop,
+    /// An insert, or a replacement that keeps the `_id`: the document stored under `key`
+    /// becomes `doc`.
+    Put {
+        /// [`key_bytes`] of the document's `_id`.
+        key: Vec<u8>,
+        /// The whole new document.
+        doc: &'a RawDocument,
+    },
+    /// A delete of the document stored under `key`.
+    Delete {
+        /// [`key_bytes`] of the deleted document's `_id`.
+        key: Vec<u8>,
+    },
 }
 
-/// [`raw_key`] of a document about to be stored, whose `_id` must be a valid one.
-fn stored_key(doc: &RawDocument) -> Result<Vec<u8>> {
+impl<'a> OplogFields<'a> {
+    /// The entry as a [`SimpleWrite`], or `None` when it needs the general path: a command, an
+    /// update by operators or by `$v: 2` diff, an `_id` change, a missing `o`, a missing `_id`
+    /// or one a stored document cannot have (the general path reports those). Fails only on
+    /// malformed BSON.
+    pub fn simple_write(&self) -> Result<Option<SimpleWrite<'a>>> {
+        Ok(match (self.op, self.o) {
+            (Some("n"), _) => Some(SimpleWrite::Noop),
+            (Some("i"), Some(doc)) => stored_key(doc)?.map(|key| SimpleWrite::Put { key, doc }),
+            (Some("u"), Some(doc)) => {
+                let first = doc.iter_elements().next().transpose()?;
+                let replacement = first.is_some_and(|e| !e.key().as_str().starts_with('$'));
+                let new_key = stored_key(doc)?;
+                let old_key = self.o2.map(raw_id_key).transpose()?.flatten();
+                match (new_key, old_key) {
+                    (Some(key), Some(old)) if replacement && key == old => {
+                        Some(SimpleWrite::Put { key, doc })
+                    }
+                    _ => None,
+                }
+            }
+            (Some("d"), Some(doc)) => raw_id_key(doc)?.map(|key| SimpleWrite::Delete { key }),
+            _ => None,
+        })
+    }
+}
+
+/// The storage key ([`key_bytes`]) of a document's `_id`, decoding nothing else; `None`
+/// without one.
+pub fn raw_id_key(doc: &RawDocument) -> Result<Option<Vec<u8>>> {
+    doc.get("_id")?
+        .map(|id| Ok(key_bytes(&Bson::try_from(id)?)))
+        .transpose()
+}
+
+/// [`raw_id_key`] of a document about to be stored: `None` also for an `_id` of a type a stored
+/// document cannot have.
+fn stored_key(doc: &RawDocument) -> Result<Option<Vec<u8>>> {
     let id = doc.get("_id")?.map(Bson::try_from).transpose()?;
-    Ok(key_bytes(&accepted_id(id)?))
+    Ok(id.filter(valid_id).map(|id| key_bytes(&id)))
 }
 
 impl WriteTxn<'_> {
@@ -109,48 +160,21 @@ impl WriteTxn<'_> {
     }
 
     fn replay_fields(&mut self, entry: &RawDocument, f: &OplogFields<'_>) -> Result<()> {
-        let op = f.op.ok_or_else(|| bad("oplog entry has no 'op'"))?;
         let ns = f.ns.unwrap_or_default();
-        match op {
-            "n" => Ok(()),
-            "i" => {
-                let o = f.o.ok_or_else(|| bad("oplog entry has no 'o' document"))?;
-                let k = stored_key(o)?;
+        match f.simple_write()? {
+            Some(SimpleWrite::Noop) => Ok(()),
+            Some(SimpleWrite::Put { key, doc }) => {
                 self.ensure_target(ns, f.ui)?;
                 let info = resolve(self, ns, f.ui)
                     .ok_or_else(|| EngineError::NamespaceNotFound(ns.into()))?;
-                upsert(&self.tx, info, &k, o)
+                upsert(&self.tx, info, &key, doc)
             }
-            "u" => {
-                let (Some(o), Some(o2)) = (f.o, f.o2) else {
-                    return self.apply_oplog_entry(entry);
-                };
-                let first = o.iter_elements().next().transpose()?;
-                let replacement_with_id = o.get("_id")?.is_some()
-                    && first.is_some_and(|e| !e.key().as_str().starts_with('$'));
-                if !replacement_with_id {
-                    return self.apply_oplog_entry(entry);
-                }
-                let k = stored_key(o)?;
-                let k2 = raw_key(o2, "update o2 without _id")?;
-                if k != k2 {
-                    // An `_id` change: the general path reports it as mongod does.
-                    return self.apply_oplog_entry(entry);
-                }
-                self.ensure_target(ns, f.ui)?;
-                let info = resolve(self, ns, f.ui)
-                    .ok_or_else(|| EngineError::NamespaceNotFound(ns.into()))?;
-                upsert(&self.tx, info, &k, o)
-            }
-            "d" => {
-                let o = f.o.ok_or_else(|| bad("oplog entry has no 'o' document"))?;
-                let k = raw_key(o, "delete without _id")?;
-                match resolve(self, ns, f.ui) {
-                    Some(info) => delete(&self.tx, info, &k),
-                    None => Ok(()),
-                }
-            }
-            _ => self.apply_oplog_entry(entry),
+            Some(SimpleWrite::Delete { key }) => match resolve(self, ns, f.ui) {
+                Some(info) => delete(&self.tx, info, &key),
+                None => Ok(()),
+            },
+            // Including every malformed entry: the general path reports it as mongod does.
+            None => self.apply_oplog_entry(entry),
         }
     }
 
@@ -272,9 +296,67 @@ mod tests {
         );
         assert!(f.o.is_some() && f.o2.is_some());
         let o = f.o.unwrap();
-        assert_eq!(stored_key(o).unwrap(), key_bytes(&Bson::Int32(1)));
-        assert!(raw_key(f.o2.unwrap(), "x").is_ok());
+        assert_eq!(stored_key(o).unwrap(), Some(key_bytes(&Bson::Int32(1))));
+        assert!(raw_id_key(f.o2.unwrap()).unwrap().is_some());
         let array_id = bson::RawDocumentBuf::try_from(&doc! {"_id": [1]}).unwrap();
-        assert!(stored_key(&array_id).is_err() && raw_key(&array_id, "x").is_ok());
+        assert!(
+            stored_key(&array_id).unwrap().is_none() && raw_id_key(&array_id).unwrap().is_some()
+        );
+    }
+
+    #[test]
+    fn simple_writes_are_inserts_replacements_and_deletes_by_a_valid_id() {
+        let entries = [
+            (doc! {"op": "n", "o": {"msg": "x"}}, Some("noop")),
+            (doc! {"op": "n"}, Some("noop")),
+            (doc! {"op": "i", "o": {"_id": 1, "a": 1}}, Some("put")),
+            (doc! {"op": "i", "o": {"a": 1}}, None),
+            (doc! {"op": "i", "o": {"_id": [1]}}, None),
+            (doc! {"op": "i"}, None),
+            (
+                doc! {"op": "u", "o": {"_id": 1, "a": 2}, "o2": {"_id": 1}},
+                Some("put"),
+            ),
+            (
+                doc! {"op": "u", "o": {"a": 2, "_id": 1}, "o2": {"_id": 1}},
+                Some("put"),
+            ),
+            (
+                doc! {"op": "u", "o": {"_id": 2, "a": 2}, "o2": {"_id": 1}},
+                None,
+            ),
+            (
+                doc! {"op": "u", "o": {"$set": {"a": 2}}, "o2": {"_id": 1}},
+                None,
+            ),
+            (
+                doc! {"op": "u", "o": {"$v": 2, "diff": {"u": {"a": 2}}}, "o2": {"_id": 1}},
+                None,
+            ),
+            (doc! {"op": "u", "o": {"_id": 1, "a": 2}}, None),
+            (doc! {"op": "u", "o": {"a": 2}, "o2": {"_id": 1}}, None),
+            (doc! {"op": "d", "o": {"_id": 1}}, Some("delete")),
+            (doc! {"op": "d", "o": {"_id": [1]}}, Some("delete")),
+            (doc! {"op": "d", "o": {}}, None),
+            (doc! {"op": "c", "o": {"drop": "c"}}, None),
+            (doc! {"o": {"_id": 1}}, None),
+        ];
+        for (entry, expected) in entries {
+            let raw = bson::RawDocumentBuf::try_from(&entry).unwrap();
+            let fields = OplogFields::parse(&raw).unwrap();
+            let kind = fields.simple_write().unwrap().map(|write| match write {
+                SimpleWrite::Noop => "noop",
+                SimpleWrite::Put { key, doc } => {
+                    assert_eq!(key, key_bytes(&Bson::Int32(1)), "{entry}");
+                    assert_eq!(Some(doc), fields.o, "{entry}");
+                    "put"
+                }
+                SimpleWrite::Delete { key } => {
+                    assert_eq!(Some(key), raw_id_key(fields.o.unwrap()).unwrap(), "{entry}");
+                    "delete"
+                }
+            });
+            assert_eq!(kind, expected, "{entry}");
+        }
     }
 }
