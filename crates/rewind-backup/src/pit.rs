@@ -10,9 +10,11 @@
 //!
 //! Any other entry (a command, an update with operators or a `$v: 2` diff, an `_id` change,
 //! a write to a collection the snapshot does not hold, an invalid `_id`), or final states
-//! past [`NET_CHANGES_MAX_BYTES`], and the restore takes the general path instead: the
-//! snapshot, then [`crate::replay_oplog`].
+//! past [`NET_CHANGES_MAX_BYTES`], ends the merge there: the entries before it are merged
+//! into the snapshot all the same, and [`crate::replay_oplog`] applies the rest from it, so
+//! no entry is read twice.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -40,10 +42,13 @@ const STATE_OVERHEAD: usize = 64;
 /// it) and `_id` key: the document, or `None` where it ends deleted.
 pub(crate) type Changes = HashMap<String, BTreeMap<Vec<u8>, Option<RawDocumentBuf>>>;
 
-/// What a capture did between a snapshot and a target, when it can be merged.
+/// What a capture did between a snapshot and a target, as far as it can be merged.
 pub(crate) struct NetChanges {
     pub(crate) changes: Changes,
+    /// The entries merged: every one of the range when `complete`, else those before the
+    /// first the merge cannot take.
     pub(crate) stats: ReplayStats,
+    pub(crate) complete: bool,
 }
 
 /// Builds a new engine directory at `target_dir` holding the snapshot `manifest` with every
@@ -65,27 +70,35 @@ pub fn restore_to_point(
         increment: 0,
     });
     let net = net_changes(blobs, manifest, slices, after, up_to, cancel)?;
-    let (changes, optime, merged) = match net {
-        Some(net) => (
-            net.changes,
-            net.stats.last_applied.or(manifest.optime),
-            Some(net.stats),
-        ),
-        None => (Changes::new(), manifest.optime, None),
-    };
+    let merged_to = net.stats.last_applied.or(manifest.optime);
     let stats = restore_with(
-        blobs, prefix, manifest, target_dir, changes, optime, cancel, progress,
+        blobs,
+        prefix,
+        manifest,
+        target_dir,
+        net.changes,
+        merged_to,
+        cancel,
+        progress,
     )?;
-    if let Some(merged) = merged {
-        return Ok((stats, merged));
+    if net.complete {
+        return Ok((stats, net.stats));
     }
+    // The rest, from the first entry the merge could not take, through the general path.
     let engine = Engine::open(target_dir, EngineOptions::default())?;
-    let replayed = replay_oplog(&engine, blobs, slices, after, up_to, cancel, progress)?;
+    let resume = net.stats.last_applied.unwrap_or(after);
+    let rest = replay_oplog(&engine, blobs, slices, resume, up_to, cancel, progress)?;
+    let replayed = ReplayStats {
+        applied: net.stats.applied + rest.applied,
+        last_applied: rest.last_applied.or(net.stats.last_applied),
+        batches: rest.batches,
+        merged: net.stats.merged,
+    };
     Ok((stats, replayed))
 }
 
-/// The net effect of the entries in `(after, up_to]`, or `None` when one of them needs the
-/// general path.
+/// The net effect of the entries in `(after, up_to]`, up to the first that needs the general
+/// path or would hold more than [`NET_CHANGES_MAX_BYTES`] of final states.
 pub(crate) fn net_changes(
     blobs: &dyn BlobStore,
     manifest: &Manifest,
@@ -93,38 +106,49 @@ pub(crate) fn net_changes(
     after: Timestamp,
     up_to: Timestamp,
     cancel: &AtomicBool,
-) -> Result<Option<NetChanges>> {
+) -> Result<NetChanges> {
     let mut net = NetChanges {
         changes: Changes::new(),
         stats: ReplayStats::default(),
+        complete: true,
     };
     let mut held = 0usize;
-    let mut mergeable = true;
     for_each_entry(blobs, slices, after, up_to, cancel, |ts, entry| {
         let Some((ns, key, doc)) = net_change(manifest, entry)? else {
-            mergeable = false;
+            net.complete = false;
             return Ok(false);
         };
         if let Some(ns) = ns {
-            let key_len = key.len();
-            let size = |doc: &Option<RawDocumentBuf>| {
-                key_len + STATE_OVERHEAD + doc.as_ref().map_or(0, |d| d.as_bytes().len())
+            let size = |key: &[u8], doc: &Option<RawDocumentBuf>| {
+                key.len() + STATE_OVERHEAD + doc.as_ref().map_or(0, |d| d.as_bytes().len())
             };
-            held += size(&doc);
-            let states = net.changes.entry(ns).or_default();
-            if let Some(replaced) = states.insert(key, doc) {
-                held -= size(&replaced);
-            }
-            if held > NET_CHANGES_MAX_BYTES {
-                mergeable = false;
+            let added = size(&key, &doc);
+            let state = net.changes.entry(ns).or_default().entry(key);
+            let replaced = match &state {
+                Entry::Occupied(old) => size(old.key(), old.get()),
+                Entry::Vacant(_) => 0,
+            };
+            // Checked before the entry is taken: the replay starts from the one refused.
+            if held + added - replaced > NET_CHANGES_MAX_BYTES {
+                net.complete = false;
                 return Ok(false);
+            }
+            held = held + added - replaced;
+            match state {
+                Entry::Occupied(mut old) => {
+                    old.insert(doc);
+                }
+                Entry::Vacant(new) => {
+                    new.insert(doc);
+                }
             }
         }
         net.stats.applied += 1;
+        net.stats.merged += 1;
         net.stats.last_applied = Some(ts);
         Ok(true)
     })?;
-    Ok(mergeable.then_some(net))
+    Ok(net)
 }
 
 /// One entry's effect: the collection (`None` for an entry that changes nothing), the `_id`

@@ -104,9 +104,11 @@ pub struct ReplayStats {
     pub applied: u64,
     /// Optime of the last entry applied.
     pub last_applied: Option<Timestamp>,
-    /// Engine transactions committed (none when the entries were merged into the restore,
-    /// see [`crate::restore_to_point`]).
+    /// Engine transactions committed (none for entries merged into the restore, see
+    /// [`crate::restore_to_point`]).
     pub batches: u64,
+    /// Entries merged into the restore instead of applied to an engine (of `applied`).
+    pub merged: u64,
 }
 
 /// Applies every captured entry with `after < ts <= up_to` (inclusive of `up_to`) to
