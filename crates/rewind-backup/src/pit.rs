@@ -11,8 +11,8 @@
 //! Any other entry (a command, an update with operators or a `$v: 2` diff, an `_id` change,
 //! a write to a collection the snapshot does not hold, an invalid `_id`), or final states
 //! past [`NET_CHANGES_MAX_BYTES`], ends the merge there: the entries before it are merged
-//! into the snapshot all the same, and [`crate::replay_oplog`] applies the rest from it, so
-//! no entry is read twice.
+//! into the snapshot all the same, and [`crate::replay_oplog`] applies the rest from it
+//! (reading again only the slice that entry is in).
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -20,10 +20,10 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use bson::{RawDocument, RawDocumentBuf, Timestamp};
-use rewind_engine::{Engine, EngineOptions, OplogFields, SimpleWrite};
+use rewind_engine::{Engine, EngineError, EngineOptions, OplogFields, SimpleWrite};
 
 use crate::blob::BlobStore;
-use crate::error::Result;
+use crate::error::{BackupError, Result};
 use crate::manifest::Manifest;
 use crate::oplog::OplogSlice;
 use crate::progress::Progress;
@@ -159,7 +159,8 @@ type NetChange = (Option<String>, Vec<u8>, Option<RawDocumentBuf>);
 /// [`OplogFields::simple_write`], the rule the engine's own fast replay follows), or when it
 /// writes to a collection the snapshot does not hold.
 fn net_change(manifest: &Manifest, entry: &RawDocument) -> Result<Option<NetChange>> {
-    let f = OplogFields::parse(entry)?;
+    let invalid = |e: EngineError| BackupError::Format(format!("invalid oplog entry: {e}"));
+    let f = OplogFields::parse(entry).map_err(invalid)?;
     // By UUID first, then by name, as the engine's replay resolves it.
     let target =
         f.ui.and_then(|ui| manifest.namespaces.iter().find(|n| n.uuid.bytes == ui))
@@ -167,7 +168,7 @@ fn net_change(manifest: &Manifest, entry: &RawDocument) -> Result<Option<NetChan
                 f.ns.and_then(|ns| manifest.namespaces.iter().find(|n| n.ns == ns))
             })
             .map(|n| n.ns.clone());
-    Ok(match f.simple_write()? {
+    Ok(match f.simple_write().map_err(invalid)? {
         Some(SimpleWrite::Noop) => Some((None, Vec::new(), None)),
         Some(SimpleWrite::Put { key, doc }) => {
             target.map(|ns| (Some(ns), key, Some(doc.to_owned())))
