@@ -6,6 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::error::{DuplicateKey, EngineError, Result};
 use crate::index::{IndexKey, IndexSpec};
 use crate::keys::valid_id;
+use crate::oplog::id_doc_from_element;
 use crate::store::CollectionInfo;
 
 /// Validates the whole document and extracts its `_id`. The walk first: it refuses what the
@@ -38,14 +39,7 @@ pub(crate) fn checked_id(raw_doc: &RawDocument) -> Result<(Bson, RawDocumentBuf)
     let at = rewind_bson::check_document(raw_doc)?
         .id_element
         .ok_or_else(|| EngineError::BadValue("document is missing an _id".into()))?;
-    let element = &raw_doc.as_bytes()[at];
-    let len = i32::try_from(element.len() + 5)
-        .map_err(|_| EngineError::BadValue("_id is too large".into()))?;
-    let mut bytes = Vec::with_capacity(element.len() + 5);
-    bytes.extend_from_slice(&len.to_le_bytes());
-    bytes.extend_from_slice(element);
-    bytes.push(0);
-    let id_doc = RawDocumentBuf::from_bytes(bytes)?;
+    let id_doc = id_doc_from_element(&raw_doc.as_bytes()[at])?;
     let id = id_doc.get("_id")?.map(Bson::try_from).transpose()?;
     Ok((accepted_id(id)?, id_doc))
 }

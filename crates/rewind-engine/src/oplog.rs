@@ -136,6 +136,16 @@ pub(crate) fn id_doc(id: &Bson) -> RawDocumentBuf {
     RawDocumentBuf::try_from(&d).unwrap_or_default()
 }
 
+/// `{_id: value}` as raw BSON, from the bytes of a document's `_id` element (type byte to the
+/// end of its value), as [`rewind_bson::Checked::id_element`] finds them.
+pub(crate) fn id_doc_from_element(element: &[u8]) -> Result<RawDocumentBuf> {
+    let mut bytes = Vec::with_capacity(element.len() + 5);
+    bytes.extend_from_slice(&length_prefix(element.len() + 5));
+    bytes.extend_from_slice(element);
+    bytes.push(0);
+    Ok(RawDocumentBuf::from_bytes(bytes)?)
+}
+
 /// Raw form of a small command document built by the engine.
 pub(crate) fn raw(doc: &Document) -> RawDocumentBuf {
     RawDocumentBuf::try_from(doc).unwrap_or_default()

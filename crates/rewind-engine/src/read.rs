@@ -234,10 +234,7 @@ impl Pool {
     }
 
     /// The catalog as of `conn`'s snapshot, whose catalog generation is `generation`.
-    fn catalog(&self, conn: &Connection, generation: Option<i64>) -> Result<Arc<Catalog>> {
-        let Some(generation) = generation else {
-            return Ok(Arc::new(store::load_catalog(conn)?));
-        };
+    fn catalog(&self, conn: &Connection, generation: i64) -> Result<Arc<Catalog>> {
         let cached = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((cached_generation, catalog)) = &*cached
             && *cached_generation == generation

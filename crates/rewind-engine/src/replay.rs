@@ -105,14 +105,15 @@ impl<'a> OplogFields<'a> {
             (Some("n"), _) => Some(SimpleWrite::Noop),
             (Some("i"), Some(doc)) => stored_key(doc)?.map(|key| SimpleWrite::Put { key, doc }),
             (Some("u"), Some(doc)) => {
+                // The cheap test first: most updates are by operators or diff.
                 let first = doc.iter_elements().next().transpose()?;
-                let replacement = first.is_some_and(|e| !e.key().as_str().starts_with('$'));
+                if first.is_none_or(|e| e.key().as_str().starts_with('$')) {
+                    return Ok(None);
+                }
                 let new_key = stored_key(doc)?;
                 let old_key = self.o2.map(raw_id_key).transpose()?.flatten();
                 match (new_key, old_key) {
-                    (Some(key), Some(old)) if replacement && key == old => {
-                        Some(SimpleWrite::Put { key, doc })
-                    }
+                    (Some(key), Some(old)) if key == old => Some(SimpleWrite::Put { key, doc }),
                     _ => None,
                 }
             }
@@ -122,19 +123,20 @@ impl<'a> OplogFields<'a> {
     }
 }
 
-/// The storage key ([`key_bytes`]) of a document's `_id`, decoding nothing else; `None`
-/// without one.
+/// A document's (first) `_id`, decoding nothing else; `None` without one.
+fn raw_id(doc: &RawDocument) -> Result<Option<Bson>> {
+    Ok(doc.get("_id")?.map(Bson::try_from).transpose()?)
+}
+
+/// The storage key ([`key_bytes`]) of a document's `_id`; `None` without one.
 pub fn raw_id_key(doc: &RawDocument) -> Result<Option<Vec<u8>>> {
-    doc.get("_id")?
-        .map(|id| Ok(key_bytes(&Bson::try_from(id)?)))
-        .transpose()
+    Ok(raw_id(doc)?.map(|id| key_bytes(&id)))
 }
 
 /// [`raw_id_key`] of a document about to be stored: `None` also for an `_id` of a type a stored
 /// document cannot have.
 fn stored_key(doc: &RawDocument) -> Result<Option<Vec<u8>>> {
-    let id = doc.get("_id")?.map(Bson::try_from).transpose()?;
-    Ok(id.filter(valid_id).map(|id| key_bytes(&id)))
+    Ok(raw_id(doc)?.filter(valid_id).map(|id| key_bytes(&id)))
 }
 
 impl WriteTxn<'_> {

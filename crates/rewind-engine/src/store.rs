@@ -256,10 +256,10 @@ pub(crate) fn last_ts(conn: &Connection) -> Result<Option<Timestamp>> {
 }
 
 /// The last committed optime and the catalog generation, read in one statement (a reader's
-/// first read, which fixes its snapshot). The generation is `None` only on a store no
-/// writer has opened since generations were added.
-pub(crate) fn snapshot_marks(conn: &Connection) -> Result<(Option<Timestamp>, Option<i64>)> {
-    let (ts, generation): (Option<i64>, Option<i64>) = conn
+/// first read, which fixes its snapshot). [`init_schema`] writes the generation before any
+/// reader opens.
+pub(crate) fn snapshot_marks(conn: &Connection) -> Result<(Option<Timestamp>, i64)> {
+    let (ts, generation): (Option<i64>, i64) = conn
         .prepare_cached(
             "SELECT (SELECT v FROM meta WHERE k='last_ts'), (SELECT v FROM meta WHERE k='catalog_gen')",
         )?
