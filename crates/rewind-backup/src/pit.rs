@@ -81,18 +81,23 @@ pub fn restore_to_point(
         cancel,
         progress,
     )?;
+    // Every entry net_changes took was merged, none applied to an engine.
+    let merged = ReplayStats {
+        merged: net.stats.applied,
+        ..net.stats
+    };
     if net.complete {
-        return Ok((stats, net.stats));
+        return Ok((stats, merged));
     }
     // The rest, from the first entry the merge could not take, through the general path.
     let engine = Engine::open(target_dir, EngineOptions::default())?;
-    let resume = net.stats.last_applied.unwrap_or(after);
+    let resume = merged.last_applied.unwrap_or(after);
     let rest = replay_oplog(&engine, blobs, slices, resume, up_to, cancel, progress)?;
     let replayed = ReplayStats {
-        applied: net.stats.applied + rest.applied,
-        last_applied: rest.last_applied.or(net.stats.last_applied),
+        applied: merged.applied + rest.applied,
+        last_applied: rest.last_applied.or(merged.last_applied),
         batches: rest.batches,
-        merged: net.stats.merged,
+        merged: merged.merged,
     };
     Ok((stats, replayed))
 }
@@ -144,7 +149,6 @@ pub(crate) fn net_changes(
             }
         }
         net.stats.applied += 1;
-        net.stats.merged += 1;
         net.stats.last_applied = Some(ts);
         Ok(true)
     })?;
