@@ -45,7 +45,7 @@ pub enum WireError {
         /// Limit in force.
         max: usize,
     },
-    /// A document nests deeper than [`crate::limits::MAX_BSON_DEPTH`].
+    /// A document nests deeper than [`rewind_bson::MAX_DEPTH`].
     #[error("BSON document nests deeper than {0} levels")]
     DocumentTooDeep(usize),
     /// A reply could not be encoded.

@@ -17,9 +17,6 @@ pub const MAX_BSON_OBJECT_SIZE: usize = 16 * 1024 * 1024;
 /// wrapping a maximum-size user document still fits.
 pub const MAX_COMMAND_DOCUMENT_SIZE: usize = MAX_BSON_OBJECT_SIZE + 16 * 1024;
 
-/// Deepest document nesting accepted (see [`rewind_bson::MAX_DEPTH`]).
-pub const MAX_BSON_DEPTH: usize = rewind_bson::MAX_DEPTH;
-
 /// Largest write batch, as advertised in `hello.maxWriteBatchSize`.
 pub const MAX_WRITE_BATCH_SIZE: i32 = 100_000;
 

@@ -117,7 +117,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes a complete BSON document, refusing nesting deeper than
-/// [`MAX_BSON_DEPTH`](crate::limits::MAX_BSON_DEPTH) before the (recursive) conversion to [`Document`].
+/// [`rewind_bson::MAX_DEPTH`] before the (recursive) conversion to [`Document`].
 pub fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
     let raw = validate_document(bytes)?;
     Document::try_from(raw).map_err(|e| WireError::InvalidBson(e.to_string()))
@@ -125,7 +125,7 @@ pub fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
 
 /// Checks a complete BSON document without decoding it: the walk parses every element at
 /// every depth (the same checks the conversion to [`Document`] makes) and refuses nesting
-/// deeper than [`MAX_BSON_DEPTH`](crate::limits::MAX_BSON_DEPTH).
+/// deeper than [`rewind_bson::MAX_DEPTH`].
 fn validate_document(bytes: &[u8]) -> Result<&RawDocument, WireError> {
     let raw = RawDocument::from_bytes(bytes).map_err(|e| WireError::InvalidBson(e.to_string()))?;
     check_document(raw)?;
@@ -135,8 +135,8 @@ fn validate_document(bytes: &[u8]) -> Result<&RawDocument, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::MAX_BSON_DEPTH;
     use bson::doc;
+    use rewind_bson::MAX_DEPTH;
 
     #[test]
     fn reads_scalars_and_strings() {
@@ -192,7 +192,7 @@ mod tests {
         assert!(matches!(err, WireError::DocumentTooDeep(_)), "{err}");
 
         let mut nested = doc! { "leaf": 1 };
-        for _ in 0..(MAX_BSON_DEPTH - 1) {
+        for _ in 0..(MAX_DEPTH - 1) {
             nested = doc! { "a": nested };
         }
         assert!(decode_document(&nested.to_vec().unwrap()).is_ok());
