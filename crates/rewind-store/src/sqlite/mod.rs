@@ -103,9 +103,10 @@ fn configure(connection: &Connection, role: Role) -> Result<(), StoreError> {
             // The writer maps the database file: nobody else writes it, so its mapping stays
             // valid across commits.
             connection.pragma_update(None, "mmap_size", 1i64 << 30)?;
-            // Each write of a group runs in its own savepoint, whose sub-journal keeps the
-            // pages it changes; in memory rather than in a temporary file, that is a copy
-            // instead of a `pwrite` per page on the writer's critical path.
+            // A write of a group runs in its own savepoint, or (one-statement writes) under
+            // SQLite's statement journal; both keep the pages it changes in temporary
+            // storage: in memory rather than in a file, that is a copy instead of a `pwrite`
+            // per page on the writer's critical path.
             connection.pragma_update(None, "temp_store", "MEMORY")?;
         }
         Role::Reader => {
@@ -489,32 +490,54 @@ mod tests {
             })
             .await
             .unwrap();
+        // The writer is held while the writes queue, so that they commit as one group (the
+        // writer thread takes the first and waits; the rest join its group once released).
+        let held = lock(&store.writer);
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut writes = Vec::new();
         for index in 0..60u32 {
             let store = store.clone();
+            let queued = queued.clone();
             writes.push(tokio::spawn(async move {
-                store
-                    .write_one_statement(move |connection| {
-                        // Every third is refused by its read-only guard, every third fails in
-                        // its statement (a duplicate key), which SQLite undoes alone.
-                        if index % 3 == 2 {
-                            return Err(StoreError::Conflict("guard".into()));
-                        }
-                        let name = if index % 3 == 1 {
-                            "taken".to_owned()
-                        } else {
-                            format!("secret-{index:02}")
-                        };
-                        execute(
-                            connection,
-                            "INSERT INTO server_secrets (name, value) VALUES (?1, 'second')",
-                            [name],
-                        )?;
-                        Ok(())
-                    })
-                    .await
+                let write = store.write_one_statement(move |connection| {
+                    // Every third is refused by its read-only guard, every third fails in
+                    // its statement (a duplicate key), which SQLite undoes alone.
+                    if index % 3 == 2 {
+                        return Err(StoreError::Conflict("guard".into()));
+                    }
+                    let name = if index % 3 == 1 {
+                        "taken".to_owned()
+                    } else {
+                        format!("secret-{index:02}")
+                    };
+                    execute(
+                        connection,
+                        "INSERT INTO server_secrets (name, value) VALUES (?1, 'second')",
+                        [name],
+                    )?;
+                    Ok(())
+                });
+                // The write is queued by its first poll, before its answer is awaited.
+                let mut write = std::pin::pin!(write);
+                let first = std::future::poll_fn(|context| {
+                    std::task::Poll::Ready(write.as_mut().poll(context))
+                })
+                .await;
+                queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                match first {
+                    std::task::Poll::Ready(outcome) => outcome,
+                    std::task::Poll::Pending => write.await,
+                }
             }));
         }
+        // A blocking wait (the guard may not cross an await), which hands this worker's tasks
+        // to another thread meanwhile.
+        tokio::task::block_in_place(|| {
+            while queued.load(std::sync::atomic::Ordering::SeqCst) < 60 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        drop(held);
         for (index, write) in writes.into_iter().enumerate() {
             let outcome = write.await.unwrap();
             match (index % 3, &outcome) {
