@@ -331,24 +331,14 @@ impl Fixture {
             )
             .await?;
         let started = Instant::now();
-        // Many creations in flight share each group commit: one at a time, every target
-        // would wait for its own sync.
-        let mut creating = tokio::task::JoinSet::new();
-        for index in 0..targets {
-            if creating.len() >= 512
-                && let Some(created) = creating.join_next().await
-            {
-                created??;
-            }
+        super::in_flight(0..targets, |index| {
             let (store, target) = (
                 shared_store.clone(),
                 cluster(group.id, &format!("t{index}"), now)?,
             );
-            creating.spawn(async move { store.create_cluster(&target, None).await });
-        }
-        while let Some(created) = creating.join_next().await {
-            created??;
-        }
+            Ok(async move { store.create_cluster(&target, None).await })
+        })
+        .await?;
         println!(
             "prepared {targets} target clusters in {:.1} s",
             started.elapsed().as_secs_f64()

@@ -384,18 +384,14 @@ async fn claims(
 /// Many updates are in flight at once, sharing group commits: the API bench serves hundreds of
 /// thousands of targets.
 pub async fn serve_all(store: &Arc<dyn MetadataStore>) -> anyhow::Result<()> {
-    let mut serving = tokio::task::JoinSet::new();
-    for cluster in store.host_clusters("bench").await? {
-        if cluster.address.is_some() {
-            continue;
-        }
-        if serving.len() >= 512
-            && let Some(served) = serving.join_next().await
-        {
-            served??;
-        }
+    let unserved = store
+        .host_clusters("bench")
+        .await?
+        .into_iter()
+        .filter(|cluster| cluster.address.is_none());
+    super::in_flight(unserved, |cluster| {
         let store = store.clone();
-        serving.spawn(async move {
+        Ok(async move {
             store
                 .record_cluster_address(
                     cluster.id,
@@ -404,10 +400,7 @@ pub async fn serve_all(store: &Arc<dyn MetadataStore>) -> anyhow::Result<()> {
                     rewind_domain::cluster::ClusterState::Idle,
                 )
                 .await
-        });
-    }
-    while let Some(served) = serving.join_next().await {
-        served??;
-    }
-    Ok(())
+        })
+    })
+    .await
 }

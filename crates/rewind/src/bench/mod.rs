@@ -28,3 +28,30 @@ async fn org_and_group(
     store.create_group(&group).await?;
     Ok((org, group))
 }
+
+/// Runs `start(item)` for every item with at most 512 in flight, so that the store's writes
+/// share group commits (one at a time, each would wait for its own sync); fails on the first
+/// error.
+async fn in_flight<I, T, O, E>(
+    items: impl IntoIterator<Item = I>,
+    mut start: impl FnMut(I) -> anyhow::Result<T>,
+) -> anyhow::Result<()>
+where
+    T: Future<Output = Result<O, E>> + Send + 'static,
+    O: Send + 'static,
+    E: Into<anyhow::Error> + Send + 'static,
+{
+    let mut running: tokio::task::JoinSet<Result<O, E>> = tokio::task::JoinSet::new();
+    for item in items {
+        if running.len() >= 512
+            && let Some(done) = running.join_next().await
+        {
+            done?.map_err(Into::into)?;
+        }
+        running.spawn(start(item)?);
+    }
+    while let Some(done) = running.join_next().await {
+        done?.map_err(Into::into)?;
+    }
+    Ok(())
+}
