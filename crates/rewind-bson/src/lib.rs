@@ -10,4 +10,4 @@
 pub mod canonical;
 mod walk;
 
-pub use walk::{BsonError, Checked, MAX_DEPTH, check_document};
+pub use walk::{BsonError, Checked, MAX_DEPTH, check_document, cstring_end};

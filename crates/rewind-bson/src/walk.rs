@@ -87,11 +87,9 @@ fn walk<'a>(
     let mut index = 0;
     while pos < end {
         let kind = doc[pos];
-        let name_end = cstring_end(doc, pos + 1, end).ok_or_else(|| malformed("element name"))?;
+        let name_end = cstring_end(&doc[..end], pos + 1)
+            .ok_or_else(|| malformed("element name (no NUL, or not UTF-8)"))?;
         let name = &doc[pos + 1..name_end];
-        if !name.is_ascii() && std::str::from_utf8(name).is_err() {
-            return Err(malformed("element name is not UTF-8"));
-        }
         if array {
             canonical &= is_array_index(name, index);
         } else if canonical {
@@ -224,34 +222,40 @@ fn binary_len(rest: &[u8]) -> Result<usize, BsonError> {
 
 /// The length, NUL included, of the UTF-8 C string starting `rest`.
 fn cstring_len(rest: &[u8]) -> Result<usize, BsonError> {
-    let end = cstring_end(rest, 0, rest.len()).ok_or_else(|| malformed("C string"))?;
-    if std::str::from_utf8(&rest[..end]).is_err() {
-        return Err(malformed("C string is not UTF-8"));
-    }
-    Ok(end + 1)
+    cstring_end(rest, 0)
+        .map(|end| end + 1)
+        .ok_or_else(|| malformed("C string (no NUL, or not UTF-8)"))
 }
 
-/// Where the NUL ending the C string that starts at `from` lies, before `end`. Eight bytes
-/// at a time: most element names fit in one word, so the NUL is found without a branch per
-/// byte.
-fn cstring_end(bytes: &[u8], from: usize, end: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
+/// Where the UTF-8 C string (an element name, a regular expression) starting at `from` in
+/// `bytes` ends (its NUL); `None` without a NUL or when it is not UTF-8. Eight bytes at a
+/// time: most names fit in one word, so the end is found without a branch per byte (whose
+/// misprediction at every name's end cost more than the rest of a walk), and a name found
+/// ASCII on the way needs no UTF-8 check.
+pub fn cstring_end(bytes: &[u8], from: usize) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut at = from;
-    while let Some(word) = bytes.get(at..end).and_then(|b| b.first_chunk::<8>()) {
+    let mut ascii = true;
+    while let Some(word) = bytes.get(at..).and_then(|b| b.first_chunk::<8>()) {
         let word = u64::from_le_bytes(*word);
-        // The lowest set high bit marks the first zero byte (bits above it may be wrong).
-        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        // The lowest flagged byte is exactly the first zero byte.
+        let zeros = word.wrapping_sub(LOW) & !word & HIGH;
         if zeros != 0 {
-            return Some(at + (zeros.trailing_zeros() / 8) as usize);
+            let len = zeros.trailing_zeros() as usize / 8;
+            let before = (1u64 << (8 * len)) - 1;
+            ascii &= word & HIGH & before == 0;
+            return checked_utf8(bytes, from, at + len, ascii);
         }
+        ascii &= word & HIGH == 0;
         at += 8;
     }
-    bytes
-        .get(at..end)?
-        .iter()
-        .position(|&b| b == 0)
-        .map(|p| at + p)
+    let len = bytes.get(at..)?.iter().position(|b| *b == 0)?;
+    checked_utf8(bytes, from, at + len, false)
+}
+
+fn checked_utf8(bytes: &[u8], from: usize, end: usize, ascii: bool) -> Option<usize> {
+    (ascii || std::str::from_utf8(&bytes[from..end]).is_ok()).then_some(end)
 }
 
 #[cfg(test)]

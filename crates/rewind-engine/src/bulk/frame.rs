@@ -38,7 +38,7 @@ pub(super) fn walk(
     while at < end {
         let kind = bytes[at];
         let name_start = at + 1;
-        let name_end = name_end(&bytes[..end], name_start)
+        let name_end = rewind_bson::cstring_end(&bytes[..end], name_start)
             .ok_or_else(|| framing("an element name runs past the document"))?;
         let name = &bytes[name_start..name_end];
         let value = name_end + 1;
@@ -106,35 +106,6 @@ pub(super) fn simple_value(doc: &RawDocument, field: Field) -> Option<Bson> {
         0x12 => Bson::Int64(i64::from_le_bytes(array(value))),
         _ => return None,
     })
-}
-
-/// Where the element name starting at `from` ends (its NUL), checking it is UTF-8. Eight
-/// bytes at a time: most names fit in one word, so the end is found without a branch per
-/// byte (whose misprediction at every name's end cost more than the rest of the walk).
-fn name_end(bytes: &[u8], from: usize) -> Option<usize> {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut at = from;
-    let mut ascii = true;
-    while let Some(word) = bytes.get(at..at + 8) {
-        let word = u64::from_le_bytes(array(word));
-        // The lowest flagged byte is exactly the first zero byte.
-        let zeros = word.wrapping_sub(LOW) & !word & HIGH;
-        if zeros != 0 {
-            let len = zeros.trailing_zeros() as usize / 8;
-            let before = (1u64 << (8 * len)) - 1;
-            ascii &= word & HIGH & before == 0;
-            return checked_name(bytes, from, at + len, ascii);
-        }
-        ascii &= word & HIGH == 0;
-        at += 8;
-    }
-    let len = bytes[at..].iter().position(|b| *b == 0)?;
-    checked_name(bytes, from, at + len, false)
-}
-
-fn checked_name(bytes: &[u8], from: usize, end: usize, ascii: bool) -> Option<usize> {
-    (ascii || std::str::from_utf8(&bytes[from..end]).is_ok()).then_some(end)
 }
 
 fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
