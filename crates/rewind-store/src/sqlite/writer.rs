@@ -142,3 +142,247 @@ fn run_one_statement(connection: &Connection, job: WriteJob) -> Result<Option<An
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Poll;
+    use std::time::Duration;
+
+    use tokio::task::JoinHandle;
+
+    use super::super::{SqliteStore, execute, lock};
+    use crate::StoreError;
+
+    /// Writes queued while the test holds the writer: the writer thread takes the first and
+    /// waits, the rest join its group once the writer is released, in the order queued.
+    struct HeldWriter {
+        queued: Arc<AtomicUsize>,
+    }
+
+    impl HeldWriter {
+        fn new() -> Self {
+            Self {
+                queued: Arc::new(AtomicUsize::new(0)),
+            }
+        }
+
+        /// Spawns `write` (a future that queues one write on its first poll). With `ordered`,
+        /// returns once it is queued, so that writes queue in the order spawned.
+        fn spawn<T: Send + 'static>(
+            &self,
+            ordered: bool,
+            write: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+        ) -> JoinHandle<Result<T, StoreError>> {
+            let queued = self.queued.clone();
+            let spawned = self.queued.load(Ordering::SeqCst);
+            let handle = tokio::spawn(async move {
+                let mut write = std::pin::pin!(write);
+                let first =
+                    std::future::poll_fn(|context| Poll::Ready(write.as_mut().poll(context))).await;
+                queued.fetch_add(1, Ordering::SeqCst);
+                match first {
+                    Poll::Ready(outcome) => outcome,
+                    Poll::Pending => write.await,
+                }
+            });
+            if ordered {
+                self.wait_for(spawned + 1);
+            }
+            handle
+        }
+
+        /// A blocking wait (the writer's guard may not cross an await), which hands this
+        /// worker's tasks to another thread meanwhile.
+        fn wait_for(&self, count: usize) {
+            tokio::task::block_in_place(|| {
+                while self.queued.load(Ordering::SeqCst) < count {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+        }
+    }
+
+    /// Inserts a `server_secrets` row named `name`, then does what `then` says.
+    fn insert_then(
+        connection: &rusqlite::Connection,
+        name: &str,
+        then: Then,
+    ) -> Result<(), StoreError> {
+        execute(
+            connection,
+            "INSERT INTO server_secrets (name, value) VALUES (?1, 'second')",
+            [name],
+        )?;
+        match then {
+            Then::Succeed => Ok(()),
+            Then::Fail => Err(StoreError::Conflict("refused after writing".into())),
+            Then::Panic => panic!("a write that panics after writing"),
+        }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Then {
+        Succeed,
+        Fail,
+        Panic,
+    }
+
+    fn secret_names(store: &SqliteStore) -> Vec<String> {
+        store
+            .read(|connection| {
+                let mut statement =
+                    connection.prepare("SELECT name FROM server_secrets ORDER BY name")?;
+                let names = statement
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(names)
+            })
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_or_panicking_write_rolls_back_alone_in_its_group() {
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let held = lock(&store.writer);
+        let group = HeldWriter::new();
+        let thens = [Then::Succeed, Then::Fail, Then::Panic];
+        let writes: Vec<_> = (0..60)
+            .map(|index| {
+                let store = store.clone();
+                let name = format!("secret-{index:02}");
+                group.spawn(false, async move {
+                    let then = thens[index % 3];
+                    store
+                        .write(move |connection| insert_then(connection, &name, then))
+                        .await
+                })
+            })
+            .collect();
+        group.wait_for(60);
+        drop(held);
+        for (index, write) in writes.into_iter().enumerate() {
+            match (thens[index % 3], write.await.unwrap()) {
+                (Then::Succeed, Ok(()))
+                | (Then::Fail, Err(StoreError::Conflict(_)))
+                | (Then::Panic, Err(StoreError::Task(_))) => {}
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+        let expected: Vec<String> = (0..60)
+            .filter(|index| index % 3 == 0)
+            .map(|index| format!("secret-{index:02}"))
+            .collect();
+        assert_eq!(
+            secret_names(&store),
+            expected,
+            "only the successful writes' rows remain"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_statement_writes_fail_alone_in_their_group_without_a_savepoint() {
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        store
+            .write(|connection| {
+                execute(
+                    connection,
+                    "INSERT INTO server_secrets (name, value) VALUES ('taken', 'first')",
+                    [],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let held = lock(&store.writer);
+        let group = HeldWriter::new();
+        let writes: Vec<_> = (0..60u32)
+            .map(|index| {
+                let store = store.clone();
+                group.spawn(false, async move {
+                    store
+                        .write_one_statement(move |connection| {
+                            // Every third is refused by its read-only guard, every third fails
+                            // in its statement (a duplicate key), which SQLite undoes alone.
+                            match index % 3 {
+                                2 => Err(StoreError::Conflict("guard".into())),
+                                1 => insert_then(connection, "taken", Then::Succeed),
+                                _ => insert_then(
+                                    connection,
+                                    &format!("secret-{index:02}"),
+                                    Then::Succeed,
+                                ),
+                            }
+                        })
+                        .await
+                })
+            })
+            .collect();
+        group.wait_for(60);
+        drop(held);
+        for (index, write) in writes.into_iter().enumerate() {
+            match (index % 3, write.await.unwrap()) {
+                (0, Ok(()))
+                | (1, Err(StoreError::Database(_)))
+                | (2, Err(StoreError::Conflict(_))) => {}
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+        let mut expected: Vec<String> = (0..60)
+            .filter(|index| index % 3 == 0)
+            .map(|index| format!("secret-{index:02}"))
+            .collect();
+        expected.push("taken".to_owned());
+        assert_eq!(secret_names(&store), expected);
+        let first: String = store
+            .read(|connection| {
+                Ok(connection.query_row(
+                    "SELECT value FROM server_secrets WHERE name = 'taken'",
+                    [],
+                    |row| row.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(first, "first", "the failed inserts changed nothing");
+    }
+
+    /// A one-statement write that panics (which could be after its change) or fails after a
+    /// change drops its whole group: the writes before it in the group are not committed and
+    /// their callers are told so; the write queued after it runs in the next group.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_broken_one_statement_write_drops_its_group_and_its_neighbours_learn_it() {
+        for broken in [Then::Panic, Then::Fail] {
+            let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+            let held = lock(&store.writer);
+            let group = HeldWriter::new();
+            let [before, culprit, after] = [
+                ("before", Then::Succeed),
+                ("culprit", broken),
+                ("after", Then::Succeed),
+            ]
+            .map(|(name, then)| {
+                let store = store.clone();
+                group.spawn(true, async move {
+                    store
+                        .write_one_statement(move |connection| insert_then(connection, name, then))
+                        .await
+                })
+            });
+            drop(held);
+            let before = before.await.unwrap();
+            let culprit = culprit.await.unwrap();
+            assert!(
+                matches!(before, Err(StoreError::Task(_))),
+                "{broken:?}: {before:?}"
+            );
+            assert!(
+                matches!(culprit, Err(StoreError::Task(_))),
+                "{broken:?}: {culprit:?}"
+            );
+            after.await.unwrap().unwrap();
+            assert_eq!(secret_names(&store), ["after"], "{broken:?}");
+        }
+    }
+}
