@@ -2,7 +2,8 @@
 //!
 //! Prints batched inserts through the engine, point reads by `_id` (one at a time and in
 //! batches), and bulk-load MB/s beside a plain file write + fsync of the same BSON bytes,
-//! measured in the same run.
+//! measured in the same run. `-- ops` runs only the inserts and reads, `-- bulk` only the
+//! bulk load (`benches/cluster_wire.py` alternates `ops` with the same work through pymongo).
 
 use std::io::Write;
 use std::time::Instant;
@@ -30,7 +31,24 @@ fn main() -> rewind_engine::Result<()> {
         bytes / DOCS as usize
     );
 
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a == "ops" || a == "bulk")
+        .collect();
     let engine = Engine::open(root.join("engine"), EngineOptions::default())?;
+    if parts.is_empty() || parts.iter().any(|p| p == "ops") {
+        ops(&engine, &docs)?;
+    }
+    if parts.is_empty() || parts.iter().any(|p| p == "bulk") {
+        bulk_load(&engine, &docs, bytes, &root)?;
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}
+
+/// Inserts `docs` in batches, then reads by `_id`: one `get` each, and `get_many` in sorted
+/// batches as an `_id` `$in` find makes them.
+fn ops(engine: &Engine, docs: &[RawDocumentBuf]) -> rewind_engine::Result<()> {
     let t = Instant::now();
     for batch in docs.chunks(BATCH as usize) {
         let outcome = engine.write(|txn| txn.insert_many("bench.c", batch, true))?;
@@ -73,8 +91,16 @@ fn main() -> rewind_engine::Result<()> {
         "reads by _id, get_many in batches of {BATCH}: {:.0} docs/s ({found} found)",
         READS as f64 / s
     );
-    drop(view);
+    Ok(())
+}
 
+/// The bulk-load rate into an empty engine beside a plain write + fsync of the same bytes.
+fn bulk_load(
+    engine: &Engine,
+    docs: &[RawDocumentBuf],
+    bytes: usize,
+    root: &std::path::Path,
+) -> rewind_engine::Result<()> {
     // Bulk load and its ceiling in turn, each output removed before the next: the speed of
     // writing to the page cache swings by several times on this kind of VM (memory the
     // guest never touched before is slow to hand out), so each side gets several tries and
@@ -98,7 +124,7 @@ fn main() -> rewind_engine::Result<()> {
         let path = root.join("plain.bin");
         let t = Instant::now();
         let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-        for d in &docs {
+        for d in docs {
             file.write_all(d.as_bytes())?;
         }
         file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
@@ -129,7 +155,6 @@ fn main() -> rewind_engine::Result<()> {
         "bulk load (median of {samples}): {bulk:.1} MB/s; plain write+fsync: {plain:.1} MB/s; ratio {:.0}%",
         bulk / plain * 100.0
     );
-    let _ = std::fs::remove_dir_all(&root);
     Ok(())
 }
 
