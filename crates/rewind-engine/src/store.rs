@@ -83,15 +83,6 @@ pub(crate) fn open_connection(path: &Path, sync: Sync, reader: bool) -> Result<C
     };
     conn.pragma_update(None, "synchronous", level)?;
     conn.pragma_update(None, "cache_size", -65536)?;
-    // Pages of the database file are read through a mapping of it, from the kernel's page
-    // cache that every connection shares. Without one, each connection copies pages into its
-    // own cache, and the bundled SQLite (built with SQLITE_ENABLE_MEMORY_MANAGEMENT) gives
-    // all connections one budget and one LRU: how much of a collection larger than 64 MiB a
-    // reader kept depended on what the other connections held. The same `$in` reads of a
-    // million documents ran at 76,000-103,000 docs/s after a drop and reload, against
-    // 119,000-154,000 mapped. SQLite caps the mapping at 2 GiB (the rest is read as before);
-    // writes still go through `pwrite` and the WAL, so durability is unchanged.
-    conn.pragma_update(None, "mmap_size", 1i64 << 31)?;
     if reader {
         conn.pragma_update(None, "query_only", true)?;
     }
