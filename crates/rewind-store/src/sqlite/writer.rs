@@ -160,24 +160,27 @@ mod tests {
     /// waits, the rest join its group once the writer is released, in the order queued.
     struct HeldWriter {
         queued: Arc<AtomicUsize>,
+        spawned: std::cell::Cell<usize>,
     }
 
     impl HeldWriter {
         fn new() -> Self {
             Self {
                 queued: Arc::new(AtomicUsize::new(0)),
+                spawned: std::cell::Cell::new(0),
             }
         }
 
         /// Spawns `write` (a future that queues one write on its first poll). With `ordered`,
-        /// returns once it is queued, so that writes queue in the order spawned.
+        /// returns once every write spawned so far is queued, so that writes queue in the
+        /// order spawned.
         fn spawn<T: Send + 'static>(
             &self,
             ordered: bool,
             write: impl Future<Output = Result<T, StoreError>> + Send + 'static,
         ) -> JoinHandle<Result<T, StoreError>> {
             let queued = self.queued.clone();
-            let spawned = self.queued.load(Ordering::SeqCst);
+            self.spawned.set(self.spawned.get() + 1);
             let handle = tokio::spawn(async move {
                 let mut write = std::pin::pin!(write);
                 let first =
@@ -189,16 +192,23 @@ mod tests {
                 }
             });
             if ordered {
-                self.wait_for(spawned + 1);
+                self.wait_for(self.spawned.get());
             }
             handle
         }
 
-        /// A blocking wait (the writer's guard may not cross an await), which hands this
-        /// worker's tasks to another thread meanwhile.
+        /// Waits until `count` writes are queued: a blocking wait (the writer's guard may not
+        /// cross an await) while the runtime's workers run the spawned writes. Panics after
+        /// ten seconds (a write that panicked before it queued never counts).
         fn wait_for(&self, count: usize) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
             tokio::task::block_in_place(|| {
                 while self.queued.load(Ordering::SeqCst) < count {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "only {} of {count} writes queued",
+                        self.queued.load(Ordering::SeqCst)
+                    );
                     std::thread::sleep(Duration::from_millis(1));
                 }
             });
