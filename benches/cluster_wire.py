@@ -4,7 +4,7 @@ the storage engine's API, alternated in one run.
 
     .venv/bin/python benches/cluster_wire.py [--docs 1000000] [--reads 100000] [--rounds 3]
 
-Each round runs, back to back:
+Each round runs these two back to back, the engine first in odd rounds and pymongo in even:
 1. the engine's benchmark (`crates/rewind-engine/benches/engine.rs`, its `ops` part): inserts
    the documents in batches of 1,000 and reads by `_id` through the engine API (one `get` each,
    and `get_many` in sorted batches of 1,000 as an `_id` `$in` find does);
@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT / "tests" / "python"))
 import bson  # noqa: E402
 import pymongo  # noqa: E402
 from bson.codec_options import CodecOptions  # noqa: E402
+from bson.int64 import Int64  # noqa: E402
 from bson.raw_bson import RawBSONDocument  # noqa: E402
 from requests.auth import HTTPDigestAuth  # noqa: E402
 
@@ -96,9 +97,10 @@ def build() -> tuple[Path, Path]:
     raise SystemExit("cargo built no engine benchmark")
 
 
-def engine_round(binary: Path) -> dict[str, float]:
+def engine_round(binary: Path, docs: int, reads: int) -> dict[str, float]:
     """One run of the engine benchmark's inserts and reads, and its figures."""
-    output = subprocess.run([binary, "ops"], check=True, capture_output=True, text=True).stdout
+    env = dict(os.environ, REWIND_BENCH_DOCS=str(docs), REWIND_BENCH_READS=str(reads))
+    output = subprocess.run([binary, "ops"], check=True, capture_output=True, text=True, env=env).stdout
     figures = {}
     for key, pattern in {
         "insert": r"insert .*?: (\d+) docs/s",
@@ -114,7 +116,7 @@ def engine_round(binary: Path) -> dict[str, float]:
 
 def small_doc(i: int) -> dict:
     # The shape the engine benchmark inserts (crates/rewind-engine/benches/engine.rs).
-    return {"_id": i, "name": f"user-{i:08}", "age": i % 90, "city": "Amsterdam", "score": i * 0.5, "tags": ["a", "b"]}
+    return {"_id": Int64(i), "name": f"user-{i:08}", "age": i % 90, "city": "Amsterdam", "score": i * 0.5, "tags": ["a", "b"]}
 
 
 class Clock:
@@ -142,7 +144,7 @@ class Wire:
         # Built before the clock starts, as the engine benchmark builds its documents.
         self.batches = [[small_doc(i) for i in range(first, min(first + BATCH, docs))] for first in range(0, docs, BATCH)]
         self.raw_batches = [[RawBSONDocument(bson.encode(d)) for d in batch] for batch in self.batches]
-        self.ids = [(i * 7919) % docs for i in range(reads)]
+        self.ids = [Int64((i * 7919) % docs) for i in range(reads)]
         self.id_batches = [self.ids[first : first + BATCH] for first in range(0, reads, BATCH)]
 
     def insert(self, collection, batches) -> tuple[float, float]:
@@ -188,6 +190,7 @@ class Wire:
             list(pool.map(self.collection.insert_many, self.batches))
         rates["insert_2"] = self.docs / (time.perf_counter() - started)
         assert self.collection.estimated_document_count() == self.docs
+        self.mongo.drop_database("bench")
         return rates, client
 
 
@@ -224,8 +227,14 @@ def main() -> None:
             create_cluster(api, server.group_id, "Bench")
             wire = Wire(wait_cluster_uri(api, server.group_id, "Bench"), args.docs, args.reads)
             for number in range(1, args.rounds + 1):
-                engine = engine_round(engine_binary)
-                rates, client = wire.round()
+                # Alternate which side goes first, so that a drift in the VM's speed does not
+                # always favour the same one.
+                if number % 2:
+                    engine = engine_round(engine_binary, args.docs, args.reads)
+                    rates, client = wire.round()
+                else:
+                    rates, client = wire.round()
+                    engine = engine_round(engine_binary, args.docs, args.reads)
                 rounds.append((engine, rates, client))
                 print(
                     f"round {number}: engine insert {engine['insert']:.0f}, get {engine['read']:.0f}, "
@@ -235,7 +244,8 @@ def main() -> None:
                 )
         finally:
             server.stop()
-    bulk = subprocess.run([engine_binary, "bulk"], check=True, capture_output=True, text=True).stdout
+    env = dict(os.environ, REWIND_BENCH_DOCS=str(args.docs))
+    bulk = subprocess.run([engine_binary, "bulk"], check=True, capture_output=True, text=True, env=env).stdout
     print(bulk.strip())
 
     print()

@@ -3,7 +3,8 @@
 //! Prints batched inserts through the engine, point reads by `_id` (one at a time and in
 //! batches), and bulk-load MB/s beside a plain file write + fsync of the same BSON bytes,
 //! measured in the same run. `-- ops` runs only the inserts and reads, `-- bulk` only the
-//! bulk load (`benches/cluster_wire.py` alternates `ops` with the same work through pymongo).
+//! bulk load (`benches/cluster_wire.py` alternates `ops` with the same work through pymongo);
+//! `REWIND_BENCH_DOCS` and `REWIND_BENCH_READS` set the counts (1,000,000 and 100,000).
 
 use std::io::Write;
 use std::time::Instant;
@@ -11,24 +12,31 @@ use std::time::Instant;
 use bson::{Bson, RawDocumentBuf, doc};
 use rewind_engine::{BulkLoader, Engine, EngineOptions};
 
-const DOCS: i64 = 1_000_000;
 const BATCH: i64 = 1_000;
-const READS: i64 = 100_000;
 
 fn small_doc(i: i64) -> RawDocumentBuf {
     let d = doc! {"_id": i, "name": format!("user-{i:08}"), "age": (i % 90) as i32, "city": "Amsterdam", "score": i as f64 * 0.5, "tags": ["a", "b"]};
     RawDocumentBuf::try_from(&d).expect("valid document")
 }
 
+/// `REWIND_BENCH_<name>` when set, else `default`.
+fn setting(name: &str, default: i64) -> i64 {
+    std::env::var(format!("REWIND_BENCH_{name}"))
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() -> rewind_engine::Result<()> {
+    let (count, reads) = (setting("DOCS", 1_000_000), setting("READS", 100_000));
     let root = std::env::temp_dir().join(format!("rewind-engine-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    let docs: Vec<RawDocumentBuf> = (0..DOCS).map(small_doc).collect();
+    let docs: Vec<RawDocumentBuf> = (0..count).map(small_doc).collect();
     let bytes: usize = docs.iter().map(|d| d.as_bytes().len()).sum();
     println!(
-        "{DOCS} docs, {:.1} MB of BSON ({} B avg)",
+        "{count} docs, {:.1} MB of BSON ({} B avg)",
         bytes as f64 / 1e6,
-        bytes / DOCS as usize
+        bytes / docs.len()
     );
 
     let parts: Vec<String> = std::env::args()
@@ -37,7 +45,7 @@ fn main() -> rewind_engine::Result<()> {
         .collect();
     let engine = Engine::open(root.join("engine"), EngineOptions::default())?;
     if parts.is_empty() || parts.iter().any(|p| p == "ops") {
-        ops(&engine, &docs)?;
+        ops(&engine, &docs, reads)?;
     }
     if parts.is_empty() || parts.iter().any(|p| p == "bulk") {
         bulk_load(&engine, &docs, bytes, &root)?;
@@ -46,9 +54,10 @@ fn main() -> rewind_engine::Result<()> {
     Ok(())
 }
 
-/// Inserts `docs` in batches, then reads by `_id`: one `get` each, and `get_many` in sorted
-/// batches as an `_id` `$in` find makes them.
-fn ops(engine: &Engine, docs: &[RawDocumentBuf]) -> rewind_engine::Result<()> {
+/// Inserts `docs` in batches, then makes `reads` reads by `_id`: one `get` each, and
+/// `get_many` in sorted batches as an `_id` `$in` find makes them.
+fn ops(engine: &Engine, docs: &[RawDocumentBuf], reads: i64) -> rewind_engine::Result<()> {
+    let count = docs.len() as i64;
     let t = Instant::now();
     for batch in docs.chunks(BATCH as usize) {
         let outcome = engine.write(|txn| txn.insert_many("bench.c", batch, true))?;
@@ -58,27 +67,28 @@ fn ops(engine: &Engine, docs: &[RawDocumentBuf]) -> rewind_engine::Result<()> {
     let s = t.elapsed().as_secs_f64();
     println!(
         "insert (batches of {BATCH}, sync=FULL): {:.0} docs/s ({s:.1} s)",
-        DOCS as f64 / s
+        count as f64 / s
     );
 
     let view = engine.read_view()?;
     let t = Instant::now();
     let mut found = 0;
-    for i in 0..READS {
-        let id = (i * 7_919) % DOCS;
+    for i in 0..reads {
+        let id = (i * 7_919) % count;
         found += usize::from(view.get("bench.c", &Bson::Int64(id))?.is_some());
     }
     let s = t.elapsed().as_secs_f64();
     println!(
         "reads by _id (one read view): {:.0} docs/s ({found} found)",
-        READS as f64 / s
+        reads as f64 / s
     );
 
     // The same reads a `find` with `_id: {$in: [...]}` makes: sorted batches of ids.
     let t = Instant::now();
     let mut found = 0;
-    for first in (0..READS).step_by(BATCH as usize) {
-        let mut ids: Vec<i64> = (first..first + BATCH).map(|i| (i * 7_919) % DOCS).collect();
+    for first in (0..reads).step_by(BATCH as usize) {
+        let last = reads.min(first + BATCH);
+        let mut ids: Vec<i64> = (first..last).map(|i| (i * 7_919) % count).collect();
         ids.sort_unstable();
         let ids: Vec<Bson> = ids.into_iter().map(Bson::Int64).collect();
         view.get_many("bench.c", &ids, |_| {
@@ -89,7 +99,7 @@ fn ops(engine: &Engine, docs: &[RawDocumentBuf]) -> rewind_engine::Result<()> {
     let s = t.elapsed().as_secs_f64();
     println!(
         "reads by _id, get_many in batches of {BATCH}: {:.0} docs/s ({found} found)",
-        READS as f64 / s
+        reads as f64 / s
     );
     Ok(())
 }
@@ -105,10 +115,7 @@ fn bulk_load(
     // writing to the page cache swings by several times on this kind of VM (memory the
     // guest never touched before is slow to hand out), so each side gets several tries and
     // medians are compared.
-    let samples: usize = std::env::var("REWIND_BENCH_SAMPLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let samples = usize::try_from(setting("SAMPLES", 5)).unwrap_or(5);
     let load = || -> rewind_engine::Result<(f64, f64)> {
         let dir = root.join("bulk");
         let t = Instant::now();
