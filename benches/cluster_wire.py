@@ -8,8 +8,8 @@ Each round runs these two back to back, the engine first in odd rounds and pymon
 1. the engine's benchmark (`crates/rewind-engine/benches/engine.rs`, its `ops` part): inserts
    the documents in batches of 1,000 and reads by `_id` through the engine API (one `get` each,
    and `get_many` in sorted batches of 1,000 as an `_id` `$in` find does);
-2. the same through pymongo against a release `rewind serve` hosting a cluster created through
-   the Atlas API: `insert_many` in batches of 1,000 (built before the clock starts, as the
+2. the same through pymongo against a release `rewind serve`, on a new cluster each round
+   (created, and deleted after the round, through the Atlas API): `insert_many` in batches of 1,000 (built before the clock starts, as the
    engine's are) and reads by `_id` (`find_one`, one round trip each, and `$in` batches of
    1,000); then, for context, the same with `RawBSONDocument` (the form the engine API takes
    and returns: pymongo neither encodes nor decodes the documents) and from two client threads.
