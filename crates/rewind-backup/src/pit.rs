@@ -139,14 +139,8 @@ pub(crate) fn net_changes(
                 return Ok(false);
             }
             held = held + added - replaced;
-            match state {
-                Entry::Occupied(mut old) => {
-                    old.insert(doc);
-                }
-                Entry::Vacant(new) => {
-                    new.insert(doc);
-                }
-            }
+            // The key's final state so far, whether or not it had one.
+            *state.or_insert(None) = doc;
         }
         net.stats.applied += 1;
         net.stats.last_applied = Some(ts);
