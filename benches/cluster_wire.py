@@ -144,20 +144,21 @@ class Wire:
         self.ids = [Int64((i * 7919) % docs) for i in range(reads)]
         self.id_batches = [self.ids[first : first + BATCH] for first in range(0, reads, BATCH)]
 
-    def insert(self, collection, batches) -> tuple[float, float]:
-        """Inserts `batches` into an emptied database from one thread: wall and client rates."""
+    def insert(self, collection, batches, threads: int = 1) -> tuple[float, float]:
+        """Inserts `batches` into an emptied database from `threads` client threads: wall and
+        client rates (the latter judged only for one thread)."""
         self.mongo.drop_database("bench")
         clock = Clock()
-        for documents in batches:
-            collection.insert_many(documents)
+        in_threads(threads, collection.insert_many, batches)
         rates = clock.rates(self.docs)
         assert collection.estimated_document_count() == self.docs
         return rates
 
-    def read_batched(self, collection) -> tuple[float, float]:
-        """Reads every id by `$in` batches from one thread: wall and client rates."""
+    def read_batched(self, collection, threads: int = 1) -> tuple[float, float]:
+        """Reads every id by `$in` batches from `threads` client threads: wall and client rates
+        (the latter judged only for one thread)."""
         clock = Clock()
-        found = sum(read_batch(collection, b) for b in self.id_batches)
+        found = sum(in_threads(threads, lambda ids: read_batch(collection, ids), self.id_batches))
         assert found == self.reads, found
         return clock.rates(self.reads)
 
@@ -180,21 +181,21 @@ class Wire:
         rates["read_batched_raw"], client["read_batched_raw"] = self.read_batched(self.raw_collection)
         # Two client threads: one encodes or decodes its batch while the server works on the
         # other's, so the client's own per-document cost overlaps the server's.
-        started = time.perf_counter()
-        with ThreadPoolExecutor(2) as pool:
-            found = sum(pool.map(lambda b: read_batch(self.collection, b), self.id_batches))
-        rates["read_batched_2"] = self.reads / (time.perf_counter() - started)
-        assert found == self.reads, found
+        rates["read_batched_2"], _ = self.read_batched(self.collection, threads=2)
 
         rates["insert_raw"], client["insert_raw"] = self.insert(self.raw_collection, self.raw_batches)
-        self.mongo.drop_database("bench")
-        started = time.perf_counter()
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(self.collection.insert_many, self.batches))
-        rates["insert_2"] = self.docs / (time.perf_counter() - started)
-        assert self.collection.estimated_document_count() == self.docs
+        rates["insert_2"], _ = self.insert(self.collection, self.batches, threads=2)
         self.mongo.close()
         return rates, client
+
+
+def in_threads(threads: int, work, items: list) -> list:
+    """`work` of every item, from `threads` client threads; one runs in this thread, as an
+    application's loop would, with no hand-over per item."""
+    if threads == 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(work, items))
 
 
 def read_batch(collection, ids: list[int]) -> int:
