@@ -172,6 +172,20 @@ def test_find_projection_sort_skip_limit(db):
     assert err.value.code == 51024
 
 
+def test_find_projection_elem_match(db):
+    db.c.insert_one({"_id": 1, "games": [{"g": "a", "score": 3}, {"g": "b", "score": 8}], "joined": 2020, "nums": [1, 5, 9]})
+    # Alone, $elemMatch includes (other fields go); placed after the plain inclusions.
+    assert db.c.find_one({}, {"games": {"$elemMatch": {"score": {"$gt": 5}}}}) == {"_id": 1, "games": [{"g": "b", "score": 8}]}
+    got = db.c.find_one({}, {"games": {"$elemMatch": {"g": "a"}}, "joined": 1})
+    assert list(got) == ["_id", "joined", "games"]
+    # The value form on scalar elements; no match leaves the field out.
+    assert db.c.find_one({}, {"nums": {"$elemMatch": {"$gt": 4}}, "_id": 0}) == {"nums": [5]}
+    assert db.c.find_one({}, {"nums": {"$elemMatch": {"$gt": 10}}}) == {"_id": 1}
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        db.c.find_one({}, {"games": {"$elemMatch": 1}})
+    assert err.value.code == 31274
+
+
 def test_cursor_over_many_batches(db):
     coll = db.many
     coll.insert_many([{"_id": i, "pad": "x" * 50} for i in range(2500)])

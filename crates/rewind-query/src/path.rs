@@ -11,6 +11,15 @@ pub(crate) fn array_index(component: &str) -> Option<usize> {
     component.parse().ok()
 }
 
+/// An array as the server sees it where it wants a document: its elements keyed by index.
+pub(crate) fn array_document(items: &[Bson]) -> Document {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (i.to_string(), item.clone()))
+        .collect()
+}
+
 /// Splits a dotted path into components.
 pub(crate) fn split(path: &str) -> Vec<String> {
     path.split('.').map(str::to_owned).collect()

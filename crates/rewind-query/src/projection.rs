@@ -6,7 +6,8 @@ use bson::{Bson, Document};
 use crate::aggregate::expr::Expr;
 use crate::compare::Num;
 use crate::error::{QueryError, QueryResult};
-use crate::filter::Filter;
+use crate::filter::ElemMatch;
+use crate::types::type_alias;
 
 /// A parsed projection.
 #[derive(Debug, Clone)]
@@ -30,7 +31,8 @@ enum Node {
         skip: i64,
         limit: Option<i64>,
     },
-    ElemMatch(Box<Filter>),
+    /// `{$elemMatch: spec}`: the first element the spec matches, as a one-element array.
+    ElemMatch(Box<ElemMatch>),
     /// `a.$`: the array element the query matched (see [`Filter::positional_index`]).
     Positional,
     Children(Vec<(String, Node)>),
@@ -67,8 +69,11 @@ impl Projection {
         let id_only_inclusion = fields
             .iter()
             .any(|(k, n)| k == "_id" && matches!(n, Node::Include | Node::Computed(_)));
+        // With no plain inclusion or exclusion, the server decides in this order: `{_id: 1}`
+        // includes, any `$slice` excludes, any `$elemMatch` includes, anything else excludes.
+        let implied = id_only_inclusion || (mode.elem_match && !mode.slice);
         Ok(Projection {
-            inclusion: mode.inclusion.unwrap_or(id_only_inclusion),
+            inclusion: mode.inclusion.unwrap_or(implied),
             implicit_id: !id_named && !mode.id_excluded,
             identity: spec.is_empty(),
             fields,
@@ -111,7 +116,7 @@ impl Projection {
             return Ok(doc.clone());
         }
         if !self.inclusion {
-            return Ok(exclude(doc, &self.fields));
+            return exclude(doc, &self.fields);
         }
         let mut out = Document::new();
         if self.implicit_id
@@ -131,11 +136,32 @@ impl Projection {
 struct Mode {
     inclusion: Option<bool>,
     id_excluded: bool,
+    slice: bool,
+    elem_match: bool,
+    positional: bool,
 }
 
 impl Mode {
     fn note(&mut self, path: &str, node: &Node) -> QueryResult<()> {
         let is_id = path == "_id";
+        match node {
+            Node::Slice { .. } => self.slice = true,
+            Node::ElemMatch(_) if self.positional => {
+                return Err(QueryError::location(
+                    31255,
+                    "Cannot specify positional operator and $elemMatch.",
+                ));
+            }
+            Node::ElemMatch(_) => self.elem_match = true,
+            Node::Positional if self.elem_match => {
+                return Err(QueryError::location(
+                    31256,
+                    "Cannot specify positional operator and $elemMatch.",
+                ));
+            }
+            Node::Positional => self.positional = true,
+            _ => {}
+        }
         match node {
             Node::Include | Node::Computed(_) | Node::Positional if !is_id => {
                 if self.inclusion == Some(false) {
@@ -181,19 +207,22 @@ fn parse_leaf_or_children(key: &str, value: &Bson, mode: &mut Mode) -> QueryResu
         Bson::Boolean(b) => Ok(if *b { Node::Include } else { Node::Exclude }),
         Bson::Document(d) => match d.keys().next().map(String::as_str) {
             Some("$slice") if d.len() == 1 => parse_slice(d.get("$slice").unwrap_or(&Bson::Null)),
-            Some("$elemMatch") if d.len() == 1 => {
-                if key.contains('.') {
-                    return Err(QueryError::bad_value(
-                        "Cannot use $elemMatch projection on a nested field.",
-                    ));
+            Some("$elemMatch") if d.len() == 1 => match d.get("$elemMatch") {
+                Some(Bson::Document(spec)) if !key.contains('.') => {
+                    Ok(Node::ElemMatch(Box::new(ElemMatch::parse(spec)?)))
                 }
-                match d.get("$elemMatch") {
-                    Some(Bson::Document(q)) => Ok(Node::ElemMatch(Box::new(Filter::parse(q)?))),
-                    _ => Err(QueryError::bad_value(
-                        "elemMatch: Invalid argument, object required.",
-                    )),
-                }
-            }
+                Some(Bson::Document(_)) => Err(QueryError::location(
+                    31275,
+                    "Cannot use $elemMatch projection on a nested field.",
+                )),
+                other => Err(QueryError::location(
+                    31274,
+                    format!(
+                        "elemMatch: Invalid argument, object required, but got {}",
+                        other.map_or("missing", type_alias)
+                    ),
+                )),
+            },
             Some("$meta") => Err(QueryError::not_implemented(
                 "$meta projection is not supported by this server",
             )),
@@ -340,12 +369,8 @@ fn include(
             Node::Slice { skip, limit } => {
                 out.insert(key.clone(), slice(value, *skip, *limit));
             }
-            Node::ElemMatch(filter) => {
-                if let Some(v) = elem_match(value, filter) {
-                    out.insert(key.clone(), v);
-                }
-            }
-            Node::Exclude | Node::Computed(_) => {}
+            // Added after the included fields, as computed ones are.
+            Node::Exclude | Node::Computed(_) | Node::ElemMatch(_) => {}
         }
     }
     Ok(())
@@ -372,7 +397,7 @@ fn include_array(
     Ok(Bson::Array(out))
 }
 
-fn exclude(doc: &Document, spec: &[(String, Node)]) -> Document {
+fn exclude(doc: &Document, spec: &[(String, Node)]) -> QueryResult<Document> {
     let mut out = Document::new();
     for (key, value) in doc {
         let Some((_, node)) = spec.iter().find(|(k, _)| k == key) else {
@@ -382,13 +407,14 @@ fn exclude(doc: &Document, spec: &[(String, Node)]) -> Document {
         match node {
             Node::Exclude => {}
             Node::Children(children) => {
-                out.insert(key.clone(), exclude_value(value, children));
+                out.insert(key.clone(), exclude_value(value, children)?);
             }
             Node::Slice { skip, limit } => {
                 out.insert(key.clone(), slice(value, *skip, *limit));
             }
-            Node::ElemMatch(filter) => {
-                if let Some(v) = elem_match(value, filter) {
+            // In place: the field is still there when the server sets it.
+            Node::ElemMatch(spec) => {
+                if let Some(v) = elem_match(value, spec)? {
                     out.insert(key.clone(), v);
                 }
             }
@@ -397,24 +423,40 @@ fn exclude(doc: &Document, spec: &[(String, Node)]) -> Document {
             }
         }
     }
-    out
+    Ok(out)
 }
 
-fn exclude_value(value: &Bson, spec: &[(String, Node)]) -> Bson {
-    match value {
-        Bson::Document(sub) => Bson::Document(exclude(sub, spec)),
-        Bson::Array(items) => Bson::Array(items.iter().map(|i| exclude_value(i, spec)).collect()),
+fn exclude_value(value: &Bson, spec: &[(String, Node)]) -> QueryResult<Bson> {
+    Ok(match value {
+        Bson::Document(sub) => Bson::Document(exclude(sub, spec)?),
+        Bson::Array(items) => Bson::Array(
+            items
+                .iter()
+                .map(|i| exclude_value(i, spec))
+                .collect::<QueryResult<_>>()?,
+        ),
         other => other.clone(),
-    }
+    })
 }
 
-/// Computed fields are evaluated against the whole document and appended
-/// after the included fields, as the server does.
+/// Computed and `$elemMatch` fields are evaluated against the whole document and
+/// appended after the included fields, as the server does.
 fn add_computed(root: &Document, spec: &[(String, Node)], out: &mut Document) -> QueryResult<()> {
     for (key, node) in spec {
         match node {
             Node::Computed(expr) => {
                 if let Some(v) = expr.evaluate_opt(root)? {
+                    out.insert(key.clone(), v);
+                }
+            }
+            // Only at the top level (parsing refuses nested ones), so `key` names a field of
+            // `root`.
+            Node::ElemMatch(elem_spec) => {
+                if let Some(Some(v)) = root
+                    .get(key)
+                    .map(|v| elem_match(v, elem_spec))
+                    .transpose()?
+                {
                     out.insert(key.clone(), v);
                 }
             }
@@ -464,12 +506,13 @@ pub(crate) fn slice(value: &Bson, skip: i64, limit: Option<i64>) -> Bson {
     Bson::Array(items.iter().skip(start).take(count).cloned().collect())
 }
 
-fn elem_match(value: &Bson, filter: &Filter) -> Option<Bson> {
+/// `$elemMatch` of a field's value: its first matching element as a one-element array, or
+/// nothing (the field is left out) when the value is no array or no element matches.
+fn elem_match(value: &Bson, spec: &ElemMatch) -> QueryResult<Option<Bson>> {
     let Bson::Array(items) = value else {
-        return None;
+        return Ok(None);
     };
-    items
-        .iter()
-        .find(|item| matches!(item, Bson::Document(d) if filter.matches(d)))
-        .map(|item| Bson::Array(vec![item.clone()]))
+    Ok(spec
+        .first_match(items)?
+        .map(|i| Bson::Array(vec![items[i].clone()])))
 }

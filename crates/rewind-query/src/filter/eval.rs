@@ -73,8 +73,11 @@ fn pred_matches(pred: &Pred, candidates: &[Option<&Bson>]) -> QueryResult<bool> 
 pub(super) fn elem_match_position(pred: &Pred, items: &[Bson]) -> QueryResult<Option<usize>> {
     for (i, item) in items.iter().enumerate() {
         let hit = match pred {
+            // The server matches an embedded array as the document of its indexes
+            // (`{"0": ..., "1": ...}`); other values never match the query form.
             Pred::ElemMatchQuery(node) => match item {
                 Bson::Document(d) => node_matches(node, d)?,
+                Bson::Array(nested) => node_matches(node, &path::array_document(nested))?,
                 _ => false,
             },
             Pred::ElemMatchValue(preds) => {

@@ -61,6 +61,25 @@ enum Pred {
     ElemMatchValue(Vec<Pred>),
 }
 
+/// An `$elemMatch` predicate on its own, as the find projection operator of that name uses
+/// it: which element of an array it picks.
+#[derive(Debug, Clone)]
+pub struct ElemMatch(Pred);
+
+impl ElemMatch {
+    /// Parses the operator's argument, as `{field: {$elemMatch: spec}}` in a filter would.
+    pub fn parse(spec: &Document) -> QueryResult<ElemMatch> {
+        Ok(ElemMatch(parse::parse_elem_match(&Bson::Document(
+            spec.clone(),
+        ))?))
+    }
+
+    /// The index of the first element of `items` the predicate matches.
+    pub fn first_match(&self, items: &[Bson]) -> QueryResult<Option<usize>> {
+        eval::elem_match_position(&self.0, items)
+    }
+}
+
 /// Range comparison operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CmpOp {

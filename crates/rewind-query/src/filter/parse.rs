@@ -281,7 +281,7 @@ fn parse_all(arg: &Bson) -> QueryResult<Pred> {
     Ok(Pred::And(preds))
 }
 
-fn parse_elem_match(arg: &Bson) -> QueryResult<Pred> {
+pub(super) fn parse_elem_match(arg: &Bson) -> QueryResult<Pred> {
     let Bson::Document(spec) = arg else {
         return Err(QueryError::bad_value("$elemMatch needs an Object"));
     };

@@ -254,6 +254,21 @@ fn elem_match_size_all_mod() {
     ));
     assert_eq!(code(Filter::parse(&doc! {"a": {"$all": 1}})), 2);
     assert_eq!(code(Filter::parse(&doc! {"a": {"$elemMatch": 1}})), 2);
+    // The query form sees an embedded array as the document of its indexes, and `{}` matches
+    // any embedded document or array, never a scalar.
+    assert!(matches(
+        doc! {"a": {"$elemMatch": {"1": 5}}},
+        doc! {"a": [3, [4, 5]]}
+    ));
+    assert!(!matches(
+        doc! {"a": {"$elemMatch": {"0": 5}}},
+        doc! {"a": [3, [4, 5]]}
+    ));
+    assert!(matches(doc! {"a": {"$elemMatch": {}}}, doc! {"a": [1, []]}));
+    assert!(!matches(
+        doc! {"a": {"$elemMatch": {}}},
+        doc! {"a": [1, "x"]}
+    ));
     assert!(matches(doc! {"q": {"$mod": [4, 0]}}, doc! {"q": 12}));
     assert!(!matches(doc! {"q": {"$mod": [4, 0]}}, doc! {"q": 13}));
     assert!(matches(doc! {"q": {"$mod": [4, 1]}}, doc! {"q": 5.9}));

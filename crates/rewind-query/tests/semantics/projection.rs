@@ -1,4 +1,4 @@
-use bson::{Document, doc};
+use bson::{Bson, Document, doc};
 use rewind_query::filter::Filter;
 use rewind_query::projection::Projection;
 
@@ -84,6 +84,108 @@ fn slice_and_elem_match() {
     assert_eq!(
         project(doc! {"s": {"$elemMatch": {"g": 9}}, "_id": 0}, d),
         doc! {}
+    );
+}
+
+/// The find projection operator `$elemMatch`, as MongoDB's own tests of it describe it.
+#[test]
+fn elem_match_operator() {
+    let d = doc! {
+        "_id": 1,
+        "x": [{"a": 1, "b": 2}, {"a": 2, "c": 3}, {"a": 1, "d": 5}],
+        "y": [1, 2, 4, 3, 5],
+        "z": "kept only when named"
+    };
+    // Alone it includes: the other fields go, `_id` stays.
+    assert_eq!(
+        project(
+            doc! {"x": {"$elemMatch": {"d": {"$exists": true}}}},
+            d.clone()
+        ),
+        doc! {"_id": 1, "x": [{"a": 1, "d": 5}]}
+    );
+    // The value form on scalars, and only the first element that matches.
+    assert_eq!(
+        project(
+            doc! {"y": {"$elemMatch": {"$gt": 2, "$lt": 5}}, "_id": 0},
+            d.clone()
+        ),
+        doc! {"y": [4]}
+    );
+    assert_eq!(
+        project(
+            doc! {"y": {"$elemMatch": {"$in": [9, 3, 5]}}, "_id": 0},
+            d.clone()
+        ),
+        doc! {"y": [3]}
+    );
+    assert_eq!(
+        project(doc! {"x": {"$elemMatch": {"a": 1}}, "_id": 0}, d.clone()),
+        doc! {"x": [{"a": 1, "b": 2}]}
+    );
+    // Placed after the plain inclusions, whatever the order of the fields.
+    let out = project(doc! {"x": {"$elemMatch": {"a": 2}}, "z": 1}, d.clone());
+    assert_eq!(out.keys().collect::<Vec<_>>(), ["_id", "z", "x"]);
+    assert_eq!(
+        out.get_array("x").expect("x"),
+        &vec![Bson::Document(doc! {"a": 2, "c": 3})]
+    );
+    // With an exclusion the rest stays, and the field keeps its place.
+    let out = project(doc! {"x": {"$elemMatch": {"a": 2}}, "y": 0}, d.clone());
+    assert_eq!(out.keys().collect::<Vec<_>>(), ["_id", "x", "z"]);
+    // `$slice` outranks it: together they exclude nothing else.
+    let out = project(
+        doc! {"x": {"$elemMatch": {"a": 2}}, "y": {"$slice": 1}},
+        d.clone(),
+    );
+    assert_eq!(out.keys().collect::<Vec<_>>(), ["_id", "x", "y", "z"]);
+    assert_eq!(out.get_array("y").expect("y"), &vec![Bson::Int32(1)]);
+    // No matching element, or no array: the field is left out.
+    assert_eq!(
+        project(doc! {"y": {"$elemMatch": {"$lt": 0}}}, d.clone()),
+        doc! {"_id": 1}
+    );
+    assert_eq!(
+        project(doc! {"z": {"$elemMatch": {"$gt": 2}}, "_id": 1}, d.clone()),
+        doc! {"_id": 1}
+    );
+    // `{}` picks the first embedded array or document; nested arrays are matched by index.
+    let nested = doc! {"_id": 2, "n": ["s", 123, [4, 5, 6], {"a": 1}]};
+    assert_eq!(
+        project(doc! {"n": {"$elemMatch": {}}, "_id": 0}, nested.clone()),
+        doc! {"n": [[4, 5, 6]]}
+    );
+    assert_eq!(
+        project(
+            doc! {"n": {"$elemMatch": {"$elemMatch": {"$gt": 5}}}, "_id": 0},
+            nested
+        ),
+        doc! {"n": [[4, 5, 6]]}
+    );
+    // The server's refusals.
+    assert_eq!(
+        code(Projection::parse(&doc! {"x": {"$elemMatch": 1}})),
+        31274
+    );
+    assert_eq!(
+        code(Projection::parse(&doc! {"x.a": {"$elemMatch": {"b": 1}}})),
+        31275
+    );
+    assert_eq!(
+        code(Projection::parse(
+            &doc! {"x.$": 1, "y": {"$elemMatch": {"b": 1}}}
+        )),
+        31255
+    );
+    assert_eq!(
+        code(Projection::parse(
+            &doc! {"y": {"$elemMatch": {"b": 1}}, "x.$": 1}
+        )),
+        31256
+    );
+    assert_eq!(
+        code(Projection::parse(&doc! {"x": {"$elemMatch": {"$foo": 1}}})),
+        2
     );
 }
 
