@@ -81,10 +81,9 @@ pub(super) fn elem_match_position(pred: &Pred, items: &[Bson]) -> QueryResult<Op
                 _ => false,
             },
             Pred::ElemMatchValue(preds) => {
-                let single = [Some(item)];
                 let mut all = true;
                 for p in preds {
-                    if !pred_matches(p, &single)? {
+                    if !element_matches(p, item)? {
                         all = false;
                         break;
                     }
@@ -98,6 +97,35 @@ pub(super) fn elem_match_position(pred: &Pred, items: &[Bson]) -> QueryResult<Op
         }
     }
     Ok(None)
+}
+
+/// A predicate of `$elemMatch`'s value form against one array element: the element itself,
+/// never the elements of an array it is (the server does not traverse it).
+fn element_matches(pred: &Pred, item: &Bson) -> QueryResult<bool> {
+    Ok(match pred {
+        Pred::And(preds) => {
+            for p in preds {
+                if !element_matches(p, item)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        Pred::Not(inner) => !element_matches(inner, item)?,
+        Pred::ElemMatchQuery(_) | Pred::ElemMatchValue(_) => match item {
+            Bson::Array(items) => elem_match_position(pred, items)?.is_some(),
+            _ => false,
+        },
+        Pred::Eq(target) => equals(item, target),
+        Pred::Cmp(op, target) => compare_op(*op, item, target),
+        Pred::Regex(re) => re.matches(item),
+        Pred::In(items) => items.iter().any(|i| in_item_matches(i, item)),
+        Pred::Type(specs) => specs.iter().any(|s| s.matches(item)),
+        Pred::Mod { divisor, remainder } => mod_matches(item, *divisor, *remainder),
+        // `$all` holds when each of its parts does; `$size` and `$exists` look at the
+        // element as a whole anyway.
+        Pred::Exists | Pred::Size(_) | Pred::Never => leaf_matches(pred, Some(item)),
+    })
 }
 
 /// A positive leaf predicate against one candidate, expanding arrays into
@@ -129,11 +157,14 @@ pub(super) fn leaf_matches(pred: &Pred, candidate: Option<&Bson>) -> bool {
 }
 
 /// Missing fields match `null` equality (also via `$in`) and the inclusive
-/// null range bounds, exactly as the server treats them.
+/// null range bounds, exactly as the server treats them; and every document is above
+/// MinKey and below MaxKey, whether it has the field or not.
 fn matches_missing(pred: &Pred) -> bool {
     match pred {
         Pred::Eq(target) => is_nullish(target),
-        Pred::Cmp(CmpOp::Gte | CmpOp::Lte, target) => is_nullish(target),
+        Pred::Cmp(CmpOp::Gte | CmpOp::Lte, target) if is_nullish(target) => true,
+        Pred::Cmp(CmpOp::Gt | CmpOp::Gte, Bson::MinKey) => true,
+        Pred::Cmp(CmpOp::Lt | CmpOp::Lte, Bson::MaxKey) => true,
         Pred::In(items) => items
             .iter()
             .any(|item| matches!(item, InItem::Eq(v) if is_nullish(v))),
@@ -184,13 +215,22 @@ fn mod_matches(value: &Bson, divisor: i64, remainder: i64) -> bool {
     };
     let n = match num {
         Num::Int(i) => i,
-        Num::Float(f) if f.is_finite() => {
-            // Truncation toward zero, as the server does for doubles.
-            #[allow(clippy::cast_possible_truncation)]
-            let t = f as i64;
-            t
-        }
-        _ => return false,
+        // Truncation toward zero, as the server does for doubles; one no 64-bit integer
+        // holds never matches.
+        Num::Float(f) => match float_to_i64(f) {
+            Some(t) => t,
+            None => return false,
+        },
+        Num::NaN => return false,
     };
-    n.checked_rem(divisor) == Some(remainder)
+    // The server's safe modulo: `i64::MIN % -1` is 0, not an overflow.
+    n.wrapping_rem(divisor) == remainder
+}
+
+/// `f` truncated toward zero, when a 64-bit integer holds the result.
+pub(super) fn float_to_i64(f: f64) -> Option<i64> {
+    // -2^63 is exact as a double; 2^63 is the first value past the range.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    #[allow(clippy::cast_possible_truncation)]
+    (-LIMIT..LIMIT).contains(&f).then_some(f as i64)
 }

@@ -132,6 +132,11 @@ fn parse_operator(op: &str, arg: &Bson) -> QueryResult<Pred> {
             }
             Pred::Not(Box::new(Pred::Eq(arg.clone())))
         }
+        "$gt" | "$gte" | "$lt" | "$lte" if matches!(arg, Bson::RegularExpression(_)) => {
+            return Err(QueryError::bad_value(format!(
+                "Can't have RegEx as arg to {op}."
+            )));
+        }
         "$gt" => Pred::Cmp(CmpOp::Gt, arg.clone()),
         "$gte" => Pred::Cmp(CmpOp::Gte, arg.clone()),
         "$lt" => Pred::Cmp(CmpOp::Lt, arg.clone()),
@@ -243,13 +248,18 @@ fn parse_mod(arg: &Bson) -> QueryResult<Pred> {
     }
     let as_int = |b: &Bson, what: &str| -> QueryResult<i64> {
         let n = Num::of(b)
-            .filter(|n| !n.as_f64().is_nan() && n.as_f64().is_finite())
             .ok_or_else(|| QueryError::bad_value(format!("malformed mod, {what} not a number")))?;
-        // Truncation toward zero is the server's documented behaviour.
-        #[allow(clippy::cast_possible_truncation)]
-        Ok(match n {
-            crate::compare::Num::Int(i) => i,
-            other => other.as_f64() as i64,
+        // Truncation toward zero is the server's documented behaviour; past the 64-bit
+        // range (or NaN) it refuses the value.
+        match n {
+            Num::Int(i) => Some(i),
+            other => super::eval::float_to_i64(other.as_f64()),
+        }
+        .ok_or_else(|| {
+            QueryError::bad_value(format!(
+                "malformed mod, {what} value is invalid :: caused by :: Out of bounds coercing \
+                 to integral value"
+            ))
         })
     };
     let divisor = as_int(&items[0], "divisor")?;

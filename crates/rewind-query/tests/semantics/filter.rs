@@ -88,6 +88,13 @@ fn comparisons_are_type_bracketed() {
         doc! {"a": {"$lt": Bson::MaxKey}},
         doc! {"a": {"b": 1}}
     ));
+    // Every document is above MinKey and below MaxKey, with or without the field.
+    assert!(matches(doc! {"a": {"$gt": Bson::MinKey}}, doc! {}));
+    assert!(matches(doc! {"a": {"$gte": Bson::MinKey}}, doc! {}));
+    assert!(!matches(doc! {"a": {"$lte": Bson::MinKey}}, doc! {}));
+    assert!(matches(doc! {"a": {"$lt": Bson::MaxKey}}, doc! {}));
+    assert!(matches(doc! {"a": {"$lte": Bson::MaxKey}}, doc! {}));
+    assert!(!matches(doc! {"a": {"$gte": Bson::MaxKey}}, doc! {}));
     assert!(matches(doc! {"a": {"$eq": [1, 2]}}, doc! {"a": [1, 2]}));
     assert!(matches(doc! {"a": {"$gt": [1]}}, doc! {"a": [[2]]}));
     assert!(matches(doc! {"a": {"$ne": 1}}, doc! {"a": [2, 3]}));
@@ -203,6 +210,7 @@ fn regex() {
     assert_eq!(code(Filter::parse(&doc! {"s": {"$regex": "("}})), 51091);
     assert_eq!(code(Filter::parse(&doc! {"s": {"$regex": 5}})), 2);
     assert_eq!(code(Filter::parse(&doc! {"s": {"$ne": re("x", "")}})), 2);
+    assert_eq!(code(Filter::parse(&doc! {"s": {"$gt": re("x", "")}})), 2);
 }
 
 #[test]
@@ -269,7 +277,36 @@ fn elem_match_size_all_mod() {
         doc! {"a": {"$elemMatch": {}}},
         doc! {"a": [1, "x"]}
     ));
+    // The value form tests each element itself: it does not look into nested arrays, so
+    // two conditions cannot be met by two different inner elements.
+    let range = doc! {"a": {"$elemMatch": {"$gt": 4, "$lt": 6}}};
+    assert!(matches(range.clone(), doc! {"a": [5]}));
+    assert!(!matches(range.clone(), doc! {"a": [[5]]}));
+    assert!(!matches(range, doc! {"a": [[3, 7]]}));
+    assert!(!matches(
+        doc! {"a": {"$elemMatch": {"$type": "number"}}},
+        doc! {"a": [[5]]}
+    ));
+    assert!(matches(
+        doc! {"a": {"$elemMatch": {"$ne": 5}}},
+        doc! {"a": [[5]]}
+    ));
+    assert!(matches(
+        doc! {"a": {"$elemMatch": {"$elemMatch": {"$gt": 4, "$lt": 6}}}},
+        doc! {"a": [[5]]}
+    ));
+    assert!(!matches(
+        doc! {"a": {"$elemMatch": {"$elemMatch": {"$gt": 4, "$lt": 6}}}},
+        doc! {"a": [[[5]]]}
+    ));
     assert!(matches(doc! {"q": {"$mod": [4, 0]}}, doc! {"q": 12}));
+    // A double no 64-bit integer holds never matches, and is refused as an operand;
+    // the minimum integer modulo -1 is 0.
+    assert!(!matches(doc! {"q": {"$mod": [2, 1]}}, doc! {"q": 1e20}));
+    assert!(!matches(doc! {"q": {"$mod": [2, 0]}}, doc! {"q": 1e20}));
+    assert_eq!(code(Filter::parse(&doc! {"q": {"$mod": [1e20, 0]}})), 2);
+    assert_eq!(code(Filter::parse(&doc! {"q": {"$mod": [3, f64::NAN]}})), 2);
+    assert!(matches(doc! {"q": {"$mod": [-1, 0]}}, doc! {"q": i64::MIN}));
     assert!(!matches(doc! {"q": {"$mod": [4, 0]}}, doc! {"q": 13}));
     assert!(matches(doc! {"q": {"$mod": [4, 1]}}, doc! {"q": 5.9}));
     assert_eq!(code(Filter::parse(&doc! {"q": {"$mod": [4]}})), 2);
