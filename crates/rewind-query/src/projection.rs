@@ -460,18 +460,39 @@ fn add_computed(root: &Document, spec: &[(String, Node)], out: &mut Document) ->
                     out.insert(key.clone(), v);
                 }
             }
-            Node::Children(children) if has_computed(children) => {
-                if !matches!(out.get(key), Some(Bson::Document(_))) {
-                    out.insert(key.clone(), Document::new());
+            Node::Children(children) if has_computed(children) => match out.get_mut(key) {
+                Some(existing) => add_computed_within(root, children, existing)?,
+                None => {
+                    let mut sub = Document::new();
+                    add_computed(root, children, &mut sub)?;
+                    out.insert(key.clone(), sub);
                 }
-                if let Some(Bson::Document(sub)) = out.get_mut(key) {
-                    add_computed(root, children, sub)?;
-                }
-            }
+            },
             _ => {}
         }
     }
     Ok(())
+}
+
+/// Computed fields under a projected value: a document gets them, an array in each of its
+/// elements, and any other value is replaced by a document of them (as the server does).
+fn add_computed_within(
+    root: &Document,
+    spec: &[(String, Node)],
+    target: &mut Bson,
+) -> QueryResult<()> {
+    match target {
+        Bson::Document(sub) => add_computed(root, spec, sub),
+        Bson::Array(items) => items
+            .iter_mut()
+            .try_for_each(|item| add_computed_within(root, spec, item)),
+        other => {
+            let mut sub = Document::new();
+            add_computed(root, spec, &mut sub)?;
+            *other = Bson::Document(sub);
+            Ok(())
+        }
+    }
 }
 
 fn has_computed(spec: &[(String, Node)]) -> bool {

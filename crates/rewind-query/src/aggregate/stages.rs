@@ -318,15 +318,52 @@ fn add_fields(doc: Document, fields: &[(Vec<String>, Expr)]) -> QueryResult<Docu
         .collect::<QueryResult<Vec<_>>>()?;
     let mut out = doc;
     for ((parts, _), value) in fields.iter().zip(values) {
-        match value {
-            Some(v) => set_overwriting(&mut out, parts, v),
-            None => remove(&mut out, parts),
-        }
+        set_computed(&mut out, parts, value.as_ref());
     }
     Ok(out)
 }
 
-/// Sets a dotted path, replacing non-document intermediates with documents.
+/// Sets (or, for a missing value, removes) a computed dotted path as `$addFields` does:
+/// a document on the way gets the field, an array gets it in each of its elements (nested
+/// arrays too), and a missing field or any other value becomes a document holding it.
+fn set_computed(doc: &mut Document, parts: &[String], value: Option<&Bson>) {
+    let Some((head, rest)) = parts.split_first() else {
+        return;
+    };
+    if rest.is_empty() {
+        match value {
+            Some(v) => doc.insert(head.clone(), v.clone()),
+            None => doc.remove(head),
+        };
+        return;
+    }
+    match doc.get_mut(head) {
+        Some(existing) => set_computed_within(existing, rest, value),
+        None => {
+            let mut child = Document::new();
+            set_computed(&mut child, rest, value);
+            doc.insert(head.clone(), child);
+        }
+    }
+}
+
+fn set_computed_within(target: &mut Bson, parts: &[String], value: Option<&Bson>) {
+    match target {
+        Bson::Document(d) => set_computed(d, parts, value),
+        Bson::Array(items) => {
+            for item in items {
+                set_computed_within(item, parts, value);
+            }
+        }
+        other => {
+            let mut d = Document::new();
+            set_computed(&mut d, parts, value);
+            *other = Bson::Document(d);
+        }
+    }
+}
+
+/// Sets a dotted path, replacing non-document intermediates (arrays too) with documents.
 pub(super) fn set_overwriting(doc: &mut Document, parts: &[String], value: Bson) {
     let Some((head, rest)) = parts.split_first() else {
         return;

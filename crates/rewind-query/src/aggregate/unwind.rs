@@ -11,7 +11,8 @@ use crate::types::type_alias;
 #[derive(Debug, Clone)]
 pub(super) struct Unwind {
     parts: Vec<String>,
-    include_array_index: Option<String>,
+    /// The path of `includeArrayIndex` (a dotted name nests, as for the unwound field).
+    include_array_index: Option<Vec<String>>,
     preserve_null_and_empty: bool,
 }
 
@@ -60,7 +61,7 @@ pub(super) fn parse_unwind(spec: &Bson) -> QueryResult<Unwind> {
                                 ),
                             ));
                         }
-                        unwind.include_array_index = Some(name.clone());
+                        unwind.include_array_index = Some(path::split(name));
                     }
                     ("includeArrayIndex", _) => {
                         return Err(QueryError::location(
@@ -120,8 +121,8 @@ fn nested<'a>(doc: &'a Document, parts: &[String]) -> Option<&'a Bson> {
 
 pub(super) fn unwind(doc: Document, spec: &Unwind) -> Vec<Document> {
     let with_index = |mut d: Document, index: Bson| {
-        if let Some(name) = &spec.include_array_index {
-            d.insert(name.clone(), index);
+        if let Some(index_path) = &spec.include_array_index {
+            set_overwriting(&mut d, index_path, index);
         }
         d
     };

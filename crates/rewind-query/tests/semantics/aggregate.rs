@@ -137,6 +137,25 @@ fn match_project_sort_skip_limit_count() {
         vec![doc! {"b": {"d": 2}}],
     );
     assert_eq!(out, vec![doc! {"b": {"d": 2, "c": 1}}]);
+    // A dotted path through an array sets the field in every element: documents get it,
+    // nested arrays are entered, other values become documents (MongoDB's dotted_paths.js).
+    let out = run(
+        vec![doc! {"$addFields": {"arr.new.b": "v"}}],
+        vec![doc! {"arr": [1, {"sub": [2, {}]}, [1]], "other": 1}],
+    );
+    assert_eq!(
+        out,
+        vec![doc! {
+            "arr": [{"new": {"b": "v"}}, {"sub": [2, {}], "new": {"b": "v"}}, [{"new": {"b": "v"}}]],
+            "other": 1
+        }]
+    );
+    // A missing value removes the field from each element.
+    let out = run(
+        vec![doc! {"$set": {"arr.x": "$nope"}}],
+        vec![doc! {"arr": [{"x": 1, "y": 2}, {"x": 3}]}],
+    );
+    assert_eq!(out, vec![doc! {"arr": [{"y": 2}, {}]}]);
     let out = run(
         vec![doc! {"$replaceRoot": {"newRoot": "$b"}}],
         vec![doc! {"b": {"d": 2}}],
@@ -184,6 +203,12 @@ fn unwind() {
         vec![doc! {"a": {"b": [1, 2]}}],
     );
     assert_eq!(out, vec![doc! {"a": {"b": 1}}, doc! {"a": {"b": 2}}]);
+    // A dotted includeArrayIndex nests, as the unwound path does.
+    let out = run(
+        vec![doc! {"$unwind": {"path": "$x.a", "includeArrayIndex": "x.i"}}],
+        vec![doc! {"x": {"a": [{"b": 1}]}}],
+    );
+    assert_eq!(out, vec![doc! {"x": {"a": {"b": 1}, "i": 0_i64}}]);
 }
 
 #[test]

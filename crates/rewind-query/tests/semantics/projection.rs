@@ -203,6 +203,19 @@ fn computed_fields() {
         doc! {"v": 3}
     );
     assert_eq!(project(doc! {"v": "$nope", "_id": 0}, sample()), doc! {});
+    // Under an array, computed fields go into each element (scalars are left out by the
+    // inclusion, as for included subfields).
+    assert_eq!(
+        project(doc! {"arr.z": "$a", "_id": 0}, sample()),
+        doc! {"arr": [{"z": 1}, {"z": 1}]}
+    );
+    assert_eq!(
+        project(
+            doc! {"arr.x": 1, "arr.z": {"$literal": 0}, "_id": 0},
+            sample()
+        ),
+        doc! {"arr": [{"x": 1, "z": 0}, {"x": 3, "z": 0}]}
+    );
 }
 
 #[test]
