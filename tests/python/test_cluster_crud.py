@@ -273,6 +273,21 @@ def test_upsert_set_on_insert_and_multi(db):
     assert sorted(d["x"] for d in coll.find({"g": 1})) == [1, 1, 1, 1, 2]
 
 
+def test_an_upsert_cannot_change_the_filters_id(db):
+    coll = db.u
+    for update in ({"$set": {"_id": 13}}, {"$setOnInsert": {"_id": 13}}):
+        with pytest.raises(pymongo.errors.WriteError) as err:
+            coll.update_one({"_id": 12}, update, upsert=True)
+        assert err.value.code == 66
+    with pytest.raises(pymongo.errors.WriteError) as err:
+        coll.replace_one({"_id": 10}, {"_id": 11, "b": 3}, upsert=True)
+    assert err.value.code == 66
+    assert coll.count_documents({}) == 0
+    # A replacement takes only _id from the filter.
+    coll.replace_one({"r": {"a": 1}, "r.a": 1, "_id": 3}, {"y": 1}, upsert=True)
+    assert list(coll.find()) == [{"_id": 3, "y": 1}]
+
+
 def test_update_errors_are_reported(db):
     coll = db.u
     coll.insert_one({"_id": 1, "a": "text"})

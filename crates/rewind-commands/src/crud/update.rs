@@ -46,10 +46,14 @@ pub fn apply_update(update: &Update, filter: &Filter, doc: &Document) -> Result<
     Ok((new, changed))
 }
 
-/// The document an upsert inserts when nothing matched: the filter's equality fields with
-/// the update applied (`$setOnInsert` included), `_id` first and generated when missing.
+/// The document an upsert inserts when nothing matched: the filter's equality fields (only
+/// `_id` for a replacement) with the update applied (`$setOnInsert` included), `_id` first
+/// and generated when missing. An `_id` the filter gave cannot be changed (code 66).
 pub fn upsert_document(update: &Update, filter: &Filter) -> Result<Document> {
-    let mut seed = filter.upsert_seed()?;
+    let mut seed = match update {
+        Update::Replacement(_) => filter.replacement_upsert_seed()?,
+        Update::Operators(_) => filter.upsert_seed()?,
+    };
     let ctx = UpdateContext {
         is_upsert_insert: true,
         now: DateTime::now(),
@@ -207,5 +211,54 @@ mod tests {
         assert_eq!(doc.get_i32("c").ok(), Some(2));
         assert_eq!(doc.get_i32("d").ok(), Some(4));
         assert!(!doc.contains_key("b"));
+    }
+
+    #[test]
+    fn an_upsert_keeps_the_filters_id() {
+        let upsert = |filter: Document, update: Document| {
+            let filter = Filter::parse(&filter).unwrap_or_else(|e| panic!("{e}"));
+            let update = Update::parse_document(&update).unwrap_or_else(|e| panic!("{e}"));
+            upsert_document(&update, &filter).map_err(|e| e.code())
+        };
+        // The filter's `_id`, whole or in part, cannot be changed by the update (66).
+        assert_eq!(
+            upsert(doc! {"_id": 12}, doc! {"$set": {"_id": 13}}),
+            Err(66)
+        );
+        assert_eq!(
+            upsert(doc! {"_id": 14}, doc! {"$setOnInsert": {"_id": 15}}),
+            Err(66)
+        );
+        assert_eq!(upsert(doc! {"_id": 10}, doc! {"_id": 11, "b": 3}), Err(66));
+        assert_eq!(
+            upsert(doc! {"_id.a": 4}, doc! {"$setOnInsert": {"_id.b": 1}}),
+            Err(66)
+        );
+        assert_eq!(
+            upsert(doc! {"_id": 12}, doc! {"$set": {"_id": 12, "x": 1}}),
+            Ok(doc! {"_id": 12, "x": 1})
+        );
+        // Without one in the filter, the update may set it.
+        assert_eq!(
+            upsert(doc! {"a": 1}, doc! {"$set": {"_id": 5}}),
+            Ok(doc! {"_id": 5, "a": 1})
+        );
+        // A replacement takes only `_id` from the filter, so overlapping paths elsewhere are
+        // no conflict; a whole `_id` wins over its subfields.
+        assert_eq!(
+            upsert(
+                doc! {"r": {"a": 1, "b": 1}, "r.a": 1, "_id": 3},
+                doc! {"y": 1}
+            ),
+            Ok(doc! {"_id": 3, "y": 1})
+        );
+        assert_eq!(
+            upsert(doc! {"_id": {"a": 1, "b": 1}, "_id.a": 1}, doc! {"y": 1}),
+            Ok(doc! {"_id": {"a": 1, "b": 1}, "y": 1})
+        );
+        assert_eq!(
+            upsert(doc! {"_id.a": 1, "z": 2}, doc! {"y": 1}),
+            Ok(doc! {"_id": {"a": 1}, "y": 1})
+        );
     }
 }

@@ -47,27 +47,48 @@ impl Filter {
     /// documents (MongoDB's upsert rules). Fails with code 54 when two
     /// equalities address the same or overlapping paths.
     pub fn upsert_seed(&self) -> QueryResult<Document> {
-        let mut seed = Document::new();
-        let mut seen: Vec<&str> = Vec::new();
-        for (path, value) in self.equalities() {
-            for prior in &seen {
-                if *prior == path {
-                    return Err(QueryError::not_single_value_field(format!(
-                        "cannot infer query fields to set, path '{path}' is matched twice"
-                    )));
-                }
-                if is_prefix(prior, path) || is_prefix(path, prior) {
-                    return Err(QueryError::not_single_value_field(format!(
-                        "cannot infer query fields to set, both paths '{path}' and '{prior}' \
-                         are matched"
-                    )));
-                }
-            }
-            seen.push(path);
-            insert_dotted(&mut seed, path, value.clone());
-        }
-        Ok(seed)
+        seed_from(self.equalities())
     }
+
+    /// The document a replacement upsert starts from: only `_id` comes from the filter
+    /// (MongoDB ignores the rest of the query for replacements). A whole-`_id` equality
+    /// wins over `_id.<field>` ones; without it those build the `_id` document.
+    pub fn replacement_upsert_seed(&self) -> QueryResult<Document> {
+        let equalities = self.equalities();
+        if let Some(&(_, id)) = equalities.iter().find(|(path, _)| *path == "_id") {
+            return Ok(bson::doc! {"_id": id.clone()});
+        }
+        seed_from(
+            equalities
+                .into_iter()
+                .filter(|(path, _)| path.starts_with("_id."))
+                .collect(),
+        )
+    }
+}
+
+/// The equalities as one document, dotted paths expanded; code 54 for overlapping paths.
+fn seed_from(equalities: Vec<(&str, &Bson)>) -> QueryResult<Document> {
+    let mut seed = Document::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (path, value) in equalities {
+        for prior in &seen {
+            if *prior == path {
+                return Err(QueryError::not_single_value_field(format!(
+                    "cannot infer query fields to set, path '{path}' is matched twice"
+                )));
+            }
+            if is_prefix(prior, path) || is_prefix(path, prior) {
+                return Err(QueryError::not_single_value_field(format!(
+                    "cannot infer query fields to set, both paths '{path}' and '{prior}' \
+                     are matched"
+                )));
+            }
+        }
+        seen.push(path);
+        insert_dotted(&mut seed, path, value.clone());
+    }
+    Ok(seed)
 }
 
 fn is_prefix(prefix: &str, path: &str) -> bool {

@@ -14,15 +14,15 @@ use crate::types::type_alias;
 pub(super) fn apply(update: &Update, doc: &mut Document, ctx: &UpdateContext) -> QueryResult<bool> {
     let before = doc.clone();
     match update {
-        Update::Replacement(replacement) => replace(doc, replacement, ctx)?,
+        Update::Replacement(replacement) => replace(doc, replacement)?,
         Update::Operators(updates) => {
             for u in updates {
                 for target in paths::resolve(doc, u, ctx.positional_index)? {
                     apply_one(&target, doc, ctx)?;
                 }
             }
-            if !ctx.is_upsert_insert
-                && let Some(old_id) = before.get("_id")
+            // An upsert's `_id` from the filter is as immutable as a stored one.
+            if let Some(old_id) = before.get("_id")
                 && !doc
                     .get("_id")
                     .is_some_and(|new_id| identical(old_id, new_id))
@@ -47,10 +47,9 @@ pub(super) fn apply(update: &Update, doc: &mut Document, ctx: &UpdateContext) ->
 }
 
 /// Replaces everything but `_id`, which keeps its value and leads the document.
-fn replace(doc: &mut Document, replacement: &Document, ctx: &UpdateContext) -> QueryResult<()> {
+fn replace(doc: &mut Document, replacement: &Document) -> QueryResult<()> {
     let old_id = doc.get("_id").cloned();
     if let (Some(old), Some(new)) = (&old_id, replacement.get("_id"))
-        && !ctx.is_upsert_insert
         && !identical(old, new)
     {
         return Err(QueryError::immutable_field(format!(
