@@ -242,6 +242,12 @@ fn parse_object(d: &Document) -> QueryResult<Expr> {
             ),
         ));
     }
+    if *op == Op::IfNull && args.len() < 2 {
+        return Err(QueryError::location(
+            1257300,
+            format!("$ifNull needs at least two arguments, had: {}", args.len()),
+        ));
+    }
     Ok(Expr::Op(*op, args))
 }
 

@@ -91,7 +91,8 @@ pub(super) fn apply(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Option
             },
         },
         Op::Eq | Op::Ne | Op::Gt | Op::Gte | Op::Lt | Op::Lte | Op::Cmp => {
-            let ord = compare(&eval(0)?, &eval(1)?);
+            let operand = |i: usize| args.get(i).map_or(Ok(None), |e| e.evaluate_opt(doc));
+            let ord = compare_or_missing(operand(0)?.as_ref(), operand(1)?.as_ref());
             match op {
                 Op::Eq => Bson::Boolean(ord == Ordering::Equal),
                 Op::Ne => Bson::Boolean(ord != Ordering::Equal),
@@ -239,4 +240,21 @@ pub(super) fn apply(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Option
         },
     };
     Ok(Some(value))
+}
+
+/// Expression comparison, where a missing value is a value of its own: above MinKey, equal
+/// to undefined, below null and everything else (mongod's canonical type order), so
+/// `{$eq: ["$missing", null]}` is false.
+fn compare_or_missing(a: Option<&Bson>, b: Option<&Bson>) -> Ordering {
+    let missing_against = |v: &Bson| match v {
+        Bson::MinKey => Ordering::Greater,
+        Bson::Undefined => Ordering::Equal,
+        _ => Ordering::Less,
+    };
+    match (a, b) {
+        (Some(x), Some(y)) => compare(x, y),
+        (None, None) => Ordering::Equal,
+        (None, Some(y)) => missing_against(y),
+        (Some(x), None) => missing_against(x).reverse(),
+    }
 }

@@ -252,8 +252,31 @@ fn expressions() {
         vec![doc! {"a": [{"b": 1}, {"c": 2}, {"b": 3}]}],
     );
     assert_eq!(arr_path, vec![doc! {"v": [1, 3]}]);
+    // A missing field is no null to comparisons: below it (and equal to another missing).
+    let missing = run(
+        vec![doc! {"$project": {
+            "_id": 0,
+            "eq": {"$eq": ["$nope", null]},
+            "ne": {"$ne": ["$nope", null]},
+            "lt": {"$lt": ["$nope", null]},
+            "cmp": {"$cmp": [null, "$nope"]},
+            "both": {"$eq": ["$nope", "$other"]},
+            "min": {"$gt": ["$nope", {"$literal": Bson::MinKey}]},
+        }}],
+        vec![doc! {"a": 1}],
+    );
+    assert_eq!(
+        missing,
+        vec![doc! {"eq": false, "ne": true, "lt": true, "cmp": 1, "both": true, "min": true}]
+    );
     let p = Pipeline::parse(&[doc! {"$project": {"v": {"$divide": [1, 0]}}}]).expect("valid");
     assert_eq!(code(p.run(vec![doc! {}])), 16608);
+    assert_eq!(
+        code(Pipeline::parse(&[
+            doc! {"$project": {"v": {"$ifNull": ["$a"]}}}
+        ])),
+        1257300
+    );
 }
 
 #[test]
