@@ -30,10 +30,20 @@ pub(crate) fn split(path: &str) -> Vec<String> {
 ///
 /// Arrays met before the last component are traversed implicitly: a numeric
 /// component indexes the array, and every embedded document is searched with
-/// the remaining path. Arrays at the leaf are returned whole; predicates expand
-/// them into their elements themselves.
+/// the remaining path (other elements contribute nothing: since MongoDB 8.0,
+/// `{"a.b": null}` does not match `{a: [1, 2]}`). Arrays at the leaf are returned
+/// whole; predicates expand them into their elements themselves.
 pub(crate) fn match_candidates<'a>(doc: &'a Document, parts: &[String]) -> Vec<Option<&'a Bson>> {
     indexed_candidates(doc, parts)
+        .into_iter()
+        .map(|c| c.value)
+        .collect()
+}
+
+/// [`match_candidates`] as sort keys see the path: there an element that is no document
+/// is a missing value (it sorts as null).
+pub(crate) fn sort_candidates<'a>(doc: &'a Document, parts: &[String]) -> Vec<Option<&'a Bson>> {
+    candidates(doc, parts, true)
         .into_iter()
         .map(|c| c.value)
         .collect()
@@ -51,10 +61,20 @@ pub(crate) struct Candidate<'a> {
 
 /// [`match_candidates`] with the positional information of each candidate.
 pub(crate) fn indexed_candidates<'a>(doc: &'a Document, parts: &[String]) -> Vec<Candidate<'a>> {
+    candidates(doc, parts, false)
+}
+
+/// The walk behind both: `elements_missing` makes array elements that are no documents
+/// contribute a missing value.
+fn candidates<'a>(
+    doc: &'a Document,
+    parts: &[String],
+    elements_missing: bool,
+) -> Vec<Candidate<'a>> {
     let mut out = Vec::new();
     match parts.split_first() {
         Some((head, rest)) => match doc.get(head) {
-            Some(value) => walk(value, rest, None, &mut out),
+            Some(value) => walk(value, rest, None, elements_missing, &mut out),
             None => out.push(Candidate {
                 value: None,
                 array_index: None,
@@ -72,6 +92,7 @@ fn walk<'a>(
     value: &'a Bson,
     rest: &[String],
     array_index_so_far: Option<usize>,
+    elements_missing: bool,
     out: &mut Vec<Candidate<'a>>,
 ) {
     let push = |out: &mut Vec<Candidate<'a>>, value: Option<&'a Bson>, index: Option<usize>| {
@@ -86,7 +107,7 @@ fn walk<'a>(
     };
     match value {
         Bson::Document(d) => match d.get(head) {
-            Some(v) => walk(v, tail, array_index_so_far, out),
+            Some(v) => walk(v, tail, array_index_so_far, elements_missing, out),
             None => push(out, None, array_index_so_far),
         },
         Bson::Array(items) => {
@@ -94,7 +115,7 @@ fn walk<'a>(
             if let Some(i) = index {
                 // Explicit positions are not implicit traversal: no index recorded.
                 match items.get(i) {
-                    Some(item) => walk(item, tail, array_index_so_far, out),
+                    Some(item) => walk(item, tail, array_index_so_far, elements_missing, out),
                     None => push(out, None, array_index_so_far),
                 }
             }
@@ -104,9 +125,8 @@ fn walk<'a>(
                     // With a numeric component, only documents that really have
                     // such a field contribute; the others are not "missing" it.
                     Bson::Document(d) if index.is_some() && !d.contains_key(head) => {}
-                    Bson::Document(_) => walk(item, rest, position, out),
-                    // A scalar (or nested array) element has no field `head`.
-                    _ if index.is_none() => push(out, None, position),
+                    Bson::Document(_) => walk(item, rest, position, elements_missing, out),
+                    _ if elements_missing && index.is_none() => push(out, None, position),
                     _ => {}
                 }
             }
@@ -156,6 +176,8 @@ mod tests {
     fn traverses_arrays_of_documents() {
         let d = doc! {"a": [{"b": 1}, {"b": [2, 3]}, 4]};
         let got = match_candidates(&d, &parts("a.b"));
+        assert_eq!(got, vec![Some(&bson!(1)), Some(&bson!([2, 3]))]);
+        let got = sort_candidates(&d, &parts("a.b"));
         assert_eq!(got, vec![Some(&bson!(1)), Some(&bson!([2, 3])), None]);
         assert_eq!(
             leaf_values(&d, &parts("a.b")),

@@ -104,7 +104,7 @@ impl SortKey {
         let mut values: Vec<&Bson> = Vec::new();
         let mut saw_empty_array = false;
         let mut saw_missing = false;
-        for candidate in path::match_candidates(doc, &self.parts) {
+        for candidate in path::sort_candidates(doc, &self.parts) {
             match candidate {
                 None => saw_missing = true,
                 Some(Bson::Array(items)) if items.is_empty() => saw_empty_array = true,

@@ -65,6 +65,44 @@ fn null_and_exists() {
     assert!(!matches(doc! {"a": {"$gt": null}}, doc! {"a": null}));
 }
 
+/// `{"a.b": null}` as MongoDB 8.0 defines it (its null_query_semantics test): a document
+/// matches when `a` is missing or no document or array, when the subdocument `a` has no or a
+/// null `b`, or when an array `a` holds a document with no or a null `b`. An array without
+/// documents contributes nothing, so it matches `$ne: null` instead.
+#[test]
+fn dotted_null_through_arrays() {
+    let matching = [
+        doc! {},
+        doc! {"a": null},
+        doc! {"a": 4},
+        doc! {"a": {}},
+        doc! {"a": {"b": null}},
+        doc! {"a": [{"b": null}, {"b": null}, {}]},
+        doc! {"a": [{"b": null}, {"b": 3}]},
+        doc! {"a": [{"b": 3}, {}]},
+    ];
+    let not_matching = [
+        doc! {"a": []},
+        doc! {"a": [[]]},
+        doc! {"a": [null, null]},
+        doc! {"a": [1, "string", 4]},
+        doc! {"a": [1, "string", null, 4]},
+        doc! {"a": [{"b": 1}, {"b": 3}]},
+        doc! {"a": {"b": "hi"}},
+    ];
+    for d in matching {
+        assert!(matches(doc! {"a.b": null}, d.clone()), "{d}");
+        assert!(matches(doc! {"a.b": {"$in": [null, 75]}}, d.clone()), "{d}");
+        assert!(!matches(doc! {"a.b": {"$ne": null}}, d.clone()), "{d}");
+    }
+    for d in not_matching {
+        assert!(!matches(doc! {"a.b": null}, d.clone()), "{d}");
+        assert!(!matches(doc! {"a.b": {"$gte": null}}, d.clone()), "{d}");
+        assert!(matches(doc! {"a.b": {"$ne": null}}, d.clone()), "{d}");
+        assert!(matches(doc! {"a.b": {"$nin": [null]}}, d.clone()), "{d}");
+    }
+}
+
 #[test]
 fn comparisons_are_type_bracketed() {
     assert!(matches(doc! {"a": {"$gt": 5}}, doc! {"a": 6.5}));
