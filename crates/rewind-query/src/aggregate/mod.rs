@@ -1,5 +1,6 @@
 //! Aggregation pipelines: `Pipeline::parse(&[Document])` then `run`.
 
+mod coerce;
 pub mod expr;
 mod group;
 mod ops;

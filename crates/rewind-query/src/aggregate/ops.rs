@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Document};
 
+use super::coerce::coerce_to_string;
 use super::expr::{Expr, Op, truthy};
 use crate::arith;
 use crate::compare::{Num, compare};
@@ -150,11 +151,8 @@ pub(super) fn apply(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Option
             Bson::String(out)
         }
         Op::ToLower | Op::ToUpper => {
-            let text = match eval(0)? {
-                Bson::Null | Bson::Undefined => String::new(),
-                Bson::String(s) | Bson::Symbol(s) => s,
-                other => other.to_string(),
-            };
+            let operand = args.first().map_or(Ok(None), |e| e.evaluate_opt(doc))?;
+            let text = coerce_to_string(operand)?;
             // The server case-maps ASCII only.
             Bson::String(if op == Op::ToLower {
                 text.to_ascii_lowercase()

@@ -277,6 +277,20 @@ fn expressions() {
         ])),
         1257300
     );
+    // $toUpper/$toLower coerce as the server does: dates in ISO form, doubles like `%g`,
+    // and no string form for booleans, arrays, documents or ObjectIds.
+    let upper = run(
+        vec![
+            doc! {"$project": {"_id": 0, "d": {"$toUpper": "$dt"}, "f": {"$toLower": "$f"}, "m": {"$toUpper": "$nope"}}},
+        ],
+        vec![doc! {"dt": bson::DateTime::from_millis(1_577_934_245_678), "f": 1e20}],
+    );
+    assert_eq!(
+        upper,
+        vec![doc! {"d": "2020-01-02T03:04:05.678Z", "f": "1e+20", "m": ""}]
+    );
+    let p = Pipeline::parse(&[doc! {"$project": {"v": {"$toUpper": "$b"}}}]).expect("valid");
+    assert_eq!(code(p.run(vec![doc! {"b": true}])), 16007);
 }
 
 #[test]

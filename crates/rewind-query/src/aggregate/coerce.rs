@@ -1,0 +1,148 @@
+//! The string form mongod gives a value where an expression wants a string (`$toUpper`,
+//! `$toLower`): `Value::coerceToString`.
+
+use bson::{Bson, DateTime, Timestamp};
+
+use crate::error::{QueryError, QueryResult};
+use crate::types::type_alias;
+
+/// `value` as a string: numbers in the server's notation, dates in ISO 8601 UTC with
+/// milliseconds, null and missing as `""`; other types are refused (code 16007).
+pub(super) fn coerce_to_string(value: Option<Bson>) -> QueryResult<String> {
+    Ok(match value {
+        None | Some(Bson::Null | Bson::Undefined) => String::new(),
+        Some(Bson::String(s) | Bson::Symbol(s) | Bson::JavaScriptCode(s)) => s,
+        Some(Bson::Int32(i)) => i.to_string(),
+        Some(Bson::Int64(i)) => i.to_string(),
+        Some(Bson::Double(f)) => format_double(f),
+        Some(Bson::Decimal128(d)) => d.to_string(),
+        Some(Bson::DateTime(date)) => iso_date(date),
+        Some(Bson::Timestamp(ts)) => timestamp(ts),
+        Some(other) => {
+            return Err(QueryError::location(
+                16007,
+                format!(
+                    "can't convert from BSON type {} to String",
+                    type_alias(&other)
+                ),
+            ));
+        }
+    })
+}
+
+/// A double as C's `%g` prints it (six significant digits), which is how the server's
+/// string builder writes doubles: `1.23457`, `1e+20`, `100000`, `1e-05`.
+fn format_double(f: f64) -> String {
+    const PRECISION: i32 = 6;
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // The exponent after rounding to the precision (5 digits after the first) decides the
+    // notation.
+    let scientific = format!("{f:.5e}");
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-4..PRECISION).contains(&exponent) {
+        let decimals = usize::try_from(PRECISION - 1 - exponent).unwrap_or(0);
+        strip_zeros(&format!("{f:.decimals$}")).to_owned()
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!(
+            "{}e{sign}{:02}",
+            strip_zeros(mantissa),
+            exponent.unsigned_abs()
+        )
+    }
+}
+
+/// `%g` drops trailing zeros of the fraction, and the point when nothing follows it.
+fn strip_zeros(text: &str) -> &str {
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        text
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the server's `kIsoFormatStringZ`.
+fn iso_date(date: DateTime) -> String {
+    let millis = date.timestamp_millis();
+    let (days, in_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
+}
+
+/// The server's `Timestamp::toStringPretty`: the seconds as a UTC date and time, then the
+/// increment.
+fn timestamp(ts: Timestamp) -> String {
+    let date = iso_date(DateTime::from_millis(i64::from(ts.time) * 1000));
+    format!("{}:{}", &date[..19], ts.increment)
+}
+
+/// The proleptic Gregorian date of a day count from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_print_as_percent_g() {
+        for (value, text) in [
+            (1.234_567_89, "1.23457"),
+            (1e20, "1e+20"),
+            (1e8, "1e+08"),
+            (100_000.0, "100000"),
+            (1_000_000.0, "1e+06"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (2.5, "2.5"),
+            (-3.0, "-3"),
+            (999_999.5, "1e+06"),
+            (0.1, "0.1"),
+        ] {
+            assert_eq!(format_double(value), text, "{value}");
+        }
+    }
+
+    #[test]
+    fn dates_print_in_iso_utc_with_milliseconds() {
+        let date = DateTime::from_millis(1_577_934_245_678);
+        assert_eq!(iso_date(date), "2020-01-02T03:04:05.678Z");
+        assert_eq!(
+            iso_date(DateTime::from_millis(-1)),
+            "1969-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            timestamp(Timestamp {
+                time: 1_577_934_245,
+                increment: 7
+            }),
+            "2020-01-02T03:04:05:7"
+        );
+    }
+}
