@@ -41,8 +41,21 @@ enum Node {
 impl Projection {
     /// Parses a find-command projection; `{}` returns documents unchanged.
     pub fn parse(spec: &Document) -> QueryResult<Projection> {
+        Self::parse_with(spec, true)
+    }
+
+    /// Parses an aggregation `$project`, where find's own operators do not exist: `$slice`
+    /// and `$elemMatch` are read as expressions, and a positional `.$` is refused.
+    pub fn parse_aggregate(spec: &Document) -> QueryResult<Projection> {
+        Self::parse_with(spec, false)
+    }
+
+    fn parse_with(spec: &Document, find: bool) -> QueryResult<Projection> {
         let mut fields: Vec<(String, Node)> = Vec::new();
-        let mut mode = Mode::default();
+        let mut mode = Mode {
+            find,
+            ..Mode::default()
+        };
         for (key, value) in spec {
             if key.is_empty() || key.starts_with('$') {
                 return Err(QueryError::location(
@@ -51,6 +64,12 @@ impl Projection {
                 ));
             }
             if let Some(array_path) = key.strip_suffix(".$") {
+                if !find {
+                    return Err(QueryError::location(
+                        31324,
+                        "Cannot use positional projection in aggregation projection",
+                    ));
+                }
                 if array_path.split('.').any(|p| p.starts_with('$')) || !is_true(value) {
                     return Err(QueryError::bad_value(format!(
                         "Positional projection '{key}' must be a single trailing '.$' with a \
@@ -134,6 +153,8 @@ impl Projection {
 /// projection, rejecting a mix with the server's errors.
 #[derive(Debug, Default)]
 struct Mode {
+    /// A find projection: its own `$slice`, `$elemMatch` and positional operators apply.
+    find: bool,
     inclusion: Option<bool>,
     id_excluded: bool,
     slice: bool,
@@ -206,8 +227,10 @@ fn parse_leaf_or_children(key: &str, value: &Bson, mode: &mut Mode) -> QueryResu
     match value {
         Bson::Boolean(b) => Ok(if *b { Node::Include } else { Node::Exclude }),
         Bson::Document(d) => match d.keys().next().map(String::as_str) {
-            Some("$slice") if d.len() == 1 => parse_slice(d.get("$slice").unwrap_or(&Bson::Null)),
-            Some("$elemMatch") if d.len() == 1 => match d.get("$elemMatch") {
+            Some("$slice") if d.len() == 1 && mode.find => {
+                parse_slice(d.get("$slice").unwrap_or(&Bson::Null))
+            }
+            Some("$elemMatch") if d.len() == 1 && mode.find => match d.get("$elemMatch") {
                 Some(Bson::Document(spec)) if !key.contains('.') => {
                     Ok(Node::ElemMatch(Box::new(ElemMatch::parse(spec)?)))
                 }

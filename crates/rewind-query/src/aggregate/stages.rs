@@ -90,7 +90,7 @@ impl Stage {
                          least one field",
                     ));
                 }
-                Bson::Document(d) => Kind::Project(Projection::parse(d)?),
+                Bson::Document(d) => Kind::Project(Projection::parse_aggregate(d)?),
                 _ => {
                     return Err(QueryError::location(
                         15969,
@@ -288,7 +288,7 @@ fn parse_unset(spec: &Bson) -> QueryResult<Projection> {
         };
         projection.insert(field.clone(), 0);
     }
-    Projection::parse(&projection)
+    Projection::parse_aggregate(&projection)
 }
 
 /// `$addFields: {a: {b: 1}}` sets `a.b`, merging into an existing `a`.

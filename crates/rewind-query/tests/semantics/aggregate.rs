@@ -291,6 +291,18 @@ fn expressions() {
     );
     let p = Pipeline::parse(&[doc! {"$project": {"v": {"$toUpper": "$b"}}}]).expect("valid");
     assert_eq!(code(p.run(vec![doc! {"b": true}])), 16007);
+    // find's projection operators do not exist in $project: there $slice and $elemMatch
+    // are expressions, and a positional path is refused.
+    for spec in [
+        doc! {"a": {"$slice": 2}},
+        doc! {"a": {"$elemMatch": {"$gt": 1}}},
+        doc! {"a.$": 1},
+    ] {
+        assert!(
+            Pipeline::parse(&[doc! {"$project": spec.clone()}]).is_err(),
+            "{spec}"
+        );
+    }
 }
 
 #[test]
