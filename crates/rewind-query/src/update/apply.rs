@@ -16,10 +16,20 @@ pub(super) fn apply(update: &Update, doc: &mut Document, ctx: &UpdateContext) ->
     match update {
         Update::Replacement(replacement) => replace(doc, replacement)?,
         Update::Operators(updates) => {
+            // Positional paths are resolved against the document as it was, as the server
+            // builds its update tree; only then can two of them be seen to meet.
+            let mut targets = Vec::new();
             for u in updates {
-                for target in paths::resolve(doc, u, ctx.positional_index)? {
-                    apply_one(&target, doc, ctx)?;
-                }
+                targets.extend(paths::resolve(doc, u, ctx.positional_index)?);
+            }
+            if updates
+                .iter()
+                .any(|u| u.parts.iter().any(|p| p == "$" || p == "$[]"))
+            {
+                check_resolved_conflicts(&targets)?;
+            }
+            for target in &targets {
+                apply_one(target, doc, ctx)?;
             }
             // An upsert's `_id` from the filter is as immutable as a stored one.
             if let Some(old_id) = before.get("_id")
@@ -44,6 +54,25 @@ pub(super) fn apply(update: &Update, doc: &mut Document, ctx: &UpdateContext) ->
         ));
     }
     Ok(!documents_identical(&before, doc))
+}
+
+/// Two resolved paths that are the same or one inside the other (`a.$` and `a.0` once the
+/// query matched element 0) would update one place twice: code 40, as the parse-time check
+/// gives for literal paths. In component order a path sorts right before its extensions,
+/// so comparing neighbours finds every such pair.
+fn check_resolved_conflicts(targets: &[Target<'_>]) -> QueryResult<()> {
+    let mut sorted: Vec<&[String]> = targets.iter().map(|t| t.parts.as_slice()).collect();
+    sorted.sort_unstable();
+    for pair in sorted.windows(2) {
+        let (shorter, longer) = (pair[0], pair[1]);
+        if longer.starts_with(shorter) {
+            return Err(QueryError::conflicting_update_operators(format!(
+                "Update created a conflict at '{}'",
+                shorter.join(".")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Replaces everything but `_id`, which keeps its value and leads the document.

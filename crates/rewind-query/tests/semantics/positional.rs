@@ -96,3 +96,51 @@ fn positional_operators() {
         2
     );
 }
+
+/// Once resolved, a positional path may address what another path of the same update does:
+/// the server refuses that (code 40) instead of applying both.
+#[test]
+fn resolved_positional_paths_do_not_conflict_silently() {
+    let conflict = |filter: Document, update: Document, doc: Document| {
+        code(apply_matched(filter, update, doc))
+    };
+    assert_eq!(
+        conflict(
+            doc! {"a": 1},
+            doc! {"$set": {"a.$": 9, "a.0": 8}},
+            doc! {"a": [1, 2, 3]}
+        ),
+        40
+    );
+    assert_eq!(
+        conflict(
+            doc! {},
+            doc! {"$set": {"a.$[]": 5, "a.0": 6}},
+            doc! {"a": [1, 2]}
+        ),
+        40
+    );
+    assert_eq!(
+        conflict(
+            doc! {"a.x": 1},
+            doc! {"$set": {"a.$.x": 9}, "$inc": {"a.0.x": 1}},
+            doc! {"a": [{"x": 1}]}
+        ),
+        40
+    );
+    assert_eq!(
+        conflict(
+            doc! {},
+            doc! {"$set": {"a.$[]": 1, "a.0.x": 2}},
+            doc! {"a": [{"x": 1}]}
+        ),
+        40
+    );
+    // Different elements are no conflict.
+    let out = apply_matched(
+        doc! {"a": 1},
+        doc! {"$set": {"a.$": 9, "a.2": 8}},
+        doc! {"a": [1, 2, 3]},
+    );
+    assert_eq!(out.expect("applies"), doc! {"a": [9, 2, 8]});
+}
