@@ -370,8 +370,17 @@ fn parse_add_to_set(value: &Bson) -> QueryResult<Vec<Bson>> {
 }
 
 fn parse_pull(value: &Bson) -> QueryResult<PullCond> {
+    // Operators on the element itself (`{$gte: 6}`) select the value form; a query, which
+    // may start with a logical operator (`{$or: [...]}`), is matched against each
+    // document element, as the server decides on the first field.
+    let value_form = |d: &Document| {
+        d.keys().next().is_some_and(|k| {
+            k.starts_with('$')
+                && !matches!(k.as_str(), "$and" | "$or" | "$nor" | "$expr" | "$where")
+        })
+    };
     match value {
-        Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+        Bson::Document(d) if value_form(d) => {
             let mut wrapped = Document::new();
             wrapped.insert("v", value.clone());
             Ok(PullCond::Value(Box::new(Filter::parse(&wrapped)?)))

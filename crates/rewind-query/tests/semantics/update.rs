@@ -257,6 +257,22 @@ fn add_to_set_pull_pop() {
         ok(doc! {"$pull": {"v": {"$gte": 6}}}, doc! {"v": [3, 6, 9, 1]}),
         doc! {"v": [3, 1]}
     );
+
+    // A query starting with a logical operator matches document elements whole.
+    assert_eq!(
+        ok(
+            doc! {"$pull": {"a": {"$or": [{"c": 1}, {"c": 5}]}}},
+            doc! {"a": [{"b": 1, "c": 1}, {"b": 1, "c": 2}, 7]}
+        ),
+        doc! {"a": [{"b": 1, "c": 2}, 7]}
+    );
+    assert_eq!(
+        ok(
+            doc! {"$pull": {"a": {"$and": [{"b": 1}, {"c": {"$gt": 1}}]}}},
+            doc! {"a": [{"b": 1, "c": 1}, {"b": 1, "c": 2}]}
+        ),
+        doc! {"a": [{"b": 1, "c": 1}]}
+    );
     assert_eq!(
         ok(
             doc! {"$pull": {"v": {"$in": ["a", "c"]}}},
