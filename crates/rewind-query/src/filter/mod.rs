@@ -5,7 +5,7 @@ mod helpers;
 mod parse;
 mod positional;
 
-pub(crate) use parse::truthy;
+pub(crate) use parse::{starts_with_value_operator, truthy};
 
 use bson::{Bson, Document};
 

@@ -296,12 +296,8 @@ pub(super) fn parse_elem_match(arg: &Bson) -> QueryResult<Pred> {
         return Err(QueryError::bad_value("$elemMatch needs an Object"));
     };
     // The value form applies operators to each element; the query form matches
-    // embedded documents. The server decides on the first field: an operator
-    // other than a logical one selects the value form.
-    let value_form = spec.keys().next().is_some_and(|k| {
-        k.starts_with('$') && !matches!(k.as_str(), "$and" | "$or" | "$nor" | "$expr" | "$where")
-    });
-    if value_form {
+    // embedded documents.
+    if starts_with_value_operator(spec) {
         match parse_operators(spec)? {
             Pred::And(preds) => Ok(Pred::ElemMatchValue(preds)),
             single => Ok(Pred::ElemMatchValue(vec![single])),
@@ -309,6 +305,15 @@ pub(super) fn parse_elem_match(arg: &Bson) -> QueryResult<Pred> {
     } else {
         Ok(Pred::ElemMatchQuery(Box::new(parse_document(spec)?)))
     }
+}
+
+/// Whether `spec` holds operators on a value rather than a query: the server decides on the
+/// first field, and an operator other than a logical one selects the value form (`$elemMatch`,
+/// `$pull`).
+pub(crate) fn starts_with_value_operator(spec: &Document) -> bool {
+    spec.keys().next().is_some_and(|k| {
+        k.starts_with('$') && !matches!(k.as_str(), "$and" | "$or" | "$nor" | "$expr" | "$where")
+    })
 }
 
 fn parse_not(arg: &Bson) -> QueryResult<Pred> {

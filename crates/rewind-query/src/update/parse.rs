@@ -7,7 +7,7 @@ use bson::{Bson, Document};
 use super::{FieldUpdate, PullCond, PushSort, PushSpec, Update, UpdateOp};
 use crate::compare::Num;
 use crate::error::{QueryError, QueryResult};
-use crate::filter::Filter;
+use crate::filter::{Filter, starts_with_value_operator};
 use crate::path::{self, array_index};
 use crate::sort::SortSpec;
 use crate::types::type_alias;
@@ -372,15 +372,9 @@ fn parse_add_to_set(value: &Bson) -> QueryResult<Vec<Bson>> {
 fn parse_pull(value: &Bson) -> QueryResult<PullCond> {
     // Operators on the element itself (`{$gte: 6}`) select the value form; a query, which
     // may start with a logical operator (`{$or: [...]}`), is matched against each
-    // document element, as the server decides on the first field.
-    let value_form = |d: &Document| {
-        d.keys().next().is_some_and(|k| {
-            k.starts_with('$')
-                && !matches!(k.as_str(), "$and" | "$or" | "$nor" | "$expr" | "$where")
-        })
-    };
+    // document element.
     match value {
-        Bson::Document(d) if value_form(d) => {
+        Bson::Document(d) if starts_with_value_operator(d) => {
             let mut wrapped = Document::new();
             wrapped.insert("v", value.clone());
             Ok(PullCond::Value(Box::new(Filter::parse(&wrapped)?)))
