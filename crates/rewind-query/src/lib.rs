@@ -37,9 +37,8 @@
 //! ```
 //!
 //! Known deviations from mongod are listed on the items concerned: Decimal128
-//! values compare and compute at double precision, regular expressions use the
-//! `regex` crate (no look-around or back-references; such patterns fail with
-//! code 51091), and unsupported features fail with code 238 `NotImplemented`.
+//! values compare and compute at double precision, and unsupported features fail
+//! with code 238 `NotImplemented`. Regular expressions are PCRE2's, as mongod's are.
 #![deny(missing_docs)]
 
 pub mod aggregate;

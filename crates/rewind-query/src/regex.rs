@@ -1,6 +1,9 @@
-//! MongoDB (PCRE-style) regular expressions mapped onto the `regex` crate.
+//! MongoDB regular expressions, compiled as mongod compiles them: PCRE2 in UTF mode without
+//! Unicode properties (so `\d`, `\w`, `\s` and `\b` are ASCII-only, `$` also matches before
+//! a final newline, and look-around and back-references are there).
 
 use bson::Bson;
+use pcre2::bytes::{Regex, RegexBuilder};
 
 use crate::error::{QueryError, QueryResult};
 
@@ -9,17 +12,29 @@ use crate::error::{QueryError, QueryResult};
 pub struct MongoRegex {
     pattern: String,
     options: String,
-    compiled: regex::Regex,
+    compiled: Regex,
 }
 
 impl MongoRegex {
-    /// Compiles `pattern` with MongoDB `options` (`i`, `m`, `s`, `x`; `u` and `l`
-    /// are accepted and ignored since matching is always Unicode-aware).
+    /// Compiles `pattern` with MongoDB `options` (`i`, `m`, `s`, `x`; `u` and `l` are
+    /// accepted and ignored, as mongod does).
     pub fn new(pattern: &str, options: &str) -> QueryResult<Self> {
-        let mut flags = String::new();
+        let mut builder = RegexBuilder::new();
+        builder.utf(true).jit_if_available(true);
         for c in options.chars() {
             match c {
-                'i' | 'm' | 's' | 'x' => flags.push(c),
+                'i' => {
+                    builder.caseless(true);
+                }
+                'm' => {
+                    builder.multi_line(true);
+                }
+                's' => {
+                    builder.dotall(true);
+                }
+                'x' => {
+                    builder.extended(true);
+                }
                 'u' | 'l' => {}
                 other => {
                     return Err(QueryError::location(
@@ -29,12 +44,7 @@ impl MongoRegex {
                 }
             }
         }
-        let source = if flags.is_empty() {
-            pattern.to_owned()
-        } else {
-            format!("(?{flags}){pattern}")
-        };
-        let compiled = regex::Regex::new(&source).map_err(|e| {
+        let compiled = builder.build(pattern).map_err(|e| {
             QueryError::location(51091, format!("Regular expression is invalid: {e}"))
         })?;
         Ok(Self {
@@ -53,7 +63,7 @@ impl MongoRegex {
     /// regular expression when it is the very same regex.
     pub fn matches(&self, value: &Bson) -> bool {
         match value {
-            Bson::String(s) | Bson::Symbol(s) => self.compiled.is_match(s),
+            Bson::String(s) | Bson::Symbol(s) => self.is_match(s),
             Bson::RegularExpression(re) => {
                 re.pattern.as_str() == self.pattern && re.options.as_str() == self.options
             }
@@ -61,9 +71,10 @@ impl MongoRegex {
         }
     }
 
-    /// Whether `text` matches the pattern.
+    /// Whether `text` matches the pattern. A match that PCRE2 abandons (its match limit, hit
+    /// by catastrophic backtracking) counts as no match.
     pub fn is_match(&self, text: &str) -> bool {
-        self.compiled.is_match(text)
+        self.compiled.is_match(text.as_bytes()).unwrap_or(false)
     }
 }
 
@@ -81,6 +92,26 @@ mod tests {
         assert!(re.is_match("ab"));
         let re = MongoRegex::new("^b", "m").expect("valid");
         assert!(re.is_match("a\nb"));
+    }
+
+    /// Where PCRE2 and other engines differ, mongod's answers (its regex tests and docs).
+    #[test]
+    fn pcre_semantics() {
+        let is_match = |p: &str, o: &str, text: &str| {
+            MongoRegex::new(p, o)
+                .unwrap_or_else(|e| panic!("{p}: {e}"))
+                .is_match(text)
+        };
+        assert!(is_match("hello$", "", "hello\n"));
+        assert!(!is_match("^\\d$", "", "\u{663}"));
+        assert!(!is_match("^\\w$", "", "é"));
+        assert!(!is_match("^\\s$", "", "\u{a0}"));
+        assert!(!is_match("\\bé", "", "é"));
+        assert!(is_match("a[ ]b", "x", "a b"));
+        assert!(is_match("(?<=a)b", "", "ab"));
+        assert!(is_match("(a)\\1", "", "aa"));
+        assert!(is_match("^ÉCOLE$", "i", "école"));
+        assert!(!is_match("a.c", "", "a\nc"));
     }
 
     #[test]
