@@ -5,6 +5,8 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Document};
 
+use crate::decimal;
+
 /// Canonical type class of a value: values of different classes compare by
 /// class alone; numbers of every width share one class, as do String and Symbol.
 ///
@@ -31,10 +33,11 @@ pub fn canonical_type(value: &Bson) -> u8 {
     }
 }
 
-/// A number widened for cross-type comparison.
+/// A number widened for arithmetic and for comparisons without a Decimal128.
 ///
 /// Integers stay exact; Decimal128 is rounded to the nearest double (see the
-/// crate docs: precision beyond a double is not distinguished).
+/// crate docs: decimal arithmetic is done at double precision; comparisons with a
+/// Decimal128 are exact, see [`crate::decimal`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Num {
     NaN,
@@ -155,6 +158,10 @@ pub fn compare(a: &Bson, b: &Bson) -> Ordering {
             .code
             .cmp(&y.code)
             .then_with(|| compare_documents(&x.scope, &y.scope)),
+        // A Decimal128 on either side is compared exactly, not through a double.
+        (Bson::Decimal128(_), _) | (_, Bson::Decimal128(_)) => {
+            decimal::compare_with_decimal(a, b).unwrap_or(Ordering::Equal)
+        }
         _ => match (Num::of(a), Num::of(b)) {
             (Some(x), Some(y)) => compare_numbers(x, y),
             // Same class and not a number: MinKey, MaxKey or Null/Undefined.

@@ -37,13 +37,15 @@
 //! ```
 //!
 //! Known deviations from mongod are listed on the items concerned: Decimal128
-//! values compare and compute at double precision, and unsupported features fail
-//! with code 238 `NotImplemented`. Regular expressions are PCRE2's, as mongod's are.
+//! values compute at double precision (they compare exactly), and unsupported
+//! features fail with code 238 `NotImplemented`. Regular expressions are PCRE2's,
+//! as mongod's are.
 #![deny(missing_docs)]
 
 pub mod aggregate;
 mod arith;
 pub mod compare;
+mod decimal;
 pub mod distinct;
 pub mod error;
 pub mod filter;

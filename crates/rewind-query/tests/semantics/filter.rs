@@ -439,6 +439,27 @@ fn numeric_types_and_decimal() {
         doc! {"a": f64::NAN}
     ));
     assert!(!matches(doc! {"a": {"$gte": f64::NAN}}, doc! {"a": 1}));
+    // Decimals compare exactly (MongoDB's documented 9.99 example: the double is not the
+    // decimal), integers beyond a double's precision included.
+    assert!(!matches(doc! {"a": 9.99}, doc! {"a": dec("9.99")}));
+    assert!(!matches(doc! {"a": dec("9.99")}, doc! {"a": 9.99}));
+    assert!(matches(doc! {"a": dec("9.990")}, doc! {"a": dec("9.99")}));
+    assert!(matches(
+        doc! {"a": 9_007_199_254_740_993_i64},
+        doc! {"a": dec("9007199254740993")}
+    ));
+    assert!(!matches(
+        doc! {"a": 9_007_199_254_740_992_i64},
+        doc! {"a": dec("9007199254740993")}
+    ));
+    assert!(matches(
+        doc! {"a": {"$gt": 0, "$lt": 0.1}},
+        doc! {"a": dec("0.1")}
+    ));
+    assert!(!matches(
+        doc! {"a": 1},
+        doc! {"a": dec("1.0000000000000000000000000000001")}
+    ));
 }
 
 #[test]
