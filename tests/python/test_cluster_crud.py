@@ -186,6 +186,25 @@ def test_find_projection_elem_match(db):
     assert err.value.code == 31274
 
 
+def test_a_hint_must_name_an_index(db):
+    db.c.insert_many([{"_id": i, "a": i % 3} for i in range(9)])
+    db.c.create_index("a", name="a_1")
+    assert ids(db.c.find({"a": 1}).hint("a_1")) == [1, 4, 7]
+    assert ids(db.c.find({"a": 1}).hint([("a", 1)])) == [1, 4, 7]
+    assert ids(db.c.find({"a": 1}).hint([("$natural", 1)])) == [1, 4, 7]
+    assert db.c.count_documents({"a": 1}, hint="a_1") == 3
+    for bad in (lambda: list(db.c.find({}).hint("nope_1")),
+                lambda: list(db.c.find({}).hint([("b", 1)])),
+                lambda: db.c.count_documents({}, hint="nope_1"),
+                lambda: db.command("count", "c", hint="nope_1"),
+                lambda: db.command("distinct", "c", key="a", hint="nope_1")):
+        with pytest.raises(pymongo.errors.OperationFailure) as err:
+            bad()
+        assert err.value.code == 2
+    # No collection, no index to miss.
+    assert list(db.missing.find({}).hint("nope_1")) == []
+
+
 def test_cursor_over_many_batches(db):
     coll = db.many
     coll.insert_many([{"_id": i, "pad": "x" * 50} for i in range(2500)])

@@ -9,6 +9,7 @@ mod crud;
 mod cursors;
 mod ddl;
 mod error;
+mod hint;
 mod indexes;
 mod oplog;
 mod options;

@@ -8,6 +8,7 @@ use rewind_wire::CommandRequest;
 use super::find::{DEFAULT_FIRST_BATCH, first_reply};
 use crate::Commands;
 use crate::error::{CommandError, Result};
+use crate::hint::Hint;
 use crate::options::{
     check_collation, check_fields, get_bool, get_doc, get_doc_array, get_non_negative, type_name,
 };
@@ -65,11 +66,15 @@ pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<RawD
     })?;
     let batch_size =
         get_non_negative(cursor, "aggregate.cursor", "batchSize")?.unwrap_or(DEFAULT_FIRST_BATCH);
+    let hint = Hint::parse(body)?;
     let ns2 = ns.clone();
     let (source, batch) = cmds
         .blocking(move |engine| {
             let docs = {
                 let view = engine.read_view()?;
+                if let Some(hint) = &hint {
+                    hint.check(view.collection(&ns2))?;
+                }
                 // A leading $match selects the candidates (and may use an index); the
                 // pipeline applies it again, which is harmless.
                 let all = Filter::parse(&Document::new())?;

@@ -7,6 +7,7 @@ use rewind_wire::CommandRequest;
 
 use crate::Commands;
 use crate::error::{CommandError, Result};
+use crate::hint::Hint;
 use crate::options::{
     check_collation, check_fields, command_ns, get_doc, get_i64, get_non_negative, get_str,
 };
@@ -27,6 +28,7 @@ pub async fn count(cmds: &Commands, request: &CommandRequest) -> Result<Document
         .cloned()
         .unwrap_or_default();
     let filter = Filter::parse(&query)?;
+    let hint = Hint::parse(body)?;
     let skip = get_non_negative(body, "count", "skip")?.unwrap_or(0);
     // mongod treats a negative count limit like its absolute value.
     let limit = get_i64(body, "count", "limit")?
@@ -35,6 +37,9 @@ pub async fn count(cmds: &Commands, request: &CommandRequest) -> Result<Document
     let n = cmds
         .blocking(move |engine| {
             let view = engine.read_view()?;
+            if let Some(hint) = &hint {
+                hint.check(view.collection(&ns))?;
+            }
             let total = if filter.is_match_all() {
                 view.stats(&ns)?.count
             } else {
@@ -70,9 +75,13 @@ pub async fn distinct(cmds: &Commands, request: &CommandRequest) -> Result<Docum
         .cloned()
         .unwrap_or_default();
     let filter = Filter::parse(&query)?;
+    let hint = Hint::parse(body)?;
     let values = cmds
         .blocking(move |engine| {
             let view = engine.read_view()?;
+            if let Some(hint) = &hint {
+                hint.check(view.collection(&ns))?;
+            }
             let mut distinct = Distinct::new(&key);
             for_each_match(&view, &ns, &filter, |doc| {
                 distinct.add(&doc);

@@ -14,6 +14,7 @@ use crate::Commands;
 use crate::crud::to_raw;
 use crate::cursors::{CheckoutError, Cursor, Killed};
 use crate::error::{CommandError, Result};
+use crate::hint::Hint;
 use crate::oplog;
 use crate::options::{
     as_i64, check_collation, check_fields, command_ns, get_bool, get_doc, get_i64,
@@ -302,12 +303,16 @@ pub async fn find(cmds: &Commands, request: &CommandRequest) -> Result<RawDocume
             "error processing query: ns={ns}: tailable cursor requested on non capped collection"
         )));
     }
+    let hint = Hint::parse(&request.body)?;
     let first = opts.first_batch();
     let (single, ns2) = (opts.single_batch, ns.clone());
     let (source, batch) = cmds
         .blocking(move |engine| {
             let mut source = {
                 let view = engine.read_view()?;
+                if let Some(hint) = &hint {
+                    hint.check(view.collection(&ns2))?;
+                }
                 build_source(&view, &ns2, &opts)?
             };
             let batch = source.next_batch(engine, first)?;
