@@ -157,6 +157,45 @@ def test_indexes_create_list_drop_and_unique_violation(db):
     assert err.value.code == 238
 
 
+def test_compound_index_over_one_array_of_subdocuments(db):
+    coll = db.stock
+    coll.create_index([("items.size", 1), ("items.qty", 1)])
+    coll.insert_many([
+        {"_id": 1, "items": [{"size": "S", "qty": 1}, {"size": "M", "qty": 5}]},
+        {"_id": 2, "items": [{"size": "S"}, {"qty": 1}]},
+    ])
+    assert coll.count_documents({}) == 2
+    assert sorted(ids_of(coll.find({"items.size": "S"}))) == [1, 2]
+    # Two different arrays are still parallel arrays.
+    coll.create_index([("a", 1), ("b", 1)])
+    with pytest.raises(pymongo.errors.WriteError) as err:
+        coll.insert_one({"_id": 3, "a": [1], "b": [2]})
+    assert err.value.code == 171
+    # Unique per element: the pairs, not every combination, are the keys.
+    pairs = db.pairs
+    pairs.create_index([("p.x", 1), ("p.y", 1)], unique=True)
+    pairs.insert_one({"p": [{"x": 1, "y": 2}, {"x": 3, "y": 4}]})
+    pairs.insert_one({"p": [{"x": 1, "y": 4}]})
+    with pytest.raises(pymongo.errors.DuplicateKeyError):
+        pairs.insert_one({"p": [{"x": 3, "y": 4}]})
+
+
+def test_index_options_are_checked(db):
+    db.create_collection("c")
+    for options, code in (({"unique": "yes"}, 14), ({"sparse": "yes"}, 14), ({"name": "*"}, 2)):
+        with pytest.raises(pymongo.errors.OperationFailure) as err:
+            db.command("createIndexes", "c", indexes=[{"key": {"a": 1}, "name": "a_1", **options}])
+        assert err.value.code == code, options
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        db.c.create_index([("t.$**", 1)])
+    assert err.value.code == 67
+    assert [ix["name"] for ix in db.c.list_indexes()] == ["_id_"]
+
+
+def ids_of(cursor):
+    return [d["_id"] for d in cursor]
+
+
 def test_catalog_commands(client, db):
     db.create_collection("made")
     db.other.insert_one({"x": 1})

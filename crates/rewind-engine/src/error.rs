@@ -68,6 +68,9 @@ pub enum EngineError {
     /// Bad input value, e.g. a document without `_id` or an unsupported oplog entry (2 BadValue).
     #[error("{0}")]
     BadValue(String),
+    /// A value of the wrong type, e.g. an index option `unique: "yes"` (14 TypeMismatch).
+    #[error("{0}")]
+    TypeMismatch(String),
     /// The bytes are not a valid BSON document (22 InvalidBSON).
     #[error("invalid BSON: {0}")]
     InvalidBson(String),
@@ -96,6 +99,7 @@ impl EngineError {
             Self::InvalidOptions(_) => 72,
             Self::IllegalOperation(_) => 20,
             Self::BadValue(_) => 2,
+            Self::TypeMismatch(_) => 14,
             Self::InvalidBson(_) => 22,
             Self::Storage(_) | Self::Io(_) => 1,
         }
@@ -117,6 +121,7 @@ impl EngineError {
             Self::InvalidOptions(_) => "InvalidOptions",
             Self::IllegalOperation(_) => "IllegalOperation",
             Self::BadValue(_) => "BadValue",
+            Self::TypeMismatch(_) => "TypeMismatch",
             Self::InvalidBson(_) => "InvalidBSON",
             Self::Storage(_) | Self::Io(_) => "InternalError",
         }

@@ -77,6 +77,11 @@ impl IndexSpec {
                     )));
                 }
             };
+            if path == "$**" || path.ends_with(".$**") {
+                return Err(bad(
+                    "index type 'wildcard' is not supported by this server".into()
+                ));
+            }
             if path.is_empty() || path.split('.').any(str::is_empty) || path.starts_with('$') {
                 return Err(bad(format!(
                     "Index key contains an illegal field name: '{path}'"
@@ -86,10 +91,30 @@ impl IndexSpec {
             fields.push((path.clone(), descending));
         }
         let name = match input.get("name") {
+            Some(Bson::String(n)) if n == "*" => {
+                return Err(EngineError::BadValue(
+                    "The index name '*' is not valid.".into(),
+                ));
+            }
             Some(Bson::String(n)) if !n.is_empty() => n.clone(),
             None => default_name.join("_"),
             _ => return Err(bad("index name must be a non-empty string".into())),
         };
+        // Booleans and numbers only, as mongod converts them; `unique: "yes"` is refused
+        // rather than stored and ignored.
+        for option in ["unique", "sparse", "hidden"] {
+            if let Some(value) = input.get(option)
+                && !matches!(
+                    value,
+                    Bson::Boolean(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_)
+                )
+            {
+                return Err(EngineError::TypeMismatch(format!(
+                    "The field '{option}' has value {option}: {value}, which is not convertible \
+                     to bool"
+                )));
+            }
+        }
         let flag = |f: &str| match input.get(f) {
             Some(Bson::Boolean(b)) => *b,
             Some(Bson::Int32(n)) => *n != 0,
@@ -152,58 +177,21 @@ impl IndexSpec {
 
     /// The distinct index keys of `doc`: one per array element for a multikey field, `null`
     /// for missing fields, none at all for a sparse index when every field is missing.
+    /// Fields whose paths run through the same array take their values element by element
+    /// (`{"a.b": 1, "a.c": 1}` over `a: [{b: 1, c: 2}, ...]` gives `(1, 2), ...`); arrays
+    /// at two different places are refused, as mongod refuses parallel arrays.
     pub(crate) fn keys_for(&self, doc: &Document) -> Result<Vec<IndexKey>> {
-        let mut per_field: Vec<Vec<Bson>> = Vec::with_capacity(self.fields.len());
-        let mut array_field: Option<&str> = None;
-        let mut all_missing = true;
-        for (path, _) in &self.fields {
-            let mut values = Vec::new();
-            let mut hit_array = false;
-            let parts: Vec<&str> = path.split('.').collect();
-            collect_values(doc, &parts, &mut values, &mut hit_array);
-            if hit_array {
-                if let Some(other) = array_field {
-                    return Err(EngineError::CannotIndexParallelArrays(
-                        path.clone(),
-                        other.into(),
-                    ));
-                }
-                array_field = Some(path);
-            }
-            if values.is_empty() {
-                values.push(Bson::Null);
-            } else {
-                all_missing = false;
-            }
-            per_field.push(values);
-        }
-        if self.sparse && all_missing {
+        let paths: Vec<Vec<&str>> = self
+            .fields
+            .iter()
+            .map(|(path, _)| path.split('.').collect())
+            .collect();
+        if self.sparse && paths.iter().all(|p| !has_value(doc, p)) {
             return Ok(Vec::new());
         }
-        // The common case, one value per field, is one key: no cross product to build.
-        if per_field.iter().all(|v| v.len() == 1) {
-            let values: Vec<Bson> = per_field.into_iter().flatten().collect();
-            let mut bytes = Vec::new();
-            for (v, (_, desc)) in values.iter().zip(&self.fields) {
-                encode_component(v, *desc, &mut bytes);
-            }
-            return Ok(vec![IndexKey { bytes, values }]);
-        }
-        // At most one field has several values, so the cross product is linear in size.
-        let mut combos: Vec<Vec<Bson>> = vec![Vec::with_capacity(per_field.len())];
-        for values in per_field {
-            let mut next = Vec::with_capacity(combos.len() * values.len());
-            for combo in &combos {
-                for v in &values {
-                    let mut c = combo.clone();
-                    c.push(v.clone());
-                    next.push(c);
-                }
-            }
-            combos = next;
-        }
+        let refs: Vec<&[&str]> = paths.iter().map(Vec::as_slice).collect();
         let mut unique: BTreeMap<Vec<u8>, Vec<Bson>> = BTreeMap::new();
-        for values in combos {
+        for values in self.combinations(doc, &refs)? {
             let mut bytes = Vec::new();
             for (v, (_, desc)) in values.iter().zip(&self.fields) {
                 encode_component(v, *desc, &mut bytes);
@@ -216,6 +204,81 @@ impl IndexSpec {
             .collect())
     }
 
+    /// The value combinations of `paths` in `doc`, one value per path each.
+    fn combinations(&self, doc: &Document, paths: &[&[&str]]) -> Result<Vec<Vec<Bson>>> {
+        // The first array on each path: every path that meets one must meet the same.
+        let mut shared: Option<(usize, usize)> = None;
+        for (i, path) in paths.iter().enumerate() {
+            let Some(len) = first_array(doc, path) else {
+                continue;
+            };
+            match shared {
+                None => shared = Some((i, len)),
+                Some((j, shared_len)) if paths[j][..shared_len] == path[..len] => {}
+                Some((j, _)) => {
+                    return Err(EngineError::CannotIndexParallelArrays(
+                        path.join("."),
+                        paths[j].join("."),
+                    ));
+                }
+            }
+        }
+        let Some((j, len)) = shared else {
+            // No array: one value per path.
+            return Ok(vec![paths.iter().map(|p| plain_value(doc, p)).collect()]);
+        };
+        let prefix = &paths[j][..len];
+        let under: Vec<bool> = paths.iter().map(|p| p.starts_with(prefix)).collect();
+        let constants: Vec<Bson> = paths.iter().map(|p| plain_value(doc, p)).collect();
+        let items = match array_at(doc, prefix) {
+            Some(items) if !items.is_empty() => items,
+            // An empty array: `undefined` where it is the indexed value, null below it.
+            _ => {
+                return Ok(vec![
+                    paths
+                        .iter()
+                        .zip(&under)
+                        .zip(constants)
+                        .map(|((p, u), c)| match (u, p.len() == len) {
+                            (true, true) => Bson::Undefined,
+                            (true, false) => Bson::Null,
+                            (false, _) => c,
+                        })
+                        .collect(),
+                ]);
+            }
+        };
+        let mut out = Vec::new();
+        for item in items {
+            // The paths below the array, within this element.
+            let rests: Vec<&[&str]> = paths
+                .iter()
+                .zip(&under)
+                .filter(|(p, u)| **u && p.len() > len)
+                .map(|(p, _)| &p[len..])
+                .collect();
+            let inner = match item {
+                Bson::Document(sub) if !rests.is_empty() => self.combinations(sub, &rests)?,
+                _ => vec![vec![Bson::Null; rests.len()]],
+            };
+            for inner_values in inner {
+                let mut inner_values = inner_values.into_iter();
+                let combo = paths
+                    .iter()
+                    .zip(&under)
+                    .zip(&constants)
+                    .map(|((p, u), c)| match (u, p.len() == len) {
+                        (true, true) => item.clone(),
+                        (true, false) => inner_values.next().unwrap_or(Bson::Null),
+                        (false, _) => c.clone(),
+                    })
+                    .collect();
+                out.push(combo);
+            }
+        }
+        Ok(out)
+    }
+
     /// The `keyValue` document of a duplicate-key error.
     pub(crate) fn key_value(&self, values: &[Bson]) -> Document {
         self.fields
@@ -226,32 +289,58 @@ impl IndexSpec {
     }
 }
 
-/// Walks a dotted path, fanning out over arrays (mongod's multikey semantics). An empty
-/// array at the leaf indexes as `undefined`, as mongod does.
-fn collect_values(doc: &Document, parts: &[&str], out: &mut Vec<Bson>, hit_array: &mut bool) {
-    let Some((first, rest)) = parts.split_first() else {
-        return;
+/// How many components of `path` lead to the first array on it, if it meets one.
+fn first_array(doc: &Document, path: &[&str]) -> Option<usize> {
+    let mut current = doc.get(*path.first()?)?;
+    for (i, part) in path.iter().enumerate().skip(1) {
+        current = match current {
+            Bson::Array(_) => return Some(i),
+            Bson::Document(d) => d.get(*part)?,
+            _ => return None,
+        };
+    }
+    matches!(current, Bson::Array(_)).then_some(path.len())
+}
+
+/// The array at `path` (followed through documents only).
+fn array_at<'a>(doc: &'a Document, path: &[&str]) -> Option<&'a [Bson]> {
+    match value_at(doc, path)? {
+        Bson::Array(items) => Some(items),
+        _ => None,
+    }
+}
+
+fn value_at<'a>(doc: &'a Document, path: &[&str]) -> Option<&'a Bson> {
+    let (first, rest) = path.split_first()?;
+    let mut current = doc.get(*first)?;
+    for part in rest {
+        current = match current {
+            Bson::Document(d) => d.get(*part)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+/// The value at a path that meets no array, `null` when missing.
+fn plain_value(doc: &Document, path: &[&str]) -> Bson {
+    value_at(doc, path).cloned().unwrap_or(Bson::Null)
+}
+
+/// Whether the path holds a value anywhere (through arrays too): what keeps a document in
+/// a sparse index.
+fn has_value(doc: &Document, path: &[&str]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return false;
     };
-    let Some(value) = doc.get(*first) else { return };
-    match value {
-        Bson::Array(items) => {
-            *hit_array = true;
-            if rest.is_empty() {
-                if items.is_empty() {
-                    out.push(Bson::Undefined);
-                }
-                out.extend(items.iter().cloned());
-            } else {
-                for item in items {
-                    if let Bson::Document(sub) = item {
-                        collect_values(sub, rest, out, hit_array);
-                    }
-                }
-            }
-        }
-        Bson::Document(sub) if !rest.is_empty() => collect_values(sub, rest, out, hit_array),
-        _ if rest.is_empty() => out.push(value.clone()),
-        _ => {}
+    match doc.get(*first) {
+        None => false,
+        Some(_) if rest.is_empty() => true,
+        Some(Bson::Document(sub)) => has_value(sub, rest),
+        Some(Bson::Array(items)) => items
+            .iter()
+            .any(|item| matches!(item, Bson::Document(sub) if has_value(sub, rest))),
+        Some(_) => false,
     }
 }
 
@@ -284,6 +373,12 @@ mod tests {
                 .code(),
             67
         );
+        let code = |spec: Document| IndexSpec::parse(&spec).unwrap_err().code();
+        assert_eq!(code(doc! {"key": {"a": 1}, "unique": "yes"}), 14);
+        assert_eq!(code(doc! {"key": {"a": 1}, "sparse": "yes"}), 14);
+        assert_eq!(code(doc! {"key": {"a": 1}, "name": "*"}), 2);
+        assert_eq!(code(doc! {"key": {"t.$**": 1}, "name": "w"}), 67);
+        assert_eq!(code(doc! {"key": {"$**": 1}, "name": "w"}), 67);
     }
 
     #[test]
@@ -292,7 +387,8 @@ mod tests {
         let keys = s
             .keys_for(&doc! {"a": [{"b": 1}, {"b": 2}, {"b": 1}, {"c": 3}]})
             .unwrap();
-        assert_eq!(keys.len(), 2);
+        // 1, 2 and null (the element without `b`), once each.
+        assert_eq!(keys.len(), 3);
         assert_eq!(
             s.keys_for(&doc! {"z": 1}).unwrap()[0].values,
             vec![Bson::Null]
@@ -309,6 +405,48 @@ mod tests {
             2
         );
         let err = compound.keys_for(&doc! {"a": [1], "b": [2]}).err().unwrap();
+        assert_eq!(err.code(), 171);
+    }
+
+    #[test]
+    fn fields_through_one_array_take_its_elements_together() {
+        let values = |spec: Document, doc: Document| -> Vec<Vec<Bson>> {
+            let s = IndexSpec::parse(&doc! {"key": spec, "name": "x"}).unwrap();
+            s.keys_for(&doc)
+                .unwrap()
+                .into_iter()
+                .map(|k| k.values)
+                .collect()
+        };
+        let mut got = values(
+            doc! {"a.b": 1, "a.c": 1},
+            doc! {"a": [{"b": 1, "c": 2}, {"b": 3, "c": 4}]},
+        );
+        got.sort_by_key(|v| v[0].as_i32());
+        assert_eq!(
+            got,
+            vec![
+                vec![Bson::Int32(1), Bson::Int32(2)],
+                vec![Bson::Int32(3), Bson::Int32(4)]
+            ]
+        );
+        assert_eq!(
+            values(doc! {"a.b": 1, "a.c": 1}, doc! {"a": [{"b": 1}, {"c": 1}]}).len(),
+            2
+        );
+        assert_eq!(values(doc! {"a": 1, "a.b": 1}, doc! {"a": [1, 2]}).len(), 2);
+        // Nested arrays shared too, and a field outside the array held constant.
+        assert_eq!(
+            values(
+                doc! {"a.b.c": 1, "a.b.d": 1, "z": 1},
+                doc! {"a": [{"b": [{"c": 1, "d": 2}, {"c": 3, "d": 4}]}], "z": 9}
+            )
+            .len(),
+            2
+        );
+        // Two different arrays are parallel arrays.
+        let s = IndexSpec::parse(&doc! {"key": {"a.b": 1, "a.c": 1}, "name": "x"}).unwrap();
+        let err = s.keys_for(&doc! {"a": {"b": [1], "c": [2]}}).err().unwrap();
         assert_eq!(err.code(), 171);
     }
 }
