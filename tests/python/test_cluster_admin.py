@@ -192,6 +192,19 @@ def test_index_options_are_checked(db):
     assert [ix["name"] for ix in db.c.list_indexes()] == ["_id_"]
 
 
+def test_the_local_database_is_not_replicated(client, db):
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        client.local.command("create", "oplog.rs")
+    assert err.value.code == 48
+    db.seen.insert_one({"_id": 0})
+    start = client.local["oplog.rs"].find_one(sort=[("$natural", -1)])["ts"]
+    client.local.scratch.insert_one({"_id": 1})
+    client.local.scratch.drop()
+    db.seen.insert_one({"_id": 1})
+    after = list(client.local["oplog.rs"].find({"ts": {"$gt": start}}))
+    assert [(e["op"], e["ns"]) for e in after] == [("i", f"{db.name}.seen")]
+
+
 def ids_of(cursor):
     return [d["_id"] for d in cursor]
 

@@ -168,6 +168,12 @@ pub async fn create(cmds: &Commands, request: &CommandRequest) -> Result<Documen
         }
     }
     let ns = command_ns(&request.db, body, "create")?;
+    // The oplog is there already (a view of the engine's log, not a collection).
+    if ns == crate::oplog::OPLOG_NS {
+        return Err(CommandError::namespace_exists(format!(
+            "Collection {ns} already exists."
+        )));
+    }
     let options: Document = body
         .iter()
         .skip(1)

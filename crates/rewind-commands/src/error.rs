@@ -81,6 +81,11 @@ impl CommandError {
         Self::new(73, "InvalidNamespace", message)
     }
 
+    /// 48 NamespaceExists.
+    pub fn namespace_exists(message: impl Into<String>) -> Self {
+        Self::new(48, "NamespaceExists", message)
+    }
+
     /// 238 NotImplemented: a real MongoDB feature rewind does not support.
     pub fn not_implemented(message: impl Into<String>) -> Self {
         Self::new(238, "NotImplemented", message)

@@ -68,7 +68,8 @@ impl<'a> WriteTxn<'a> {
         }
     }
 
-    /// Appends one oplog entry stamped with the next optime.
+    /// Appends one oplog entry stamped with the next optime. Writes to the `local`
+    /// database are not logged: mongod never replicates it.
     pub(crate) fn log(
         &mut self,
         op: &str,
@@ -77,7 +78,7 @@ impl<'a> WriteTxn<'a> {
         o: &RawDocument,
         o2: Option<&RawDocument>,
     ) -> Result<()> {
-        if !self.log_writes {
+        if !self.log_writes || ns.starts_with("local.") {
             return Ok(());
         }
         let ts = self.clock.next();

@@ -326,6 +326,29 @@ fn unique_indexes_multikey_compound_and_failed_build() {
 }
 
 #[test]
+fn writes_to_the_local_database_are_not_logged() {
+    let dir = tmpdir("local");
+    let e = open(&dir);
+    let d = raw(doc! {"_id": 1, "a": 1});
+    e.write(|t| {
+        t.insert("local.startup", &d)?;
+        t.update(
+            "local.startup",
+            &Bson::Int32(1),
+            &raw(doc! {"_id": 1, "a": 2}),
+        )?;
+        t.create_indexes("local.startup", &[doc! {"key": {"a": 1}, "name": "a_1"}])?;
+        t.drop_collection("local.startup")?;
+        t.insert("db.c", &d)
+    })
+    .unwrap();
+    let log = entries(&e);
+    let namespaces: Vec<&str> = log.iter().map(|x| x.get_str("ns").unwrap()).collect();
+    // The implicit creation of db.c, then its insert.
+    assert_eq!(namespaces, ["db.$cmd", "db.c"]);
+}
+
+#[test]
 fn oplog_entries_have_mongod_shape() {
     let dir = tmpdir("oplog");
     let e = open(&dir);
