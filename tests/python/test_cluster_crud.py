@@ -307,6 +307,19 @@ def test_an_upsert_cannot_change_the_filters_id(db):
     assert list(coll.find()) == [{"_id": 3, "y": 1}]
 
 
+def test_a_failed_update_counts_for_nothing(db):
+    coll = db.u
+    coll.create_index("a", unique=True)
+    coll.insert_many([{"_id": 1, "a": 1}, {"_id": 2, "a": 2}, {"_id": 3, "a": 3}])
+    reply = db.command("update", "u", updates=[{"q": {"_id": 3}, "u": {"$set": {"a": 2}}}])
+    assert (reply["n"], reply["nModified"], reply["writeErrors"][0]["code"]) == (0, 0, 11000)
+    reply = db.command("update", "u", ordered=False, updates=[
+        {"q": {"_id": 1}, "u": {"$set": {"b": 1}}},
+        {"q": {"_id": 3}, "u": {"$set": {"a": 1}}},
+    ])
+    assert (reply["n"], reply["nModified"], len(reply["writeErrors"])) == (1, 1, 1)
+
+
 def test_update_errors_are_reported(db):
     coll = db.u
     coll.insert_one({"_id": 1, "a": "text"})

@@ -29,7 +29,12 @@ pub(crate) async fn write_statements(
         engine
             .write(|txn| {
                 for (index, statement) in statements.iter().enumerate() {
+                    let counts = (reply.n, reply.n_modified, reply.upserted.len());
                     if let Err(e) = run(txn, index, statement, &mut reply) {
+                        // A failed statement counts for nothing in mongod's reply, even
+                        // when a multi-update changed documents before it failed.
+                        (reply.n, reply.n_modified) = (counts.0, counts.1);
+                        reply.upserted.truncate(counts.2);
                         reply.write_errors.push(e.to_write_error(index));
                         if ordered {
                             break;
