@@ -205,6 +205,27 @@ def test_a_hint_must_name_an_index(db):
     assert list(db.missing.find({}).hint("nope_1")) == []
 
 
+def test_max_time_ms_is_checked_and_stops_reads(db):
+    for bad in (-1, 0.5, "1", 2**31):
+        for command in (("ping",), ("find", "c")):
+            with pytest.raises(pymongo.errors.OperationFailure) as err:
+                db.command(*command, maxTimeMS=bad)
+            assert err.value.code == 2, (command, bad)
+    db.big.insert_many([{"_id": i, "s": f"value-{i:08}-" + "x" * 64} for i in range(30_000)])
+    # A scan of 30,000 documents takes far longer than a millisecond.
+    with pytest.raises(pymongo.errors.ExecutionTimeout) as err:
+        db.command("count", "big", query={"s": {"$regex": "y$"}}, maxTimeMS=1)
+    assert err.value.code == 50
+    with pytest.raises(pymongo.errors.ExecutionTimeout):
+        list(db.big.find({"s": {"$regex": "y$"}}).max_time_ms(1))
+    # Within the limit, the same read answers.
+    assert db.command("count", "big", query={"_id": 5}, maxTimeMS=60_000)["n"] == 1
+    cursor = db.command("find", "big", batchSize=2)["cursor"]["id"]
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        db.command("getMore", cursor, collection="big", maxTimeMS=100)
+    assert err.value.code == 2
+
+
 def test_cursor_over_many_batches(db):
     coll = db.many
     coll.insert_many([{"_id": i, "pad": "x" * 50} for i in range(2500)])

@@ -81,6 +81,11 @@ impl CommandError {
         Self::new(73, "InvalidNamespace", message)
     }
 
+    /// 50 MaxTimeMSExpired: a read ran past its `maxTimeMS`.
+    pub fn max_time_expired() -> Self {
+        Self::new(50, "MaxTimeMSExpired", "operation exceeded time limit")
+    }
+
     /// 48 NamespaceExists.
     pub fn namespace_exists(message: impl Into<String>) -> Self {
         Self::new(48, "NamespaceExists", message)

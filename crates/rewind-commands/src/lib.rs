@@ -84,6 +84,24 @@ impl Commands {
         if let Err(e) = options::check_no_transaction(body) {
             return Some(Err(e));
         }
+        // Reads stop at maxTimeMS (the wire layer has checked its value), as mongod
+        // interrupts them; what they were computing is dropped. Writes run to the end:
+        // stopping one midway would leave part of it applied, and the client unable to
+        // tell which part.
+        let limit = request.max_time().ok().flatten();
+        let read = matches!(
+            request.name.as_str(),
+            "find" | "count" | "distinct" | "aggregate"
+        );
+        match limit {
+            Some(limit) if read => tokio::time::timeout(limit, self.dispatch(request))
+                .await
+                .unwrap_or_else(|_| Some(Err(CommandError::max_time_expired()))),
+            _ => self.dispatch(request).await,
+        }
+    }
+
+    async fn dispatch(&self, request: &CommandRequest) -> Option<Result<Reply>> {
         let reply = match request.name.as_str() {
             "find" => return Some(crud::find::find(self, request).await.map(Reply::Raw)),
             "getMore" => return Some(crud::find::get_more(self, request).await.map(Reply::Raw)),

@@ -2,9 +2,10 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use bson::{Document, RawDocumentBuf, doc};
+use bson::{Bson, Document, RawDocumentBuf, doc};
 
 use crate::error::WireError;
 use crate::op_msg::{DocumentSequence, merge_sequences};
@@ -40,6 +41,43 @@ pub struct CommandRequest {
 }
 
 impl CommandRequest {
+    /// The command's time limit, `maxTimeMS`: `None` when absent or 0. mongod takes a
+    /// whole number of milliseconds up to 2^31 - 1, of any numeric type; anything else is
+    /// refused (the message of a BadValue error).
+    pub fn max_time(&self) -> Result<Option<Duration>, String> {
+        const LIMIT: i64 = i32::MAX as i64;
+        let Some(value) = self.body.get("maxTimeMS") else {
+            return Ok(None);
+        };
+        let ms = match value {
+            Bson::Int32(n) => i64::from(*n),
+            Bson::Int64(n) => *n,
+            // Whole and within the limit, so the conversion is exact.
+            #[allow(clippy::cast_possible_truncation)]
+            Bson::Double(f) if f.fract() == 0.0 && f.abs() <= LIMIT as f64 => *f as i64,
+            Bson::Double(f) if f.is_finite() && f.abs() <= LIMIT as f64 => {
+                return Err(format!("maxTimeMS has a fractional component: {f}"));
+            }
+            Bson::Double(f) => {
+                return Err(format!(
+                    "{f} value for maxTimeMS is out of range [0, {LIMIT}]"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "maxTimeMS must be a number, not {:?}",
+                    other.element_type()
+                ));
+            }
+        };
+        if !(0..=LIMIT).contains(&ms) {
+            return Err(format!(
+                "{ms} value for maxTimeMS is out of range [0, {LIMIT}]"
+            ));
+        }
+        Ok((ms > 0).then(|| Duration::from_millis(ms.unsigned_abs())))
+    }
+
     /// The request with every document sequence merged into the body as an array field
     /// named by its identifier (e.g. `documents`), as mongod's command parser sees it.
     /// Borrowed when there is no sequence.

@@ -189,6 +189,10 @@ pub(crate) async fn run_command(shared: &Shared, request: &CommandRequest) -> Re
         return unavailable_reply(reason).into();
     }
     let name = request.name.as_str();
+    // A generic argument every command validates before it runs.
+    if let Err(message) = request.max_time() {
+        return error_reply(2, "BadValue", message).into();
+    }
     if let Some(reply) = builtin(shared, request).await {
         return reply.into();
     }

@@ -375,6 +375,13 @@ pub async fn get_more(cmds: &Commands, request: &CommandRequest) -> Result<RawDo
             "Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {owner}"
         )));
     }
+    // Its maxTimeMS is the awaitData wait, which other cursors do not have.
+    if body.contains_key("maxTimeMS") && !cursor.await_data {
+        cmds.cursors.checkin(id, cursor);
+        return Err(CommandError::bad_value(
+            "cannot set maxTimeMS on getMore command for a non-awaitData cursor",
+        ));
+    }
     // Subscribed before reading, so a commit between the read and the wait still wakes us.
     let mut commits = cmds.engine.subscribe();
     commits.borrow_and_update();
