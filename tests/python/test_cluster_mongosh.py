@@ -31,6 +31,7 @@ print(JSON.stringify({
   count: items.countDocuments({qty: {$gt: 1}}),
   duplicate: duplicate,
   fromPython: fromPython,
+  replicaSet: [rs.conf()._id, rs.conf().members.length, rs.status().members[0].stateStr],
 }));
 """
 
@@ -54,6 +55,9 @@ def test_mongosh_does_crud_and_agrees_with_pymongo(mongo_uri: str) -> None:
     assert result["count"] == 2
     assert result["duplicate"] == 11000
     assert result["fromPython"] == {"_id": "py", "written": "by pymongo"}
+    # The shell's replica-set helpers see one primary of the set the URI names.
+    set_name = pymongo.MongoClient(mongo_uri).admin.command("hello")["setName"]
+    assert result["replicaSet"] == [set_name, 1, "PRIMARY"]
     # And pymongo reads what mongosh wrote.
     items = pymongo.MongoClient(mongo_uri).shell.items
     assert list(items.find({}, sort=[("_id", 1)])) == [

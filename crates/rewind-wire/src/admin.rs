@@ -222,6 +222,42 @@ pub(crate) fn repl_set_get_status(shared: &Shared) -> Document {
     }
 }
 
+/// `replSetGetConfig`: the one-member configuration of the replica set `hello` describes
+/// (what mongosh's `rs.conf()` shows).
+pub(crate) fn repl_set_get_config(shared: &Shared) -> Document {
+    doc! {
+        "config": {
+            "_id": shared.config.set_name.as_str(),
+            "version": shared.config.set_version,
+            "term": 1i64,
+            "members": [{
+                "_id": 0,
+                "host": shared.host.as_str(),
+                "arbiterOnly": false,
+                "buildIndexes": true,
+                "hidden": false,
+                "priority": 1.0,
+                "tags": {},
+                "secondaryDelaySecs": 0i64,
+                "votes": 1,
+            }],
+            "protocolVersion": 1i64,
+            "writeConcernMajorityJournalDefault": true,
+            "settings": {
+                "chainingAllowed": true,
+                "heartbeatIntervalMillis": 2000,
+                "heartbeatTimeoutSecs": 10,
+                "electionTimeoutMillis": 10000,
+                "catchUpTimeoutMillis": -1,
+                "catchUpTakeoverDelayMillis": 30000,
+                "getLastErrorModes": {},
+                "getLastErrorDefaults": {"w": 1, "wtimeout": 0},
+            },
+        },
+        "ok": 1.0,
+    }
+}
+
 /// `{getLog: "*"}` lists the logs; any named log is empty.
 pub(crate) fn get_log(body: &Document) -> Document {
     match body.get("getLog") {

@@ -227,6 +227,7 @@ async fn builtin(shared: &Shared, request: &CommandRequest) -> Option<Document> 
             | "serverStatus"
             | "getParameter"
             | "replSetGetStatus"
+            | "replSetGetConfig"
             | "getLog"
             | "getCmdLineOpts"
     );
@@ -248,6 +249,7 @@ async fn builtin(shared: &Shared, request: &CommandRequest) -> Option<Document> 
         "serverStatus" => admin::server_status(shared),
         "getParameter" if is_admin => admin::get_parameter(body),
         "replSetGetStatus" if is_admin => admin::repl_set_get_status(shared),
+        "replSetGetConfig" if is_admin => admin::repl_set_get_config(shared),
         "getLog" if is_admin => admin::get_log(body),
         "getCmdLineOpts" if is_admin => admin::get_cmd_line_opts(),
         name => admin::admin_only(name),

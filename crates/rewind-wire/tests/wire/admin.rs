@@ -135,4 +135,17 @@ async fn repl_set_get_status_reports_one_primary() {
         code(&client.command("test", doc! { "replSetGetStatus": 1 }).await),
         13
     );
+    let config = client
+        .command("admin", doc! { "replSetGetConfig": 1 })
+        .await;
+    let config = config.get_document("config").unwrap();
+    assert_eq!(config.get_str("_id").unwrap(), "cluster-7");
+    let members = config.get_array("members").unwrap();
+    assert_eq!(members.len(), 1);
+    let member = members[0].as_document().unwrap();
+    assert_eq!(member.get_str("host").unwrap(), server.host());
+    assert_eq!(
+        code(&client.command("test", doc! { "replSetGetConfig": 1 }).await),
+        13
+    );
 }
