@@ -86,6 +86,15 @@ impl CommandError {
         Self::new(50, "MaxTimeMSExpired", "operation exceeded time limit")
     }
 
+    /// 51024: a field that must be `>= 0` was negative (mongod's IDL validator).
+    pub fn negative(field: &str, value: i64) -> Self {
+        Self::new(
+            51024,
+            "Location51024",
+            format!("BSON field '{field}' value must be >= 0, actual value '{value}'"),
+        )
+    }
+
     /// 48 NamespaceExists.
     pub fn namespace_exists(message: impl Into<String>) -> Self {
         Self::new(48, "NamespaceExists", message)

@@ -111,15 +111,14 @@ pub fn get_i64(body: &Document, command: &str, field: &str) -> Result<Option<i64
     }
 }
 
-/// An optional non-negative integer option (`skip`, `batchSize` ...).
+/// An optional non-negative integer option (`skip`, `batchSize` ...), refused when
+/// negative as mongod's IDL validator does (51024).
 pub fn get_non_negative(body: &Document, command: &str, field: &str) -> Result<Option<u64>> {
     match get_i64(body, command, field)? {
         None => Ok(None),
-        Some(n) => u64::try_from(n).map(Some).map_err(|_| {
-            CommandError::bad_value(format!(
-                "BSON field '{field}' value must be >= 0, actual value '{n}'"
-            ))
-        }),
+        Some(n) => u64::try_from(n)
+            .map(Some)
+            .map_err(|_| CommandError::negative(field, n)),
     }
 }
 
@@ -240,7 +239,7 @@ mod tests {
         assert_eq!(get_i64(&body, "find", "limit").ok().flatten(), Some(2));
         assert_eq!(
             get_non_negative(&body, "find", "skip").map_err(|e| e.code()),
-            Err(2)
+            Err(51024)
         );
         assert_eq!(get_i64(&body, "find", "bad").map_err(|e| e.code()), Err(14));
         assert_eq!(get_bool(&body, "find", "b").ok().flatten(), Some(true));

@@ -146,11 +146,7 @@ pub fn parse_find(body: &Document) -> Result<FindOptions> {
     // itself refuses negative values, as mongod does.
     let limit = match get_i64(body, "find", "limit")? {
         None | Some(0) => None,
-        Some(n) => Some(u64::try_from(n).map_err(|_| CommandError::Command {
-            code: 51024,
-            code_name: "Location51024",
-            message: format!("BSON field 'limit' value must be >= 0, actual value '{n}'"),
-        })?),
+        Some(n) => Some(u64::try_from(n).map_err(|_| CommandError::negative("limit", n))?),
     };
     let batch_size = get_non_negative(body, "find", "batchSize")?;
     let single_batch = get_bool(body, "find", "singleBatch")?.unwrap_or(false);
