@@ -12,6 +12,9 @@ use crate::oplog::{Clock, EntryBody, build_entry, id_doc, raw};
 use crate::read::{self, CollectionStats};
 use crate::store::{self, Catalog, CollectionInfo, ts_key};
 
+/// Most indexes a collection may have, `_id_` included (mongod's limit).
+const MAX_INDEXES: usize = 64;
+
 /// One atomic write: every change and its oplog entry commit together or not at all.
 ///
 /// Each method is atomic on its own as well (an SQLite savepoint): when one fails, e.g. with
@@ -343,6 +346,7 @@ impl<'a> WriteTxn<'a> {
         })
     }
 
+    /// Creates one index unless an identical one exists (`false` then).
     pub(crate) fn create_index(&mut self, ns: &str, spec: IndexSpec) -> Result<bool> {
         let info = self.info(ns)?.clone();
         for existing in &info.indexes {
@@ -368,6 +372,12 @@ impl<'a> WriteTxn<'a> {
                     existing.name
                 )));
             }
+        }
+        if info.indexes.len() >= MAX_INDEXES {
+            return Err(EngineError::CannotCreateIndex(format!(
+                "add index fails, too many indexes for {ns} key:{}",
+                spec.key
+            )));
         }
         let mut updated = info.clone();
         let index_id = store::insert_index_row(&self.tx, &mut updated, spec.clone())?;

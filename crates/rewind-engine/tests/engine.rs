@@ -349,6 +349,20 @@ fn writes_to_the_local_database_are_not_logged() {
 }
 
 #[test]
+fn a_collection_holds_at_most_64_indexes() {
+    let dir = tmpdir("many");
+    let e = open(&dir);
+    let specs: Vec<Document> = (0..63)
+        .map(|i| doc! {"key": {format!("f{i}"): 1}, "name": format!("f{i}_1")})
+        .collect();
+    assert_eq!(e.write(|t| t.create_indexes("db.c", &specs)).unwrap(), 63);
+    let err = e
+        .write(|t| t.create_indexes("db.c", &[doc! {"key": {"g": 1}, "name": "g_1"}]))
+        .unwrap_err();
+    assert_eq!(err.code(), 67);
+}
+
+#[test]
 fn oplog_entries_have_mongod_shape() {
     let dir = tmpdir("oplog");
     let e = open(&dir);
