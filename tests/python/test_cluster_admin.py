@@ -178,6 +178,11 @@ def test_compound_index_over_one_array_of_subdocuments(db):
     pairs.insert_one({"p": [{"x": 1, "y": 4}]})
     with pytest.raises(pymongo.errors.DuplicateKeyError):
         pairs.insert_one({"p": [{"x": 3, "y": 4}]})
+    # A sparse index adds no null key for an element without the field.
+    sparse = db.sparse
+    sparse.create_index("a.b", unique=True, sparse=True)
+    sparse.insert_many([{"a": [{"b": 1}, {"c": 1}]}, {"a": [{"b": 2}, {"c": 2}]}])
+    assert sparse.count_documents({}) == 2
 
 
 def test_index_options_are_checked(db):

@@ -186,12 +186,15 @@ impl IndexSpec {
             .iter()
             .map(|(path, _)| path.split('.').collect())
             .collect();
-        if self.sparse && paths.iter().all(|p| !has_value(doc, p)) {
-            return Ok(Vec::new());
-        }
         let refs: Vec<&[&str]> = paths.iter().map(Vec::as_slice).collect();
         let mut unique: BTreeMap<Vec<u8>, Vec<Bson>> = BTreeMap::new();
-        for values in self.combinations(doc, &refs)? {
+        for found in self.combinations(doc, &refs)? {
+            // A sparse index leaves out each key none of whose fields was found (mongod
+            // checks key by key, so an array element without the field adds no null).
+            if self.sparse && found.iter().all(Option::is_none) {
+                continue;
+            }
+            let values: Vec<Bson> = found.into_iter().map(|v| v.unwrap_or(Bson::Null)).collect();
             let mut bytes = Vec::new();
             for (v, (_, desc)) in values.iter().zip(&self.fields) {
                 encode_component(v, *desc, &mut bytes);
@@ -204,8 +207,9 @@ impl IndexSpec {
             .collect())
     }
 
-    /// The value combinations of `paths` in `doc`, one value per path each.
-    fn combinations(&self, doc: &Document, paths: &[&[&str]]) -> Result<Vec<Vec<Bson>>> {
+    /// The value combinations of `paths` in `doc`, one value per path each (`None` where
+    /// the path finds nothing).
+    fn combinations(&self, doc: &Document, paths: &[&[&str]]) -> Result<Vec<Vec<Option<Bson>>>> {
         // The first array on each path: every path that meets one must meet the same.
         let mut shared: Option<(usize, usize)> = None;
         for (i, path) in paths.iter().enumerate() {
@@ -229,7 +233,7 @@ impl IndexSpec {
         };
         let prefix = &paths[j][..len];
         let under: Vec<bool> = paths.iter().map(|p| p.starts_with(prefix)).collect();
-        let constants: Vec<Bson> = paths.iter().map(|p| plain_value(doc, p)).collect();
+        let constants: Vec<Option<Bson>> = paths.iter().map(|p| plain_value(doc, p)).collect();
         let items = match array_at(doc, prefix) {
             Some(items) if !items.is_empty() => items,
             // An empty array: `undefined` where it is the indexed value, null below it.
@@ -240,8 +244,8 @@ impl IndexSpec {
                         .zip(&under)
                         .zip(constants)
                         .map(|((p, u), c)| match (u, p.len() == len) {
-                            (true, true) => Bson::Undefined,
-                            (true, false) => Bson::Null,
+                            (true, true) => Some(Bson::Undefined),
+                            (true, false) => None,
                             (false, _) => c,
                         })
                         .collect(),
@@ -259,7 +263,7 @@ impl IndexSpec {
                 .collect();
             let inner = match item {
                 Bson::Document(sub) if !rests.is_empty() => self.combinations(sub, &rests)?,
-                _ => vec![vec![Bson::Null; rests.len()]],
+                _ => vec![vec![None; rests.len()]],
             };
             for inner_values in inner {
                 let mut inner_values = inner_values.into_iter();
@@ -268,8 +272,8 @@ impl IndexSpec {
                     .zip(&under)
                     .zip(&constants)
                     .map(|((p, u), c)| match (u, p.len() == len) {
-                        (true, true) => item.clone(),
-                        (true, false) => inner_values.next().unwrap_or(Bson::Null),
+                        (true, true) => Some(item.clone()),
+                        (true, false) => inner_values.next().flatten(),
                         (false, _) => c.clone(),
                     })
                     .collect();
@@ -322,26 +326,9 @@ fn value_at<'a>(doc: &'a Document, path: &[&str]) -> Option<&'a Bson> {
     Some(current)
 }
 
-/// The value at a path that meets no array, `null` when missing.
-fn plain_value(doc: &Document, path: &[&str]) -> Bson {
-    value_at(doc, path).cloned().unwrap_or(Bson::Null)
-}
-
-/// Whether the path holds a value anywhere (through arrays too): what keeps a document in
-/// a sparse index.
-fn has_value(doc: &Document, path: &[&str]) -> bool {
-    let Some((first, rest)) = path.split_first() else {
-        return false;
-    };
-    match doc.get(*first) {
-        None => false,
-        Some(_) if rest.is_empty() => true,
-        Some(Bson::Document(sub)) => has_value(sub, rest),
-        Some(Bson::Array(items)) => items
-            .iter()
-            .any(|item| matches!(item, Bson::Document(sub) if has_value(sub, rest))),
-        Some(_) => false,
-    }
+/// The value at a path that meets no array.
+fn plain_value(doc: &Document, path: &[&str]) -> Option<Bson> {
+    value_at(doc, path).cloned()
 }
 
 #[cfg(test)]
@@ -396,6 +383,14 @@ mod tests {
         let sparse =
             IndexSpec::parse(&doc! {"key": {"a": 1}, "name": "s", "sparse": true}).unwrap();
         assert!(sparse.keys_for(&doc! {"z": 1}).unwrap().is_empty());
+        // Key by key: the element without `a.b` adds no null key to a sparse index.
+        let sparse_path =
+            IndexSpec::parse(&doc! {"key": {"a.b": 1}, "name": "s", "sparse": true}).unwrap();
+        let keys = sparse_path
+            .keys_for(&doc! {"a": [{"b": 1}, {"c": 1}]})
+            .unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].values, vec![Bson::Int32(1)]);
         let compound = IndexSpec::parse(&doc! {"key": {"a": 1, "b": 1}, "name": "c"}).unwrap();
         assert_eq!(
             compound
