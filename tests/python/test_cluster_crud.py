@@ -13,7 +13,7 @@ import re
 
 import pymongo
 import pytest
-from bson import Int64, ObjectId, Regex
+from bson import Decimal128, Int64, ObjectId, Regex
 
 _names = itertools.count()
 # Unique per run, so reruns against one long-lived server never see old oplog entries.
@@ -224,6 +224,18 @@ def test_max_time_ms_is_checked_and_stops_reads(db):
     with pytest.raises(pymongo.errors.OperationFailure) as err:
         db.command("getMore", cursor, collection="big", maxTimeMS=100)
     assert err.value.code == 2
+
+
+def test_decimals_compare_exactly_through_lookups(db):
+    big = 2**53 + 1
+    db.d.insert_many([{"_id": Int64(big), "v": 1}, {"_id": 2, "v": 9.99}, {"_id": 3, "v": Decimal128("9.99")}])
+    db.d.create_index("v")
+    # By _id (a primary-key lookup) and by a secondary index, as a scan would answer.
+    assert ids(db.d.find({"_id": Decimal128("9007199254740993")})) == [big]
+    assert ids(db.d.find({"_id": Decimal128("9007199254740992")})) == []
+    assert ids(db.d.find({"v": 9.99})) == [2]
+    assert ids(db.d.find({"v": Decimal128("9.99")})) == [3]
+    assert sorted(ids(db.d.find({"_id": {"$in": [Decimal128("3"), Decimal128("9007199254740993")]}}))) == [3, big]
 
 
 def test_cursor_over_many_batches(db):
