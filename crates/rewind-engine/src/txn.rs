@@ -289,11 +289,19 @@ impl<'a> WriteTxn<'a> {
     /// With `drop_target` an existing `to` is dropped first, as mongod does.
     pub fn rename_collection(&mut self, from: &str, to: &str, drop_target: bool) -> Result<()> {
         self.atomically(|t| {
-            parse_ns(from)?;
+            let (from_db, _) = parse_ns(from)?;
             let (to_db, to_coll) = parse_ns(to)?;
             if from == to {
                 return Err(EngineError::IllegalOperation(
                     "Can't rename a collection to itself".into(),
+                ));
+            }
+            // `local` is not logged: its documents would enter or leave the oplog's view
+            // without an entry.
+            if (from_db == "local") != (to_db == "local") {
+                return Err(EngineError::IllegalOperation(
+                    "Cannot rename collections between a replicated and an unreplicated database"
+                        .into(),
                 ));
             }
             let info = t.info(from)?.clone();

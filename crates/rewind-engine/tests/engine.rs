@@ -346,6 +346,14 @@ fn writes_to_the_local_database_are_not_logged() {
     let namespaces: Vec<&str> = log.iter().map(|x| x.get_str("ns").unwrap()).collect();
     // The implicit creation of db.c, then its insert.
     assert_eq!(namespaces, ["db.$cmd", "db.c"]);
+    // Nor can a rename carry documents past the oplog, either way.
+    e.write(|t| t.insert("local.kept", &d)).unwrap();
+    for (from, to) in [("local.kept", "db.moved"), ("db.c", "local.moved")] {
+        let err = e
+            .write(|t| t.rename_collection(from, to, false))
+            .unwrap_err();
+        assert_eq!(err.code(), 20, "{from} -> {to}");
+    }
 }
 
 #[test]
