@@ -84,10 +84,11 @@ impl Commands {
         if let Err(e) = options::check_no_transaction(body) {
             return Some(Err(e));
         }
-        // Reads stop at maxTimeMS (the wire layer has checked its value), as mongod
-        // interrupts them; what they were computing is dropped. Writes run to the end:
-        // stopping one midway would leave part of it applied, and the client unable to
-        // tell which part.
+        // A read's reply comes at maxTimeMS at the latest (the wire layer has checked its
+        // value): MaxTimeMSExpired, as mongod answers. The engine call itself is not
+        // interrupted; it finishes on its blocking thread and its result is dropped. Writes
+        // run to the end: stopping one midway would leave part of it applied, and the
+        // client unable to tell which part.
         let limit = request.max_time().ok().flatten();
         let read = matches!(
             request.name.as_str(),
