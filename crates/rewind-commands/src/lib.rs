@@ -8,6 +8,7 @@
 mod crud;
 mod cursors;
 mod ddl;
+mod deadline;
 mod error;
 mod hint;
 mod indexes;
@@ -19,6 +20,7 @@ mod reply;
 mod source;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bson::Document;
@@ -45,12 +47,14 @@ impl Commands {
 
     /// Runs a synchronous engine operation on a blocking thread, so long writes and scans
     /// never stall the connections served by the async runtime.
+    /// A read under `maxTimeMS` carries its deadline along (see [`deadline`]).
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Engine) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || f(&engine)).await?
+        let limit = deadline::current();
+        tokio::task::spawn_blocking(move || deadline::within(limit, || f(&engine))).await?
     }
 
     async fn run(&self, request: &CommandRequest) -> Option<Result<Reply>> {
@@ -84,20 +88,22 @@ impl Commands {
         if let Err(e) = options::check_no_transaction(body) {
             return Some(Err(e));
         }
-        // A read's reply comes at maxTimeMS at the latest (the wire layer has checked its
-        // value): MaxTimeMSExpired, as mongod answers. The engine call itself is not
-        // interrupted; it finishes on its blocking thread and its result is dropped. Writes
-        // run to the end: stopping one midway would leave part of it applied, and the
-        // client unable to tell which part.
+        // A read answers MaxTimeMSExpired at maxTimeMS (the wire layer has checked its
+        // value), as mongod does; its engine call stops at its next scan chunk. Writes run
+        // to the end: stopping one midway would leave part of it applied, and the client
+        // unable to tell which part.
         let limit = request.max_time().ok().flatten();
         let read = matches!(
             request.name.as_str(),
             "find" | "count" | "distinct" | "aggregate"
         );
         match limit {
-            Some(limit) if read => tokio::time::timeout(limit, self.dispatch(request))
-                .await
-                .unwrap_or_else(|_| Some(Err(CommandError::max_time_expired()))),
+            Some(limit) if read => {
+                let command = deadline::scope(Instant::now() + limit, self.dispatch(request));
+                tokio::time::timeout(limit, command)
+                    .await
+                    .unwrap_or_else(|_| Some(Err(CommandError::max_time_expired())))
+            }
             _ => self.dispatch(request).await,
         }
     }

@@ -220,6 +220,7 @@ pub fn for_each_candidate(
         Access::Scan => {
             let mut last: Option<Bson> = None;
             loop {
+                crate::deadline::check()?;
                 let chunk = reader.scan_docs(ns, last.as_ref(), SCAN_CHUNK)?;
                 let full = chunk.len() == SCAN_CHUNK;
                 for raw in &chunk {

@@ -205,6 +205,7 @@ impl Source {
             } => {
                 let view = engine.read_view()?;
                 while !*done && !matcher.limit_reached() && !batch.full() {
+                    crate::deadline::check()?;
                     let chunk = view.scan(ns, last_id.as_ref(), SCAN_CHUNK)?;
                     let mut consumed = true;
                     for raw in &chunk {
