@@ -206,7 +206,8 @@ def test_a_hint_must_name_an_index(db):
 
 
 def test_max_time_ms_is_checked_and_stops_reads(db):
-    for bad in (-1, 0.5, "1", 2**31):
+    assert db.command("ping", maxTimeMS=Decimal128("5"))["ok"] == 1
+    for bad in (-1, 0.5, "1", 2**31, Decimal128("0.5")):
         for command in (("ping",), ("find", "c")):
             with pytest.raises(pymongo.errors.OperationFailure) as err:
                 db.command(*command, maxTimeMS=bad)

@@ -49,7 +49,12 @@ impl CommandRequest {
         let Some(value) = self.body.get("maxTimeMS") else {
             return Ok(None);
         };
-        let ms = match value {
+        // A decimal is read as the double nearest it, then held to the same rules.
+        let decimal = match value {
+            Bson::Decimal128(d) => Some(Bson::Double(d.to_string().parse().unwrap_or(f64::NAN))),
+            _ => None,
+        };
+        let ms = match decimal.as_ref().unwrap_or(value) {
             Bson::Int32(n) => i64::from(*n),
             Bson::Int64(n) => *n,
             // Whole and within the limit, so the conversion is exact.

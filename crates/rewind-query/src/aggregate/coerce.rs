@@ -16,7 +16,7 @@ pub(super) fn coerce_to_string(value: Option<Bson>) -> QueryResult<String> {
         Some(Bson::Int64(i)) => i.to_string(),
         Some(Bson::Double(f)) => format_double(f),
         Some(Bson::Decimal128(d)) => d.to_string(),
-        Some(Bson::DateTime(date)) => iso_date(date),
+        Some(Bson::DateTime(date)) => iso_date(date)?,
         Some(Bson::Timestamp(ts)) => timestamp(ts),
         Some(other) => {
             return Err(QueryError::location(
@@ -70,25 +70,51 @@ fn strip_zeros(text: &str) -> &str {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the server's `kIsoFormatStringZ`.
-fn iso_date(date: DateTime) -> String {
-    let millis = date.timestamp_millis();
-    let (days, in_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
-    let (year, month, day) = civil_from_days(days);
-    format!(
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the server's `kIsoFormatStringZ`, for years 0 to 9999 (the
+/// server's range; others fail with 18537).
+fn iso_date(date: DateTime) -> QueryResult<String> {
+    let (year, month, day, in_day) = civil(date.timestamp_millis());
+    if !(0..=9999).contains(&year) {
+        return Err(QueryError::location(
+            18537,
+            format!(
+                "Could not convert date to string: date component was outside the supported \
+                 range of 0-9999: {year}"
+            ),
+        ));
+    }
+    Ok(format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         in_day / 3_600_000,
         in_day / 60_000 % 60,
         in_day / 1000 % 60,
         in_day % 1000
+    ))
+}
+
+/// The server's `Timestamp::toStringPretty`: its seconds as C's `ctime` prints them without
+/// weekday and year (`Jan  2 03:04:05`, in UTC here), then `:` and the increment.
+fn timestamp(ts: Timestamp) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (_, month, day, in_day) = civil(i64::from(ts.time) * 1000);
+    let name = usize::try_from(month - 1).map_or("", |m| MONTHS[m % 12]);
+    format!(
+        "{name} {day:>2} {:02}:{:02}:{:02}:{}",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        ts.increment
     )
 }
 
-/// The server's `Timestamp::toStringPretty`: the seconds as a UTC date and time, then the
-/// increment.
-fn timestamp(ts: Timestamp) -> String {
-    let date = iso_date(DateTime::from_millis(i64::from(ts.time) * 1000));
-    format!("{}:{}", &date[..19], ts.increment)
+/// Year, month, day and the milliseconds into that day of a time in milliseconds since the
+/// epoch (UTC).
+fn civil(millis: i64) -> (i64, i64, i64, i64) {
+    let (days, in_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
+    let (year, month, day) = civil_from_days(days);
+    (year, month, day, in_day)
 }
 
 /// The proleptic Gregorian date of a day count from 1970-01-01 (Howard Hinnant's
@@ -132,17 +158,24 @@ mod tests {
     #[test]
     fn dates_print_in_iso_utc_with_milliseconds() {
         let date = DateTime::from_millis(1_577_934_245_678);
-        assert_eq!(iso_date(date), "2020-01-02T03:04:05.678Z");
         assert_eq!(
-            iso_date(DateTime::from_millis(-1)),
-            "1969-12-31T23:59:59.999Z"
+            iso_date(date).ok().as_deref(),
+            Some("2020-01-02T03:04:05.678Z")
         );
+        assert_eq!(
+            iso_date(DateTime::from_millis(-1)).ok().as_deref(),
+            Some("1969-12-31T23:59:59.999Z")
+        );
+        // Just before year 0, and year 10000: outside the server's range.
+        let code = |millis| iso_date(DateTime::from_millis(millis)).map_err(|e| e.code);
+        assert_eq!(code(-62_167_219_200_001), Err(18537));
+        assert_eq!(code(253_402_300_800_000), Err(18537));
         assert_eq!(
             timestamp(Timestamp {
                 time: 1_577_934_245,
                 increment: 7
             }),
-            "2020-01-02T03:04:05:7"
+            "Jan  2 03:04:05:7"
         );
     }
 }
