@@ -253,6 +253,19 @@ def test_unknown_command_and_options_fail_like_mongod(db):
     with pytest.raises(pymongo.errors.OperationFailure) as err:
         db.command("find", "c", filter={"a": {"$nope": 1}})
     assert err.value.code == 2
+    # A statement's unknown or missing field fails the whole write, before anything is
+    # written (mongod parses the statements with the command).
+    db.w.insert_one({"_id": 1, "a": 0})
+    for command, statements, code in (
+        ("update", [{"q": {}, "u": {"$set": {"a": 1}}}, {"q": {}, "u": {"$set": {"a": 2}}, "foo": 1}], 40415),
+        ("update", [{"q": {}, "u": {"$set": {"a": 1}}}, {"q": {}}], 40414),
+        ("delete", [{"q": {}, "limit": 0}, {"q": {}}], 40414),
+    ):
+        field = "updates" if command == "update" else "deletes"
+        with pytest.raises(pymongo.errors.OperationFailure) as err:
+            db.command(command, "w", **{field: statements})
+        assert err.value.code == code, (command, statements)
+        assert db.w.find_one({"_id": 1}) == {"_id": 1, "a": 0}
 
 
 def test_sessions_are_accepted_but_transactions_refused(client, db):

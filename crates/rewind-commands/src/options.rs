@@ -45,6 +45,14 @@ pub fn check_all_fields(doc: &Document, context: &str, allowed: &[&str]) -> Resu
     }
 }
 
+/// Refuses a sub-document (a write statement) missing one of `required` (40414).
+pub fn check_required(doc: &Document, context: &str, required: &[&str]) -> Result<()> {
+    match required.iter().find(|field| !doc.contains_key(**field)) {
+        Some(field) => Err(CommandError::new_missing(context, field)),
+        None => Ok(()),
+    }
+}
+
 /// Refuses multi-document transactions, which rewind does not support.
 pub fn check_no_transaction(body: &Document) -> Result<()> {
     let starts = matches!(body.get("startTransaction"), Some(Bson::Boolean(true)));

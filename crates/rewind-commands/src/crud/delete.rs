@@ -9,7 +9,8 @@ use super::{check_writable, write_statements};
 use crate::Commands;
 use crate::error::{CommandError, Result};
 use crate::options::{
-    as_i64, check_all_fields, check_collation, check_fields, command_ns, get_bool, get_doc_array,
+    as_i64, check_all_fields, check_collation, check_fields, check_required, command_ns, get_bool,
+    get_doc_array,
 };
 use crate::reader::matching;
 use crate::reply::WriteReply;
@@ -21,8 +22,10 @@ struct Statement {
     just_one: bool,
 }
 
+const STATEMENT_FIELDS: &[&str] = &["q", "limit", "collation", "hint"];
+
 fn parse_statement(stmt: &Document) -> Result<Statement> {
-    check_all_fields(stmt, "delete.deletes", &["q", "limit", "collation", "hint"])?;
+    check_all_fields(stmt, "delete.deletes", STATEMENT_FIELDS)?;
     check_collation(stmt, "delete.deletes")?;
     let q = match stmt.get("q") {
         Some(Bson::Document(q)) => q,
@@ -70,6 +73,11 @@ pub async fn delete(cmds: &Commands, request: &CommandRequest) -> Result<Documen
     let ns = command_ns(&request.db, body, "delete")?;
     check_writable(&ns)?;
     let stmts = get_doc_array(body, "delete", "deletes")?;
+    // As for update: statement fields are the command's, checked before anything runs.
+    for stmt in &stmts {
+        check_all_fields(stmt, "delete.deletes", STATEMENT_FIELDS)?;
+        check_required(stmt, "delete.deletes", &["q", "limit"])?;
+    }
     let ordered = get_bool(body, "delete", "ordered")?.unwrap_or(true);
     let reply = WriteReply::new(false);
     write_statements(cmds, stmts, ordered, reply, move |txn, _, stmt, reply| {

@@ -10,7 +10,8 @@ use super::{check_writable, to_raw, with_id_first, write_statements};
 use crate::Commands;
 use crate::error::{CommandError, Result};
 use crate::options::{
-    check_all_fields, check_collation, check_fields, command_ns, get_bool, get_doc_array,
+    check_all_fields, check_collation, check_fields, check_required, command_ns, get_bool,
+    get_doc_array,
 };
 use crate::reader::matching;
 use crate::reply::WriteReply;
@@ -164,6 +165,12 @@ pub async fn update(cmds: &Commands, request: &CommandRequest) -> Result<Documen
     let ns = command_ns(&request.db, body, "update")?;
     check_writable(&ns)?;
     let stmts = get_doc_array(body, "update", "updates")?;
+    // mongod's parser reads every statement's fields with the command: an unknown or a
+    // missing one fails the whole command before anything is written.
+    for stmt in &stmts {
+        check_all_fields(stmt, "update.updates", STATEMENT_FIELDS)?;
+        check_required(stmt, "update.updates", &["q", "u"])?;
+    }
     let ordered = get_bool(body, "update", "ordered")?.unwrap_or(true);
     let reply = WriteReply::new(true);
     write_statements(
