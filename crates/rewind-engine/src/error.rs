@@ -5,7 +5,9 @@
 //! or file paths: storage failures are reported as a generic message and keep their cause in
 //! [`std::error::Error::source`] for logs only.
 
-use bson::Document;
+use std::fmt;
+
+use bson::{Bson, Document};
 
 /// Result alias used across the engine.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -29,7 +31,7 @@ pub enum EngineError {
     /// A unique index (including `_id_`) already holds the key (mongod 11000 DuplicateKey).
     #[error(
         "E11000 duplicate key error collection: {} index: {} dup key: {}",
-        .0.ns, .0.index, .0.key_value
+        .0.ns, .0.index, Shell(&Bson::Document(.0.key_value.clone()))
     )]
     DuplicateKey(Box<DuplicateKey>),
     /// The collection or database does not exist (26 NamespaceNotFound).
@@ -159,5 +161,83 @@ impl From<rewind_bson::BsonError> for EngineError {
 impl From<bson::error::Error> for EngineError {
     fn from(e: bson::error::Error) -> Self {
         Self::InvalidBson(e.to_string())
+    }
+}
+
+/// A value as mongod prints one in messages (`BSONElement::toString`): `{ a: 1, b: "x" }`,
+/// doubles with a fraction (`1.0`), `ObjectId('…')`, `new Date(…)`, `[ 1, 2 ]`.
+struct Shell<'a>(&'a Bson);
+
+impl fmt::Display for Shell<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Bson::Document(doc) if doc.is_empty() => f.write_str("{}"),
+            Bson::Document(doc) => {
+                f.write_str("{ ")?;
+                for (i, (key, value)) in doc.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{key}: {}", Shell(value))?;
+                }
+                f.write_str(" }")
+            }
+            Bson::Array(items) if items.is_empty() => f.write_str("[]"),
+            Bson::Array(items) => {
+                f.write_str("[ ")?;
+                for (i, item) in items.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{}", Shell(item))?;
+                }
+                f.write_str(" ]")
+            }
+            Bson::String(s) | Bson::Symbol(s) => write!(f, "{s:?}"),
+            Bson::Double(d) if d.is_finite() && d.fract() == 0.0 && d.abs() < 1e15 => {
+                write!(f, "{d:.1}")
+            }
+            Bson::Double(d) => write!(f, "{d}"),
+            Bson::Int32(i) => write!(f, "{i}"),
+            Bson::Int64(i) => write!(f, "{i}"),
+            Bson::Decimal128(d) => write!(f, "{d}"),
+            Bson::Boolean(b) => write!(f, "{b}"),
+            Bson::Null => f.write_str("null"),
+            Bson::Undefined => f.write_str("undefined"),
+            Bson::MinKey => f.write_str("MinKey"),
+            Bson::MaxKey => f.write_str("MaxKey"),
+            Bson::ObjectId(oid) => write!(f, "ObjectId('{oid}')"),
+            Bson::DateTime(date) => write!(f, "new Date({})", date.timestamp_millis()),
+            Bson::Timestamp(ts) => write!(f, "Timestamp({}, {})", ts.time, ts.increment),
+            Bson::RegularExpression(re) => write!(f, "/{}/{}", re.pattern, re.options),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::{doc, oid::ObjectId};
+
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_print_as_mongod_prints_them() {
+        let err = |key_value: Document| {
+            EngineError::DuplicateKey(Box::new(DuplicateKey {
+                ns: "db.c".into(),
+                index: "a_1".into(),
+                key_pattern: doc! {"a": 1},
+                key_value,
+            }))
+            .to_string()
+        };
+        assert_eq!(
+            err(doc! {"a": 1}),
+            "E11000 duplicate key error collection: db.c index: a_1 dup key: { a: 1 }"
+        );
+        assert!(err(doc! {"_id": 1.0}).ends_with("dup key: { _id: 1.0 }"));
+        assert!(err(doc! {"a": "a@x", "b": [1, 2.5]}).ends_with(r#"{ a: "a@x", b: [ 1, 2.5 ] }"#));
+        let oid = ObjectId::parse_str("5f0000000000000000000001").unwrap();
+        assert!(
+            err(doc! {"a": oid, "b": null})
+                .ends_with("{ a: ObjectId('5f0000000000000000000001'), b: null }")
+        );
     }
 }
