@@ -2,6 +2,9 @@
 //! `$toLower`): `Value::coerceToString`.
 
 use bson::{Bson, DateTime, Timestamp};
+use time::OffsetDateTime;
+use time::format_description::FormatItem;
+use time::macros::format_description;
 
 use crate::error::{QueryError, QueryResult};
 use crate::types::type_alias;
@@ -73,63 +76,32 @@ fn strip_zeros(text: &str) -> &str {
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the server's `kIsoFormatStringZ`, for years 0 to 9999 (the
 /// server's range; others fail with 18537).
 fn iso_date(date: DateTime) -> QueryResult<String> {
-    let (year, month, day, in_day) = civil(date.timestamp_millis());
-    if !(0..=9999).contains(&year) {
-        return Err(QueryError::location(
+    const ISO: &[FormatItem<'_>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let millis = date.timestamp_millis();
+    let utc = OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).ok();
+    match utc {
+        Some(utc) if (0..=9999).contains(&utc.year()) => Ok(utc.format(ISO).unwrap_or_default()),
+        // Beyond what the calendar type holds, the year is past ±9999 anyway.
+        other => Err(QueryError::location(
             18537,
             format!(
                 "Could not convert date to string: date component was outside the supported \
-                 range of 0-9999: {year}"
+                 range of 0-9999: {}",
+                other.map_or_else(|| "beyond 9999".to_owned(), |t| t.year().to_string())
             ),
-        ));
+        )),
     }
-    Ok(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    ))
 }
 
 /// The server's `Timestamp::toStringPretty`: its seconds as C's `ctime` prints them without
 /// weekday and year (`Jan  2 03:04:05`, in UTC here), then `:` and the increment.
 fn timestamp(ts: Timestamp) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (_, month, day, in_day) = civil(i64::from(ts.time) * 1000);
-    let name = usize::try_from(month - 1).map_or("", |m| MONTHS[m % 12]);
-    format!(
-        "{name} {day:>2} {:02}:{:02}:{:02}:{}",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        ts.increment
-    )
-}
-
-/// Year, month, day and the milliseconds into that day of a time in milliseconds since the
-/// epoch (UTC).
-fn civil(millis: i64) -> (i64, i64, i64, i64) {
-    let (days, in_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
-    let (year, month, day) = civil_from_days(days);
-    (year, month, day, in_day)
-}
-
-/// The proleptic Gregorian date of a day count from 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    const CTIME: &[FormatItem<'_>] =
+        format_description!("[month repr:short] [day padding:space] [hour]:[minute]:[second]");
+    let utc = OffsetDateTime::from_unix_timestamp(i64::from(ts.time))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!("{}:{}", utc.format(CTIME).unwrap_or_default(), ts.increment)
 }
 
 #[cfg(test)]
