@@ -188,7 +188,7 @@ impl IndexSpec {
             .collect();
         let refs: Vec<&[&str]> = paths.iter().map(Vec::as_slice).collect();
         let mut unique: BTreeMap<Vec<u8>, Vec<Bson>> = BTreeMap::new();
-        for found in self.combinations(doc, &refs)? {
+        for found in combinations(doc, &refs)? {
             // A sparse index leaves out each key none of whose fields was found (mongod
             // checks key by key, so an array element without the field adds no null).
             if self.sparse && found.iter().all(Option::is_none) {
@@ -207,82 +207,6 @@ impl IndexSpec {
             .collect())
     }
 
-    /// The value combinations of `paths` in `doc`, one value per path each (`None` where
-    /// the path finds nothing).
-    fn combinations(&self, doc: &Document, paths: &[&[&str]]) -> Result<Vec<Vec<Option<Bson>>>> {
-        // The first array on each path: every path that meets one must meet the same.
-        let mut shared: Option<(usize, usize)> = None;
-        for (i, path) in paths.iter().enumerate() {
-            let Some(len) = first_array(doc, path) else {
-                continue;
-            };
-            match shared {
-                None => shared = Some((i, len)),
-                Some((j, shared_len)) if paths[j][..shared_len] == path[..len] => {}
-                Some((j, _)) => {
-                    return Err(EngineError::CannotIndexParallelArrays(
-                        path.join("."),
-                        paths[j].join("."),
-                    ));
-                }
-            }
-        }
-        let Some((j, len)) = shared else {
-            // No array: one value per path.
-            return Ok(vec![paths.iter().map(|p| plain_value(doc, p)).collect()]);
-        };
-        let prefix = &paths[j][..len];
-        let under: Vec<bool> = paths.iter().map(|p| p.starts_with(prefix)).collect();
-        let constants: Vec<Option<Bson>> = paths.iter().map(|p| plain_value(doc, p)).collect();
-        let items = match array_at(doc, prefix) {
-            Some(items) if !items.is_empty() => items,
-            // An empty array: `undefined` where it is the indexed value, null below it.
-            _ => {
-                return Ok(vec![
-                    paths
-                        .iter()
-                        .zip(&under)
-                        .zip(constants)
-                        .map(|((p, u), c)| match (u, p.len() == len) {
-                            (true, true) => Some(Bson::Undefined),
-                            (true, false) => None,
-                            (false, _) => c,
-                        })
-                        .collect(),
-                ]);
-            }
-        };
-        let mut out = Vec::new();
-        for item in items {
-            // The paths below the array, within this element.
-            let rests: Vec<&[&str]> = paths
-                .iter()
-                .zip(&under)
-                .filter(|(p, u)| **u && p.len() > len)
-                .map(|(p, _)| &p[len..])
-                .collect();
-            let inner = match item {
-                Bson::Document(sub) if !rests.is_empty() => self.combinations(sub, &rests)?,
-                _ => vec![vec![None; rests.len()]],
-            };
-            for inner_values in inner {
-                let mut inner_values = inner_values.into_iter();
-                let combo = paths
-                    .iter()
-                    .zip(&under)
-                    .zip(&constants)
-                    .map(|((p, u), c)| match (u, p.len() == len) {
-                        (true, true) => Some(item.clone()),
-                        (true, false) => inner_values.next().flatten(),
-                        (false, _) => c.clone(),
-                    })
-                    .collect();
-                out.push(combo);
-            }
-        }
-        Ok(out)
-    }
-
     /// The `keyValue` document of a duplicate-key error.
     pub(crate) fn key_value(&self, values: &[Bson]) -> Document {
         self.fields
@@ -291,6 +215,82 @@ impl IndexSpec {
             .map(|((p, _), v)| (p.clone(), v.clone()))
             .collect()
     }
+}
+
+/// The value combinations of `paths` in `doc`, one value per path each (`None` where
+/// the path finds nothing).
+fn combinations(doc: &Document, paths: &[&[&str]]) -> Result<Vec<Vec<Option<Bson>>>> {
+    // The first array on each path: every path that meets one must meet the same.
+    let mut shared: Option<(usize, usize)> = None;
+    for (i, path) in paths.iter().enumerate() {
+        let Some(len) = first_array(doc, path) else {
+            continue;
+        };
+        match shared {
+            None => shared = Some((i, len)),
+            Some((j, shared_len)) if paths[j][..shared_len] == path[..len] => {}
+            Some((j, _)) => {
+                return Err(EngineError::CannotIndexParallelArrays(
+                    path.join("."),
+                    paths[j].join("."),
+                ));
+            }
+        }
+    }
+    let Some((j, len)) = shared else {
+        // No array: one value per path.
+        return Ok(vec![paths.iter().map(|p| plain_value(doc, p)).collect()]);
+    };
+    let prefix = &paths[j][..len];
+    let under: Vec<bool> = paths.iter().map(|p| p.starts_with(prefix)).collect();
+    let constants: Vec<Option<Bson>> = paths.iter().map(|p| plain_value(doc, p)).collect();
+    let items = match array_at(doc, prefix) {
+        Some(items) if !items.is_empty() => items,
+        // An empty array: `undefined` where it is the indexed value, null below it.
+        _ => {
+            return Ok(vec![
+                paths
+                    .iter()
+                    .zip(&under)
+                    .zip(constants)
+                    .map(|((p, u), c)| match (u, p.len() == len) {
+                        (true, true) => Some(Bson::Undefined),
+                        (true, false) => None,
+                        (false, _) => c,
+                    })
+                    .collect(),
+            ]);
+        }
+    };
+    // The paths below the array, as each element sees them.
+    let rests: Vec<&[&str]> = paths
+        .iter()
+        .zip(&under)
+        .filter(|(p, u)| **u && p.len() > len)
+        .map(|(p, _)| &p[len..])
+        .collect();
+    let mut out = Vec::new();
+    for item in items {
+        let inner = match item {
+            Bson::Document(sub) if !rests.is_empty() => combinations(sub, &rests)?,
+            _ => vec![vec![None; rests.len()]],
+        };
+        for inner_values in inner {
+            let mut inner_values = inner_values.into_iter();
+            let combo = paths
+                .iter()
+                .zip(&under)
+                .zip(&constants)
+                .map(|((p, u), c)| match (u, p.len() == len) {
+                    (true, true) => Some(item.clone()),
+                    (true, false) => inner_values.next().flatten(),
+                    (false, _) => c.clone(),
+                })
+                .collect();
+            out.push(combo);
+        }
+    }
+    Ok(out)
 }
 
 /// How many components of `path` lead to the first array on it, if it meets one.
