@@ -6,8 +6,11 @@
 //!   accepting exactly what `bson`'s conversion to a `Document` accepts.
 //! * [`canonical`]: what makes a document encode back to the same bytes after that
 //!   conversion (no repeated key, arrays keyed `"0"`, `"1"`, ...).
+//! * [`decimal`]: a Decimal128 as sign, coefficient and exponent, which index keys and
+//!   exact comparisons read.
 
 pub mod canonical;
+pub mod decimal;
 mod walk;
 
 pub use walk::{BsonError, Checked, MAX_DEPTH, check_document, cstring_end};

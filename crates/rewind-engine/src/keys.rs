@@ -11,6 +11,7 @@
 //! filter narrows).
 
 use bson::{Bson, Document};
+use rewind_bson::decimal::Decimal;
 
 /// Type tags in MongoDB's canonical type order.
 mod tag {
@@ -84,15 +85,12 @@ fn encode_body(value: &Bson, out: &mut Vec<u8>) {
         Bson::Double(d) => encode_number(*d, 0, out),
         Bson::Int32(i) => encode_number(f64::from(*i), 0, out),
         Bson::Int64(i) => encode_i64(*i, out),
-        Bson::Decimal128(d) => {
-            let text = d.to_string();
-            // A whole decimal keys as the integer it equals (exactly, past 2^53 too), as
-            // the query layer compares them; others by their nearest double.
-            match whole_decimal(&text) {
-                Some(i) => encode_i64(i, out),
-                None => encode_number(text.parse::<f64>().unwrap_or(f64::NAN), 0, out),
-            }
-        }
+        // A whole decimal keys as the integer it equals (exactly, past 2^53 too), as the
+        // query layer compares them; others by their nearest double.
+        Bson::Decimal128(d) => match Decimal::decode(d).as_i64() {
+            Some(i) => encode_i64(i, out),
+            None => encode_number(d.to_string().parse::<f64>().unwrap_or(f64::NAN), 0, out),
+        },
         Bson::String(s) | Bson::Symbol(s) => encode_str(s, out),
         Bson::Document(doc) => encode_doc(doc, out),
         Bson::Array(items) => {
@@ -169,45 +167,6 @@ fn encode_i64(i: i64, out: &mut Vec<u8>) {
     // The exact difference is small (|i - approx| <= 2^10), computed in i128 to avoid overflow.
     let rem = i128::from(i) - approx as i128;
     encode_number(approx, i16::try_from(rem).unwrap_or(0), out);
-}
-
-/// The value of a Decimal128's text (`-12`, `1.20E+3`, `9007199254740993`) when it is a whole
-/// number within i64.
-fn whole_decimal(text: &str) -> Option<i64> {
-    let (negative, unsigned) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (mantissa, exponent) = match unsigned.split_once(['E', 'e']) {
-        Some((m, e)) => (m, e.parse::<i32>().ok()?),
-        None => (unsigned, 0),
-    };
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits = format!("{whole}{fraction}");
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let scale = exponent - i32::try_from(fraction.len()).ok()?;
-    let (kept, dropped) = if scale < 0 {
-        digits.split_at(digits.len().checked_sub(usize::try_from(-scale).ok()?)?)
-    } else {
-        (digits.as_str(), "")
-    };
-    if dropped.bytes().any(|b| b != b'0') {
-        return None;
-    }
-    let mut value: i128 = if kept.is_empty() {
-        0
-    } else {
-        kept.parse().ok()?
-    };
-    for _ in 0..scale.max(0) {
-        value = value.checked_mul(10)?;
-        if value > i128::from(i64::MAX) + 1 {
-            return None;
-        }
-    }
-    i64::try_from(if negative { -value } else { value }).ok()
 }
 
 /// Numbers: an ordered double (NaN below every number, -0 == 0) and a 2-byte remainder.
@@ -305,10 +264,10 @@ mod tests {
         assert_eq!(key_bytes(&dec("-7.000")), key_bytes(&Bson::Int32(-7)));
         assert_eq!(key_bytes(&dec("-0")), key_bytes(&Bson::Int32(0)));
         assert_eq!(key_bytes(&dec("2.5")), key_bytes(&Bson::Double(2.5)));
-        assert_eq!(whole_decimal("1E+40"), None);
-        assert_eq!(whole_decimal("0.001"), None);
-        assert_eq!(whole_decimal("NaN"), None);
-        assert_eq!(whole_decimal("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(
+            key_bytes(&dec("-9223372036854775808")),
+            key_bytes(&Bson::Int64(i64::MIN))
+        );
     }
 
     #[test]

@@ -5,126 +5,73 @@
 
 use std::cmp::Ordering;
 
-use bson::{Bson, Decimal128};
+use bson::Bson;
+use rewind_bson::decimal::{DIGITS, Decimal};
 
-/// Most significant digits of a Decimal128 coefficient.
-const DIGITS: u32 = 34;
-
-/// A Decimal128 (or another number converted to one) as sign, coefficient and exponent.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Dec {
-    NaN,
-    Infinite {
-        negative: bool,
-    },
-    Finite {
-        negative: bool,
-        coefficient: u128,
-        exponent: i32,
-    },
+fn from_i64(i: i64) -> Decimal {
+    Decimal::Finite {
+        negative: i < 0,
+        coefficient: u128::from(i.unsigned_abs()),
+        exponent: 0,
+    }
 }
 
-impl Dec {
-    /// Decodes the BID encoding (IEEE 754-2008): sign bit, then either a 14-bit exponent
-    /// and a 113-bit coefficient, or the `11` form whose coefficients exceed 34 digits
-    /// (non-canonical, read as zero) and the infinities and NaNs.
-    fn from_decimal(d: &Decimal128) -> Dec {
-        let bits = u128::from_le_bytes(d.bytes());
-        let negative = bits >> 127 == 1;
-        let combination = (bits >> 122) & 0x1F;
-        if combination == 0x1F {
-            return Dec::NaN;
-        }
-        if combination == 0x1E {
-            return Dec::Infinite { negative };
-        }
-        let (exponent, coefficient) = if (bits >> 125) & 0b11 == 0b11 {
-            ((bits >> 111) & 0x3FFF, 0)
-        } else {
-            let coefficient = bits & ((1 << 113) - 1);
-            let canonical = coefficient < 10u128.pow(DIGITS);
-            (
-                (bits >> 113) & 0x3FFF,
-                if canonical { coefficient } else { 0 },
-            )
-        };
-        Dec::Finite {
-            negative,
-            coefficient,
-            // 14 bits, biased by 6176.
-            exponent: i32::try_from(exponent).unwrap_or(0) - 6176,
-        }
+/// The double rounded to 34 significant digits (round half to even, on its exact binary
+/// value), as mongod converts it for the comparison.
+fn from_f64(f: f64) -> Decimal {
+    if f.is_nan() {
+        return Decimal::NaN;
     }
-
-    fn from_i64(i: i64) -> Dec {
-        Dec::Finite {
-            negative: i < 0,
-            coefficient: u128::from(i.unsigned_abs()),
-            exponent: 0,
-        }
+    if f.is_infinite() {
+        return Decimal::Infinite { negative: f < 0.0 };
     }
-
-    /// The double rounded to 34 significant digits (round half to even, on its exact
-    /// binary value), as mongod converts it for the comparison.
-    fn from_f64(f: f64) -> Dec {
-        if f.is_nan() {
-            return Dec::NaN;
-        }
-        if f.is_infinite() {
-            return Dec::Infinite { negative: f < 0.0 };
-        }
-        if f == 0.0 {
-            return Dec::Finite {
-                negative: false,
-                coefficient: 0,
-                exponent: 0,
-            };
-        }
-        // `d.ddd…e±x` with 33 digits after the point.
-        let text = format!("{:.33e}", f.abs());
-        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-        let coefficient = mantissa.replace('.', "").parse().unwrap_or(0);
-        let exponent: i32 = exponent.parse().unwrap_or(0);
-        Dec::Finite {
-            negative: f < 0.0,
-            coefficient,
-            exponent: exponent - 33,
-        }
+    if f == 0.0 {
+        return from_i64(0);
     }
+    // `d.ddd…e±x` with 33 digits after the point.
+    let text = format!("{:.33e}", f.abs());
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+    let coefficient = mantissa.replace('.', "").parse().unwrap_or(0);
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    Decimal::Finite {
+        negative: f < 0.0,
+        coefficient,
+        exponent: exponent - 33,
+    }
+}
 
-    fn of(value: &Bson) -> Option<Dec> {
-        match value {
-            Bson::Decimal128(d) => Some(Dec::from_decimal(d)),
-            Bson::Int32(i) => Some(Dec::from_i64(i64::from(*i))),
-            Bson::Int64(i) => Some(Dec::from_i64(*i)),
-            Bson::Double(f) => Some(Dec::from_f64(*f)),
-            _ => None,
-        }
+fn of(value: &Bson) -> Option<Decimal> {
+    match value {
+        Bson::Decimal128(d) => Some(Decimal::decode(d)),
+        Bson::Int32(i) => Some(from_i64(i64::from(*i))),
+        Bson::Int64(i) => Some(from_i64(*i)),
+        Bson::Double(f) => Some(from_f64(*f)),
+        _ => None,
     }
 }
 
 /// Compares two numbers of which at least one is a Decimal128, exactly; NaN equals NaN
 /// and sorts below every other number. `None` when either is no number.
 pub(crate) fn compare_with_decimal(a: &Bson, b: &Bson) -> Option<Ordering> {
-    Some(compare_decs(Dec::of(a)?, Dec::of(b)?))
+    Some(compare_decs(of(a)?, of(b)?))
 }
 
-fn compare_decs(a: Dec, b: Dec) -> Ordering {
+fn compare_decs(a: Decimal, b: Decimal) -> Ordering {
     // Rank: NaN, -inf, finite, +inf; finite values compare by value.
-    let rank = |d: &Dec| match d {
-        Dec::NaN => 0,
-        Dec::Infinite { negative: true } => 1,
-        Dec::Finite { .. } => 2,
-        Dec::Infinite { negative: false } => 3,
+    let rank = |d: &Decimal| match d {
+        Decimal::NaN => 0,
+        Decimal::Infinite { negative: true } => 1,
+        Decimal::Finite { .. } => 2,
+        Decimal::Infinite { negative: false } => 3,
     };
     match (a, b) {
         (
-            Dec::Finite {
+            Decimal::Finite {
                 negative: na,
                 coefficient: ca,
                 exponent: ea,
             },
-            Dec::Finite {
+            Decimal::Finite {
                 negative: nb,
                 coefficient: cb,
                 exponent: eb,
