@@ -4,6 +4,12 @@
 
 use bson::Decimal128;
 
+/// The double nearest a Decimal128 (through its canonical text, which Rust's parser reads
+/// whole, `NaN` and `Infinity` included).
+pub fn nearest_f64(d: &Decimal128) -> f64 {
+    d.to_string().parse().unwrap_or(f64::NAN)
+}
+
 /// Most significant digits of a Decimal128 coefficient.
 pub const DIGITS: u32 = 34;
 
@@ -107,6 +113,16 @@ mod tests {
         );
         assert_eq!(decode("NaN"), Decimal::NaN);
         assert_eq!(decode("-Infinity"), Decimal::Infinite { negative: true });
+    }
+
+    #[test]
+    fn nearest_doubles() {
+        let near = |s: &str| nearest_f64(&s.parse().unwrap_or_else(|e| panic!("{s}: {e:?}")));
+        assert_eq!(near("2.5"), 2.5);
+        assert_eq!(near("-1.20E+3"), -1200.0);
+        assert_eq!(near("Infinity"), f64::INFINITY);
+        assert_eq!(near("-Infinity"), f64::NEG_INFINITY);
+        assert!(near("NaN").is_nan());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! filter narrows).
 
 use bson::{Bson, Document};
-use rewind_bson::decimal::Decimal;
+use rewind_bson::decimal::{Decimal, nearest_f64};
 
 /// Type tags in MongoDB's canonical type order.
 mod tag {
@@ -89,7 +89,7 @@ fn encode_body(value: &Bson, out: &mut Vec<u8>) {
         // query layer compares them; others by their nearest double.
         Bson::Decimal128(d) => match Decimal::decode(d).as_i64() {
             Some(i) => encode_i64(i, out),
-            None => encode_number(d.to_string().parse::<f64>().unwrap_or(f64::NAN), 0, out),
+            None => encode_number(nearest_f64(d), 0, out),
         },
         Bson::String(s) | Bson::Symbol(s) => encode_str(s, out),
         Bson::Document(doc) => encode_doc(doc, out),

@@ -3,7 +3,9 @@
 
 use bson::{Bson, Decimal128};
 
-use crate::compare::{Num, decimal_to_f64};
+use rewind_bson::decimal::nearest_f64;
+
+use crate::compare::Num;
 
 /// Why an arithmetic operation produced no value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +45,7 @@ fn as_i64(value: &Bson) -> i64 {
 
 fn as_f64(value: &Bson) -> f64 {
     match value {
-        Bson::Decimal128(d) => decimal_to_f64(d),
+        Bson::Decimal128(d) => nearest_f64(d),
         other => Num::of(other).map_or(f64::NAN, Num::as_f64),
     }
 }

@@ -4,6 +4,7 @@
 use std::cmp::Ordering;
 
 use bson::{Bson, Document};
+use rewind_bson::decimal::nearest_f64;
 
 use crate::decimal;
 
@@ -52,7 +53,7 @@ impl Num {
             Bson::Int32(i) => Some(Num::Int(i64::from(*i))),
             Bson::Int64(i) => Some(Num::Int(*i)),
             Bson::Double(f) => Some(Num::from_f64(*f)),
-            Bson::Decimal128(d) => Some(Num::from_f64(decimal_to_f64(d))),
+            Bson::Decimal128(d) => Some(Num::from_f64(nearest_f64(d))),
             _ => None,
         }
     }
@@ -70,17 +71,6 @@ impl Num {
             Num::Int(i) => i as f64,
             Num::Float(f) => f,
         }
-    }
-}
-
-/// Converts a Decimal128 to the nearest double via its canonical string form.
-pub(crate) fn decimal_to_f64(d: &bson::Decimal128) -> f64 {
-    let text = d.to_string();
-    match text.as_str() {
-        "NaN" | "-NaN" => f64::NAN,
-        "Infinity" => f64::INFINITY,
-        "-Infinity" => f64::NEG_INFINITY,
-        other => other.parse().unwrap_or(f64::NAN),
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bson::{Bson, Document, RawDocumentBuf, doc};
+use rewind_bson::decimal::nearest_f64;
 
 use crate::error::WireError;
 use crate::op_msg::{DocumentSequence, merge_sequences};
@@ -51,7 +52,7 @@ impl CommandRequest {
         };
         // A decimal is read as the double nearest it, then held to the same rules.
         let decimal = match value {
-            Bson::Decimal128(d) => Some(Bson::Double(d.to_string().parse().unwrap_or(f64::NAN))),
+            Bson::Decimal128(d) => Some(Bson::Double(nearest_f64(d))),
             _ => None,
         };
         let ms = match decimal.as_ref().unwrap_or(value) {
