@@ -239,6 +239,37 @@ def test_decimals_compare_exactly_through_lookups(db):
     assert sorted(ids(db.d.find({"_id": {"$in": [Decimal128("3"), Decimal128("9007199254740993")]}}))) == [3, big]
 
 
+def test_decimal_arithmetic_is_exact(db):
+    # Money kept as Decimal128: $inc and $mul, then the aggregation operators and
+    # accumulators, give mongod's decimal128 results (34 digits, the exponent kept).
+    db.acct.insert_many([{"_id": 1, "bal": Decimal128("0.10")}, {"_id": 2, "bal": 0.1}, {"_id": 3}])
+    db.acct.update_one({"_id": 1}, {"$inc": {"bal": Decimal128("0.20")}})
+    db.acct.update_one({"_id": 2}, {"$inc": {"bal": Decimal128("0.2")}})
+    db.acct.update_one({"_id": 3}, {"$mul": {"bal": Decimal128("1.50")}})
+    assert [d["bal"] for d in db.acct.find().sort("_id", 1)] == [
+        Decimal128("0.30"),
+        # A double joins rounded to 15 significant digits, as in mongod.
+        Decimal128("0.300000000000000"),
+        Decimal128("0.00"),
+    ]
+    db.acct.update_one({"_id": 1}, {"$mul": {"bal": Decimal128("3")}})
+    assert db.acct.find_one({"_id": 1})["bal"] == Decimal128("0.90")
+
+    db.items.insert_many([{"p": Decimal128("19.99"), "q": 3}, {"p": Decimal128("0.01"), "q": 7}, {"p": Decimal128("1234567890123456789.01"), "q": 1}])
+    row = next(
+        db.items.aggregate(
+            [
+                {"$project": {"line": {"$multiply": ["$p", "$q"]}, "third": {"$divide": ["$p", 3]}, "less": {"$subtract": ["$p", Decimal128("0.01")]}}},
+                {"$group": {"_id": None, "total": {"$sum": "$line"}, "avg": {"$avg": "$line"}, "thirds": {"$push": "$third"}, "less": {"$push": "$less"}}},
+            ]
+        )
+    )
+    assert row["total"] == Decimal128("1234567890123456849.05")
+    assert str(row["avg"]) == "411522630041152283.0166666666666667"
+    assert [str(t) for t in row["thirds"]] == ["6.663333333333333333333333333333333", "0.003333333333333333333333333333333333", "411522630041152263.0033333333333333"]
+    assert [str(t) for t in row["less"]] == ["19.98", "0.00", "1234567890123456789.00"]
+
+
 def test_cursor_over_many_batches(db):
     coll = db.many
     coll.insert_many([{"_id": i, "pad": "x" * 50} for i in range(2500)])

@@ -1,11 +1,20 @@
 //! Numeric arithmetic with MongoDB's result typing: int32 widens to int64 on
 //! overflow, any double makes a double, any decimal makes a decimal.
+//!
+//! Decimal results are computed as mongod computes them: IEEE 754-2008 decimal128 (34
+//! digits, round half to even, the exponent the standard prefers, so `1.0 + 1.0` is `2.0`),
+//! with a double operand first rounded to 15 significant digits (`Decimal128(double,
+//! kRoundTo15Digits)`, so `0.1` joins as `0.100000000000000`) and integers exactly. The
+//! arithmetic itself is decNumber's, through the `dec` crate.
 
 use bson::{Bson, Decimal128};
 
-use rewind_bson::decimal::nearest_f64;
+use rewind_bson::decimal::{Decimal, nearest_f64};
 
 use crate::compare::Num;
+
+/// decNumber's context for 128-bit decimals (34 digits, round half to even).
+type Context = dec::Context<dec::Decimal128>;
 
 /// Why an arithmetic operation produced no value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,11 +59,56 @@ fn as_f64(value: &Bson) -> f64 {
     }
 }
 
-/// Converts a double into a Decimal128 through its shortest exact decimal text.
-pub(crate) fn f64_to_decimal(f: f64) -> Bson {
-    format!("{f:e}")
-        .parse::<Decimal128>()
-        .map_or(Bson::Double(f), Bson::Decimal128)
+/// A decimal operation on decNumber's 128-bit context.
+type DecimalOp = fn(&mut Context, dec::Decimal128, dec::Decimal128) -> dec::Decimal128;
+
+/// A number as a decNumber decimal128: integers exactly, doubles rounded to 15 significant
+/// digits (as mongod converts them for decimal arithmetic), decimals as they are.
+fn to_dec(value: &Bson) -> dec::Decimal128 {
+    let mut context = Context::default();
+    let text = match value {
+        Bson::Int32(i) => return dec::Decimal128::from(*i),
+        Bson::Int64(i) => return dec::Decimal128::from(*i),
+        Bson::Double(f) if f.is_nan() => return dec::Decimal128::NAN,
+        Bson::Double(f) if f.is_infinite() || *f == 0.0 => format!("{f}"),
+        Bson::Double(f) => format!("{f:.14e}"),
+        Bson::Decimal128(d) => match Decimal::decode(d) {
+            Decimal::NaN => return dec::Decimal128::NAN,
+            Decimal::Infinite { negative } => format!("{}Infinity", sign(negative)),
+            Decimal::Finite {
+                negative,
+                coefficient,
+                exponent,
+            } => format!("{}{coefficient}E{exponent}", sign(negative)),
+        },
+        _ => return dec::Decimal128::NAN,
+    };
+    // Every text above is a valid number within decimal128's range.
+    context.parse(text).unwrap_or(dec::Decimal128::NAN)
+}
+
+fn sign(negative: bool) -> &'static str {
+    if negative { "-" } else { "" }
+}
+
+/// A decNumber decimal128 in BSON's encoding (BID: sign, 14-bit biased exponent, binary
+/// coefficient), which differs from decNumber's own (densely packed decimal).
+fn from_dec(d: dec::Decimal128) -> Bson {
+    let negative = u128::from(d.is_negative()) << 127;
+    let bits = if d.is_nan() {
+        0x7C00 << 112
+    } else if d.is_infinite() {
+        negative | 0x7800 << 112
+    } else {
+        // decimal128's exponents are -6176..=6111 and its coefficients below 10^34 < 2^113.
+        let biased = u128::try_from(d.exponent() + 6176).unwrap_or(0);
+        negative | biased << 113 | d.coefficient().unsigned_abs()
+    };
+    Bson::Decimal128(Decimal128::from_bytes(bits.to_le_bytes()))
+}
+
+fn decimal_op(a: &Bson, b: &Bson, op: DecimalOp) -> Bson {
+    from_dec(op(&mut Context::default(), to_dec(a), to_dec(b)))
 }
 
 fn combine(
@@ -62,6 +116,7 @@ fn combine(
     b: &Bson,
     int_op: fn(i64, i64) -> Option<i64>,
     float_op: fn(f64, f64) -> f64,
+    decimal: DecimalOp,
 ) -> Result<Bson, ArithError> {
     let (Some(wa), Some(wb)) = (width(a), width(b)) else {
         return Err(ArithError::NotNumeric);
@@ -77,23 +132,36 @@ fn combine(
             Ok(Bson::Int64(r))
         }
         Width::Double => Ok(Bson::Double(float_op(as_f64(a), as_f64(b)))),
-        Width::Decimal => Ok(f64_to_decimal(float_op(as_f64(a), as_f64(b)))),
+        Width::Decimal => Ok(decimal_op(a, b, decimal)),
     }
 }
 
 /// `a + b` with MongoDB typing; int64 overflow is reported to the caller.
 pub(crate) fn add(a: &Bson, b: &Bson) -> Result<Bson, ArithError> {
-    combine(a, b, i64::checked_add, |x, y| x + y)
+    combine(a, b, i64::checked_add, |x, y| x + y, Context::add)
 }
 
 /// `a * b` with MongoDB typing; int64 overflow is reported to the caller.
 pub(crate) fn multiply(a: &Bson, b: &Bson) -> Result<Bson, ArithError> {
-    combine(a, b, i64::checked_mul, |x, y| x * y)
+    combine(a, b, i64::checked_mul, |x, y| x * y, Context::mul)
 }
 
 /// `a - b` with MongoDB typing; int64 overflow is reported to the caller.
 pub(crate) fn subtract(a: &Bson, b: &Bson) -> Result<Bson, ArithError> {
-    combine(a, b, i64::checked_sub, |x, y| x - y)
+    combine(a, b, i64::checked_sub, |x, y| x - y, Context::sub)
+}
+
+/// `a / b`: a decimal when either is one, a double otherwise (integers too); the caller
+/// refuses a zero divisor first.
+pub(crate) fn divide(a: &Bson, b: &Bson) -> Result<Bson, ArithError> {
+    let (Some(wa), Some(wb)) = (width(a), width(b)) else {
+        return Err(ArithError::NotNumeric);
+    };
+    Ok(if wa.max(wb) == Width::Decimal {
+        decimal_op(a, b, Context::div)
+    } else {
+        Bson::Double(as_f64(a) / as_f64(b))
+    })
 }
 
 /// Aggregation-style arithmetic: int64 overflow falls back to a double result.
@@ -108,12 +176,13 @@ pub(crate) fn widen_on_overflow(
     }
 }
 
-/// The zero of the same numeric type as `like` (what `$mul` on a missing field sets).
+/// The zero of the same numeric type as `like` (what `$mul` on a missing field sets; a
+/// decimal zero keeps the multiplier's exponent, as `0 × 1.50` is `0.00`).
 pub(crate) fn zero_like(like: &Bson) -> Bson {
     match like {
         Bson::Int64(_) => Bson::Int64(0),
         Bson::Double(_) => Bson::Double(0.0),
-        Bson::Decimal128(_) => f64_to_decimal(0.0),
+        Bson::Decimal128(_) => decimal_op(&Bson::Int32(0), like, Context::mul),
         _ => Bson::Int32(0),
     }
 }
@@ -123,14 +192,78 @@ pub(crate) fn to_f64(value: &Bson) -> Option<f64> {
     width(value).map(|_| as_f64(value))
 }
 
-/// Whether any operand is a Decimal128 (results then stay decimal).
-pub(crate) fn is_decimal(value: &Bson) -> bool {
-    matches!(value, Bson::Decimal128(_))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decimal(text: &str) -> Bson {
+        Bson::Decimal128(text.parse().unwrap_or_else(|e| panic!("{text}: {e:?}")))
+    }
+
+    /// The decimal results mongod gives (its IEEE 754 decimal128 library), compared by their
+    /// text, which shows the exponent as well as the value.
+    #[test]
+    fn decimal_arithmetic_is_exact_and_keeps_the_exponent() {
+        let text = |result: Result<Bson, ArithError>| match result {
+            Ok(Bson::Decimal128(d)) => d.to_string(),
+            other => panic!("not a decimal: {other:?}"),
+        };
+        assert_eq!(text(add(&decimal("0.1"), &decimal("0.2"))), "0.3");
+        assert_eq!(text(add(&decimal("1.0"), &decimal("1.0"))), "2.0");
+        assert_eq!(text(add(&decimal("19.99"), &Bson::Int32(1))), "20.99");
+        assert_eq!(text(subtract(&decimal("1.00"), &decimal("0.01"))), "0.99");
+        assert_eq!(text(subtract(&decimal("0.5"), &decimal("0.5"))), "0.0");
+        assert_eq!(text(multiply(&decimal("1.10"), &decimal("3"))), "3.30");
+        assert_eq!(text(multiply(&decimal("-2.5"), &Bson::Int64(4))), "-10.0");
+        assert_eq!(
+            text(divide(&decimal("1"), &Bson::Int32(3))),
+            "0.3333333333333333333333333333333333"
+        );
+        assert_eq!(text(divide(&decimal("10"), &decimal("4"))), "2.5");
+        assert_eq!(text(divide(&decimal("1"), &decimal("0"))), "Infinity");
+        // Past a double's 15–17 digits.
+        assert_eq!(
+            text(add(
+                &decimal("1234567890123456789012345678901234"),
+                &Bson::Int32(1)
+            )),
+            "1234567890123456789012345678901235"
+        );
+        // Rounded half to even at 34 digits.
+        assert_eq!(
+            text(add(
+                &decimal("9999999999999999999999999999999999"),
+                &decimal("0.5")
+            )),
+            "1.000000000000000000000000000000000E+34"
+        );
+        // A double joins rounded to 15 significant digits.
+        assert_eq!(
+            text(add(&decimal("0"), &Bson::Double(0.1))),
+            "0.100000000000000"
+        );
+        assert_eq!(
+            text(add(&decimal("1"), &Bson::Double(2.5))),
+            "3.50000000000000"
+        );
+        assert_eq!(text(add(&decimal("1"), &Bson::Double(-0.0))), "1");
+        assert_eq!(
+            text(add(&decimal("1"), &Bson::Double(f64::INFINITY))),
+            "Infinity"
+        );
+        assert_eq!(text(add(&decimal("-Infinity"), &decimal("1"))), "-Infinity");
+        assert_eq!(text(add(&decimal("NaN"), &decimal("1"))), "NaN");
+        assert_eq!(
+            text(multiply(&decimal("1E-6176"), &decimal("1E-10"))),
+            "0E-6176"
+        );
+        assert_eq!(text(Ok(zero_like(&decimal("1.50")))), "0.00");
+        // Integers and doubles divide as doubles.
+        assert_eq!(
+            divide(&Bson::Int32(1), &Bson::Int32(4)),
+            Ok(Bson::Double(0.25))
+        );
+    }
 
     #[test]
     fn typing() {
@@ -156,8 +289,7 @@ mod tests {
             add(&Bson::Int32(1), &Bson::String("x".into())),
             Err(ArithError::NotNumeric)
         );
-        let d = add(&Bson::Int32(1), &f64_to_decimal(0.5)).expect("numeric");
-        assert_eq!(d.to_string(), "1.5");
+        assert_eq!(add(&Bson::Int32(1), &decimal("0.5")), Ok(decimal("1.5")));
         assert_eq!(
             multiply(&Bson::Int32(3), &Bson::Int32(4)),
             Ok(Bson::Int32(12))

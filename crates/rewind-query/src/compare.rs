@@ -36,9 +36,9 @@ pub fn canonical_type(value: &Bson) -> u8 {
 
 /// A number widened for arithmetic and for comparisons without a Decimal128.
 ///
-/// Integers stay exact; Decimal128 is rounded to the nearest double (see the
-/// crate docs: decimal arithmetic is done at double precision; comparisons with a
-/// Decimal128 are exact, see [`crate::decimal`]).
+/// Integers stay exact; Decimal128 is rounded to the nearest double, which only
+/// whole-number and truth tests use (comparisons with a Decimal128 are exact, see
+/// [`crate::decimal`]; so is decimal arithmetic, see `crate::arith`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Num {
     NaN,

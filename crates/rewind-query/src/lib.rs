@@ -36,10 +36,10 @@
 //! # Ok::<(), rewind_query::QueryError>(())
 //! ```
 //!
-//! Known deviations from mongod are listed on the items concerned: Decimal128
-//! values compute at double precision (they compare exactly), and unsupported
+//! Known deviations from mongod are listed on the items concerned; unsupported
 //! features fail with code 238 `NotImplemented`. Regular expressions are PCRE2's,
-//! as mongod's are.
+//! as mongod's are; Decimal128 values compare exactly and compute as IEEE 754
+//! decimal128 (decNumber), as mongod's do.
 #![deny(missing_docs)]
 
 pub mod aggregate;

@@ -34,7 +34,11 @@ enum AccOp {
 #[derive(Debug, Clone)]
 enum AccState {
     Sum(Bson),
-    Avg { sum: f64, count: u64, decimal: bool },
+    /// The sum is kept as `$sum` keeps it, so that decimals stay exact.
+    Avg {
+        sum: Bson,
+        count: u64,
+    },
     Extreme(Option<Bson>),
     First(Option<Bson>),
     Last(Bson),
@@ -180,9 +184,8 @@ fn initial(op: AccOp) -> AccState {
     match op {
         AccOp::Sum | AccOp::Count => AccState::Sum(Bson::Int32(0)),
         AccOp::Avg => AccState::Avg {
-            sum: 0.0,
+            sum: Bson::Int32(0),
             count: 0,
-            decimal: false,
         },
         AccOp::Min | AccOp::Max => AccState::Extreme(None),
         AccOp::First => AccState::First(None),
@@ -201,17 +204,12 @@ fn accumulate(state: &mut AccState, op: AccOp, value: Option<Bson>) {
                 *total = next;
             }
         }
-        AccState::Avg {
-            sum,
-            count,
-            decimal,
-        } => {
+        AccState::Avg { sum, count } => {
             if let Some(v) = value
-                && let Some(f) = arith::to_f64(&v)
+                && let Ok(next) = arith::widen_on_overflow(arith::add, sum, &v)
             {
-                *sum += f;
+                *sum = next;
                 *count += 1;
-                *decimal |= arith::is_decimal(&v);
             }
         }
         AccState::Extreme(best) => {
@@ -247,20 +245,16 @@ fn finish(state: AccState) -> Bson {
     match state {
         AccState::Sum(total) => total,
         AccState::Avg { count: 0, .. } => Bson::Null,
-        AccState::Avg {
-            sum,
-            count,
-            decimal,
-        } => {
+        AccState::Avg { sum, count } => match sum {
+            // A decimal sum divides exactly; any other divides as a double.
+            Bson::Decimal128(_) => {
+                arith::divide(&sum, &Bson::Int64(i64::try_from(count).unwrap_or(i64::MAX)))
+                    .unwrap_or(Bson::Null)
+            }
             // Precision loss only past 2^53 documents.
             #[allow(clippy::cast_precision_loss)]
-            let avg = sum / count as f64;
-            if decimal {
-                arith::f64_to_decimal(avg)
-            } else {
-                Bson::Double(avg)
-            }
-        }
+            _ => Bson::Double(arith::to_f64(&sum).unwrap_or(f64::NAN) / count as f64),
+        },
         AccState::Extreme(best) => best.unwrap_or(Bson::Null),
         AccState::First(first) => first.unwrap_or(Bson::Null),
         AccState::Last(last) => last,

@@ -74,22 +74,18 @@ pub(super) fn apply(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Option
         },
         Op::Divide => match (eval(0)?, eval(1)?) {
             (Bson::Null | Bson::Undefined, _) | (_, Bson::Null | Bson::Undefined) => Bson::Null,
-            (a, b) => match (arith::to_f64(&a), arith::to_f64(&b)) {
-                (Some(_), Some(0.0)) => {
+            (a, b) => {
+                if arith::to_f64(&a).is_some() && arith::to_f64(&b) == Some(0.0) {
                     return Err(QueryError::location(16608, "can't $divide by zero"));
                 }
-                (Some(x), Some(y)) if arith::is_decimal(&a) || arith::is_decimal(&b) => {
-                    arith::f64_to_decimal(x / y)
-                }
-                (Some(x), Some(y)) => Bson::Double(x / y),
-                _ => {
-                    return Err(QueryError::type_mismatch(format!(
+                arith::divide(&a, &b).map_err(|_| {
+                    QueryError::type_mismatch(format!(
                         "$divide only supports numeric types, not {} and {}",
                         type_alias(&a),
                         type_alias(&b)
-                    )));
-                }
-            },
+                    ))
+                })?
+            }
         },
         Op::Eq | Op::Ne | Op::Gt | Op::Gte | Op::Lt | Op::Lte | Op::Cmp => {
             let operand = |i: usize| args.get(i).map_or(Ok(None), |e| e.evaluate_opt(doc));
