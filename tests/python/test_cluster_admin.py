@@ -7,6 +7,7 @@ import itertools
 import uuid
 import time
 
+import bson
 import pymongo
 import pytest
 from bson import ObjectId, Timestamp
@@ -306,6 +307,76 @@ def test_tail_oplog_sees_insert_update_delete(client, db):
     cursor.close()
     after = list(oplog.find({"ts": {"$gt": upd["ts"]}, "ns": ns}))
     assert [e["op"] for e in after] == ["d"]
+
+
+def test_oplog_reads_like_a_capped_collection(client, db):
+    # count, distinct and aggregate read local.oplog.rs as find does (they used to see an
+    # empty collection), and the catalog lists it as mongod does.
+    db.o.insert_many([{"_id": i} for i in range(3)])
+    db.o.update_one({"_id": 0}, {"$set": {"v": 1}})
+    db.o.delete_one({"_id": 2})
+    oplog = client.local["oplog.rs"]
+    ns = f"{db.name}.o"
+    entries = list(oplog.find({"ns": ns}))
+    assert [e["op"] for e in entries] == ["i", "i", "i", "u", "d"]
+    assert oplog.count_documents({"ns": ns}) == 5
+    assert oplog.count_documents({"ns": ns, "op": "i"}) == 3
+    assert oplog.estimated_document_count() == len(list(oplog.find())) >= 5
+    assert sorted(oplog.distinct("op", {"ns": ns})) == ["d", "i", "u"]
+    grouped = list(oplog.aggregate([{"$match": {"ns": ns}}, {"$group": {"_id": "$op", "n": {"$sum": 1}}}, {"$sort": {"_id": 1}}]))
+    assert grouped == [{"_id": "d", "n": 1}, {"_id": "i", "n": 3}, {"_id": "u", "n": 1}]
+    # The oplog's last entry by aggregation is the one a reverse natural find gives.
+    newest = next(oplog.find().sort("$natural", -1).limit(1))
+    assert list(oplog.aggregate([{"$sort": {"ts": -1}}, {"$limit": 1}])) == [newest]
+    listed = list(client.local.list_collections(filter={"name": "oplog.rs"}))
+    assert listed == [{"name": "oplog.rs", "type": "collection", "options": {"capped": True, "size": 1 << 30, "autoIndexId": False}, "info": {"readOnly": False}}]
+    assert "oplog.rs" in client.local.list_collection_names()
+    assert "local" in client.list_database_names()
+    # Still not writable.
+    with pytest.raises(pymongo.errors.OperationFailure):
+        oplog.delete_many({})
+    assert oplog.count_documents({"ns": ns}) == 5
+
+
+def test_storage_statistics(client, db):
+    docs = [{"_id": i, "name": f"n{i}", "pad": "x" * i} for i in range(10)]
+    db.s.insert_many(docs)
+    db.s.create_index("name")
+    size = sum(len(bson.encode(d)) for d in docs)
+    stats = db.command("collStats", "s")
+    assert stats["ns"] == f"{db.name}.s"
+    assert (stats["count"], stats["size"], stats["storageSize"], stats["avgObjSize"]) == (10, size, size, size // 10)
+    assert (stats["nindexes"], stats["capped"], stats["scaleFactor"]) == (2, False, 1)
+    assert list(stats["indexSizes"]) == ["_id_", "name_1"] and all(v > 0 for v in stats["indexSizes"].values())
+    assert stats["totalIndexSize"] == sum(stats["indexSizes"].values())
+    assert stats["totalSize"] == size + stats["totalIndexSize"]
+    # The aggregation stage mongosh's stats() uses, scaled, with more stages after it.
+    [row] = db.s.aggregate([{"$collStats": {"storageStats": {"scale": 10}, "count": {}}}, {"$project": {"storageStats.size": 1, "count": 1, "ns": 1, "_id": 0}}])
+    assert row == {"ns": f"{db.name}.s", "storageStats": {"size": size // 10}, "count": 10}
+    oplog = client.local.command("collStats", "oplog.rs")
+    assert (oplog["capped"], oplog["maxSize"], oplog["nindexes"]) == (True, 1 << 30, 0)
+    assert oplog["count"] == client.local["oplog.rs"].estimated_document_count()
+    db_stats = db.command("dbStats", scale=1)
+    assert (db_stats["db"], db_stats["collections"], db_stats["objects"], db_stats["dataSize"], db_stats["indexes"]) == (db.name, 1, 10, size, 2)
+    assert db_stats["indexSize"] == stats["totalIndexSize"]
+    assert client["nothing_here"].command("dbStats")["collections"] == 0
+    # A missing collection is NamespaceNotFound; options rewind lacks are refused, not ignored.
+    for command in ({"collStats": "missing"},):
+        with pytest.raises(pymongo.errors.OperationFailure) as err:
+            db.command(command)
+        assert err.value.code == 26
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        list(db.missing.aggregate([{"$collStats": {"count": {}}}]))
+    assert err.value.code == 26
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        list(db.s.aggregate([{"$collStats": {"latencyStats": {}}}]))
+    assert err.value.code == 238
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        list(db.s.aggregate([{"$collStats": {"storageStats": {"scale": 0}}}]))
+    assert err.value.code == 2
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        db.command("dbStats", scale="big")
+    assert err.value.code == 14
 
 
 def test_await_data_get_more_waits_then_returns_empty(client, db):

@@ -8,6 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import bson
 import pymongo
 
 MONGOSH = Path(
@@ -32,6 +33,11 @@ print(JSON.stringify({
   duplicate: duplicate,
   fromPython: fromPython,
   replicaSet: [rs.conf()._id, rs.conf().members.length, rs.status().members[0].stateStr],
+  // The shell's oplog and statistics helpers (local.oplog.rs listed, capped, and counted;
+  // $collStats and dbStats).
+  replication: (({configuredLogSizeMB, usedMB, tFirst, tLast}) => ({configuredLogSizeMB, used: usedMB > 0, tFirst: typeof tFirst, tLast: typeof tLast}))(db.getReplicationInfo()),
+  stats: (({count, nindexes, capped, size}) => ({count, nindexes, capped, size}))(items.stats()),
+  dbStats: (({collections, objects, indexes}) => ({collections, objects, indexes}))(db.getSiblingDB("shell").stats()),
 }));
 """
 
@@ -58,6 +64,11 @@ def test_mongosh_does_crud_and_agrees_with_pymongo(mongo_uri: str) -> None:
     # The shell's replica-set helpers see one primary of the set the URI names.
     set_name = pymongo.MongoClient(mongo_uri).admin.command("hello")["setName"]
     assert result["replicaSet"] == [set_name, 1, "PRIMARY"]
+    # 1 GiB is the default oplog retention (`--oplog-max-mb`); the times are dates' text.
+    assert result["replication"] == {"configuredLogSizeMB": 1024, "used": True, "tFirst": "string", "tLast": "string"}
+    sizes = [len(bson.encode(d)) for d in pymongo.MongoClient(mongo_uri).shell.items.find()]
+    assert result["stats"] == {"count": 2, "nindexes": 2, "capped": False, "size": sum(sizes)}
+    assert result["dbStats"] == {"collections": 2, "objects": 3, "indexes": 3}
     # And pymongo reads what mongosh wrote.
     items = pymongo.MongoClient(mongo_uri).shell.items
     assert list(items.find({}, sort=[("_id", 1)])) == [

@@ -2,7 +2,7 @@
 //! renameCollection.
 
 use bson::{Bson, Document, RawDocumentBuf, doc};
-use rewind_engine::{CollectionInfo, EngineError, IndexSpec};
+use rewind_engine::{CollectionInfo, DatabaseInfo, EngineError, IndexSpec};
 use rewind_query::filter::Filter;
 use rewind_wire::CommandRequest;
 
@@ -40,7 +40,24 @@ pub async fn list_databases(cmds: &Commands, request: &CommandRequest) -> Result
             .unwrap_or_default(),
     )?;
     let dbs = cmds
-        .blocking(|engine| Ok(engine.read_view()?.list_databases()?))
+        .blocking(|engine| {
+            let view = engine.read_view()?;
+            let mut dbs = view.list_databases()?;
+            // `local` holds the oplog, which the catalog does not list.
+            let oplog = view.oplog_stats()?.size_bytes;
+            match dbs.binary_search_by(|db| db.name.as_str().cmp("local")) {
+                Ok(at) => dbs[at].size_bytes += oplog,
+                Err(at) => dbs.insert(
+                    at,
+                    DatabaseInfo {
+                        name: "local".to_owned(),
+                        size_bytes: oplog,
+                        collections: 1,
+                    },
+                ),
+            }
+            Ok(dbs)
+        })
         .await?;
     let mut out = Vec::new();
     let mut total: i64 = 0;
@@ -82,6 +99,24 @@ fn collection_entry(info: &CollectionInfo, name_only: bool) -> Document {
     }
 }
 
+/// The `listCollections` entry of `local.oplog.rs`: capped at the engine's retention size,
+/// with no `_id` index, as in mongod.
+fn oplog_entry(max_bytes: u64, name_only: bool) -> Document {
+    if name_only {
+        return doc! {"name": "oplog.rs", "type": "collection"};
+    }
+    doc! {
+        "name": "oplog.rs",
+        "type": "collection",
+        "options": {
+            "capped": true,
+            "size": i64::try_from(max_bytes).unwrap_or(i64::MAX),
+            "autoIndexId": false,
+        },
+        "info": {"readOnly": false},
+    }
+}
+
 /// `listCollections`: a cursor over the database's collections.
 pub async fn list_collections(cmds: &Commands, request: &CommandRequest) -> Result<RawDocumentBuf> {
     let body = &request.body;
@@ -111,11 +146,30 @@ pub async fn list_collections(cmds: &Commands, request: &CommandRequest) -> Resu
     let (source, batch) = cmds
         .blocking(move |engine| {
             let view = engine.read_view()?;
+            let mut entries: Vec<(Document, Document)> = view
+                .list_collections(&db)
+                .into_iter()
+                .map(|info| {
+                    (
+                        collection_entry(info, false),
+                        collection_entry(info, name_only),
+                    )
+                })
+                .collect();
+            if db == "local" {
+                let max_bytes = engine.options().oplog_max_bytes;
+                entries.push((
+                    oplog_entry(max_bytes, false),
+                    oplog_entry(max_bytes, name_only),
+                ));
+                entries
+                    .sort_by(|(a, _), (b, _)| a.get_str("name").ok().cmp(&b.get_str("name").ok()));
+            }
             let mut out = Vec::new();
-            for info in view.list_collections(&db) {
+            for (full, shown) in entries {
                 // The filter sees the full entry even when only names are returned.
-                if filter.try_matches(&collection_entry(info, false))? {
-                    out.push(collection_entry(info, name_only));
+                if filter.try_matches(&full)? {
+                    out.push(shown);
                 }
             }
             std::mem::drop(view);

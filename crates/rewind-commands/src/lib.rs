@@ -18,6 +18,7 @@ mod raw;
 mod reader;
 mod reply;
 mod source;
+mod stats;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -81,6 +82,8 @@ impl Commands {
                 | "listIndexes"
                 | "dropIndexes"
                 | "applyOps"
+                | "dbStats"
+                | "collStats"
         );
         if !known {
             return None;
@@ -95,7 +98,7 @@ impl Commands {
         let limit = request.max_time().ok().flatten();
         let read = matches!(
             request.name.as_str(),
-            "find" | "count" | "distinct" | "aggregate"
+            "find" | "count" | "distinct" | "aggregate" | "dbStats" | "collStats"
         );
         match limit {
             Some(limit) if read => {
@@ -140,6 +143,8 @@ impl Commands {
             }
             "dropIndexes" => indexes::drop_indexes(self, request).await,
             "applyOps" => oplog::apply_ops(self, request).await,
+            "dbStats" => stats::db_stats(self, request).await,
+            "collStats" => stats::coll_stats(self, request).await,
             _ => return None,
         };
         Some(reply.map(Reply::Document))

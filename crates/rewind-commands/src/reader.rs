@@ -1,7 +1,7 @@
 //! Candidate selection: the documents of a namespace that may match a filter, found through
 //! the primary key, a secondary index or a scan — inside a read view or a write transaction.
 
-use bson::{Bson, Document, RawDocument, RawDocumentBuf};
+use bson::{Bson, Document, RawDocument, RawDocumentBuf, Timestamp};
 use rewind_engine::{CollectionInfo, ReadView, WriteTxn, key_bytes};
 use rewind_query::filter::Filter;
 
@@ -35,6 +35,8 @@ pub trait Reader {
     ) -> Result<Vec<RawDocumentBuf>>;
     /// Documents whose index key starts with `values`.
     fn by_index(&self, ns: &str, index: &str, values: &[Bson]) -> Result<Vec<RawDocumentBuf>>;
+    /// Up to `limit` oplog entries after the optime `after`, oldest first.
+    fn oplog_entries(&self, after: Option<Timestamp>, limit: usize) -> Result<Vec<RawDocumentBuf>>;
 }
 
 impl Reader for ReadView {
@@ -72,6 +74,9 @@ impl Reader for ReadView {
     fn by_index(&self, ns: &str, index: &str, values: &[Bson]) -> Result<Vec<RawDocumentBuf>> {
         Ok(self.find_by_index(ns, index, values)?)
     }
+    fn oplog_entries(&self, after: Option<Timestamp>, limit: usize) -> Result<Vec<RawDocumentBuf>> {
+        Ok(self.oplog_range(after, None, limit)?)
+    }
 }
 
 impl Reader for WriteTxn<'_> {
@@ -107,6 +112,9 @@ impl Reader for WriteTxn<'_> {
     fn by_index(&self, ns: &str, index: &str, values: &[Bson]) -> Result<Vec<RawDocumentBuf>> {
         Ok(self.find_by_index(ns, index, values)?)
     }
+    fn oplog_entries(&self, after: Option<Timestamp>, limit: usize) -> Result<Vec<RawDocumentBuf>> {
+        Ok(self.oplog_range(after, limit)?)
+    }
 }
 
 /// How candidates are found for a filter.
@@ -120,6 +128,8 @@ pub enum Access {
     Index(String, Bson),
     /// Every document in `_id` order.
     Scan,
+    /// Every entry of the oplog (`local.oplog.rs`), in optime order.
+    Oplog,
 }
 
 /// Whether an equality value can be looked up in an index and give exactly the documents
@@ -185,7 +195,11 @@ pub fn for_each_match(
     filter: &Filter,
     mut f: impl FnMut(Document) -> Result<bool>,
 ) -> Result<()> {
-    let access = plan(reader.info(ns), filter);
+    let access = if ns == crate::oplog::OPLOG_NS {
+        Access::Oplog
+    } else {
+        plan(reader.info(ns), filter)
+    };
     for_each_candidate(reader, ns, access, |raw| {
         let doc = Document::try_from(raw)?;
         if filter.try_matches(&doc)? {
@@ -230,6 +244,24 @@ pub fn for_each_candidate(
                 }
                 match chunk.last() {
                     Some(raw) if full => last = Some(raw_id(raw)?),
+                    _ => break,
+                }
+            }
+        }
+        Access::Oplog => {
+            let mut after = None;
+            loop {
+                crate::deadline::check()?;
+                let chunk = reader.oplog_entries(after, SCAN_CHUNK)?;
+                for raw in &chunk {
+                    if !f(raw)? {
+                        return Ok(());
+                    }
+                }
+                match chunk.last() {
+                    Some(raw) if chunk.len() == SCAN_CHUNK => {
+                        after = Some(raw.get_timestamp("ts")?)
+                    }
                     _ => break,
                 }
             }

@@ -104,6 +104,11 @@ impl Engine {
         &self.dir
     }
 
+    /// The tunables it was opened with.
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
     /// Runs `f` as one atomic, durable write. On `Ok` everything `f` did, with its oplog
     /// entries, is committed before this returns; on `Err` nothing is.
     pub fn write<T>(&self, f: impl FnOnce(&mut WriteTxn<'_>) -> Result<T>) -> Result<T> {

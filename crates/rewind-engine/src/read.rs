@@ -170,6 +170,37 @@ pub(crate) fn stats(conn: &Connection, info: &CollectionInfo) -> Result<Collecti
     })
 }
 
+/// Count and total BSON size of the oplog's entries.
+pub(crate) fn oplog_stats(conn: &Connection) -> Result<CollectionStats> {
+    let (count, size): (i64, i64) = conn
+        .prepare_cached("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM oplog")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(CollectionStats {
+        count: count.max(0) as u64,
+        size_bytes: size.max(0) as u64,
+    })
+}
+
+/// Bytes of keys each index of a collection holds, in index order: `_id_` the encoded
+/// `_id`s of its documents, a secondary index its entries' keys and document keys.
+pub(crate) fn index_sizes(conn: &Connection, info: &CollectionInfo) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::with_capacity(info.indexes.len());
+    for (spec, index_id) in info.indexes.iter().zip(&info.index_ids) {
+        let bytes: i64 = if spec.is_id() {
+            conn.prepare_cached("SELECT COALESCE(SUM(length(k)), 0) FROM docs WHERE coll_id=?1")?
+                .query_row([info.id], |r| r.get(0))?
+        } else {
+            conn.prepare_cached(
+                "SELECT COALESCE(SUM(length(key) + length(doc_key)), 0) FROM idx_entries \
+                 WHERE index_id=?1",
+            )?
+            .query_row([index_id], |r| r.get(0))?
+        };
+        out.push((spec.name.clone(), bytes.max(0) as u64));
+    }
+    Ok(out)
+}
+
 pub(crate) fn list_databases(conn: &Connection, cat: &Catalog) -> Result<Vec<DatabaseInfo>> {
     let mut out: Vec<DatabaseInfo> = Vec::new();
     for info in cat.values() {
@@ -326,6 +357,19 @@ impl ReadView {
         self.catalog
             .get(ns)
             .map_or(Ok(CollectionStats::default()), |i| stats(self.conn(), i))
+    }
+
+    /// Count and total BSON size of the oplog's entries.
+    pub fn oplog_stats(&self) -> Result<CollectionStats> {
+        oplog_stats(self.conn())
+    }
+
+    /// Bytes of keys in each index of one collection, `_id_` first (empty for a missing
+    /// collection).
+    pub fn index_sizes(&self, ns: &str) -> Result<Vec<(String, u64)>> {
+        self.catalog
+            .get(ns)
+            .map_or(Ok(Vec::new()), |i| index_sizes(self.conn(), i))
     }
 
     /// The document with this `_id`.

@@ -482,4 +482,14 @@ impl<'a> WriteTxn<'a> {
             .get(ns)
             .map_or(Ok(CollectionStats::default()), |i| read::stats(&self.tx, i))
     }
+
+    /// Oplog entries with optimes in `(after, ∞)`, oldest first, up to `limit`, this
+    /// transaction's own included.
+    pub fn oplog_range(
+        &self,
+        after: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<RawDocumentBuf>> {
+        read::oplog_range(&self.tx, after, None, limit)
+    }
 }

@@ -371,6 +371,41 @@ fn a_collection_holds_at_most_64_indexes() {
 }
 
 #[test]
+fn oplog_and_index_sizes() {
+    let dir = tmpdir("sizes");
+    let e = open(&dir);
+    let docs = [
+        raw(doc! {"_id": 1, "a": "x"}),
+        raw(doc! {"_id": 2, "a": "yy"}),
+    ];
+    e.write(|t| {
+        t.create_indexes("db.c", &[doc! {"key": {"a": 1}, "name": "a_1"}])?;
+        for d in &docs {
+            t.insert("db.c", d)?;
+        }
+        // The transaction reads its own uncommitted entries: create, createIndexes, 2 inserts.
+        assert_eq!(t.oplog_range(None, usize::MAX)?.len(), 4);
+        Ok(())
+    })
+    .unwrap();
+    let view = e.read_view().unwrap();
+    let log = e.oplog_range(None, None, usize::MAX).unwrap();
+    let stats = view.oplog_stats().unwrap();
+    assert_eq!(stats.count, log.len() as u64);
+    assert_eq!(
+        stats.size_bytes,
+        log.iter().map(|r| r.as_bytes().len() as u64).sum::<u64>()
+    );
+    let sizes = view.index_sizes("db.c").unwrap();
+    let names: Vec<&str> = sizes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["_id_", "a_1"]);
+    // Every index holds at least a byte of key per document.
+    assert!(sizes.iter().all(|(_, bytes)| *bytes >= 2), "{sizes:?}");
+    assert!(view.index_sizes("db.missing").unwrap().is_empty());
+    assert_eq!(e.options().oplog_max_bytes, 1 << 30);
+}
+
+#[test]
 fn oplog_entries_have_mongod_shape() {
     let dir = tmpdir("oplog");
     let e = open(&dir);

@@ -14,6 +14,7 @@ use crate::options::{
 };
 use crate::reader::matching;
 use crate::source::Source;
+use crate::stats::CollStatsStage;
 
 const FIELDS: &[&str] = &[
     "pipeline",
@@ -37,7 +38,14 @@ pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<RawD
         ));
     }
     let stages = get_doc_array(body, "aggregate", "pipeline")?;
-    let pipeline = Pipeline::parse(&stages)?;
+    // `$collStats` (only valid first) reports on the collection instead of reading it.
+    let coll_stats = match stages.first() {
+        Some(first) if first.len() == 1 && first.contains_key("$collStats") => Some(
+            CollStatsStage::parse(first.get("$collStats").unwrap_or(&Bson::Null))?,
+        ),
+        _ => None,
+    };
+    let pipeline = Pipeline::parse(&stages[usize::from(coll_stats.is_some())..])?;
     let coll = match body.get("aggregate") {
         Some(Bson::String(c)) => c.clone(),
         Some(other) if crate::options::as_i64(other) == Some(1) => {
@@ -70,7 +78,9 @@ pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<RawD
     let ns2 = ns.clone();
     let (source, batch) = cmds
         .blocking(move |engine| {
-            let docs = {
+            let docs = if let Some(stage) = &coll_stats {
+                vec![stage.run(engine, &engine.read_view()?, &ns2)?]
+            } else {
                 let view = engine.read_view()?;
                 if let Some(hint) = &hint {
                     hint.check(view.collection(&ns2))?;

@@ -41,7 +41,11 @@ pub async fn count(cmds: &Commands, request: &CommandRequest) -> Result<Document
                 hint.check(view.collection(&ns))?;
             }
             let total = if filter.is_match_all() {
-                view.stats(&ns)?.count
+                if ns == crate::oplog::OPLOG_NS {
+                    view.oplog_stats()?.count
+                } else {
+                    view.stats(&ns)?.count
+                }
             } else {
                 let mut n = 0u64;
                 for_each_match(&view, &ns, &filter, |_| {
