@@ -13,7 +13,7 @@ import re
 
 import pymongo
 import pytest
-from bson import Decimal128, Int64, ObjectId, Regex
+from bson import Decimal128, Int64, ObjectId, Regex, Timestamp
 
 _names = itertools.count()
 # Unique per run, so reruns against one long-lived server never see old oplog entries.
@@ -268,6 +268,15 @@ def test_decimal_arithmetic_is_exact(db):
     assert str(row["avg"]) == "411522630041152283.0166666666666667"
     assert [str(t) for t in row["thirds"]] == ["6.663333333333333333333333333333333", "0.003333333333333333333333333333333333", "411522630041152263.0033333333333333"]
     assert [str(t) for t in row["less"]] == ["19.98", "0.00", "1234567890123456789.00"]
+
+
+def test_empty_timestamps_are_filled_on_insert(db):
+    # mongosh's `new Timestamp()` is Timestamp(0, 0): mongod fills top-level ones (not _id's)
+    # with the current optime on insert.
+    db.ts.insert_many([{"_id": 1, "at": Timestamp(0, 0), "nested": {"at": Timestamp(0, 0)}}, {"_id": Timestamp(0, 0)}])
+    first = db.ts.find_one({"_id": 1})
+    assert first["at"].time > 0 and first["nested"] == {"at": Timestamp(0, 0)}
+    assert db.ts.find_one({"_id": Timestamp(0, 0)}) == {"_id": Timestamp(0, 0)}
 
 
 def test_cursor_over_many_batches(db):

@@ -1,6 +1,8 @@
 //! Inserts: one document at a time, or a whole batch without a savepoint per document.
 
-use bson::{Bson, RawDocument, doc};
+use bson::raw::{RawBsonRef, RawElement};
+use bson::spec::ElementType;
+use bson::{Bson, RawDocument, RawDocumentBuf, doc};
 use rusqlite::params;
 
 use crate::entries::{add_entries, check_unique, checked_id, index_view, insert_entry, parse_doc};
@@ -46,10 +48,42 @@ impl InsertMany {
 }
 
 impl WriteTxn<'_> {
-    /// Inserts a document (stored byte for byte); creates the collection if missing.
-    /// The document must carry an `_id` (the command layer generates ObjectIds).
+    /// Inserts a document; creates the collection if missing. The document must carry an
+    /// `_id` (the command layer generates ObjectIds). It is stored byte for byte, except that
+    /// a top-level empty timestamp (`Timestamp(0, 0)`) other than `_id` becomes the next
+    /// optime, as mongod fills it on insert.
     pub fn insert(&mut self, ns: &str, doc: &RawDocument) -> Result<()> {
-        self.atomically(|t| t.insert_inner(ns, doc, false))
+        self.atomically(|t| match t.fill_empty_timestamps(doc)? {
+            Some(filled) => t.insert_inner(ns, &filled, false),
+            None => t.insert_inner(ns, doc, false),
+        })
+    }
+
+    /// `doc` with its top-level empty timestamps but `_id`'s set to fresh optimes, or `None`
+    /// when it has none (the common case, which costs one pass over its top-level fields).
+    fn fill_empty_timestamps(&mut self, doc: &RawDocument) -> Result<Option<RawDocumentBuf>> {
+        let empty = |element: &RawElement<'_>| {
+            element.element_type() == ElementType::Timestamp
+                && element.key().as_str() != "_id"
+                && matches!(element.value(), Ok(RawBsonRef::Timestamp(t)) if t.time == 0 && t.increment == 0)
+        };
+        let mut elements = doc.iter_elements();
+        if !elements.any(|e| e.as_ref().is_ok_and(empty)) {
+            return Ok(None);
+        }
+        let mut filled = RawDocumentBuf::new();
+        for element in doc.iter_elements() {
+            let element = element.map_err(|e| EngineError::InvalidBson(e.to_string()))?;
+            if empty(&element) {
+                filled.append(element.key(), self.clock.next());
+            } else {
+                let value = element
+                    .value()
+                    .map_err(|e| EngineError::InvalidBson(e.to_string()))?;
+                filled.append(element.key(), value);
+            }
+        }
+        Ok(Some(filled))
     }
 
     /// Inserts `docs` in order as [`WriteTxn::insert`] does each, with one oplog entry per
@@ -97,7 +131,8 @@ impl WriteTxn<'_> {
         let mut info = self.catalog.get(ns).cloned();
         let mut outcome = InsertMany::default();
         for (index, doc) in docs.iter().enumerate() {
-            let raw_doc = doc.as_ref();
+            let filled = self.fill_empty_timestamps(doc.as_ref())?;
+            let raw_doc = filled.as_deref().unwrap_or(doc.as_ref());
             let checked = match checked_id(raw_doc) {
                 Ok((id, id_doc)) => {
                     let info = match &mut info {

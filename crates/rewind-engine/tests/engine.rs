@@ -371,6 +371,48 @@ fn a_collection_holds_at_most_64_indexes() {
 }
 
 #[test]
+fn empty_timestamps_are_filled_on_insert() {
+    let dir = tmpdir("empty-ts");
+    let e = open(&dir);
+    let zero = Timestamp {
+        time: 0,
+        increment: 0,
+    };
+    let docs = [
+        raw(doc! {"_id": 1, "a": zero, "b": {"c": zero}, "d": [zero]}),
+        raw(doc! {"_id": zero, "a": zero}),
+    ];
+    e.write(|t| t.insert("db.one", &docs[0])).unwrap();
+    e.write(|t| t.insert_many("db.many", &docs, true).map(|_| ()))
+        .unwrap();
+    let log = entries(&e);
+    for ns in ["db.one", "db.many"] {
+        let stored: Vec<Document> = all_docs(&e, ns)
+            .into_iter()
+            .map(|bytes| Document::from_reader(bytes.as_slice()).unwrap())
+            .collect();
+        for doc in &stored {
+            // Top-level fields only, and never `_id`; the value is a fresh optime, below
+            // the insert's own entry.
+            let a = doc.get_timestamp("a").unwrap();
+            assert!(a.time > 0, "{doc:?}");
+            let entry = log
+                .iter()
+                .find(|x| x.get_str("ns").ok() == Some(ns) && x.get_document("o").ok() == Some(doc))
+                .unwrap_or_else(|| panic!("no entry logs {doc:?}"));
+            let ts = entry.get_timestamp("ts").unwrap();
+            assert!((a.time, a.increment) < (ts.time, ts.increment));
+            if doc.get_i32("_id").ok() == Some(1) {
+                assert_eq!(doc.get_document("b").unwrap(), &doc! {"c": zero});
+                assert_eq!(doc.get_array("d").unwrap(), &vec![Bson::Timestamp(zero)]);
+            } else {
+                assert_eq!(doc.get("_id"), Some(&Bson::Timestamp(zero)));
+            }
+        }
+    }
+}
+
+#[test]
 fn oplog_and_index_sizes() {
     let dir = tmpdir("sizes");
     let e = open(&dir);
