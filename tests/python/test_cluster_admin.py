@@ -379,6 +379,69 @@ def test_storage_statistics(client, db):
     assert err.value.code == 14
 
 
+def test_explain_shows_the_chosen_plan_and_what_it_examined(db):
+    db.e.insert_many([{"_id": i, "a": i % 10, "b": i} for i in range(100)])
+    db.e.create_index("a")
+
+    def stages(plan):
+        out = []
+        while plan:
+            out.append(plan["stage"])
+            plan = plan.get("inputStage")
+        return out
+
+    # pymongo's cursor.explain(): allPlansExecution, so the plan ran.
+    by_index = db.e.find({"a": 3}).explain()
+    assert stages(by_index["queryPlanner"]["winningPlan"]) == ["FETCH", "IXSCAN"]
+    scan = by_index["queryPlanner"]["winningPlan"]["inputStage"]
+    assert (scan["indexName"], scan["keyPattern"], scan["indexBounds"]) == ("a_1", {"a": 1}, {"a": ["[3, 3]"]})
+    stats = by_index["executionStats"]
+    assert (stats["nReturned"], stats["totalKeysExamined"], stats["totalDocsExamined"]) == (10, 10, 10)
+    assert stats["allPlansExecution"] == [] and by_index["command"]["filter"] == {"a": 3}
+
+    planned = db.command("explain", {"find": "e", "filter": {"_id": 5}}, verbosity="queryPlanner")
+    assert stages(planned["queryPlanner"]["winningPlan"]) == ["EXPRESS_IXSCAN"] and "executionStats" not in planned
+
+    sorted_scan = db.command(
+        "explain",
+        {"find": "e", "filter": {"b": {"$gt": 50}}, "sort": {"b": -1}, "skip": 2, "limit": 5, "projection": {"b": 1}},
+        verbosity="executionStats",
+    )
+    assert stages(sorted_scan["queryPlanner"]["winningPlan"]) == ["PROJECTION_DEFAULT", "LIMIT", "SKIP", "SORT", "COLLSCAN"]
+    stats = sorted_scan["executionStats"]
+    assert (stats["nReturned"], stats["totalKeysExamined"], stats["totalDocsExamined"]) == (5, 0, 100)
+    assert stats["executionStages"]["inputStage"]["inputStage"]["inputStage"]["nReturned"] == 7  # SORT kept skip + limit
+
+    # A scan in storage order with a limit stops at it.
+    limited = db.command("explain", {"find": "e", "filter": {"b": {"$gte": 10}}, "limit": 3}, verbosity="executionStats")
+    assert (limited["executionStats"]["nReturned"], limited["executionStats"]["totalDocsExamined"]) == (3, 13)
+
+    counted = db.command("explain", {"count": "e", "query": {"a": {"$lt": 2}}}, verbosity="executionStats")
+    assert stages(counted["queryPlanner"]["winningPlan"]) == ["COUNT", "COLLSCAN"]
+    assert counted["executionStats"]["totalDocsExamined"] == 100
+
+    agg = db.command(
+        "explain",
+        {"aggregate": "e", "pipeline": [{"$match": {"a": 1}}, {"$group": {"_id": None, "n": {"$sum": 1}}}], "cursor": {}},
+        verbosity="executionStats",
+    )
+    cursor, group = agg["stages"]
+    assert stages(cursor["$cursor"]["queryPlanner"]["winningPlan"]) == ["FETCH", "IXSCAN"]
+    assert cursor["$cursor"]["executionStats"]["nReturned"] == 10 and group["nReturned"] == 1
+    old_style = db.command("aggregate", "e", pipeline=[{"$match": {"b": 1}}], explain=True)
+    assert stages(old_style["stages"][0]["$cursor"]["queryPlanner"]["winningPlan"]) == ["COLLSCAN"]
+
+    missing = db.command("explain", {"find": "nothing"}, verbosity="executionStats")
+    assert stages(missing["queryPlanner"]["winningPlan"]) == ["EOF"]
+    # Explaining a write is refused rather than faked, and nothing was written.
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        db.command("explain", {"delete": "e", "deletes": [{"q": {}, "limit": 0}]})
+    assert err.value.code == 238 and db.e.count_documents({}) == 100
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        db.command("explain", {"find": "e"}, verbosity="loud")
+    assert err.value.code == 2
+
+
 def test_await_data_get_more_waits_then_returns_empty(client, db):
     db.w.insert_one({"_id": 1})
     oplog = client.local["oplog.rs"]

@@ -38,6 +38,8 @@ print(JSON.stringify({
   replication: (({configuredLogSizeMB, usedMB, tFirst, tLast}) => ({configuredLogSizeMB, used: usedMB > 0, tFirst: typeof tFirst, tLast: typeof tLast}))(db.getReplicationInfo()),
   stats: (({count, nindexes, capped, size}) => ({count, nindexes, capped, size}))(items.stats()),
   dbStats: (({collections, objects, indexes}) => ({collections, objects, indexes}))(db.getSiblingDB("shell").stats()),
+  explain: [items.find({name: "rope"}).explain().queryPlanner.winningPlan.inputStage.indexName,
+            items.find({qty: 6}).explain("executionStats").executionStats.totalDocsExamined],
 }));
 """
 
@@ -69,6 +71,8 @@ def test_mongosh_does_crud_and_agrees_with_pymongo(mongo_uri: str) -> None:
     sizes = [len(bson.encode(d)) for d in pymongo.MongoClient(mongo_uri).shell.items.find()]
     assert result["stats"] == {"count": 2, "nindexes": 2, "capped": False, "size": sum(sizes)}
     assert result["dbStats"] == {"collections": 2, "objects": 3, "indexes": 3}
+    # The shell's explain: an index lookup, and a scan of both documents.
+    assert result["explain"] == ["name_1", 2]
     # And pymongo reads what mongosh wrote.
     items = pymongo.MongoClient(mongo_uri).shell.items
     assert list(items.find({}, sort=[("_id", 1)])) == [

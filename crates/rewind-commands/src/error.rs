@@ -100,6 +100,11 @@ impl CommandError {
         Self::new(48, "NamespaceExists", message)
     }
 
+    /// 59 CommandNotFound.
+    pub fn command_not_found(message: impl Into<String>) -> Self {
+        Self::new(59, "CommandNotFound", message)
+    }
+
     /// 238 NotImplemented: a real MongoDB feature rewind does not support.
     pub fn not_implemented(message: impl Into<String>) -> Self {
         Self::new(238, "NotImplemented", message)

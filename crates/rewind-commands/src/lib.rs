@@ -10,6 +10,7 @@ mod cursors;
 mod ddl;
 mod deadline;
 mod error;
+mod explain;
 mod hint;
 mod indexes;
 mod oplog;
@@ -84,6 +85,7 @@ impl Commands {
                 | "applyOps"
                 | "dbStats"
                 | "collStats"
+                | "explain"
         );
         if !known {
             return None;
@@ -98,7 +100,7 @@ impl Commands {
         let limit = request.max_time().ok().flatten();
         let read = matches!(
             request.name.as_str(),
-            "find" | "count" | "distinct" | "aggregate" | "dbStats" | "collStats"
+            "find" | "count" | "distinct" | "aggregate" | "dbStats" | "collStats" | "explain"
         );
         match limit {
             Some(limit) if read => {
@@ -122,13 +124,8 @@ impl Commands {
             "findAndModify" => crud::modify::find_and_modify(self, request).await,
             "count" => crud::count::count(self, request).await,
             "distinct" => crud::count::distinct(self, request).await,
-            "aggregate" => {
-                return Some(
-                    crud::aggregate::aggregate(self, request)
-                        .await
-                        .map(Reply::Raw),
-                );
-            }
+            "aggregate" => return Some(crud::aggregate::aggregate(self, request).await),
+            "explain" => explain::explain(self, request).await,
             "listDatabases" => ddl::list_databases(self, request).await,
             "listCollections" => {
                 return Some(ddl::list_collections(self, request).await.map(Reply::Raw));

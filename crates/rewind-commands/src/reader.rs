@@ -118,7 +118,7 @@ impl Reader for WriteTxn<'_> {
 }
 
 /// How candidates are found for a filter.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Access {
     /// The filter pins `_id`: one primary-key lookup.
     Id(Bson),

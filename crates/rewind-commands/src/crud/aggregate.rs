@@ -1,13 +1,14 @@
 //! `aggregate` over one collection, with the pipeline evaluated by `rewind-query`.
 
-use bson::{Bson, Document, RawDocumentBuf};
+use bson::{Bson, Document};
 use rewind_query::aggregate::Pipeline;
 use rewind_query::filter::Filter;
-use rewind_wire::CommandRequest;
+use rewind_wire::{CommandRequest, Reply};
 
 use super::find::{DEFAULT_FIRST_BATCH, first_reply};
 use crate::Commands;
 use crate::error::{CommandError, Result};
+use crate::explain::{self, Verbosity};
 use crate::hint::Hint;
 use crate::options::{
     check_collation, check_fields, get_bool, get_doc, get_doc_array, get_non_negative, type_name,
@@ -27,14 +28,27 @@ const FIELDS: &[&str] = &[
     "bypassDocumentValidation",
 ];
 
-/// `aggregate`.
-pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<RawDocumentBuf> {
-    let body = &request.body;
+/// A parsed `aggregate` command (its cursor options aside).
+pub struct Aggregate {
+    /// The collection aggregated.
+    pub ns: String,
+    /// The stages as given.
+    pub stages: Vec<Document>,
+    /// A leading `$collStats`, which reports on the collection instead of reading it.
+    pub coll_stats: Option<CollStatsStage>,
+    /// The stages after a leading `$collStats`, parsed.
+    pub pipeline: Pipeline,
+    /// The `hint`, checked against the collection's indexes.
+    pub hint: Option<Hint>,
+}
+
+/// Parses an `aggregate` command on `db`: its namespace, pipeline and hint.
+pub fn parse_aggregate(db: &str, body: &Document) -> Result<Aggregate> {
     check_fields(body, "aggregate", FIELDS)?;
     check_collation(body, "aggregate")?;
-    if get_bool(body, "aggregate", "explain")? == Some(true) || body.contains_key("let") {
+    if body.contains_key("let") {
         return Err(CommandError::not_implemented(
-            "aggregate options 'explain' and 'let' are not supported by rewind",
+            "aggregate option 'let' is not supported by rewind",
         ));
     }
     let stages = get_doc_array(body, "aggregate", "pipeline")?;
@@ -65,8 +79,26 @@ pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<RawD
         }
         None => return Err(CommandError::new_missing("aggregate", "aggregate")),
     };
-    let ns = format!("{}.{coll}", request.db);
+    let ns = format!("{db}.{coll}");
     rewind_engine::parse_ns(&ns)?;
+    Ok(Aggregate {
+        ns,
+        stages,
+        coll_stats,
+        pipeline,
+        hint: Hint::parse(body)?,
+    })
+}
+
+/// `aggregate` (with `explain: true`, its explain at `queryPlanner` verbosity).
+pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<Reply> {
+    let body = &request.body;
+    let parsed = parse_aggregate(&request.db, body)?;
+    if get_bool(body, "aggregate", "explain")? == Some(true) {
+        let mut reply = explain::aggregate(cmds, parsed, Verbosity::QueryPlanner).await?;
+        reply.insert("ok", 1.0);
+        return Ok(Reply::Document(reply));
+    }
     let cursor = get_doc(body, "aggregate", "cursor")?.ok_or_else(|| {
         CommandError::failed_to_parse(
             "The 'cursor' option is required, except for aggregate with the explain argument",
@@ -74,7 +106,13 @@ pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<RawD
     })?;
     let batch_size =
         get_non_negative(cursor, "aggregate.cursor", "batchSize")?.unwrap_or(DEFAULT_FIRST_BATCH);
-    let hint = Hint::parse(body)?;
+    let Aggregate {
+        ns,
+        coll_stats,
+        pipeline,
+        hint,
+        ..
+    } = parsed;
     let ns2 = ns.clone();
     let (source, batch) = cmds
         .blocking(move |engine| {
@@ -97,5 +135,7 @@ pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<RawD
             Ok((source, batch))
         })
         .await?;
-    Ok(first_reply(cmds, ns, source, batch, false, false, false))
+    Ok(Reply::Raw(first_reply(
+        cmds, ns, source, batch, false, false, false,
+    )))
 }
