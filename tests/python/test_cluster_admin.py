@@ -195,6 +195,10 @@ def test_index_options_are_checked(db):
     with pytest.raises(pymongo.errors.OperationFailure) as err:
         db.c.create_index([("t.$**", 1)])
     assert err.value.code == 67
+    # The _id index takes no option: `unique` used to create a second index on _id.
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        db.c.create_index("_id", unique=True)
+    assert err.value.code == 197
     assert [ix["name"] for ix in db.c.list_indexes()] == ["_id_"]
 
 
@@ -360,6 +364,8 @@ def test_storage_statistics(client, db):
     assert (db_stats["db"], db_stats["collections"], db_stats["objects"], db_stats["dataSize"], db_stats["indexes"]) == (db.name, 1, 10, size, 2)
     assert db_stats["indexSize"] == stats["totalIndexSize"]
     assert client["nothing_here"].command("dbStats")["collections"] == 0
+    # mongod's lowercase aliases.
+    assert db.command("dbstats")["objects"] == 10 and db.command("collstats", "s")["count"] == 10
     # A missing collection is NamespaceNotFound; options rewind lacks are refused, not ignored.
     for command in ({"collStats": "missing"},):
         with pytest.raises(pymongo.errors.OperationFailure) as err:

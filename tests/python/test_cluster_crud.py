@@ -13,7 +13,7 @@ import re
 
 import pymongo
 import pytest
-from bson import Decimal128, Int64, ObjectId, Regex, Timestamp
+from bson import DBRef, Decimal128, Int64, ObjectId, Regex, Timestamp
 
 _names = itertools.count()
 # Unique per run, so reruns against one long-lived server never see old oplog entries.
@@ -277,6 +277,21 @@ def test_empty_timestamps_are_filled_on_insert(db):
     first = db.ts.find_one({"_id": 1})
     assert first["at"].time > 0 and first["nested"] == {"at": Timestamp(0, 0)}
     assert db.ts.find_one({"_id": Timestamp(0, 0)}) == {"_id": Timestamp(0, 0)}
+
+
+def test_dbref_values_and_natural_hint(db):
+    # A {$ref, $id} document is a value in filters (not operators), in $in lists too.
+    db.refs.insert_many([{"_id": 1, "r": DBRef("c", 1)}, {"_id": 2, "r": DBRef("c", 2)}])
+    assert ids(db.refs.find({"r": DBRef("c", 2)})) == [2]
+    assert ids(db.refs.find({"r": {"$in": [DBRef("c", 1), DBRef("c", 9)]}})) == [1]
+    db.refs.update_one({"r": DBRef("c", 3)}, {"$set": {"new": True}}, upsert=True)
+    assert db.refs.find_one({"new": True})["r"] == DBRef("c", 3)
+    # hint({$natural: -1}) without a sort reads in reverse storage order.
+    assert ids(db.refs.find().hint([("$natural", -1)])) == ids(db.refs.find().sort("$natural", -1))
+    assert ids(db.refs.find().hint([("$natural", -1)]))[-1] == 1
+    with db.client.start_session() as session:
+        kept = db.refs.find(no_cursor_timeout=True, session=session).batch_size(1)
+        assert ids(kept) == [1, 2, db.refs.find_one({"new": True})["_id"]]
 
 
 def test_cursor_over_many_batches(db):

@@ -22,6 +22,8 @@ pub struct Cursor {
     pub tailable: bool,
     /// With `tailable`, `getMore` waits for new data up to its `maxTimeMS`.
     pub await_data: bool,
+    /// `noCursorTimeout`: never dropped for being idle (only exhausted, killed or failed).
+    pub no_timeout: bool,
 }
 
 enum Slot {
@@ -158,11 +160,13 @@ impl CursorManager {
     }
 }
 
-/// Drops cursors idle for longer than [`IDLE_TIMEOUT`]. Run on every register/checkout, which
-/// is enough to bound memory without a background task.
+/// Drops cursors idle for longer than [`IDLE_TIMEOUT`] (but `noCursorTimeout` ones). Run on
+/// every register/checkout, which is enough to bound memory without a background task.
 fn sweep(slots: &mut HashMap<i64, Slot>, now: Instant) {
     slots.retain(|_, slot| match slot {
-        Slot::Idle { since, .. } => now.saturating_duration_since(*since) < IDLE_TIMEOUT,
+        Slot::Idle { cursor, since } => {
+            cursor.no_timeout || now.saturating_duration_since(*since) < IDLE_TIMEOUT
+        }
         Slot::Busy => true,
     });
 }
@@ -181,6 +185,7 @@ mod tests {
             source: Source::Buffered(VecDeque::from([rawdoc! {"a": 1}])),
             tailable: false,
             await_data: false,
+            no_timeout: false,
         }
     }
 
@@ -220,12 +225,20 @@ mod tests {
         let a = m.register_at(cursor("d.a"), start);
         let later = start + IDLE_TIMEOUT - Duration::from_secs(1);
         let b = m.register_at(cursor("d.b"), later);
-        assert_eq!(m.len(), 2);
+        let kept = m.register_at(
+            Cursor {
+                no_timeout: true,
+                ..cursor("d.c")
+            },
+            start,
+        );
+        assert_eq!(m.len(), 3);
         let expired = start + IDLE_TIMEOUT + Duration::from_secs(1);
         assert_eq!(
             m.checkout_at(a, expired).err(),
             Some(CheckoutError::NotFound)
         );
         assert!(m.checkout_at(b, expired).is_ok());
+        assert!(m.checkout_at(kept, start + IDLE_TIMEOUT * 100).is_ok());
     }
 }

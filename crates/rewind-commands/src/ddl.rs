@@ -7,7 +7,7 @@ use rewind_query::filter::Filter;
 use rewind_wire::CommandRequest;
 
 use crate::Commands;
-use crate::crud::find::{DEFAULT_FIRST_BATCH, first_reply};
+use crate::crud::find::{CursorFlags, DEFAULT_FIRST_BATCH, first_reply};
 use crate::error::{CommandError, Result};
 use crate::options::{
     check_collation, check_fields, command_ns, get_bool, get_doc, get_non_negative, get_str,
@@ -179,7 +179,7 @@ pub async fn list_collections(cmds: &Commands, request: &CommandRequest) -> Resu
         })
         .await?;
     let ns = format!("{}.$cmd.listCollections", request.db);
-    Ok(first_reply(cmds, ns, source, batch, false, false, false))
+    Ok(first_reply(cmds, ns, source, batch, CursorFlags::default()))
 }
 
 /// `create` options rewind records but does not enforce: refused rather than ignored.

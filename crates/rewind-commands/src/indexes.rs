@@ -5,7 +5,7 @@ use rewind_engine::EngineError;
 use rewind_wire::CommandRequest;
 
 use crate::Commands;
-use crate::crud::find::{DEFAULT_FIRST_BATCH, first_reply};
+use crate::crud::find::{CursorFlags, DEFAULT_FIRST_BATCH, first_reply};
 use crate::error::{CommandError, Result};
 use crate::options::{
     check_fields, command_ns, get_doc, get_doc_array, get_non_negative, type_name,
@@ -145,7 +145,11 @@ pub async fn list_indexes(cmds: &Commands, request: &CommandRequest) -> Result<R
     let (db, coll) = ns.split_once('.').unwrap_or((&ns, ""));
     let cursor_ns = format!("{db}.$cmd.listIndexes.{coll}");
     Ok(first_reply(
-        cmds, cursor_ns, source, batch, false, false, false,
+        cmds,
+        cursor_ns,
+        source,
+        batch,
+        CursorFlags::default(),
     ))
 }
 

@@ -84,7 +84,9 @@ impl Commands {
                 | "dropIndexes"
                 | "applyOps"
                 | "dbStats"
+                | "dbstats"
                 | "collStats"
+                | "collstats"
                 | "explain"
         );
         if !known {
@@ -100,7 +102,15 @@ impl Commands {
         let limit = request.max_time().ok().flatten();
         let read = matches!(
             request.name.as_str(),
-            "find" | "count" | "distinct" | "aggregate" | "dbStats" | "collStats" | "explain"
+            "find"
+                | "count"
+                | "distinct"
+                | "aggregate"
+                | "dbStats"
+                | "dbstats"
+                | "collStats"
+                | "collstats"
+                | "explain"
         );
         match limit {
             Some(limit) if read => {
@@ -140,8 +150,9 @@ impl Commands {
             }
             "dropIndexes" => indexes::drop_indexes(self, request).await,
             "applyOps" => oplog::apply_ops(self, request).await,
-            "dbStats" => stats::db_stats(self, request).await,
-            "collStats" => stats::coll_stats(self, request).await,
+            // mongod's lowercase aliases.
+            "dbStats" | "dbstats" => stats::db_stats(self, request).await,
+            "collStats" | "collstats" => stats::coll_stats(self, request).await,
             _ => return None,
         };
         Some(reply.map(Reply::Document))

@@ -57,7 +57,8 @@ pub fn start_after(filter: &Document) -> Option<Timestamp> {
 /// other orders.
 pub async fn find(cmds: &Commands, ns: String, opts: FindOptions) -> Result<RawDocumentBuf> {
     let first = opts.first_batch();
-    let (single, tailable, await_data) = (opts.single_batch, opts.tailable, opts.await_data);
+    let flags = opts.cursor_flags();
+    let tailable = opts.tailable;
     if tailable && !matches!(opts.order, Order::Natural) {
         return Err(CommandError::bad_value(
             "error processing query: tailable cursor requested with a sort other than $natural: 1",
@@ -104,9 +105,7 @@ pub async fn find(cmds: &Commands, ns: String, opts: FindOptions) -> Result<RawD
             Ok((source, batch))
         })
         .await?;
-    Ok(first_reply(
-        cmds, ns, source, batch, single, tailable, await_data,
-    ))
+    Ok(first_reply(cmds, ns, source, batch, flags))
 }
 
 /// `applyOps`: applies oplog entries in one engine transaction; `{applied, results, ok}`.

@@ -115,7 +115,7 @@ fn parse_scale(value: Option<&Bson>, field: &str) -> Result<u64> {
 pub async fn coll_stats(cmds: &Commands, request: &CommandRequest) -> Result<Document> {
     let body = &request.body;
     check_fields(body, "collStats", &["scale", "verbose", "waitForLock"])?;
-    let ns = command_ns(&request.db, body, "collStats")?;
+    let ns = command_ns(&request.db, body, &request.name)?;
     let scale = parse_scale(body.get("scale"), "collStats.scale")?;
     let mut out = doc! {"ns": &ns};
     let stats = cmds

@@ -55,6 +55,10 @@ pub enum EngineError {
     /// The index specification is malformed or unsupported (67 CannotCreateIndex).
     #[error("{0}")]
     CannotCreateIndex(String),
+    /// An option an index of this kind cannot take, e.g. `unique` on `_id` (197
+    /// InvalidIndexSpecificationOption).
+    #[error("{0}")]
+    InvalidIndexSpecificationOption(String),
     /// A compound index would need two array fields of one document (171).
     #[error("cannot index parallel arrays [{0}] [{1}]")]
     CannotIndexParallelArrays(String, String),
@@ -96,6 +100,7 @@ impl EngineError {
             Self::IndexOptionsConflict(_) => 85,
             Self::IndexKeySpecsConflict(_) => 86,
             Self::CannotCreateIndex(_) => 67,
+            Self::InvalidIndexSpecificationOption(_) => 197,
             Self::CannotIndexParallelArrays(..) => 171,
             Self::ImmutableField(_) => 66,
             Self::InvalidOptions(_) => 72,
@@ -118,6 +123,7 @@ impl EngineError {
             Self::IndexOptionsConflict(_) => "IndexOptionsConflict",
             Self::IndexKeySpecsConflict(_) => "IndexKeySpecsConflict",
             Self::CannotCreateIndex(_) => "CannotCreateIndex",
+            Self::InvalidIndexSpecificationOption(_) => "InvalidIndexSpecificationOption",
             Self::CannotIndexParallelArrays(..) => "CannotIndexParallelArrays",
             Self::ImmutableField(_) => "ImmutableField",
             Self::InvalidOptions(_) => "InvalidOptions",

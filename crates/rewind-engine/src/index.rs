@@ -128,6 +128,18 @@ impl IndexSpec {
                 "The index name '_id_' is reserved for the _id index".into()
             ));
         }
+        // The `_id` index is always unique and takes no other option (a `unique: true` would
+        // otherwise make a second index on `_id`).
+        if is_id
+            && let Some(field) = input
+                .keys()
+                .find(|k| !matches!(k.as_str(), "key" | "name" | "ns" | "v" | "collation"))
+        {
+            return Err(EngineError::InvalidIndexSpecificationOption(format!(
+                "The field '{field}' is not valid for an _id index specification. \
+                 Specification: {input}"
+            )));
+        }
         let mut spec = doc! {"v": 2, "key": key.clone(), "name": name.clone()};
         for (k, v) in input {
             if !matches!(k.as_str(), "v" | "key" | "name" | "ns") {

@@ -5,7 +5,7 @@ use rewind_query::aggregate::Pipeline;
 use rewind_query::filter::Filter;
 use rewind_wire::{CommandRequest, Reply};
 
-use super::find::{DEFAULT_FIRST_BATCH, first_reply};
+use super::find::{CursorFlags, DEFAULT_FIRST_BATCH, first_reply};
 use crate::Commands;
 use crate::error::{CommandError, Result};
 use crate::explain::{self, Verbosity};
@@ -136,6 +136,10 @@ pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<Repl
         })
         .await?;
     Ok(Reply::Raw(first_reply(
-        cmds, ns, source, batch, false, false, false,
+        cmds,
+        ns,
+        source,
+        batch,
+        CursorFlags::default(),
     )))
 }

@@ -91,9 +91,21 @@ pub struct FindOptions {
     pub tailable: bool,
     /// With `tailable`, `getMore` waits for data.
     pub await_data: bool,
+    /// `noCursorTimeout`.
+    pub no_cursor_timeout: bool,
 }
 
 impl FindOptions {
+    /// What the cursor of this find is asked to do.
+    pub fn cursor_flags(&self) -> CursorFlags {
+        CursorFlags {
+            single_batch: self.single_batch,
+            tailable: self.tailable,
+            await_data: self.await_data,
+            no_timeout: self.no_cursor_timeout,
+        }
+    }
+
     /// The number of documents of the first batch.
     pub fn first_batch(&self) -> Option<u64> {
         Some(self.batch_size.unwrap_or(DEFAULT_FIRST_BATCH))
@@ -140,7 +152,14 @@ pub fn parse_find(body: &Document) -> Result<FindOptions> {
         .unwrap_or_default();
     let projection = Projection::parse(&projection_doc)?;
     let identity = projection_doc.is_empty();
-    let order = parse_order(get_doc(body, "find", "sort")?)?;
+    let mut order = parse_order(get_doc(body, "find", "sort")?)?;
+    // `hint: {$natural: -1}` without a sort reads in reverse storage order.
+    if let (Order::Natural, Some(Bson::Document(hint))) = (&order, body.get("hint"))
+        && hint.len() == 1
+        && hint.get("$natural").and_then(as_i64).is_some_and(|d| d < 0)
+    {
+        order = Order::ReverseNatural;
+    }
     let skip = get_non_negative(body, "find", "skip")?.unwrap_or(0);
     // Drivers turn a negative cursor limit into `limit: n, singleBatch: true`; the command
     // itself refuses negative values, as mongod does.
@@ -175,6 +194,7 @@ pub fn parse_find(body: &Document) -> Result<FindOptions> {
         single_batch,
         tailable,
         await_data,
+        no_cursor_timeout: get_bool(body, "find", "noCursorTimeout")?.unwrap_or(false),
     })
 }
 
@@ -270,21 +290,33 @@ pub fn first_reply(
     ns: String,
     source: Source,
     batch: Vec<RawDocumentBuf>,
-    single_batch: bool,
-    tailable: bool,
-    await_data: bool,
+    flags: CursorFlags,
 ) -> RawDocumentBuf {
-    let id = if single_batch || source.is_exhausted() {
+    let id = if flags.single_batch || source.is_exhausted() {
         0
     } else {
         cmds.cursors.register(Cursor {
             ns: ns.clone(),
             source,
-            tailable,
-            await_data,
+            tailable: flags.tailable,
+            await_data: flags.await_data,
+            no_timeout: flags.no_timeout,
         })
     };
     cursor_reply(id, &ns, &batch, true)
+}
+
+/// What a command asks of the cursor it opens (all off by default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CursorFlags {
+    /// Close the cursor after the first batch.
+    pub single_batch: bool,
+    /// Stay open at the end of the data.
+    pub tailable: bool,
+    /// With `tailable`, `getMore` waits for data.
+    pub await_data: bool,
+    /// `noCursorTimeout`: never dropped for being idle.
+    pub no_timeout: bool,
 }
 
 /// `find`.
@@ -301,7 +333,7 @@ pub async fn find(cmds: &Commands, request: &CommandRequest) -> Result<RawDocume
     }
     let hint = Hint::parse(&request.body)?;
     let first = opts.first_batch();
-    let (single, ns2) = (opts.single_batch, ns.clone());
+    let (flags, ns2) = (opts.cursor_flags(), ns.clone());
     let (source, batch) = cmds
         .blocking(move |engine| {
             let mut source = {
@@ -315,7 +347,7 @@ pub async fn find(cmds: &Commands, request: &CommandRequest) -> Result<RawDocume
             Ok((source, batch))
         })
         .await?;
-    Ok(first_reply(cmds, ns, source, batch, single, false, false))
+    Ok(first_reply(cmds, ns, source, batch, flags))
 }
 
 /// `getMore`.

@@ -69,11 +69,17 @@ fn parse_clause_list(value: &Bson) -> QueryResult<Vec<Node>> {
         .collect()
 }
 
-/// Whether `value` is an operator object (`{$gt: 1, ...}`): the server decides
-/// on the first field alone.
+/// The operators of `value` when it is an operator object (`{$gt: 1, ...}`): the server
+/// decides on the first field alone, and one whose first field is `$ref` is a DBRef value.
 fn is_operator_object(value: &Bson) -> Option<&Document> {
     match value {
-        Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => Some(d),
+        Bson::Document(d)
+            if d.keys()
+                .next()
+                .is_some_and(|k| k.starts_with('$') && k != "$ref") =>
+        {
+            Some(d)
+        }
         _ => None,
     }
 }
