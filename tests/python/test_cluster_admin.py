@@ -12,6 +12,7 @@ import pymongo
 import pytest
 from bson import ObjectId, Timestamp
 from pymongo import ReturnDocument
+from pymongo.read_concern import ReadConcern
 from pymongo.cursor import CursorType
 
 _names = itertools.count()
@@ -280,8 +281,21 @@ def test_sessions_are_accepted_but_transactions_refused(client, db):
         with pytest.raises(pymongo.errors.OperationFailure) as err:
             with session.start_transaction():
                 db.s.insert_one({"_id": 2}, session=session)
-        assert "transactions are not supported" in str(err.value)
+        # 238, not 20: pymongo turns a 20 on a write into "does not support retryable writes".
+        assert err.value.code == 238 and "transactions are not supported" in str(err.value)
     assert db.s.count_documents({}) == 1
+    # Causal consistency holds on one node; read concerns are checked, and snapshot reads
+    # (a past point in time) are refused rather than answered from the present.
+    with client.start_session(causal_consistency=True) as session:
+        db.s.insert_one({"_id": 3}, session=session)
+        assert db.s.with_options(read_concern=ReadConcern("majority")).count_documents({}, session=session) == 2
+    with client.start_session(snapshot=True) as session:
+        with pytest.raises(pymongo.errors.OperationFailure) as err:
+            db.s.count_documents({}, session=session)
+        assert err.value.code == 238 and "snapshot" in str(err.value)
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        db.command("find", "s", readConcern={"level": "sometimes"})
+    assert err.value.code == 9
 
 
 def test_tail_oplog_sees_insert_update_delete(client, db):

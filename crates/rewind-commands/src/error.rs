@@ -100,6 +100,16 @@ impl CommandError {
         Self::new(48, "NamespaceExists", message)
     }
 
+    /// 225 TransactionTooOld: a retryable write older than its session's latest.
+    pub fn transaction_too_old(message: impl Into<String>) -> Self {
+        Self::new(225, "TransactionTooOld", message)
+    }
+
+    /// 217 IncompleteTransactionHistory: whether a retried write ran cannot be told.
+    pub fn incomplete_history(message: impl Into<String>) -> Self {
+        Self::new(217, "IncompleteTransactionHistory", message)
+    }
+
     /// 59 CommandNotFound.
     pub fn command_not_found(message: impl Into<String>) -> Self {
         Self::new(59, "CommandNotFound", message)

@@ -18,6 +18,7 @@ mod options;
 mod raw;
 mod reader;
 mod reply;
+mod retry;
 mod source;
 mod stats;
 
@@ -36,6 +37,7 @@ pub use error::{CommandError, Result};
 pub struct Commands {
     engine: Arc<Engine>,
     cursors: CursorManager,
+    retryable: retry::RetryableWrites,
 }
 
 impl Commands {
@@ -44,6 +46,7 @@ impl Commands {
         Self {
             engine,
             cursors: CursorManager::default(),
+            retryable: retry::RetryableWrites::default(),
         }
     }
 
@@ -92,8 +95,16 @@ impl Commands {
         if !known {
             return None;
         }
-        if let Err(e) = options::check_no_transaction(body) {
+        if let Err(e) =
+            options::check_no_transaction(body).and_then(|()| options::check_read_concern(body))
+        {
             return Some(Err(e));
+        }
+        // A write resent with its session's txnNumber answers its first reply again.
+        match retry::RetryKey::of(request) {
+            Err(e) => return Some(Err(e)),
+            Ok(Some(key)) => return self.retryable.run(key, self.dispatch(request)).await,
+            Ok(None) => {}
         }
         // A read answers MaxTimeMSExpired at maxTimeMS (the wire layer has checked its
         // value), as mongod does; its engine call stops at its next scan chunk. Writes run

@@ -4,8 +4,9 @@ use bson::{Bson, Document};
 
 use crate::error::{CommandError, Result};
 
-/// Fields any driver may send with any command; accepted and ignored (rewind has no sessions,
-/// one node, and writes are durable on acknowledgement whatever the write concern).
+/// Fields any driver may send with any command: accepted, and checked where they matter
+/// (`txnNumber` by retryable writes, `readConcern` by [`check_read_concern`]); rewind has one
+/// node, and writes are durable on acknowledgement whatever the write concern.
 const GENERIC_FIELDS: &[&str] = &[
     "$db",
     "lsid",
@@ -53,13 +54,70 @@ pub fn check_required(doc: &Document, context: &str, required: &[&str]) -> Resul
     }
 }
 
-/// Refuses multi-document transactions, which rewind does not support.
+/// Refuses multi-document transactions, which rewind does not support (238: a driver turns
+/// mongod's 20 on a write into "this deployment does not support retryable writes").
 pub fn check_no_transaction(body: &Document) -> Result<()> {
     let starts = matches!(body.get("startTransaction"), Some(Bson::Boolean(true)));
     let in_txn = matches!(body.get("autocommit"), Some(Bson::Boolean(false)));
     if starts || in_txn {
-        return Err(CommandError::illegal_operation(
+        return Err(CommandError::not_implemented(
             "Multi-document transactions are not supported by rewind",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `readConcern`. Every level but `snapshot` holds on one node whose reads see every
+/// acknowledged write (`afterClusterTime` included); `snapshot` and `atClusterTime` would need
+/// reads at a past point in time, which rewind refuses rather than answer from the present.
+pub fn check_read_concern(body: &Document) -> Result<()> {
+    let concern = match body.get("readConcern") {
+        None => return Ok(()),
+        Some(Bson::Document(concern)) => concern,
+        Some(other) => {
+            return Err(CommandError::type_mismatch(format!(
+                "BSON field 'readConcern' is the wrong type '{}', expected type 'object'",
+                type_name(other)
+            )));
+        }
+    };
+    check_all_fields(
+        concern,
+        "readConcern",
+        &[
+            "level",
+            "afterClusterTime",
+            "atClusterTime",
+            "afterOpTime",
+            "provenance",
+        ],
+    )?;
+    match concern.get("level") {
+        None => {}
+        Some(Bson::String(level)) => match level.as_str() {
+            "local" | "available" | "majority" | "linearizable" => {}
+            "snapshot" => {
+                return Err(CommandError::not_implemented(
+                    "readConcern level 'snapshot' is not supported by rewind",
+                ));
+            }
+            other => {
+                return Err(CommandError::failed_to_parse(format!(
+                    "Enumeration value '{other}' for field 'readConcern.level' is not a valid \
+                     value."
+                )));
+            }
+        },
+        Some(other) => {
+            return Err(CommandError::type_mismatch(format!(
+                "BSON field 'readConcern.level' is the wrong type '{}', expected type 'string'",
+                type_name(other)
+            )));
+        }
+    }
+    if concern.contains_key("atClusterTime") {
+        return Err(CommandError::not_implemented(
+            "readConcern 'atClusterTime' is not supported by rewind",
         ));
     }
     Ok(())
@@ -239,6 +297,23 @@ mod tests {
         assert!(check_no_transaction(&doc! {"find": "c", "startTransaction": true}).is_err());
         assert!(check_no_transaction(&doc! {"find": "c", "autocommit": false}).is_err());
         assert!(check_no_transaction(&doc! {"find": "c", "txnNumber": 1i64}).is_ok());
+        let concern = |rc: Document| check_read_concern(&doc! {"find": "c", "readConcern": rc});
+        for ok in [
+            doc! {},
+            doc! {"level": "majority"},
+            doc! {"level": "local", "afterClusterTime": bson::Timestamp { time: 1, increment: 1 }},
+        ] {
+            assert!(concern(ok.clone()).is_ok(), "{ok}");
+        }
+        let refused = |rc: Document| concern(rc).err().map(|e| e.code());
+        assert_eq!(refused(doc! {"level": "snapshot"}), Some(238));
+        assert_eq!(
+            refused(doc! {"atClusterTime": bson::Timestamp { time: 1, increment: 1 }}),
+            Some(238)
+        );
+        assert_eq!(refused(doc! {"level": "foo"}), Some(9));
+        assert_eq!(refused(doc! {"level": 1}), Some(14));
+        assert_eq!(refused(doc! {"bogus": 1}), Some(40415));
     }
 
     #[test]
