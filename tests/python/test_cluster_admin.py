@@ -10,7 +10,7 @@ import time
 import bson
 import pymongo
 import pytest
-from bson import ObjectId, Timestamp
+from bson import Int64, ObjectId, Timestamp
 from pymongo import ReturnDocument
 from pymongo.read_concern import ReadConcern
 from pymongo.cursor import CursorType
@@ -157,6 +157,23 @@ def test_indexes_create_list_drop_and_unique_violation(db):
     with pytest.raises(pymongo.errors.OperationFailure) as err:
         coll.create_index("t", expireAfterSeconds=5)
     assert err.value.code == 238
+
+
+def test_equivalent_index_specs_are_one_index(db):
+    # As mongod compares them: `background` is ignored, `unique: 1` is `unique: true`,
+    # `unique: false` is no option, and key directions compare as numbers.
+    db.eq.create_index("pid", background=True)
+    assert db.eq.create_index("pid") == "pid_1"
+    assert db.command("createIndexes", "eq", indexes=[{"key": {"pid": Int64(1)}, "name": "pid_1", "unique": False}])["numIndexesAfter"] == 2
+    db.eq.create_index("u", unique=True)
+    assert db.command("createIndexes", "eq", indexes=[{"key": {"u": 1.0}, "name": "u_1", "unique": 1}])["numIndexesAfter"] == 3
+    # Another name on an existing key is refused, whatever the options: it used to make a
+    # second index on `pid`.
+    for options in ({"name": "other"}, {"name": "other", "unique": True}):
+        with pytest.raises(pymongo.errors.OperationFailure) as err:
+            db.eq.create_index("pid", **options)
+        assert err.value.code == 85, options
+    assert sorted(ix["name"] for ix in db.eq.list_indexes()) == ["_id_", "pid_1", "u_1"]
 
 
 def test_compound_index_over_one_array_of_subdocuments(db):

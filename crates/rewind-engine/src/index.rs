@@ -27,6 +27,30 @@ pub struct IndexSpec {
     pub(crate) fields: Vec<(String, bool)>,
 }
 
+/// A boolean index option's value (`unique: 1` is `unique: true`); other types were refused
+/// when the spec was parsed.
+fn truthy(value: &Bson) -> bool {
+    match value {
+        Bson::Boolean(b) => *b,
+        Bson::Int32(n) => *n != 0,
+        Bson::Int64(n) => *n != 0,
+        Bson::Double(n) => *n != 0.0,
+        _ => false,
+    }
+}
+
+/// A key direction as a number, so that `1`, `1.0` and `NumberLong(1)` compare equal.
+fn direction(value: &Bson) -> Option<f64> {
+    match value {
+        Bson::Int32(n) => Some(f64::from(*n)),
+        // Key directions are small; precision past 2^53 does not matter here.
+        #[allow(clippy::cast_precision_loss)]
+        Bson::Int64(n) => Some(*n as f64),
+        Bson::Double(n) => Some(*n),
+        _ => None,
+    }
+}
+
 /// One index entry computed for a document: encoded key and the values it was built from.
 pub(crate) struct IndexKey {
     pub bytes: Vec<u8>,
@@ -115,13 +139,7 @@ impl IndexSpec {
                 )));
             }
         }
-        let flag = |f: &str| match input.get(f) {
-            Some(Bson::Boolean(b)) => *b,
-            Some(Bson::Int32(n)) => *n != 0,
-            Some(Bson::Int64(n)) => *n != 0,
-            Some(Bson::Double(n)) => *n != 0.0,
-            _ => false,
-        };
+        let flag = |f: &str| input.get(f).is_some_and(truthy);
         let is_id = key == doc! {"_id": 1} || key == doc! {"_id": 1i64} || key == doc! {"_id": 1.0};
         if name == ID_INDEX_NAME && !is_id {
             return Err(bad(
@@ -161,13 +179,36 @@ impl IndexSpec {
         self.name == ID_INDEX_NAME
     }
 
-    /// The options other than `v`, `key` and `name`, used to compare two specs.
+    /// The options that tell two indexes on one key apart, as mongod compares them:
+    /// `unique` and `sparse` as booleans (`1` is `true`, `false` is absent), and neither
+    /// `background` (ignored since 4.2) nor `hidden`, `v`, `ns`, `key` or `name`.
     pub(crate) fn options(&self) -> Document {
-        self.spec
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "v" | "key" | "name"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        let mut options = Document::new();
+        for (k, v) in &self.spec {
+            match k.as_str() {
+                "v" | "key" | "name" | "ns" | "background" | "hidden" => {}
+                "unique" | "sparse" => {
+                    if truthy(v) {
+                        options.insert(k.clone(), true);
+                    }
+                }
+                _ => {
+                    options.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        options
+    }
+
+    /// Whether `other` has the same key pattern: the same fields in the same order, with
+    /// directions equal as numbers (`1`, `1.0` and `NumberLong(1)` are one).
+    pub(crate) fn same_key(&self, other: &IndexSpec) -> bool {
+        self.key.len() == other.key.len()
+            && self
+                .key
+                .iter()
+                .zip(&other.key)
+                .all(|((a, x), (b, y))| a == b && direction(x) == direction(y))
     }
 
     /// Encodes a prefix of the key pattern for equality lookups on the leading fields.

@@ -358,7 +358,7 @@ impl<'a> WriteTxn<'a> {
     pub(crate) fn create_index(&mut self, ns: &str, spec: IndexSpec) -> Result<bool> {
         let info = self.info(ns)?.clone();
         for existing in &info.indexes {
-            let same_key = existing.key == spec.key;
+            let same_key = existing.same_key(&spec);
             if existing.name == spec.name {
                 if !same_key {
                     return Err(EngineError::IndexKeySpecsConflict(format!(
@@ -374,10 +374,18 @@ impl<'a> WriteTxn<'a> {
                     spec.spec, existing.spec
                 )));
             }
+            // Without collations or partial filters, two indexes on one key are equivalent
+            // whatever their other options, and mongod keeps one of them.
             if same_key && existing.options() == spec.options() {
                 return Err(EngineError::IndexOptionsConflict(format!(
                     "Index already exists with a different name: {}",
                     existing.name
+                )));
+            }
+            if same_key {
+                return Err(EngineError::IndexOptionsConflict(format!(
+                    "An equivalent index already exists with a different name and options. Requested index: {}, existing index: {}",
+                    spec.spec, existing.spec
                 )));
             }
         }
