@@ -277,6 +277,16 @@ def test_empty_timestamps_are_filled_on_insert(db):
     first = db.ts.find_one({"_id": 1})
     assert first["at"].time > 0 and first["nested"] == {"at": Timestamp(0, 0)}
     assert db.ts.find_one({"_id": Timestamp(0, 0)}) == {"_id": Timestamp(0, 0)}
+    # So does a replacement (not an update operator); findAndModify returns what it stored.
+    db.ts.replace_one({"_id": 1}, {"at": Timestamp(0, 0)})
+    replaced = db.ts.find_one({"_id": 1})["at"]
+    assert replaced.time > 0 and replaced != first["at"]
+    returned = db.ts.find_one_and_replace({"_id": 1}, {"at": Timestamp(0, 0)}, return_document=pymongo.ReturnDocument.AFTER)
+    assert returned == db.ts.find_one({"_id": 1}) and returned["at"].time > 0
+    upserted = db.ts.find_one_and_replace({"_id": 2}, {"at": Timestamp(0, 0)}, upsert=True, return_document=pymongo.ReturnDocument.AFTER)
+    assert upserted == db.ts.find_one({"_id": 2}) and upserted["at"].time > 0
+    db.ts.update_one({"_id": 1}, {"$set": {"at": Timestamp(0, 0)}})
+    assert db.ts.find_one({"_id": 1})["at"] == Timestamp(0, 0)
 
 
 def test_dbref_values_and_natural_hint(db):

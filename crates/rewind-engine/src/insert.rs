@@ -61,7 +61,9 @@ impl WriteTxn<'_> {
 
     /// `doc` with its top-level empty timestamps but `_id`'s set to fresh optimes, or `None`
     /// when it has none (the common case, which costs one pass over its top-level fields).
-    fn fill_empty_timestamps(&mut self, doc: &RawDocument) -> Result<Option<RawDocumentBuf>> {
+    /// Inserts apply it themselves; a replacement update asks for it, as mongod fills the
+    /// replacement document's too.
+    pub fn fill_empty_timestamps(&mut self, doc: &RawDocument) -> Result<Option<RawDocumentBuf>> {
         let empty = |element: &RawElement<'_>| {
             element.element_type() == ElementType::Timestamp
                 && element.key().as_str() != "_id"

@@ -91,17 +91,30 @@ pub async fn find_and_modify(cmds: &Commands, request: &CommandRequest) -> Resul
                         };
                         match found {
                             Some(doc) => {
-                                let (new, changed) = apply_update(update, &filter, &doc)?;
+                                let (mut new, changed) = apply_update(update, &filter, &doc)?;
                                 if changed {
                                     let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-                                    txn.update(&ns, &id, &to_raw(&new)?)?;
+                                    let mut raw = to_raw(&new)?;
+                                    if update.is_replacement()
+                                        && let Some(filled) = txn.fill_empty_timestamps(&raw)?
+                                    {
+                                        new = Document::try_from(filled.as_ref())?;
+                                        raw = filled;
+                                    }
+                                    txn.update(&ns, &id, &raw)?;
                                 }
                                 let value = if return_new { new } else { doc };
                                 Ok((Some(value), doc! {"n": 1, "updatedExisting": true}))
                             }
                             None if upsert => {
-                                let new = upsert_document(update, &filter)?;
-                                txn.insert(&ns, &to_raw(&new)?)?;
+                                let mut new = upsert_document(update, &filter)?;
+                                // Filled here, so that the document returned is the one stored.
+                                let mut raw = to_raw(&new)?;
+                                if let Some(filled) = txn.fill_empty_timestamps(&raw)? {
+                                    new = Document::try_from(filled.as_ref())?;
+                                    raw = filled;
+                                }
+                                txn.insert(&ns, &raw)?;
                                 let id = new.get("_id").cloned().unwrap_or(Bson::Null);
                                 let value = return_new.then_some(new);
                                 Ok((

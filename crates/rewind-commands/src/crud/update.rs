@@ -140,7 +140,13 @@ fn run_statement(
         reply.n += 1;
         if changed {
             let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-            txn.update(ns, &id, &to_raw(&new)?)?;
+            let mut raw = to_raw(&new)?;
+            if stmt.update.is_replacement()
+                && let Some(filled) = txn.fill_empty_timestamps(&raw)?
+            {
+                raw = filled;
+            }
+            txn.update(ns, &id, &raw)?;
             if let Some(m) = &mut reply.n_modified {
                 *m += 1;
             }
