@@ -161,10 +161,9 @@ fn parse_string(s: &str) -> QueryResult<Expr> {
         return match name {
             "ROOT" | "CURRENT" => Ok(Expr::Field(parts)),
             "REMOVE" => Ok(Expr::Remove),
-            _ => Err(QueryError::location(
-                17276,
-                format!("Use of undefined variable: {name}"),
-            )),
+            // One value for the whole command, as mongod fixes it when the command starts.
+            "NOW" if parts.is_empty() => Ok(Expr::Literal(Bson::DateTime(bson::DateTime::now()))),
+            _ => Err(super::unsupported::variable(name)),
         };
     }
     match s.strip_prefix('$') {
@@ -211,9 +210,7 @@ fn parse_object(d: &Document) -> QueryResult<Expr> {
         return Ok(Expr::Literal(arg.clone()));
     }
     let Some((name, op, arity)) = OPS.iter().find(|(name, _, _)| name == first) else {
-        return Err(QueryError::invalid_pipeline_operator(format!(
-            "Unrecognized expression '{first}'"
-        )));
+        return Err(super::unsupported::expression(first));
     };
     let args = match (op, arg) {
         (Op::Cond, Bson::Document(spec)) => {

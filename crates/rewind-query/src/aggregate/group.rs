@@ -124,12 +124,7 @@ impl Group {
                     }
                     AccOp::Count
                 }
-                other => {
-                    return Err(QueryError::location(
-                        15952,
-                        format!("unknown group operator '{other}'"),
-                    ));
-                }
+                other => return Err(super::unsupported::accumulator(other)),
             };
             fields.push((name.clone(), op, Expr::parse(arg)?));
         }

@@ -5,6 +5,7 @@ pub mod expr;
 mod group;
 mod ops;
 mod stages;
+mod unsupported;
 mod unwind;
 
 use bson::Document;

@@ -306,6 +306,19 @@ fn expressions() {
 }
 
 #[test]
+fn now_is_one_date_for_the_whole_pipeline() {
+    let out = run(
+        vec![doc! {"$project": {"_id": 0, "t": "$$NOW"}}],
+        vec![doc! {"_id": 1}, doc! {"_id": 2}],
+    );
+    let Some(Bson::DateTime(t)) = out[0].get("t") else {
+        panic!("no date: {out:?}");
+    };
+    assert!((bson::DateTime::now().timestamp_millis() - t.timestamp_millis()).abs() < 60_000);
+    assert_eq!(out[0], out[1]);
+}
+
+#[test]
 fn stage_errors() {
     let parse = |stages: Vec<Document>| code(Pipeline::parse(&stages));
     let err = Pipeline::parse(&[doc! {"$foo": {}}]).expect_err("unknown stage");
@@ -322,6 +335,18 @@ fn stage_errors() {
         15952
     );
     assert_eq!(parse(vec![doc! {"$group": {"_id": null, "n": 1}}]), 40234);
+    // mongod's own operators that rewind lacks say so (238); misspelt ones stay unknown.
+    let project = |expr: Bson| parse(vec![doc! {"$project": {"x": expr}}]);
+    assert_eq!(project(Bson::Document(doc! {"$dateToString": {}})), 238);
+    assert_eq!(project(Bson::Document(doc! {"$dateToStrin": {}})), 168);
+    assert_eq!(project(Bson::String("$$CLUSTER_TIME".into())), 238);
+    assert_eq!(project(Bson::String("$$NOPE".into())), 17276);
+    assert_eq!(
+        parse(vec![
+            doc! {"$group": {"_id": null, "n": {"$stdDevPop": "$a"}}}
+        ]),
+        238
+    );
     assert_eq!(
         parse(vec![doc! {"$group": {"_id": null, "a.b": {"$sum": 1}}}]),
         40235
