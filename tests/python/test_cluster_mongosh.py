@@ -40,6 +40,10 @@ print(JSON.stringify({
   dbStats: (({collections, objects, indexes}) => ({collections, objects, indexes}))(db.getSiblingDB("shell").stats()),
   explain: [items.find({name: "rope"}).explain().queryPlanner.winningPlan.inputStage.indexName,
             items.find({qty: 6}).explain("executionStats").executionStats.totalDocsExamined],
+  // MongoDB 8.0's client-level bulk write.
+  bulk: (({insertedCount, modifiedCount}) => [insertedCount, modifiedCount])(db.getMongo().bulkWrite([
+    {name: "insertOne", namespace: "shell.bulk", document: {_id: 1}},
+    {name: "updateOne", namespace: "shell.bulk", filter: {_id: 1}, update: {$set: {x: 1}}}])),
 }));
 """
 
@@ -73,6 +77,8 @@ def test_mongosh_does_crud_and_agrees_with_pymongo(mongo_uri: str) -> None:
     assert result["dbStats"] == {"collections": 2, "objects": 3, "indexes": 3}
     # The shell's explain: an index lookup, and a scan of both documents.
     assert result["explain"] == ["name_1", 2]
+    assert result["bulk"] == [1, 1]
+    assert list(pymongo.MongoClient(mongo_uri).shell.bulk.find()) == [{"_id": 1, "x": 1}]
     # And pymongo reads what mongosh wrote.
     items = pymongo.MongoClient(mongo_uri).shell.items
     assert list(items.find({}, sort=[("_id", 1)])) == [

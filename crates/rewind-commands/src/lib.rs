@@ -91,6 +91,7 @@ impl Commands {
                 | "collStats"
                 | "collstats"
                 | "explain"
+                | "bulkWrite"
         );
         if !known {
             return None;
@@ -147,6 +148,7 @@ impl Commands {
             "distinct" => crud::count::distinct(self, request).await,
             "aggregate" => return Some(crud::aggregate::aggregate(self, request).await),
             "explain" => explain::explain(self, request).await,
+            "bulkWrite" => crud::bulk_write::bulk_write(self, request).await,
             "listDatabases" => ddl::list_databases(self, request).await,
             "listCollections" => {
                 return Some(ddl::list_collections(self, request).await.map(Reply::Raw));

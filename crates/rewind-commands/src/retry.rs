@@ -26,7 +26,7 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// The commands whose statements are retryable.
-const RETRYABLE: &[&str] = &["insert", "update", "delete", "findAndModify"];
+const RETRYABLE: &[&str] = &["insert", "update", "delete", "findAndModify", "bulkWrite"];
 
 /// The session and transaction number of a retryable write.
 pub struct RetryKey {

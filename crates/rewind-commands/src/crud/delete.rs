@@ -16,7 +16,7 @@ use crate::reader::matching;
 use crate::reply::WriteReply;
 
 /// One parsed delete statement.
-struct Statement {
+pub(crate) struct Statement {
     filter: Filter,
     /// Delete at most one document.
     just_one: bool,
@@ -24,7 +24,7 @@ struct Statement {
 
 const STATEMENT_FIELDS: &[&str] = &["q", "limit", "collation", "hint"];
 
-fn parse_statement(stmt: &Document) -> Result<Statement> {
+pub(crate) fn parse_statement(stmt: &Document) -> Result<Statement> {
     check_all_fields(stmt, "delete.deletes", STATEMENT_FIELDS)?;
     check_collation(stmt, "delete.deletes")?;
     let q = match stmt.get("q") {
@@ -49,7 +49,7 @@ fn parse_statement(stmt: &Document) -> Result<Statement> {
 }
 
 /// Deletes the documents one statement selects; returns how many.
-fn run_statement(txn: &mut WriteTxn<'_>, ns: &str, stmt: &Statement) -> Result<u64> {
+pub(crate) fn run_statement(txn: &mut WriteTxn<'_>, ns: &str, stmt: &Statement) -> Result<u64> {
     let docs = matching(txn, ns, &stmt.filter, usize::from(stmt.just_one))?;
     let mut n = 0;
     for doc in docs {

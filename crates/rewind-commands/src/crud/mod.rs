@@ -2,6 +2,7 @@
 //! count/distinct and aggregate.
 
 pub mod aggregate;
+pub mod bulk_write;
 pub mod count;
 pub mod delete;
 pub mod find;

@@ -65,7 +65,7 @@ pub fn upsert_document(update: &Update, filter: &Filter) -> Result<Document> {
 }
 
 /// One parsed update statement.
-struct Statement {
+pub(crate) struct Statement {
     filter: Filter,
     update: Update,
     upsert: bool,
@@ -85,7 +85,7 @@ const STATEMENT_FIELDS: &[&str] = &[
     "upsertSupplied",
 ];
 
-fn parse_statement(stmt: &Document) -> Result<Statement> {
+pub(crate) fn parse_statement(stmt: &Document) -> Result<Statement> {
     check_all_fields(stmt, "update.updates", STATEMENT_FIELDS)?;
     check_collation(stmt, "update.updates")?;
     for option in ["c", "sort"] {
@@ -115,7 +115,7 @@ fn parse_statement(stmt: &Document) -> Result<Statement> {
 }
 
 /// Runs one statement, adding its counts to `reply`.
-fn run_statement(
+pub(crate) fn run_statement(
     txn: &mut WriteTxn<'_>,
     ns: &str,
     index: usize,
