@@ -11,6 +11,8 @@ import bson
 import pymongo
 import pytest
 from bson import Int64, ObjectId, Timestamp
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from pymongo import ReturnDocument
 from pymongo.read_concern import ReadConcern
 from pymongo.cursor import CursorType
@@ -258,12 +260,22 @@ def test_catalog_commands(client, db):
     db.made.insert_one({"y": 1})
     db.renamed.rename("made", dropTarget=True)
     assert db.list_collection_names() == ["made"]
+    # System collections are the server's: no rename onto one.
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        db.made.rename("system.x")
+    assert err.value.code == 20 and db.list_collection_names() == ["made"]
     assert db.made.find_one({}, {"_id": 0}) == {"x": 1}
     db.drop_collection("made")
     assert db.list_collection_names() == []
     db.x.insert_one({})
     client.drop_database(db.name)
     assert db.name not in client.list_database_names()
+
+
+def test_hello_connection_id_is_an_int32(client):
+    raw = client.admin.command("hello", codec_options=CodecOptions(document_class=RawBSONDocument))
+    # The BSON type byte: int32 (0x10), as mongod writes it while it fits.
+    assert b"\x10connectionId\x00" in raw.raw
 
 
 def test_unknown_command_and_options_fail_like_mongod(db):

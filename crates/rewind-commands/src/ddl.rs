@@ -309,10 +309,19 @@ pub async fn rename_collection(cmds: &Commands, request: &CommandRequest) -> Res
         .ok_or_else(|| CommandError::new_missing(cmd, "to"))?
         .to_owned();
     let drop_target = get_bool(body, cmd, "dropTarget")?.unwrap_or(false);
-    for ns in [&from, &to] {
+    for (side, ns) in [("source", &from), ("target", &to)] {
         rewind_engine::parse_ns(ns)?;
         if ns.as_str() == crate::oplog::OPLOG_NS {
             return Err(CommandError::illegal_operation("can't rename live oplog"));
+        }
+        // System collections are mongod's own: none is renamed, nor renamed onto.
+        if ns
+            .split_once('.')
+            .is_some_and(|(_, c)| c.starts_with("system."))
+        {
+            return Err(CommandError::illegal_operation(format!(
+                "error with {side} namespace: Invalid system namespace: {ns}"
+            )));
         }
     }
     let source = from.clone();

@@ -73,7 +73,9 @@ pub(crate) async fn hello(shared: &Shared, request: &CommandRequest) -> Document
         "maxWriteBatchSize": MAX_WRITE_BATCH_SIZE,
         "localTime": bson::DateTime::now(),
         "logicalSessionTimeoutMinutes": LOGICAL_SESSION_TIMEOUT_MINUTES,
-        "connectionId": i64::try_from(request.connection.id).unwrap_or(i64::MAX),
+        // An int while it fits, as mongod's appendNumber writes it.
+        "connectionId": i32::try_from(request.connection.id)
+            .map_or_else(|_| Bson::Int64(i64::try_from(request.connection.id).unwrap_or(i64::MAX)), Bson::Int32),
         "minWireVersion": MIN_WIRE_VERSION,
         "maxWireVersion": MAX_WIRE_VERSION,
         "readOnly": false,
