@@ -232,6 +232,11 @@ impl WriteTxn<'_> {
         if !self.catalog.contains_key(ns) {
             self.create_inner(ns, &Document::new(), None)?;
         }
+        // Every collection has its `_id` index; an older rewind logged a second one on `_id`
+        // (under another name), which replays as nothing.
+        if spec.same_index(&IndexSpec::id_index()) {
+            return Ok(());
+        }
         self.create_index(ns, spec).map(drop)
     }
 }

@@ -146,18 +146,6 @@ impl IndexSpec {
                 "The index name '_id_' is reserved for the _id index".into()
             ));
         }
-        // The `_id` index is always unique and takes no other option (a `unique: true` would
-        // otherwise make a second index on `_id`).
-        if is_id
-            && let Some(field) = input
-                .keys()
-                .find(|k| !matches!(k.as_str(), "key" | "name" | "ns" | "v" | "collation"))
-        {
-            return Err(EngineError::InvalidIndexSpecificationOption(format!(
-                "The field '{field}' is not valid for an _id index specification. \
-                 Specification: {input}"
-            )));
-        }
         let mut spec = doc! {"v": 2, "key": key.clone(), "name": name.clone()};
         for (k, v) in input {
             if !matches!(k.as_str(), "v" | "key" | "name" | "ns") {
@@ -172,6 +160,33 @@ impl IndexSpec {
             spec,
             fields,
         })
+    }
+
+    /// Refuses options a new `_id` index may not take (197): it is always unique, and takes
+    /// only `key`, `name`, `ns`, `v` and `collation`. Checked where a user creates indexes, not
+    /// where specs already stored are read back.
+    pub(crate) fn check_new(input: &Document) -> Result<()> {
+        let Ok(key) = input.get_document("key") else {
+            return Ok(());
+        };
+        let is_id = key.len() == 1 && key.get("_id").and_then(direction) == Some(1.0);
+        match input
+            .keys()
+            .find(|k| !matches!(k.as_str(), "key" | "name" | "ns" | "v" | "collation"))
+        {
+            Some(field) if is_id => Err(EngineError::InvalidIndexSpecificationOption(format!(
+                "The field '{field}' is not valid for an _id index specification. \
+                 Specification: {input}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `other` is the same index as mongod tells indexes apart: the same key pattern,
+    /// `unique` and `sparse` (collation and partial filters, mongod's other identifying
+    /// options, are not supported). Two such indexes cannot coexist.
+    pub(crate) fn same_index(&self, other: &IndexSpec) -> bool {
+        self.same_key(other) && self.unique == other.unique && self.sparse == other.sparse
     }
 
     /// Whether this is the primary `_id_` index (served by the document table itself).
@@ -202,7 +217,7 @@ impl IndexSpec {
 
     /// Whether `other` has the same key pattern: the same fields in the same order, with
     /// directions equal as numbers (`1`, `1.0` and `NumberLong(1)` are one).
-    pub(crate) fn same_key(&self, other: &IndexSpec) -> bool {
+    fn same_key(&self, other: &IndexSpec) -> bool {
         self.key.len() == other.key.len()
             && self
                 .key
@@ -387,6 +402,17 @@ fn plain_value(doc: &Document, path: &[&str]) -> Option<Bson> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_id_index_is_refused_when_created_not_when_read_back() {
+        let old = doc! {"v": 2, "key": {"_id": 1}, "name": "_id_1", "unique": true};
+        assert_eq!(IndexSpec::check_new(&old).unwrap_err().code(), 197);
+        // A catalog or an oplog written by an older rewind still reads, as the `_id` index.
+        let spec = IndexSpec::parse(&old).unwrap();
+        assert!(spec.same_index(&IndexSpec::id_index()));
+        assert!(IndexSpec::check_new(&doc! {"key": {"_id": 1}, "name": "_id_"}).is_ok());
+        assert!(IndexSpec::check_new(&doc! {"key": {"a": 1}, "unique": true}).is_ok());
+    }
 
     #[test]
     fn parse_names_and_options() {

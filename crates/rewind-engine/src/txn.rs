@@ -341,7 +341,7 @@ impl<'a> WriteTxn<'a> {
         self.atomically(|t| {
             let parsed = specs
                 .iter()
-                .map(IndexSpec::parse)
+                .map(|spec| IndexSpec::check_new(spec).and_then(|()| IndexSpec::parse(spec)))
                 .collect::<Result<Vec<_>>>()?;
             t.ensure_collection(ns)?;
             let mut created = 0;
@@ -357,12 +357,15 @@ impl<'a> WriteTxn<'a> {
     /// Creates one index unless an identical one exists (`false` then).
     pub(crate) fn create_index(&mut self, ns: &str, spec: IndexSpec) -> Result<bool> {
         let info = self.info(ns)?.clone();
+        // As mongod's compareIndexOptions: an index of the same name must be the same index
+        // (86 otherwise) with the same options (85 otherwise; identical is a no-op); under
+        // another name, the same index is refused (85) and a different one may coexist.
         for existing in &info.indexes {
-            let same_key = existing.same_key(&spec);
+            let same_index = existing.same_index(&spec);
             if existing.name == spec.name {
-                if !same_key {
+                if !same_index {
                     return Err(EngineError::IndexKeySpecsConflict(format!(
-                        "An existing index has the same name as the requested index but a different key. Requested index: {}, existing index: {}",
+                        "An existing index has the same name as the requested index but a different key or unique/sparse option. Requested index: {}, existing index: {}",
                         spec.spec, existing.spec
                     )));
                 }
@@ -374,18 +377,10 @@ impl<'a> WriteTxn<'a> {
                     spec.spec, existing.spec
                 )));
             }
-            // Without collations or partial filters, two indexes on one key are equivalent
-            // whatever their other options, and mongod keeps one of them.
-            if same_key && existing.options() == spec.options() {
+            if same_index {
                 return Err(EngineError::IndexOptionsConflict(format!(
                     "Index already exists with a different name: {}",
                     existing.name
-                )));
-            }
-            if same_key {
-                return Err(EngineError::IndexOptionsConflict(format!(
-                    "An equivalent index already exists with a different name and options. Requested index: {}, existing index: {}",
-                    spec.spec, existing.spec
                 )));
             }
         }
