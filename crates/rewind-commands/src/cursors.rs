@@ -12,6 +12,10 @@ use crate::source::Source;
 /// `cursorTimeoutMillis` default).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
+/// How long a `noCursorTimeout` cursor may stay idle: the session timeout mongod advertises
+/// (`logicalSessionTimeoutMinutes`), after which it kills such cursors with their session.
+pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// An open cursor: where its results come from and the namespace it belongs to.
 pub struct Cursor {
     /// Namespace reported in replies and checked by `getMore`.
@@ -160,12 +164,18 @@ impl CursorManager {
     }
 }
 
-/// Drops cursors idle for longer than [`IDLE_TIMEOUT`] (but `noCursorTimeout` ones). Run on
+/// Drops cursors idle for longer than [`IDLE_TIMEOUT`], or `noCursorTimeout` ones idle for
+/// longer than [`SESSION_IDLE_TIMEOUT`] (mongod kills those when their session expires). Run on
 /// every register/checkout, which is enough to bound memory without a background task.
 fn sweep(slots: &mut HashMap<i64, Slot>, now: Instant) {
     slots.retain(|_, slot| match slot {
         Slot::Idle { cursor, since } => {
-            cursor.no_timeout || now.saturating_duration_since(*since) < IDLE_TIMEOUT
+            let limit = if cursor.no_timeout {
+                SESSION_IDLE_TIMEOUT
+            } else {
+                IDLE_TIMEOUT
+            };
+            now.saturating_duration_since(*since) < limit
         }
         Slot::Busy => true,
     });
@@ -239,6 +249,19 @@ mod tests {
             Some(CheckoutError::NotFound)
         );
         assert!(m.checkout_at(b, expired).is_ok());
-        assert!(m.checkout_at(kept, start + IDLE_TIMEOUT * 100).is_ok());
+        assert!(m.checkout_at(kept, start + IDLE_TIMEOUT * 2).is_ok());
+        // ... until its session would have expired.
+        let kept = m.register_at(
+            Cursor {
+                no_timeout: true,
+                ..cursor("d.c")
+            },
+            start,
+        );
+        assert_eq!(
+            m.checkout_at(kept, start + SESSION_IDLE_TIMEOUT + Duration::from_secs(1))
+                .err(),
+            Some(CheckoutError::NotFound)
+        );
     }
 }

@@ -45,17 +45,16 @@ pub async fn list_databases(cmds: &Commands, request: &CommandRequest) -> Result
             let mut dbs = view.list_databases()?;
             // `local` holds the oplog, which the catalog does not list.
             let oplog = view.oplog_stats()?.size_bytes;
-            match dbs.binary_search_by(|db| db.name.as_str().cmp("local")) {
-                Ok(at) => dbs[at].size_bytes += oplog,
-                Err(at) => dbs.insert(
-                    at,
-                    DatabaseInfo {
-                        name: "local".to_owned(),
-                        size_bytes: oplog,
-                        collections: 1,
-                    },
-                ),
+            match dbs.iter_mut().find(|db| db.name == "local") {
+                Some(local) => local.size_bytes += oplog,
+                None => dbs.push(DatabaseInfo {
+                    name: "local".to_owned(),
+                    size_bytes: oplog,
+                    collections: 1,
+                }),
             }
+            // In name order, as mongod lists them (the catalog's is namespace order).
+            dbs.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(dbs)
         })
         .await?;
@@ -315,10 +314,7 @@ pub async fn rename_collection(cmds: &Commands, request: &CommandRequest) -> Res
             return Err(CommandError::illegal_operation("can't rename live oplog"));
         }
         // System collections are mongod's own: none is renamed, nor renamed onto.
-        if ns
-            .split_once('.')
-            .is_some_and(|(_, c)| c.starts_with("system."))
-        {
+        if crate::crud::is_system(ns) {
             return Err(CommandError::illegal_operation(format!(
                 "error with {side} namespace: Invalid system namespace: {ns}"
             )));

@@ -59,7 +59,12 @@ impl Commands {
     ) -> Result<T> {
         let engine = self.engine.clone();
         let limit = deadline::current();
-        tokio::task::spawn_blocking(move || deadline::within(limit, || f(&engine))).await?
+        // `$$NOW` is one time for the work, as mongod fixes it when a command starts.
+        let now = bson::DateTime::now();
+        tokio::task::spawn_blocking(move || {
+            rewind_query::with_now(now, || deadline::within(limit, || f(&engine)))
+        })
+        .await?
     }
 
     async fn run(&self, request: &CommandRequest) -> Option<Result<Reply>> {

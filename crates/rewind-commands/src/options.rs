@@ -102,7 +102,8 @@ pub fn check_read_concern(body: &Document) -> Result<()> {
                 ));
             }
             other => {
-                return Err(CommandError::failed_to_parse(format!(
+                // mongod's IDL enum error (throwBadEnumValue) is BadValue.
+                return Err(CommandError::bad_value(format!(
                     "Enumeration value '{other}' for field 'readConcern.level' is not a valid \
                      value."
                 )));
@@ -311,7 +312,7 @@ mod tests {
             refused(doc! {"atClusterTime": bson::Timestamp { time: 1, increment: 1 }}),
             Some(238)
         );
-        assert_eq!(refused(doc! {"level": "foo"}), Some(9));
+        assert_eq!(refused(doc! {"level": "foo"}), Some(2));
         assert_eq!(refused(doc! {"level": 1}), Some(14));
         assert_eq!(refused(doc! {"bogus": 1}), Some(40415));
     }

@@ -187,6 +187,24 @@ pub fn plan(info: Option<&CollectionInfo>, filter: &Filter) -> Access {
     Access::Scan
 }
 
+/// How candidates for `filter` are found in `ns`: the oplog's own order, or [`plan`]'s choice.
+pub fn access_path(reader: &impl Reader, ns: &str, filter: &Filter) -> Access {
+    if ns == crate::oplog::OPLOG_NS {
+        Access::Oplog
+    } else {
+        plan(reader.info(ns), filter)
+    }
+}
+
+/// How many documents `ns` holds (entries, for the oplog), from its size: nothing is read.
+pub fn stored_count(view: &ReadView, ns: &str) -> Result<u64> {
+    Ok(if ns == crate::oplog::OPLOG_NS {
+        view.oplog_stats()?.count
+    } else {
+        view.stats(ns)?.count
+    })
+}
+
 /// Calls `f` with every document of `ns` matching `filter`, in access-path order, until it
 /// returns `false`.
 pub fn for_each_match(
@@ -195,11 +213,7 @@ pub fn for_each_match(
     filter: &Filter,
     mut f: impl FnMut(Document) -> Result<bool>,
 ) -> Result<()> {
-    let access = if ns == crate::oplog::OPLOG_NS {
-        Access::Oplog
-    } else {
-        plan(reader.info(ns), filter)
-    };
+    let access = access_path(reader, ns, filter);
     for_each_candidate(reader, ns, access, |raw| {
         let doc = Document::try_from(raw)?;
         if filter.try_matches(&doc)? {

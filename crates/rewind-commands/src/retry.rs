@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,11 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// How often idle sessions are swept (on the next retryable write after this long).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Most bytes of replies kept for resends (a findAndModify's document or a bulkWrite's
+/// results can be megabytes). Past it a reply is not kept, and its resend gets 217 rather
+/// than run the write again.
+const MAX_KEPT_BYTES: usize = 256 << 20;
 
 /// The commands whose statements are retryable.
 const RETRYABLE: &[&str] = &["insert", "update", "delete", "findAndModify", "bulkWrite"];
@@ -85,8 +91,10 @@ struct SessionWrites {
     txn_number: Option<i64>,
     /// The reply it got, once it ran to completion.
     reply: Option<Document>,
-    /// It started and was abandoned before its reply was known (its connection's task was
-    /// cancelled): it may or may not have written.
+    /// The BSON size of `reply`, counted in [`RetryableWrites::kept_bytes`].
+    reply_bytes: usize,
+    /// It may have written but its reply is not kept: it was abandoned before its reply was
+    /// known (its connection's task was cancelled at shutdown), or the reply was over budget.
     outcome_unknown: bool,
     last_used: Option<Instant>,
 }
@@ -96,6 +104,8 @@ struct SessionWrites {
 pub struct RetryableWrites {
     sessions: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<SessionWrites>>>>,
     last_sweep: Mutex<Option<Instant>>,
+    /// Bytes of the replies kept, bounded by [`MAX_KEPT_BYTES`].
+    kept_bytes: AtomicUsize,
 }
 
 impl RetryableWrites {
@@ -105,12 +115,23 @@ impl RetryableWrites {
         let mut last_sweep = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
         if last_sweep.is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY) {
             *last_sweep = Some(now);
-            // A session in use (locked) is kept; so is one used within the timeout.
-            sessions.retain(|_, session| match session.try_lock() {
-                Ok(state) => state
+            // A session someone holds (running, or about to lock it) is kept; so is one used
+            // within the timeout.
+            sessions.retain(|_, session| {
+                if Arc::strong_count(session) > 1 {
+                    return true;
+                }
+                let Ok(state) = session.try_lock() else {
+                    return true;
+                };
+                let keep = state
                     .last_used
-                    .is_none_or(|at| now.duration_since(at) < SESSION_TIMEOUT),
-                Err(_) => true,
+                    .is_none_or(|at| now.duration_since(at) < SESSION_TIMEOUT);
+                if !keep {
+                    self.kept_bytes
+                        .fetch_sub(state.reply_bytes, Ordering::Relaxed);
+                }
+                keep
             });
         }
         sessions.entry(key.to_vec()).or_default().clone()
@@ -142,7 +163,8 @@ impl RetryableWrites {
                 if state.outcome_unknown {
                     return Some(Err(CommandError::incomplete_history(format!(
                         "Incomplete history detected for transaction {} on session {}: its \
-                         first attempt was interrupted and may have written",
+                         first attempt may have written, and its reply was not kept (the \
+                         attempt was interrupted, or the replies kept hit their memory bound)",
                         key.txn_number, key.session_id
                     ))));
                 }
@@ -152,12 +174,24 @@ impl RetryableWrites {
         }
         state.txn_number = Some(key.txn_number);
         state.reply = None;
+        self.kept_bytes
+            .fetch_sub(std::mem::take(&mut state.reply_bytes), Ordering::Relaxed);
         // Stays set if this future is dropped while the write runs.
         state.outcome_unknown = true;
         let outcome = execute.await;
         state.outcome_unknown = false;
         if let Some(Ok(Reply::Document(reply))) = &outcome {
-            state.reply = Some(reply.clone());
+            // A reply that does not serialize is not kept (its size counts as over budget).
+            let bytes = reply.to_vec().map_or(MAX_KEPT_BYTES + 1, |b| b.len());
+            let kept = self.kept_bytes.fetch_add(bytes, Ordering::Relaxed);
+            if kept + bytes <= MAX_KEPT_BYTES {
+                state.reply = Some(reply.clone());
+                state.reply_bytes = bytes;
+            } else {
+                // Not kept: a resend cannot be answered, and must not write again.
+                self.kept_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                state.outcome_unknown = true;
+            }
         }
         outcome
     }
@@ -190,11 +224,7 @@ mod tests {
         // The connection's task is cancelled while the write runs: whether it wrote is
         // unknown, so a resend is refused rather than run a second time.
         let abandoned = writes.run(key(1), std::future::pending());
-        assert!(
-            tokio::time::timeout(Duration::from_millis(10), abandoned)
-                .await
-                .is_err()
-        );
+        let _ = tokio::time::timeout(Duration::from_millis(10), abandoned).await;
         assert_eq!(code(writes.run(key(1), async { None }).await), 217);
         // The next transaction number runs, and its resend answers its reply.
         let reply = || async { Some(Ok(Reply::Document(doc! {"n": 1, "ok": 1.0}))) };

@@ -214,7 +214,11 @@ impl CollStatsStage {
 pub async fn db_stats(cmds: &Commands, request: &CommandRequest) -> Result<Document> {
     let body = &request.body;
     check_fields(body, "dbStats", &["scale", "freeStorage"])?;
-    if matches!(body.get("freeStorage"), Some(v) if as_i64(v).unwrap_or(1) != 0) {
+    let truthy = |v: &Bson| match v {
+        Bson::Boolean(b) => *b,
+        other => as_i64(other) != Some(0),
+    };
+    if body.get("freeStorage").is_some_and(truthy) {
         return Err(CommandError::not_implemented(
             "dbStats option 'freeStorage' is not supported by rewind",
         ));

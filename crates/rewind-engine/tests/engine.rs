@@ -308,10 +308,21 @@ fn unique_indexes_multikey_compound_and_failed_build() {
             .code(),
         86
     );
+    // `sparse` (like `unique`) tells indexes apart: under the same name, another index (86).
     assert_eq!(
         e.write(|t| t.create_indexes(
             "db.d",
             &[doc! {"key": {"k": 1}, "name": "k_1", "sparse": true}]
+        ))
+        .unwrap_err()
+        .code(),
+        86
+    );
+    // An option that does not tell indexes apart, under the same name (85).
+    assert_eq!(
+        e.write(|t| t.create_indexes(
+            "db.d",
+            &[doc! {"key": {"k": 1}, "name": "k_1", "storageEngine": {}}]
         ))
         .unwrap_err()
         .code(),

@@ -187,6 +187,14 @@ pub(crate) fn zero_like(like: &Bson) -> Bson {
     }
 }
 
+/// Whether a number is zero, a decimal exactly (`1E-400` is not, though its double is).
+pub(crate) fn is_zero(value: &Bson) -> bool {
+    match value {
+        Bson::Decimal128(d) => matches!(Decimal::decode(d), Decimal::Finite { coefficient: 0, .. }),
+        other => to_f64(other) == Some(0.0),
+    }
+}
+
 /// The value as a double, for averages and division.
 pub(crate) fn to_f64(value: &Bson) -> Option<f64> {
     width(value).map(|_| as_f64(value))
@@ -258,6 +266,9 @@ mod tests {
             "0E-6176"
         );
         assert_eq!(text(Ok(zero_like(&decimal("1.50")))), "0.00");
+        assert!(is_zero(&decimal("-0E+3")) && is_zero(&Bson::Double(-0.0)));
+        assert!(!is_zero(&decimal("1E-400")) && !is_zero(&decimal("NaN")));
+        assert_eq!(text(divide(&decimal("1E-400"), &decimal("1E-400"))), "1");
         // Integers and doubles divide as doubles.
         assert_eq!(
             divide(&Bson::Int32(1), &Bson::Int32(4)),

@@ -49,6 +49,7 @@ mod decimal;
 pub mod distinct;
 pub mod error;
 pub mod filter;
+mod now;
 mod path;
 pub mod projection;
 pub mod regex;
@@ -58,3 +59,5 @@ pub mod update;
 
 pub use compare::{compare, values_equal};
 pub use error::{QueryError, QueryResult};
+pub(crate) use now::now;
+pub use now::with_now;

@@ -11,7 +11,7 @@ use crate::hint::Hint;
 use crate::options::{
     check_collation, check_fields, command_ns, get_doc, get_i64, get_non_negative, get_str,
 };
-use crate::reader::for_each_match;
+use crate::reader::{for_each_match, stored_count};
 use crate::reply::count_value;
 
 /// `count`.
@@ -41,11 +41,7 @@ pub async fn count(cmds: &Commands, request: &CommandRequest) -> Result<Document
                 hint.check(view.collection(&ns))?;
             }
             let total = if filter.is_match_all() {
-                if ns == crate::oplog::OPLOG_NS {
-                    view.oplog_stats()?.count
-                } else {
-                    view.stats(&ns)?.count
-                }
+                stored_count(&view, &ns)?
             } else {
                 let mut n = 0u64;
                 for_each_match(&view, &ns, &filter, |_| {

@@ -78,10 +78,15 @@ pub fn to_raw(doc: &Document) -> Result<RawDocumentBuf> {
     Ok(RawDocumentBuf::try_from(doc)?)
 }
 
+/// Whether `ns` is a system collection (`<db>.system.*`), which mongod reserves.
+pub fn is_system(ns: &str) -> bool {
+    ns.split_once('.')
+        .is_some_and(|(_, coll)| coll.starts_with("system."))
+}
+
 /// Refuses user writes to the oplog and system collections, which mongod reserves.
 pub fn check_writable(ns: &str) -> Result<()> {
-    let coll = ns.split_once('.').map_or("", |(_, c)| c);
-    if ns == crate::oplog::OPLOG_NS || coll.starts_with("system.") {
+    if ns == crate::oplog::OPLOG_NS || is_system(ns) {
         return Err(CommandError::invalid_namespace(format!(
             "cannot write to '{ns}'"
         )));

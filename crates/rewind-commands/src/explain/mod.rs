@@ -17,7 +17,7 @@ use crate::crud::aggregate::{Aggregate, parse_aggregate};
 use crate::crud::find::{Order, parse_find};
 use crate::error::{CommandError, Result};
 use crate::options::{check_fields, command_ns, get_doc, get_non_negative, get_str};
-use crate::reader::{Access, for_each_candidate, plan as choose_access};
+use crate::reader::{Access, access_path, for_each_candidate, stored_count};
 use plan::{Counts, Tree, count};
 
 /// How much `explain` reports.
@@ -179,14 +179,6 @@ fn execute(
     Ok(counts)
 }
 
-fn access_for(view: &ReadView, ns: &str, filter: &Filter) -> Access {
-    if ns == crate::oplog::OPLOG_NS {
-        Access::Oplog
-    } else {
-        choose_access(view.collection(ns), filter)
-    }
-}
-
 /// The plan's leaf stages: mongod's `EOF` for a collection that does not exist.
 fn access_tree(
     view: &ReadView,
@@ -213,7 +205,7 @@ async fn find(
     let opts = parse_find(&inner)?;
     cmds.blocking(move |engine| {
         let view = engine.read_view()?;
-        let access = access_for(&view, &ns, &opts.filter);
+        let access = access_path(&view, &ns, &opts.filter);
         let backward = matches!(opts.order, Order::ReverseNatural);
         let in_storage_order = matches!(opts.order, Order::Natural);
         let counts = if verbosity.runs() {
@@ -269,11 +261,7 @@ async fn count_command(
         let view = engine.read_view()?;
         if filter.is_match_all() {
             // The count comes from the collection's size, no document is read.
-            let n = if ns == crate::oplog::OPLOG_NS {
-                view.oplog_stats()?.count
-            } else {
-                view.stats(&ns)?.count
-            };
+            let n = stored_count(&view, &ns)?;
             let counts = verbosity.runs().then(Counts::default);
             let tree = Tree::single(doc! {"stage": "RECORD_STORE_FAST_COUNT"}, counts);
             let mut out = report(&ns, &query, tree, counts, 0, verbosity);
@@ -284,7 +272,7 @@ async fn count_command(
             }
             return Ok(out);
         }
-        let access = access_for(&view, &ns, &filter);
+        let access = access_path(&view, &ns, &filter);
         let counts = if verbosity.runs() {
             Some(execute(&view, &ns, access.clone(), &filter, None, |_| ())?)
         } else {
@@ -313,7 +301,7 @@ async fn distinct(
     let filter = Filter::parse(&query)?;
     cmds.blocking(move |engine| {
         let view = engine.read_view()?;
-        let access = access_for(&view, &ns, &filter);
+        let access = access_path(&view, &ns, &filter);
         let counts = if verbosity.runs() {
             Some(execute(&view, &ns, access.clone(), &filter, None, |_| ())?)
         } else {
@@ -361,7 +349,7 @@ pub async fn aggregate(
                 _ => Document::new(),
             };
             let filter = leading.unwrap_or(&all);
-            let access = access_for(&view, &ns, filter);
+            let access = access_path(&view, &ns, filter);
             let counts = if verbosity.runs() {
                 Some(execute(&view, &ns, access.clone(), filter, None, |d| {
                     docs.push(d)

@@ -15,6 +15,8 @@ pub enum Expr {
     Field(Vec<String>),
     /// `$$REMOVE`: evaluates to "missing".
     Remove,
+    /// `$$NOW`: the command's start time (see [`crate::with_now`]).
+    Now,
     /// `{a: <expr>, ...}`: a computed sub-document.
     Object(Vec<(String, Expr)>),
     /// `[<expr>, ...]`.
@@ -130,6 +132,7 @@ impl Expr {
             Expr::Field(parts) if parts.is_empty() => Ok(Some(Bson::Document(doc.clone()))),
             Expr::Field(parts) => Ok(field_path(doc, parts)),
             Expr::Remove => Ok(None),
+            Expr::Now => Ok(Some(Bson::DateTime(crate::now()))),
             Expr::Object(fields) => {
                 let mut out = Document::new();
                 for (name, expr) in fields {
@@ -161,8 +164,7 @@ fn parse_string(s: &str) -> QueryResult<Expr> {
         return match name {
             "ROOT" | "CURRENT" => Ok(Expr::Field(parts)),
             "REMOVE" => Ok(Expr::Remove),
-            // One value for the whole command, as mongod fixes it when the command starts.
-            "NOW" if parts.is_empty() => Ok(Expr::Literal(Bson::DateTime(bson::DateTime::now()))),
+            "NOW" if parts.is_empty() => Ok(Expr::Now),
             _ => Err(super::unsupported::variable(name)),
         };
     }

@@ -75,7 +75,7 @@ pub(super) fn apply(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Option
         Op::Divide => match (eval(0)?, eval(1)?) {
             (Bson::Null | Bson::Undefined, _) | (_, Bson::Null | Bson::Undefined) => Bson::Null,
             (a, b) => {
-                if arith::to_f64(&a).is_some() && arith::to_f64(&b) == Some(0.0) {
+                if arith::to_f64(&a).is_some() && arith::is_zero(&b) {
                     return Err(QueryError::location(16608, "can't $divide by zero"));
                 }
                 arith::divide(&a, &b).map_err(|_| {

@@ -46,7 +46,6 @@ const UNSUPPORTED: &[&str] = &[
     "$geoNear",
     "$graphLookup",
     "$indexStats",
-    "$collStats",
     "$sortByCount",
     "$redact",
     "$densify",
@@ -176,6 +175,13 @@ impl Stage {
             "$group" => Kind::Group(Group::parse(spec)?),
             "$count" => Kind::Count(parse_count(spec)?),
             "$unwind" => Kind::Unwind(parse_unwind(spec)?),
+            // The command layer answers a leading one; anywhere else mongod refuses it.
+            "$collStats" => {
+                return Err(QueryError::location(
+                    40602,
+                    "$collStats is only valid as the first stage in a pipeline",
+                ));
+            }
             other if UNSUPPORTED.contains(&other) => {
                 return Err(QueryError::not_implemented(format!(
                     "the {other} stage is not supported by this server"

@@ -306,16 +306,18 @@ fn expressions() {
 }
 
 #[test]
-fn now_is_one_date_for_the_whole_pipeline() {
-    let out = run(
-        vec![doc! {"$project": {"_id": 0, "t": "$$NOW"}}],
-        vec![doc! {"_id": 1}, doc! {"_id": 2}],
-    );
-    let Some(Bson::DateTime(t)) = out[0].get("t") else {
-        panic!("no date: {out:?}");
+fn now_is_one_date_for_the_whole_command() {
+    let start = bson::DateTime::from_millis(1_700_000_000_000);
+    let stages = vec![doc! {"$project": {"_id": 0, "t": "$$NOW", "u": "$$NOW"}}];
+    let out = rewind_query::with_now(start, || {
+        run(stages.clone(), vec![doc! {"_id": 1}, doc! {"_id": 2}])
+    });
+    assert_eq!(out, vec![doc! {"t": start, "u": start}; 2]);
+    // Outside a command's scope it reads the clock.
+    let Some(Bson::DateTime(t)) = run(stages, vec![doc! {"_id": 1}])[0].get("t").cloned() else {
+        panic!("no date");
     };
     assert!((bson::DateTime::now().timestamp_millis() - t.timestamp_millis()).abs() < 60_000);
-    assert_eq!(out[0], out[1]);
 }
 
 #[test]
@@ -335,6 +337,13 @@ fn stage_errors() {
         15952
     );
     assert_eq!(parse(vec![doc! {"$group": {"_id": null, "n": 1}}]), 40234);
+    assert_eq!(
+        parse(vec![
+            doc! {"$match": {}},
+            doc! {"$collStats": {"count": {}}}
+        ]),
+        40602
+    );
     // mongod's own operators that rewind lacks say so (238); misspelt ones stay unknown.
     let project = |expr: Bson| parse(vec![doc! {"$project": {"x": expr}}]);
     assert_eq!(project(Bson::Document(doc! {"$dateToString": {}})), 238);
