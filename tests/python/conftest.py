@@ -494,3 +494,21 @@ def mongo_uri(api: AtlasClient, server: ServerProcess) -> str:
     name = f"Driver{next(_cluster_names)}-{int(time.time() * 1000) % 100000}"
     create_cluster(api, server.group_id, name, backup=True)
     return wait_cluster_uri(api, server.group_id, name)
+
+
+@pytest.fixture
+def mongo_client(mongo_uri: str) -> Iterator[Any]:
+    """pymongo connected to the test's cluster."""
+    import pymongo
+
+    client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def scratch_db(mongo_client: Any) -> Iterator[Any]:
+    """A database of its own for one test, dropped afterwards."""
+    name = f"t{next(_cluster_names)}_{os.getpid()}_{int(time.time() * 1000) % 100000}"
+    yield mongo_client[name]
+    mongo_client.drop_database(name)

@@ -11,26 +11,11 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-import uuid
 from urllib.parse import urlparse
 
 import pymongo
 import pytest
 from bson import Int64
-
-
-@pytest.fixture
-def client(mongo_uri):
-    c = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def db(client):
-    name = f"retry_{uuid.uuid4().hex[:8]}"
-    yield client[name]
-    client.drop_database(name)
 
 
 def read_message(sock: socket.socket) -> bytes | None:
@@ -87,12 +72,12 @@ class DropOneReply:
         self.listener.close()
 
 
-def test_pymongo_retry_after_a_lost_reply_writes_once(mongo_uri, db):
+def test_pymongo_retry_after_a_lost_reply_writes_once(mongo_uri, scratch_db):
     parsed = urlparse(mongo_uri)
     proxy = DropOneReply((parsed.hostname, parsed.port))
     try:
         through = pymongo.MongoClient(f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true", serverSelectionTimeoutMS=5000)
-        coll = through[db.name].c
+        coll = through[scratch_db.name].c
         coll.insert_one({"_id": 1, "n": 0})  # carries a txnNumber: its reply is the one lost
         assert proxy.dropped == 1
         proxy.armed = True
@@ -102,18 +87,18 @@ def test_pymongo_retry_after_a_lost_reply_writes_once(mongo_uri, db):
         assert proxy.dropped == 3
         # Each write ran once although each was sent twice.
         assert after == {"_id": 1, "n": 11}
-        assert list(db.c.find()) == [{"_id": 1, "n": 11}]
+        assert list(scratch_db.c.find()) == [{"_id": 1, "n": 11}]
         through.close()
     finally:
         proxy.close()
 
 
-def test_resent_raw_writes_answer_their_first_reply(client, db):
+def test_resent_raw_writes_answer_their_first_reply(mongo_client, scratch_db):
     # Explicit sessions: pymongo puts their lsid on each command; the txnNumber is ours.
-    session, other = client.start_session(), client.start_session()
+    session, other = mongo_client.start_session(), mongo_client.start_session()
 
     def send(txn: int, command: dict, on=session) -> dict:
-        return db.command({**command, "txnNumber": Int64(txn)}, session=on)
+        return scratch_db.command({**command, "txnNumber": Int64(txn)}, session=on)
 
     first = send(1, {"insert": "c", "documents": [{"_id": 1, "n": 0}]})
     assert send(1, {"insert": "c", "documents": [{"_id": 1, "n": 0}]}) == first == {"n": 1, "ok": 1.0}
@@ -121,19 +106,19 @@ def test_resent_raw_writes_answer_their_first_reply(client, db):
     assert send(2, update) == send(2, update)
     modify = {"findAndModify": "c", "query": {"_id": 1}, "update": {"$inc": {"n": 5}}, "new": True}
     assert send(3, modify)["value"] == send(3, modify)["value"] == {"_id": 1, "n": 6}
-    assert db.c.find_one() == {"_id": 1, "n": 6}
+    assert scratch_db.c.find_one() == {"_id": 1, "n": 6}
     # An older txnNumber is refused; a newer one writes again; another session is separate.
     with pytest.raises(pymongo.errors.OperationFailure) as err:
         send(2, update)
     assert err.value.code == 225
     send(4, update)
     send(2, update, on=other)
-    assert db.c.find_one() == {"_id": 1, "n": 8}
+    assert scratch_db.c.find_one() == {"_id": 1, "n": 8}
     # A failed attempt (a command error, nothing written) runs again when resent.
     bad = {"update": "c", "updates": [{"q": {"_id": 1}, "u": {"$inc": {"n": 1}}, "bogus": 1}]}
     with pytest.raises(pymongo.errors.OperationFailure):
         send(5, bad)
     send(5, update)
-    assert db.c.find_one() == {"_id": 1, "n": 9}
+    assert scratch_db.c.find_one() == {"_id": 1, "n": 9}
     session.end_session()
     other.end_session()
