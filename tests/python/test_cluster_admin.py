@@ -3,6 +3,7 @@ indexes, catalog commands, errors, oplog tailing and applyOps."""
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import uuid
 import time
@@ -99,8 +100,77 @@ def test_aggregate_refuses_unsupported_and_unknown_stages(sales):
         list(sales.aggregate([{"$frobnicate": {}}]))
     assert err.value.code == 40324
     with pytest.raises(pymongo.errors.OperationFailure) as err:
-        list(sales.aggregate([{"$lookup": {"from": "x", "localField": "a", "foreignField": "b", "as": "c"}}]))
-    assert err.value.code != 0
+        list(sales.aggregate([{"$facet": {"a": [{"$count": "n"}]}}]))
+    assert err.value.code == 238
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        list(sales.aggregate([{"$lookup": {"from": "x", "pipeline": [], "as": "c"}}]))
+    assert err.value.code == 238 and "pipeline" in str(err.value)
+
+
+def test_lookup_joins_another_collection_by_equality(sales, db):
+    db.items.insert_many(
+        [
+            {"_id": "a", "name": "anvil", "tags": ["x"]},
+            {"_id": "b", "name": "rope"},
+            {"_id": "z", "name": "orphan", "tags": ["y", "z"]},
+        ]
+    )
+    db.items.create_index("tags")
+    joined = list(
+        sales.aggregate(
+            [
+                {"$lookup": {"from": "items", "localField": "item", "foreignField": "_id", "as": "detail"}},
+                {"$project": {"names": "$detail.name"}},
+                {"$sort": {"_id": 1}},
+            ]
+        )
+    )
+    assert joined == [
+        {"_id": 1, "names": ["anvil"]},
+        {"_id": 2, "names": ["rope"]},
+        {"_id": 3, "names": ["anvil"]},
+        {"_id": 4, "names": []},
+        {"_id": 5, "names": ["rope"]},
+    ]
+    # An array on either side matches by any element (through an index here); a missing
+    # local field matches foreign documents without the field; `as` may be dotted.
+    by_tags = list(
+        sales.aggregate(
+            [
+                {"$match": {"_id": {"$in": [1, 2, 4]}}},
+                {"$lookup": {"from": "items", "localField": "tags", "foreignField": "tags", "as": "out.items"}},
+                {"$project": {"ids": "$out.items._id"}},
+                {"$sort": {"_id": 1}},
+            ]
+        )
+    )
+    assert by_tags == [{"_id": 1, "ids": ["a", "z"]}, {"_id": 2, "ids": ["z"]}, {"_id": 4, "ids": ["a", "z"]}]
+    missing = list(db.items.aggregate([{"$match": {"_id": "b"}}, {"$lookup": {"from": "items", "localField": "tags", "foreignField": "tags", "as": "same"}}]))
+    assert [d["_id"] for d in missing[0]["same"]] == ["b"]
+    nothing = list(sales.aggregate([{"$limit": 1}, {"$lookup": {"from": "nowhere", "localField": "item", "foreignField": "k", "as": "j"}}]))
+    assert nothing[0]["j"] == []
+
+
+def test_group_by_day_with_date_expressions(db):
+    base = datetime.datetime(2024, 2, 28, 23, 30, tzinfo=datetime.timezone.utc)
+    db.events.insert_many([{"at": base + datetime.timedelta(hours=h), "v": h} for h in range(4)])
+    per_day = list(
+        db.events.aggregate(
+            [
+                {"$group": {"_id": {"$dateToString": {"format": "%Y-%m-%d", "date": "$at"}}, "n": {"$sum": 1}, "dow": {"$first": {"$isoDayOfWeek": "$at"}}}},
+                {"$sort": {"_id": 1}},
+                {"$project": {"n": 1, "dow": 1, "size": {"$switch": {"branches": [{"case": {"$gt": ["$n", 2]}, "then": "busy"}], "default": "quiet"}}}},
+            ]
+        )
+    )
+    # 2024 is a leap year: the 29th of February follows the 28th (a Wednesday).
+    assert per_day == [
+        {"_id": "2024-02-28", "n": 1, "dow": 3, "size": "quiet"},
+        {"_id": "2024-02-29", "n": 3, "dow": 4, "size": "busy"},
+    ]
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        list(db.events.aggregate([{"$project": {"h": {"$hour": {"date": "$at", "timezone": "America/New_York"}}}}]))
+    assert err.value.code == 238
 
 
 def test_count_and_distinct(sales):

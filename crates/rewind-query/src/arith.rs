@@ -187,6 +187,39 @@ pub(crate) fn zero_like(like: &Bson) -> Bson {
     }
 }
 
+/// `$abs`: the type is kept, but the least int32 widens to int64 and the least int64
+/// overflows.
+pub(crate) fn abs(value: &Bson) -> Result<Bson, ArithError> {
+    match value {
+        Bson::Int32(i) => Ok(i
+            .checked_abs()
+            .map_or(Bson::Int64(-i64::from(*i)), Bson::Int32)),
+        Bson::Int64(i) => i.checked_abs().map(Bson::Int64).ok_or(ArithError::Overflow),
+        Bson::Double(f) => Ok(Bson::Double(f.abs())),
+        Bson::Decimal128(_) => Ok(from_dec(Context::default().abs(to_dec(value)))),
+        _ => Err(ArithError::NotNumeric),
+    }
+}
+
+/// `$ceil` (`up`) or `$floor`: integers are already whole; a decimal keeps the exponent
+/// IEEE's round-to-integral gives (`2.50` → `3`).
+pub(crate) fn to_integer(value: &Bson, up: bool) -> Result<Bson, ArithError> {
+    match value {
+        Bson::Int32(_) | Bson::Int64(_) => Ok(value.clone()),
+        Bson::Double(f) => Ok(Bson::Double(if up { f.ceil() } else { f.floor() })),
+        Bson::Decimal128(_) => {
+            let mut context = Context::default();
+            context.set_rounding(if up {
+                dec::Rounding::Ceiling
+            } else {
+                dec::Rounding::Floor
+            });
+            Ok(from_dec(context.round(to_dec(value))))
+        }
+        _ => Err(ArithError::NotNumeric),
+    }
+}
+
 /// Whether a number is zero, a decimal exactly (`1E-400` is not, though its double is).
 pub(crate) fn is_zero(value: &Bson) -> bool {
     match value {
@@ -266,6 +299,15 @@ mod tests {
             "0E-6176"
         );
         assert_eq!(text(Ok(zero_like(&decimal("1.50")))), "0.00");
+        assert_eq!(abs(&Bson::Int32(i32::MIN)), Ok(Bson::Int64(1 << 31)));
+        assert_eq!(abs(&Bson::Int64(i64::MIN)), Err(ArithError::Overflow));
+        assert_eq!(text(abs(&decimal("-2.50"))), "2.50");
+        assert_eq!(text(to_integer(&decimal("2.50"), true)), "3");
+        assert_eq!(text(to_integer(&decimal("-2.5"), false)), "-3");
+        assert_eq!(
+            to_integer(&Bson::Double(-2.5), true),
+            Ok(Bson::Double(-2.0))
+        );
         assert!(is_zero(&decimal("-0E+3")) && is_zero(&Bson::Double(-0.0)));
         assert!(!is_zero(&decimal("1E-400")) && !is_zero(&decimal("NaN")));
         assert_eq!(text(divide(&decimal("1E-400"), &decimal("1E-400"))), "1");

@@ -1,8 +1,10 @@
 //! `aggregate` over one collection, with the pipeline evaluated by `rewind-query`.
 
 use bson::{Bson, Document};
-use rewind_query::aggregate::Pipeline;
+use rewind_engine::ReadView;
+use rewind_query::aggregate::{Foreign, Pipeline};
 use rewind_query::filter::Filter;
+use rewind_query::{QueryError, QueryResult};
 use rewind_wire::{CommandRequest, Reply};
 
 use super::find::{CursorFlags, DEFAULT_FIRST_BATCH, first_reply};
@@ -27,6 +29,32 @@ const FIELDS: &[&str] = &[
     "collation",
     "bypassDocumentValidation",
 ];
+
+/// The other collections of an aggregated collection's database, read for `$lookup` in the
+/// aggregation's read view.
+pub struct SameDatabase<'a> {
+    view: &'a ReadView,
+    db: &'a str,
+}
+
+impl<'a> SameDatabase<'a> {
+    /// The database of `ns`, seen by `view`.
+    pub fn of(view: &'a ReadView, ns: &'a str) -> Self {
+        let db = ns.split_once('.').map_or(ns, |(db, _)| db);
+        Self { view, db }
+    }
+}
+
+impl Foreign for SameDatabase<'_> {
+    fn matching(&self, coll: &str, filter: &Filter) -> QueryResult<Vec<Document>> {
+        let ns = format!("{}.{coll}", self.db);
+        let read = rewind_engine::parse_ns(&ns)
+            .map_err(CommandError::from)
+            .and_then(|_| matching(self.view, &ns, filter, 0));
+        // Back to the query layer's error, code and name kept.
+        read.map_err(|e| QueryError::new(e.code(), e.code_name(), e.to_string()))
+    }
+}
 
 /// A parsed `aggregate` command (its cursor options aside).
 pub struct Aggregate {
@@ -116,10 +144,10 @@ pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<Repl
     let ns2 = ns.clone();
     let (source, batch) = cmds
         .blocking(move |engine| {
+            let view = engine.read_view()?;
             let docs = if let Some(stage) = &coll_stats {
-                vec![stage.run(engine, &engine.read_view()?, &ns2)?]
+                vec![stage.run(engine, &view, &ns2)?]
             } else {
-                let view = engine.read_view()?;
                 if let Some(hint) = &hint {
                     hint.check(view.collection(&ns2))?;
                 }
@@ -129,7 +157,9 @@ pub async fn aggregate(cmds: &Commands, request: &CommandRequest) -> Result<Repl
                 let first = pipeline.stages().first().and_then(|s| s.as_match());
                 matching(&view, &ns2, first.unwrap_or(&all), 0)?
             };
-            let results = pipeline.run(docs)?;
+            // `$lookup` reads the other collections in the same read view.
+            let results = pipeline.run_with(docs, &SameDatabase::of(&view, &ns2))?;
+            drop(view);
             let mut source = Source::buffered(results)?;
             let batch = source.next_batch(engine, Some(batch_size))?;
             Ok((source, batch))

@@ -13,7 +13,7 @@ use rewind_query::filter::Filter;
 use rewind_wire::CommandRequest;
 
 use crate::Commands;
-use crate::crud::aggregate::{Aggregate, parse_aggregate};
+use crate::crud::aggregate::{Aggregate, SameDatabase, parse_aggregate};
 use crate::crud::find::{Order, parse_find};
 use crate::error::{CommandError, Result};
 use crate::options::{check_fields, command_ns, get_doc, get_non_negative, get_str};
@@ -372,7 +372,7 @@ pub async fn aggregate(
             let mut shown = spec.clone();
             if verbosity.runs() {
                 let started = Instant::now();
-                docs = stage.run(std::mem::take(&mut docs))?;
+                docs = stage.run_with(std::mem::take(&mut docs), &SameDatabase::of(&view, &ns))?;
                 shown.insert("nReturned", count(docs.len() as u64));
                 shown.insert(
                     "executionTimeMillisEstimate",

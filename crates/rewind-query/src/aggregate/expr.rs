@@ -3,8 +3,10 @@
 
 use bson::{Bson, Document};
 
+use super::dates::DatePart;
 use crate::error::{QueryError, QueryResult};
 use crate::path;
+use crate::types::type_alias;
 
 /// A parsed aggregation expression.
 #[derive(Debug, Clone)]
@@ -76,6 +78,22 @@ pub enum Op {
     ArrayElemAt,
     /// `$type`
     Type,
+    /// A date part: `$year`, `$month`, ... (UTC).
+    DatePart(DatePart),
+    /// `$dateToString` (UTC)
+    DateToString,
+    /// `$switch` (`[case, then, ..., default?]`)
+    Switch,
+    /// `$abs`
+    Abs,
+    /// `$ceil`
+    Ceil,
+    /// `$floor`
+    Floor,
+    /// `$concatArrays`
+    ConcatArrays,
+    /// `$mergeObjects` (expression form)
+    MergeObjects,
 }
 
 const OPS: &[(&str, Op, Option<usize>)] = &[
@@ -103,7 +121,34 @@ const OPS: &[(&str, Op, Option<usize>)] = &[
     ("$in", Op::In, Some(2)),
     ("$arrayElemAt", Op::ArrayElemAt, Some(2)),
     ("$type", Op::Type, Some(1)),
+    ("$year", Op::DatePart(DatePart::Year), None),
+    ("$month", Op::DatePart(DatePart::Month), None),
+    ("$dayOfMonth", Op::DatePart(DatePart::DayOfMonth), None),
+    ("$hour", Op::DatePart(DatePart::Hour), None),
+    ("$minute", Op::DatePart(DatePart::Minute), None),
+    ("$second", Op::DatePart(DatePart::Second), None),
+    ("$millisecond", Op::DatePart(DatePart::Millisecond), None),
+    ("$dayOfYear", Op::DatePart(DatePart::DayOfYear), None),
+    ("$dayOfWeek", Op::DatePart(DatePart::DayOfWeek), None),
+    ("$week", Op::DatePart(DatePart::Week), None),
+    ("$isoWeek", Op::DatePart(DatePart::IsoWeek), None),
+    ("$isoWeekYear", Op::DatePart(DatePart::IsoWeekYear), None),
+    ("$isoDayOfWeek", Op::DatePart(DatePart::IsoDayOfWeek), None),
+    ("$dateToString", Op::DateToString, None),
+    ("$switch", Op::Switch, None),
+    ("$abs", Op::Abs, Some(1)),
+    ("$ceil", Op::Ceil, Some(1)),
+    ("$floor", Op::Floor, Some(1)),
+    ("$concatArrays", Op::ConcatArrays, None),
+    ("$mergeObjects", Op::MergeObjects, None),
 ];
+
+/// The name of an operator, for messages.
+pub(super) fn op_name(op: Op) -> &'static str {
+    OPS.iter()
+        .find(|(_, o, _)| *o == op)
+        .map_or("$expression", |(name, _, _)| name)
+}
 
 impl Expr {
     /// Parses an expression from its BSON form.
@@ -151,6 +196,85 @@ impl Expr {
             Expr::Op(op, args) => super::ops::apply(*op, args, doc),
         }
     }
+}
+
+/// `{branches: [{case, then}, ...], default}` as `[case, then, ..., default?]`.
+fn parse_switch(arg: &Bson) -> QueryResult<Vec<Expr>> {
+    let Bson::Document(spec) = arg else {
+        return Err(QueryError::location(
+            40060,
+            format!(
+                "$switch requires an object as an argument, found: {}",
+                type_alias(arg)
+            ),
+        ));
+    };
+    let mut args = Vec::new();
+    let mut default = None;
+    for (field, value) in spec {
+        match (field.as_str(), value) {
+            ("branches", Bson::Array(branches)) => {
+                for branch in branches {
+                    let Bson::Document(branch) = branch else {
+                        return Err(QueryError::location(
+                            40062,
+                            format!(
+                                "$switch expected each branch to be an object, found: {}",
+                                type_alias(branch)
+                            ),
+                        ));
+                    };
+                    if let Some(other) = branch
+                        .keys()
+                        .find(|k| !matches!(k.as_str(), "case" | "then"))
+                    {
+                        return Err(QueryError::location(
+                            40063,
+                            format!("$switch found an unknown argument to a branch: {other}"),
+                        ));
+                    }
+                    let case = branch.get("case").ok_or_else(|| {
+                        QueryError::location(
+                            40064,
+                            "$switch requires each branch have a 'case' expression",
+                        )
+                    })?;
+                    let then = branch.get("then").ok_or_else(|| {
+                        QueryError::location(
+                            40065,
+                            "$switch requires each branch have a 'then' expression",
+                        )
+                    })?;
+                    args.push(Expr::parse(case)?);
+                    args.push(Expr::parse(then)?);
+                }
+            }
+            ("branches", other) => {
+                return Err(QueryError::location(
+                    40061,
+                    format!(
+                        "$switch expected an array for 'branches', found: {}",
+                        type_alias(other)
+                    ),
+                ));
+            }
+            ("default", value) => default = Some(Expr::parse(value)?),
+            (other, _) => {
+                return Err(QueryError::location(
+                    40067,
+                    format!("$switch found an unknown argument: {other}"),
+                ));
+            }
+        }
+    }
+    if args.is_empty() {
+        return Err(QueryError::location(
+            40068,
+            "$switch requires at least one branch.",
+        ));
+    }
+    args.extend(default);
+    Ok(args)
 }
 
 fn parse_string(s: &str) -> QueryResult<Expr> {
@@ -227,6 +351,9 @@ fn parse_object(d: &Document) -> QueryResult<Expr> {
                 Expr::parse(get("else")?)?,
             ]
         }
+        (Op::DatePart(_), _) => super::dates::parse_date_argument(name, arg)?,
+        (Op::DateToString, _) => super::dates::parse_date_to_string(arg)?,
+        (Op::Switch, _) => parse_switch(arg)?,
         (_, Bson::Array(items)) => items.iter().map(Expr::parse).collect::<QueryResult<_>>()?,
         (_, single) => vec![Expr::parse(single)?],
     };

@@ -1,8 +1,10 @@
 //! Aggregation pipelines: `Pipeline::parse(&[Document])` then `run`.
 
 mod coerce;
+mod dates;
 pub mod expr;
 mod group;
+mod lookup;
 mod ops;
 mod stages;
 mod unsupported;
@@ -10,8 +12,10 @@ mod unwind;
 
 use bson::Document;
 
-use crate::error::QueryResult;
+use crate::error::{QueryError, QueryResult};
+use crate::filter::Filter;
 
+pub use dates::DatePart;
 pub use stages::Stage;
 
 /// A parsed aggregation pipeline.
@@ -38,12 +42,39 @@ impl Pipeline {
         &self.stages
     }
 
-    /// Runs the pipeline over `docs`, returning the result documents.
+    /// Runs the pipeline over `docs`, returning the result documents (a `$lookup` fails:
+    /// there is no database to read).
     pub fn run<I: IntoIterator<Item = Document>>(&self, docs: I) -> QueryResult<Vec<Document>> {
+        self.run_with(docs, &NoForeign)
+    }
+
+    /// Runs the pipeline over `docs`, reading other collections through `foreign`.
+    pub fn run_with<I: IntoIterator<Item = Document>>(
+        &self,
+        docs: I,
+        foreign: &dyn Foreign,
+    ) -> QueryResult<Vec<Document>> {
         let mut current: Vec<Document> = docs.into_iter().collect();
         for stage in &self.stages {
-            current = stage.run(current)?;
+            current = stage.run_with(current, foreign)?;
         }
         Ok(current)
+    }
+}
+
+/// Reads the other collections of the pipeline's database (`$lookup`'s `from`).
+pub trait Foreign {
+    /// The documents of collection `coll` that match `filter`.
+    fn matching(&self, coll: &str, filter: &Filter) -> QueryResult<Vec<Document>>;
+}
+
+/// No database to read: a `$lookup` outside of one fails.
+struct NoForeign;
+
+impl Foreign for NoForeign {
+    fn matching(&self, _: &str, _: &Filter) -> QueryResult<Vec<Document>> {
+        Err(QueryError::not_implemented(
+            "$lookup needs a database to read from",
+        ))
     }
 }

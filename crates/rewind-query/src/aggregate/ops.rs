@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use bson::{Bson, Document};
 
 use super::coerce::coerce_to_string;
-use super::expr::{Expr, Op, truthy};
+use super::expr::{Expr, Op, op_name, truthy};
 use crate::arith;
 use crate::compare::{Num, compare};
 use crate::error::{QueryError, QueryResult};
@@ -223,6 +223,88 @@ pub(super) fn apply(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Option
                 ));
             }
         },
+        Op::DatePart(part) => super::dates::date_part(part, op_name(op), args, doc)?,
+        Op::DateToString => return super::dates::date_to_string(args, doc),
+        Op::Switch => {
+            let mut pairs = args.chunks_exact(2);
+            for pair in &mut pairs {
+                if let [case, then] = pair
+                    && truthy(&case.evaluate(doc)?)
+                {
+                    return then.evaluate_opt(doc);
+                }
+            }
+            return match pairs.remainder() {
+                [default] => default.evaluate_opt(doc),
+                _ => Err(QueryError::location(
+                    40066,
+                    "$switch could not find a matching branch for an input, and no default was \
+                     specified.",
+                )),
+            };
+        }
+        Op::Abs | Op::Ceil | Op::Floor => match eval(0)? {
+            Bson::Null | Bson::Undefined => Bson::Null,
+            value => {
+                let result = match op {
+                    Op::Abs => arith::abs(&value),
+                    _ => arith::to_integer(&value, op == Op::Ceil),
+                };
+                result.map_err(|e| match e {
+                    arith::ArithError::Overflow => {
+                        QueryError::location(28680, "can't take $abs of long long min")
+                    }
+                    arith::ArithError::NotNumeric => QueryError::location(
+                        28765,
+                        format!(
+                            "{} only supports numeric types, not {}",
+                            op_name(op),
+                            type_alias(&value)
+                        ),
+                    ),
+                })?
+            }
+        },
+        Op::ConcatArrays => {
+            let mut out = Vec::new();
+            for arg in args {
+                match arg.evaluate(doc)? {
+                    Bson::Null | Bson::Undefined => return Ok(Some(Bson::Null)),
+                    Bson::Array(items) => out.extend(items),
+                    other => {
+                        return Err(QueryError::location(
+                            28664,
+                            format!(
+                                "$concatArrays only supports arrays, not {}",
+                                type_alias(&other)
+                            ),
+                        ));
+                    }
+                }
+            }
+            Bson::Array(out)
+        }
+        Op::MergeObjects => {
+            let mut out = Document::new();
+            for (index, arg) in args.iter().enumerate() {
+                match arg.evaluate(doc)? {
+                    Bson::Null | Bson::Undefined => {}
+                    // A field seen before keeps its place and takes the later value.
+                    Bson::Document(d) => out.extend(d),
+                    other => {
+                        return Err(QueryError::location(
+                            40400,
+                            format!(
+                                "$mergeObjects requires object inputs, but input {} is of type {}",
+                                index + 1,
+                                type_alias(&other)
+                            ),
+                        ));
+                    }
+                }
+            }
+            Bson::Document(out)
+        }
         Op::Type => match args
             .first()
             .map(|e| e.evaluate_opt(doc))

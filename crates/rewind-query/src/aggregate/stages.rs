@@ -2,8 +2,10 @@
 
 use bson::{Bson, Document};
 
+use super::Foreign;
 use super::expr::Expr;
 use super::group::Group;
+use super::lookup::Lookup;
 use super::unwind::{Unwind, parse_unwind, unwind};
 use crate::compare::Num;
 use crate::error::{QueryError, QueryResult};
@@ -31,12 +33,12 @@ enum Kind {
     Group(Group),
     Count(String),
     Unwind(Unwind),
+    Lookup(Lookup),
 }
 
 /// Real stages this crate does not implement: rejected as unsupported rather
 /// than as unknown names.
 const UNSUPPORTED: &[&str] = &[
-    "$lookup",
     "$facet",
     "$out",
     "$merge",
@@ -175,6 +177,7 @@ impl Stage {
             "$group" => Kind::Group(Group::parse(spec)?),
             "$count" => Kind::Count(parse_count(spec)?),
             "$unwind" => Kind::Unwind(parse_unwind(spec)?),
+            "$lookup" => Kind::Lookup(Lookup::parse(spec)?),
             // The command layer answers a leading one; anywhere else mongod refuses it.
             "$collStats" => {
                 return Err(QueryError::location(
@@ -213,8 +216,12 @@ impl Stage {
         }
     }
 
-    /// Runs the stage over its whole input.
-    pub fn run(&self, docs: Vec<Document>) -> QueryResult<Vec<Document>> {
+    /// Runs the stage over its whole input, reading other collections through `foreign`.
+    pub fn run_with(
+        &self,
+        docs: Vec<Document>,
+        foreign: &dyn Foreign,
+    ) -> QueryResult<Vec<Document>> {
         match &self.kind {
             Kind::Match(filter) => {
                 let mut out = Vec::with_capacity(docs.len());
@@ -259,6 +266,7 @@ impl Stage {
                 vec![out]
             }),
             Kind::Unwind(spec) => Ok(docs.into_iter().flat_map(|d| unwind(d, spec)).collect()),
+            Kind::Lookup(lookup) => lookup.run(docs, foreign),
         }
     }
 }

@@ -321,6 +321,100 @@ fn now_is_one_date_for_the_whole_command() {
 }
 
 #[test]
+fn date_parts_and_date_to_string_in_utc() {
+    // 2021-01-03T13:04:05.678Z, a Sunday in ISO week 53 of 2020.
+    let at = bson::DateTime::from_millis(1_609_679_045_678);
+    let out = run(
+        vec![doc! {"$project": {
+            "_id": 0,
+            "y": {"$year": "$t"}, "m": {"$month": ["$t"]}, "d": {"$dayOfMonth": {"date": "$t", "timezone": "UTC"}},
+            "h": {"$hour": "$t"}, "mi": {"$minute": "$t"}, "s": {"$second": "$t"}, "ms": {"$millisecond": "$t"},
+            "doy": {"$dayOfYear": "$t"}, "dow": {"$dayOfWeek": "$t"}, "w": {"$week": "$t"},
+            "iw": {"$isoWeek": "$t"}, "iy": {"$isoWeekYear": "$t"}, "idow": {"$isoDayOfWeek": "$t"},
+            "day": {"$dateToString": {"format": "%Y-%m-%d", "date": "$t"}},
+            "iso": {"$dateToString": {"date": "$t"}},
+            "none": {"$year": "$missing"},
+            "fallback": {"$dateToString": {"date": "$missing", "onNull": "n/a"}},
+        }}],
+        vec![doc! {"t": at}],
+    );
+    assert_eq!(
+        out,
+        vec![doc! {
+            "y": 2021, "m": 1, "d": 3, "h": 13, "mi": 4, "s": 5, "ms": 678,
+            "doy": 3, "dow": 1, "w": 1, "iw": 53, "iy": 2020, "idow": 7,
+            "day": "2021-01-03", "iso": "2021-01-03T13:04:05.678Z",
+            "none": null, "fallback": "n/a",
+        }]
+    );
+    // A time zone rewind cannot apply is refused rather than ignored; a string is no date.
+    let project = |expr: Document| Pipeline::parse(&[doc! {"$project": {"x": expr}}]);
+    let err = |expr: Document| {
+        project(expr)
+            .and_then(|p| p.run(vec![doc! {"t": at, "s": "x"}]))
+            .map_err(|e| e.code)
+    };
+    assert_eq!(
+        err(doc! {"$hour": {"date": "$t", "timezone": "Europe/Paris"}}),
+        Err(238)
+    );
+    assert_eq!(err(doc! {"$year": "$s"}), Err(16006));
+    assert_eq!(
+        err(doc! {"$dateToString": {"date": "$t", "format": "%Q"}}),
+        Err(18536)
+    );
+    assert_eq!(err(doc! {"$year": {"date": "$t", "tz": "UTC"}}), Err(40535));
+}
+
+#[test]
+fn switch_abs_ceil_floor_concat_arrays_merge_objects() {
+    let out = run(
+        vec![doc! {"$project": {
+            "_id": 0,
+            "size": {"$switch": {"branches": [
+                {"case": {"$lt": ["$n", 0]}, "then": "negative"},
+                {"case": {"$lt": ["$n", 10]}, "then": "small"},
+            ], "default": "large"}},
+            "abs": {"$abs": "$n"}, "ceil": {"$ceil": 2.1}, "floor": {"$floor": -2.1},
+            "all": {"$concatArrays": [[1], "$list", []]},
+            "merged": {"$mergeObjects": [{"a": 1, "b": 1}, null, {"b": 2, "c": 3}]},
+        }}],
+        vec![doc! {"n": -5, "list": [2, 3]}, doc! {"n": 50, "list": []}],
+    );
+    assert_eq!(
+        out,
+        vec![
+            doc! {"size": "negative", "abs": 5, "ceil": 3.0, "floor": -3.0, "all": [1, 2, 3], "merged": {"a": 1, "b": 2, "c": 3}},
+            doc! {"size": "large", "abs": 50, "ceil": 3.0, "floor": -3.0, "all": [1], "merged": {"a": 1, "b": 2, "c": 3}},
+        ]
+    );
+    let run_err = |expr: Document, input: Document| {
+        Pipeline::parse(&[doc! {"$project": {"x": expr}}])
+            .and_then(|p| p.run(vec![input]))
+            .map_err(|e| e.code)
+    };
+    let no_default = doc! {"$switch": {"branches": [{"case": false, "then": 1}]}};
+    assert_eq!(run_err(no_default, doc! {}), Err(40066));
+    assert_eq!(run_err(doc! {"$abs": "$s"}, doc! {"s": "x"}), Err(28765));
+    assert_eq!(
+        run_err(doc! {"$abs": "$n"}, doc! {"n": i64::MIN}),
+        Err(28680)
+    );
+    assert_eq!(
+        run_err(doc! {"$concatArrays": [[1], 2]}, doc! {}),
+        Err(28664)
+    );
+    assert_eq!(
+        run_err(doc! {"$mergeObjects": [{"a": 1}, 2]}, doc! {}),
+        Err(40400)
+    );
+    assert_eq!(
+        run_err(doc! {"$switch": {"branches": []}}, doc! {}),
+        Err(40068)
+    );
+}
+
+#[test]
 fn stage_errors() {
     let parse = |stages: Vec<Document>| code(Pipeline::parse(&stages));
     let err = Pipeline::parse(&[doc! {"$foo": {}}]).expect_err("unknown stage");
@@ -346,8 +440,8 @@ fn stage_errors() {
     );
     // mongod's own operators that rewind lacks say so (238); misspelt ones stay unknown.
     let project = |expr: Bson| parse(vec![doc! {"$project": {"x": expr}}]);
-    assert_eq!(project(Bson::Document(doc! {"$dateToString": {}})), 238);
-    assert_eq!(project(Bson::Document(doc! {"$dateToStrin": {}})), 168);
+    assert_eq!(project(Bson::Document(doc! {"$dateAdd": {}})), 238);
+    assert_eq!(project(Bson::Document(doc! {"$dateAd": {}})), 168);
     assert_eq!(project(Bson::String("$$CLUSTER_TIME".into())), 238);
     assert_eq!(project(Bson::String("$$NOPE".into())), 17276);
     assert_eq!(
@@ -377,7 +471,14 @@ fn stage_errors() {
     assert_eq!(parse(vec![doc! {"$count": "a.b"}]), 40160);
     assert_eq!(parse(vec![doc! {"$project": {}}]), 51272);
     assert_eq!(parse(vec![doc! {"$match": 1}]), 15959);
-    assert_eq!(parse(vec![doc! {"$lookup": {}}]), 238);
+    assert_eq!(parse(vec![doc! {"$lookup": {}}]), 9);
+    assert_eq!(
+        parse(vec![
+            doc! {"$lookup": {"from": "c", "pipeline": [], "as": "x"}}
+        ]),
+        238
+    );
+    assert_eq!(parse(vec![doc! {"$facet": {}}]), 238);
     assert_eq!(
         parse(vec![doc! {"$project": {"x": {"$add": [1], "$sub": 1}}}]),
         15983
