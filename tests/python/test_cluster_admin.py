@@ -100,7 +100,7 @@ def test_aggregate_refuses_unsupported_and_unknown_stages(sales):
         list(sales.aggregate([{"$frobnicate": {}}]))
     assert err.value.code == 40324
     with pytest.raises(pymongo.errors.OperationFailure) as err:
-        list(sales.aggregate([{"$facet": {"a": [{"$count": "n"}]}}]))
+        list(sales.aggregate([{"$bucketAuto": {"groupBy": "$qty", "buckets": 2}}]))
     assert err.value.code == 238
     with pytest.raises(pymongo.errors.OperationFailure) as err:
         list(sales.aggregate([{"$lookup": {"from": "x", "pipeline": [], "as": "c"}}]))
@@ -149,6 +149,30 @@ def test_lookup_joins_another_collection_by_equality(sales, db):
     assert [d["_id"] for d in missing[0]["same"]] == ["b"]
     nothing = list(sales.aggregate([{"$limit": 1}, {"$lookup": {"from": "nowhere", "localField": "item", "foreignField": "k", "as": "j"}}]))
     assert nothing[0]["j"] == []
+
+
+def test_facet_sort_by_count_and_union_with(sales, db):
+    # One query for a page and the total, as applications page results.
+    [page] = list(
+        sales.aggregate(
+            [
+                {"$sort": {"_id": 1}},
+                {"$facet": {"total": [{"$count": "n"}], "page": [{"$skip": 1}, {"$limit": 2}, {"$project": {"_id": 1}}], "byItem": [{"$sortByCount": "$item"}, {"$sort": {"count": -1, "_id": 1}}]}},
+            ]
+        )
+    )
+    assert page == {
+        "total": [{"n": 5}],
+        "page": [{"_id": 2}, {"_id": 3}],
+        "byItem": [{"_id": "a", "count": 2}, {"_id": "b", "count": 2}, {"_id": "c", "count": 1}],
+    }
+    db.archive.insert_many([{"_id": 10, "item": "a"}, {"_id": 11, "item": "z"}])
+    union = list(sales.aggregate([{"$project": {"item": 1}}, {"$unionWith": {"coll": "archive", "pipeline": [{"$match": {"item": "a"}}]}}, {"$match": {"item": "a"}}]))
+    assert [d["_id"] for d in union] == [1, 3, 10]
+    assert len(list(sales.aggregate([{"$unionWith": "archive"}]))) == 7
+    with pytest.raises(pymongo.errors.OperationFailure) as err:
+        list(sales.aggregate([{"$facet": {"x": [{"$facet": {}}]}}]))
+    assert err.value.code == 40600
 
 
 def test_group_by_day_with_date_expressions(db):

@@ -1,6 +1,7 @@
 //! Aggregation pipelines: `Pipeline::parse(&[Document])` then `run`.
 
 mod coerce;
+mod compose;
 mod dates;
 pub mod expr;
 mod group;

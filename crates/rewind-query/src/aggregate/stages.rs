@@ -3,6 +3,7 @@
 use bson::{Bson, Document};
 
 use super::Foreign;
+use super::compose::{Facet, UnionWith, parse_sort_by_count};
 use super::expr::Expr;
 use super::group::Group;
 use super::lookup::Lookup;
@@ -34,12 +35,15 @@ enum Kind {
     Count(String),
     Unwind(Unwind),
     Lookup(Lookup),
+    Facet(Facet),
+    /// `$sortByCount`: its `$group`, then its `$sort`.
+    SortByCount(Group, SortSpec),
+    UnionWith(UnionWith),
 }
 
 /// Real stages this crate does not implement: rejected as unsupported rather
 /// than as unknown names.
 const UNSUPPORTED: &[&str] = &[
-    "$facet",
     "$out",
     "$merge",
     "$bucket",
@@ -48,11 +52,9 @@ const UNSUPPORTED: &[&str] = &[
     "$geoNear",
     "$graphLookup",
     "$indexStats",
-    "$sortByCount",
     "$redact",
     "$densify",
     "$fill",
-    "$unionWith",
     "$setWindowFields",
     "$changeStream",
     "$currentOp",
@@ -178,6 +180,12 @@ impl Stage {
             "$count" => Kind::Count(parse_count(spec)?),
             "$unwind" => Kind::Unwind(parse_unwind(spec)?),
             "$lookup" => Kind::Lookup(Lookup::parse(spec)?),
+            "$facet" => Kind::Facet(Facet::parse(spec)?),
+            "$sortByCount" => {
+                let (group, sort) = parse_sort_by_count(spec)?;
+                Kind::SortByCount(group, sort)
+            }
+            "$unionWith" => Kind::UnionWith(UnionWith::parse(spec)?),
             // The command layer answers a leading one; anywhere else mongod refuses it.
             "$collStats" => {
                 return Err(QueryError::location(
@@ -267,6 +275,13 @@ impl Stage {
             }),
             Kind::Unwind(spec) => Ok(docs.into_iter().flat_map(|d| unwind(d, spec)).collect()),
             Kind::Lookup(lookup) => lookup.run(docs, foreign),
+            Kind::Facet(facet) => facet.run(docs, foreign),
+            Kind::SortByCount(group, sort) => {
+                let mut counted = group.run(docs)?;
+                sort.sort(&mut counted);
+                Ok(counted)
+            }
+            Kind::UnionWith(union) => union.run(docs, foreign),
         }
     }
 }

@@ -478,7 +478,9 @@ fn stage_errors() {
         ]),
         238
     );
-    assert_eq!(parse(vec![doc! {"$facet": {}}]), 238);
+    assert_eq!(parse(vec![doc! {"$facet": {}}]), 40169);
+    assert_eq!(parse(vec![doc! {"$sortByCount": "item"}]), 40148);
+    assert_eq!(parse(vec![doc! {"$bucketAuto": {}}]), 238);
     assert_eq!(
         parse(vec![doc! {"$project": {"x": {"$add": [1], "$sub": 1}}}]),
         15983
