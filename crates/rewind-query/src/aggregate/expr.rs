@@ -3,6 +3,7 @@
 
 use bson::{Bson, Document};
 
+use super::convert::Target;
 use super::dates::DatePart;
 use crate::error::{QueryError, QueryResult};
 use crate::path;
@@ -94,6 +95,10 @@ pub enum Op {
     ConcatArrays,
     /// `$mergeObjects` (expression form)
     MergeObjects,
+    /// `$convert` (`[input, to, onError, onNull]`)
+    Convert,
+    /// `$toInt`, `$toString`, ...
+    To(Target),
 }
 
 const OPS: &[(&str, Op, Option<usize>)] = &[
@@ -141,6 +146,15 @@ const OPS: &[(&str, Op, Option<usize>)] = &[
     ("$floor", Op::Floor, Some(1)),
     ("$concatArrays", Op::ConcatArrays, None),
     ("$mergeObjects", Op::MergeObjects, None),
+    ("$convert", Op::Convert, None),
+    ("$toBool", Op::To(Target::Bool), Some(1)),
+    ("$toInt", Op::To(Target::Int), Some(1)),
+    ("$toLong", Op::To(Target::Long), Some(1)),
+    ("$toDouble", Op::To(Target::Double), Some(1)),
+    ("$toDecimal", Op::To(Target::Decimal), Some(1)),
+    ("$toString", Op::To(Target::String), Some(1)),
+    ("$toObjectId", Op::To(Target::ObjectId), Some(1)),
+    ("$toDate", Op::To(Target::Date), Some(1)),
 ];
 
 /// The name of an operator, for messages.
@@ -354,6 +368,7 @@ fn parse_object(d: &Document) -> QueryResult<Expr> {
         (Op::DatePart(_), _) => super::dates::parse_date_argument(name, arg)?,
         (Op::DateToString, _) => super::dates::parse_date_to_string(arg)?,
         (Op::Switch, _) => parse_switch(arg)?,
+        (Op::Convert, _) => super::convert::parse_convert(arg)?,
         (_, Bson::Array(items)) => items.iter().map(Expr::parse).collect::<QueryResult<_>>()?,
         (_, single) => vec![Expr::parse(single)?],
     };

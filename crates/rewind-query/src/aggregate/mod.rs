@@ -2,6 +2,7 @@
 
 mod coerce;
 mod compose;
+mod convert;
 mod dates;
 pub mod expr;
 mod group;
@@ -16,6 +17,7 @@ use bson::Document;
 use crate::error::{QueryError, QueryResult};
 use crate::filter::Filter;
 
+pub use convert::Target;
 pub use dates::DatePart;
 pub use stages::Stage;
 

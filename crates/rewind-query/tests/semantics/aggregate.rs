@@ -415,6 +415,52 @@ fn switch_abs_ceil_floor_concat_arrays_merge_objects() {
 }
 
 #[test]
+fn conversions() {
+    let oid = bson::oid::ObjectId::parse_str("5ab9cbfa31c2ab715d42129e").unwrap_or_default();
+    let out = run(
+        vec![doc! {"$project": {
+            "_id": 0,
+            "i": {"$toInt": "2"}, "l": {"$toLong": 5.9}, "neg": {"$toInt": -5.9},
+            "d": {"$toDouble": "1.5"}, "dec": {"$toDecimal": 2.5}, "b": {"$toBool": 0},
+            "bs": {"$toBool": "false"}, "s": {"$toString": "$o"}, "sd": {"$toString": "$t"},
+            "sn": {"$toString": 7}, "o": {"$toObjectId": "5ab9cbfa31c2ab715d42129e"},
+            "date": {"$toDate": "2021-01-03T13:04:05.678Z"}, "day": {"$toDate": "2021-01-03"},
+            "null": {"$toInt": "$missing"},
+            "bad": {"$convert": {"input": "x", "to": "int", "onError": -1}},
+            "none": {"$convert": {"input": null, "to": "int", "onNull": 0}},
+            "arr": {"$convert": {"input": 1, "to": "array", "onError": "no"}},
+            "code": {"$convert": {"input": "3", "to": 16}},
+        }}],
+        vec![doc! {"o": oid, "t": bson::DateTime::from_millis(1_609_679_045_678)}],
+    );
+    assert_eq!(
+        out,
+        vec![doc! {
+            "i": 2, "l": 5i64, "neg": -5, "d": 1.5,
+            "dec": Bson::Decimal128("2.50000000000000".parse().unwrap_or_else(|e| panic!("{e:?}"))),
+            "b": false, "bs": true, "s": "5ab9cbfa31c2ab715d42129e", "sd": "2021-01-03T13:04:05.678Z",
+            "sn": "7", "o": oid, "date": bson::DateTime::from_millis(1_609_679_045_678),
+            "day": bson::DateTime::from_millis(1_609_632_000_000), "null": null,
+            "bad": -1, "none": 0, "arr": "no", "code": 3,
+        }]
+    );
+    let err = |expr: Document| {
+        Pipeline::parse(&[doc! {"$project": {"x": expr}}])
+            .and_then(|p| p.run(vec![doc! {}]))
+            .map_err(|e| e.code)
+    };
+    assert_eq!(err(doc! {"$toInt": "1.5"}), Err(241));
+    assert_eq!(err(doc! {"$toInt": 3_000_000_000i64}), Err(241));
+    assert_eq!(err(doc! {"$toLong": f64::NAN}), Err(241));
+    assert_eq!(err(doc! {"$toObjectId": "xyz"}), Err(241));
+    assert_eq!(err(doc! {"$toDate": 5}), Err(241));
+    assert_eq!(
+        err(doc! {"$convert": {"input": 1, "to": "nothing"}}),
+        Err(2)
+    );
+}
+
+#[test]
 fn stage_errors() {
     let parse = |stages: Vec<Document>| code(Pipeline::parse(&stages));
     let err = Pipeline::parse(&[doc! {"$foo": {}}]).expect_err("unknown stage");
