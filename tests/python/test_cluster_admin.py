@@ -147,6 +147,13 @@ def test_lookup_joins_another_collection_by_equality(sales, db):
     assert by_tags == [{"_id": 1, "ids": ["a", "z"]}, {"_id": 2, "ids": ["z"]}, {"_id": 4, "ids": ["a", "z"]}]
     missing = list(db.items.aggregate([{"$match": {"_id": "b"}}, {"$lookup": {"from": "items", "localField": "tags", "foreignField": "tags", "as": "same"}}]))
     assert [d["_id"] for d in missing[0]["same"]] == ["b"]
+    # An empty array joins as null does (mongod's lookup_equijoin_semantics); a document
+    # holding several of the values (multikey) joins once.
+    empty = list(sales.aggregate([{"$match": {"_id": 3}}, {"$lookup": {"from": "items", "localField": "tags", "foreignField": "tags", "as": "j"}}]))
+    assert [d["_id"] for d in empty[0]["j"]] == ["b"]
+    db.items.insert_one({"_id": "xy", "tags": ["x", "y"]})
+    both = list(sales.aggregate([{"$match": {"_id": 1}}, {"$lookup": {"from": "items", "localField": "tags", "foreignField": "tags", "as": "j"}}]))
+    assert sorted(d["_id"] for d in both[0]["j"]) == ["a", "xy", "z"]
     nothing = list(sales.aggregate([{"$limit": 1}, {"$lookup": {"from": "nowhere", "localField": "item", "foreignField": "k", "as": "j"}}]))
     assert nothing[0]["j"] == []
 
@@ -545,6 +552,12 @@ def test_explain_shows_the_chosen_plan_and_what_it_examined(db):
     stats = by_index["executionStats"]
     assert (stats["nReturned"], stats["totalKeysExamined"], stats["totalDocsExamined"]) == (10, 10, 10)
     assert stats["allPlansExecution"] == [] and by_index["command"]["filter"] == {"a": 3}
+
+    # An $in on an indexed field: one lookup per value, in key order.
+    many = db.e.find({"a": {"$in": [4, 2, 4]}}).explain()
+    assert many["queryPlanner"]["winningPlan"]["inputStage"]["indexBounds"] == {"a": ["[2, 2]", "[4, 4]"]}
+    assert many["executionStats"]["nReturned"] == 20 and many["executionStats"]["totalDocsExamined"] == 20
+    assert sorted(d["_id"] for d in db.e.find({"a": {"$in": [4, 2]}})) == sorted(i for i in range(100) if i % 10 in (2, 4))
 
     planned = db.command("explain", {"find": "e", "filter": {"_id": 5}}, verbosity="queryPlanner")
     assert stages(planned["queryPlanner"]["winningPlan"]) == ["EXPRESS_IXSCAN"] and "executionStats" not in planned

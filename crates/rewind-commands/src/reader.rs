@@ -1,6 +1,8 @@
 //! Candidate selection: the documents of a namespace that may match a filter, found through
 //! the primary key, a secondary index or a scan — inside a read view or a write transaction.
 
+use std::collections::HashSet;
+
 use bson::{Bson, Document, RawDocument, RawDocumentBuf, Timestamp};
 use rewind_engine::{CollectionInfo, ReadView, WriteTxn, key_bytes};
 use rewind_query::filter::Filter;
@@ -126,6 +128,9 @@ pub enum Access {
     Ids(Vec<Bson>),
     /// An equality on the leading field of this secondary index.
     Index(String, Bson),
+    /// An `$in` on the leading field of this secondary index: one lookup per value, in key
+    /// order, each document once.
+    IndexIn(String, Vec<Bson>),
     /// Every document in `_id` order.
     Scan,
     /// Every entry of the oplog (`local.oplog.rs`), in optime order.
@@ -160,11 +165,7 @@ pub fn plan(info: Option<&CollectionInfo>, filter: &Filter) -> Access {
         // Sorted and deduplicated, so results come in `_id` order as a scan would give them.
         // By storage key: keys order as values compare, and one key finds one document (a
         // bytewise sort is also far cheaper than comparing values).
-        let mut keyed: Vec<(Vec<u8>, &Bson)> =
-            ids.into_iter().map(|id| (key_bytes(id), id)).collect();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        keyed.dedup_by(|a, b| a.0 == b.0);
-        return Access::Ids(keyed.into_iter().map(|(_, id)| id.clone()).collect());
+        return Access::Ids(sorted_by_key(ids));
     }
     let Some(info) = info else {
         return Access::Scan;
@@ -183,8 +184,22 @@ pub fn plan(info: Option<&CollectionInfo>, filter: &Filter) -> Access {
         {
             return Access::Index(spec.name.clone(), value.clone());
         }
+        if let Some(values) = filter.in_values(leading)
+            && values.iter().all(|v| indexable(v))
+        {
+            return Access::IndexIn(spec.name.clone(), sorted_by_key(values));
+        }
     }
     Access::Scan
+}
+
+/// Values sorted by storage key and deduplicated: keys order as values compare, and a
+/// bytewise sort is far cheaper than comparing values.
+fn sorted_by_key(values: Vec<&Bson>) -> Vec<Bson> {
+    let mut keyed: Vec<(Vec<u8>, &Bson)> = values.into_iter().map(|v| (key_bytes(v), v)).collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    keyed.dedup_by(|a, b| a.0 == b.0);
+    keyed.into_iter().map(|(_, v)| v.clone()).collect()
 }
 
 /// How candidates for `filter` are found in `ns`: the oplog's own order, or [`plan`]'s choice.
@@ -242,6 +257,17 @@ pub fn for_each_candidate(
             for raw in reader.by_index(ns, &name, &[value])? {
                 if !f(&raw)? {
                     break;
+                }
+            }
+        }
+        Access::IndexIn(name, values) => {
+            // A multikey document may hold several of the values: it is a candidate once.
+            let mut seen = HashSet::new();
+            for value in values {
+                for raw in reader.by_index(ns, &name, &[value])? {
+                    if seen.insert(key_bytes(&raw_id(&raw)?)) && !f(&raw)? {
+                        return Ok(());
+                    }
                 }
             }
         }

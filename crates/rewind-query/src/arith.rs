@@ -214,7 +214,10 @@ pub(crate) fn to_integer(value: &Bson, up: bool) -> Result<Bson, ArithError> {
             } else {
                 dec::Rounding::Floor
             });
-            Ok(from_dec(context.round(to_dec(value))))
+            let whole = context.round(to_dec(value));
+            // mongod quantizes to exponent 0: `1E+5` is `100000` (when it fits 34 digits).
+            let quantized = context.quantize(whole, dec::Decimal128::from(0));
+            Ok(from_dec(if quantized.is_nan() { whole } else { quantized }))
         }
         _ => Err(ArithError::NotNumeric),
     }
@@ -304,6 +307,7 @@ mod tests {
         assert_eq!(text(abs(&decimal("-2.50"))), "2.50");
         assert_eq!(text(to_integer(&decimal("2.50"), true)), "3");
         assert_eq!(text(to_integer(&decimal("-2.5"), false)), "-3");
+        assert_eq!(text(to_integer(&decimal("1E+5"), true)), "100000");
         assert_eq!(
             to_integer(&Bson::Double(-2.5), true),
             Ok(Bson::Double(-2.0))

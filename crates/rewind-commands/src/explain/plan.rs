@@ -50,13 +50,8 @@ impl Tree {
             Access::Scan | Access::Oplog => None,
             Access::Id(id) => Some((IndexSpec::id_index(), vec![id.clone()])),
             Access::Ids(ids) => Some((IndexSpec::id_index(), ids.clone())),
-            Access::Index(name, value) => {
-                let spec = info
-                    .and_then(|i| i.indexes.iter().find(|s| &s.name == name))
-                    .cloned()
-                    .unwrap_or_else(IndexSpec::id_index);
-                Some((spec, vec![value.clone()]))
-            }
+            Access::Index(name, value) => Some((index(info, name), vec![value.clone()])),
+            Access::IndexIn(name, values) => Some((index(info, name), values.clone())),
         };
         let by_id = matches!(access, Access::Id(_) | Access::Ids(_));
         match lookup {
@@ -145,6 +140,13 @@ impl Tree {
         }
         nested.unwrap_or_default()
     }
+}
+
+/// The spec of a collection's index by name.
+fn index(info: Option<&CollectionInfo>, name: &str) -> IndexSpec {
+    info.and_then(|i| i.indexes.iter().find(|s| s.name == name))
+        .cloned()
+        .unwrap_or_else(IndexSpec::id_index)
 }
 
 /// A value inside an index bound, as mongod prints it (`"a"`, `1`, `ObjectId('…')`).

@@ -1,9 +1,10 @@
-//! Date expressions in UTC: the date parts (`$year` ... `$isoDayOfWeek`) and
-//! `$dateToString`. A time zone other than UTC is refused (238): rewind carries no time-zone
-//! database, and computing in UTC instead would be silently wrong.
+//! Date expressions: the date parts (`$year` ... `$isoDayOfWeek`) and `$dateToString`, in
+//! UTC or at a fixed offset (`+05:30`). A named time zone other than UTC (`Europe/Paris`) is
+//! refused (238): rewind carries no time-zone database, and computing in UTC instead would
+//! be silently wrong.
 
 use bson::{Bson, Document};
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 
 use super::expr::Expr;
 use crate::error::{QueryError, QueryResult};
@@ -44,7 +45,6 @@ pub enum DatePart {
 const UTC_NAMES: &[&str] = &[
     "UTC",
     "GMT",
-    "Z",
     "Etc/UTC",
     "Etc/GMT",
     "Etc/Zulu",
@@ -55,12 +55,6 @@ const UTC_NAMES: &[&str] = &[
     "Etc/UCT",
     "GMT0",
     "Greenwich",
-    "+00:00",
-    "+0000",
-    "+00",
-    "-00:00",
-    "-0000",
-    "-00",
 ];
 
 /// Parses a date operator's argument: an expression, a one-element array, or
@@ -87,9 +81,9 @@ pub(super) fn parse_date_argument(name: &str, arg: &Bson) -> QueryResult<Vec<Exp
         }
         Bson::Array(items) if items.len() == 1 => Ok(vec![Expr::parse(&items[0])?, Expr::Remove]),
         Bson::Array(items) => Err(QueryError::location(
-            16020,
+            40536,
             format!(
-                "Expression {name} takes exactly 1 arguments. {} were passed in.",
+                "{name} accepts exactly one argument if given an array, but was given {}",
                 items.len()
             ),
         )),
@@ -163,26 +157,65 @@ fn date_of(value: Option<Bson>, name: &str) -> QueryResult<Option<OffsetDateTime
         })
 }
 
-/// Checks a time zone: `Ok(false)` when it is null (the result is then null).
-fn utc(timezone: Option<Bson>, name: &str) -> QueryResult<bool> {
-    match timezone {
-        None => Ok(true),
-        Some(Bson::Null | Bson::Undefined) => Ok(false),
-        Some(Bson::String(tz)) if UTC_NAMES.contains(&tz.as_str()) => Ok(true),
-        Some(Bson::String(tz)) => Err(QueryError::not_implemented(format!(
-            "{name} with timezone '{tz}' is not supported by rewind (only UTC)"
-        ))),
-        Some(other) => Err(QueryError::location(
-            40517,
-            format!(
+/// A time zone: `Ok(None)` when it is null (the result is then null), else its offset from
+/// UTC. `not_string` makes the operator's error for a zone that is no string.
+fn zone(
+    timezone: Option<Bson>,
+    name: &str,
+    not_string: fn(String) -> QueryError,
+) -> QueryResult<Option<UtcOffset>> {
+    let tz = match timezone {
+        None => return Ok(Some(UtcOffset::UTC)),
+        Some(Bson::Null | Bson::Undefined) => return Ok(None),
+        Some(Bson::String(tz)) => tz,
+        Some(other) => {
+            return Err(not_string(format!(
                 "timezone must evaluate to a string, found {}",
                 type_alias(&other)
-            ),
-        )),
+            )));
+        }
+    };
+    if UTC_NAMES.contains(&tz.as_str()) {
+        return Ok(Some(UtcOffset::UTC));
     }
+    if tz.starts_with(['+', '-']) || tz == "Z" {
+        return fixed_offset(&tz).map(Some).ok_or_else(|| {
+            QueryError::location(
+                40485,
+                format!("unrecognized time zone identifier: \"{tz}\""),
+            )
+        });
+    }
+    Err(QueryError::not_implemented(format!(
+        "{name} with timezone '{tz}' is not supported by rewind (UTC and fixed offsets only)"
+    )))
 }
 
-/// Evaluates a date part operator over `[date, timezone]`.
+/// `±HH`, `±HHMM` or `±HH:MM`, as mongod reads an offset.
+fn fixed_offset(tz: &str) -> Option<UtcOffset> {
+    let (sign, digits) = match tz.split_at_checked(1)? {
+        ("+", rest) => (1, rest),
+        ("-", rest) => (-1, rest),
+        _ => return None,
+    };
+    let digits: String = match digits.len() {
+        2 | 4 => digits.to_owned(),
+        5 if digits.as_bytes().get(2) == Some(&b':') => digits.replace(':', ""),
+        _ => return None,
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let hours: i8 = digits.get(..2)?.parse().ok()?;
+    let minutes: i8 = digits
+        .get(2..)
+        .filter(|m| !m.is_empty())
+        .map_or(Some(0), |m| m.parse().ok())?;
+    UtcOffset::from_hms(sign * hours, sign * minutes, 0).ok()
+}
+
+/// Evaluates a date part operator over `[date, timezone]`: the date first (a null one is
+/// null whatever the zone), then the zone.
 pub(super) fn date_part(
     part: DatePart,
     name: &str,
@@ -190,13 +223,13 @@ pub(super) fn date_part(
     doc: &Document,
 ) -> QueryResult<Bson> {
     let arg = |i: usize| args.get(i).map_or(Ok(None), |e| e.evaluate_opt(doc));
-    let (date, timezone) = (arg(0)?, arg(1)?);
-    if !utc(timezone, name)? {
-        return Ok(Bson::Null);
-    }
-    let Some(t) = date_of(date, name)? else {
+    let Some(t) = date_of(arg(0)?, name)? else {
         return Ok(Bson::Null);
     };
+    let Some(offset) = zone(arg(1)?, name, |m| QueryError::location(40533, m))? else {
+        return Ok(Bson::Null);
+    };
+    let t = t.to_offset(offset);
     let (iso_year, iso_week, _) = t.to_iso_week_date();
     let value = match part {
         DatePart::Year => t.year(),
@@ -216,14 +249,19 @@ pub(super) fn date_part(
     Ok(Bson::Int32(value))
 }
 
-/// Evaluates `$dateToString` over `[date, format, timezone, onNull]`.
+/// Evaluates `$dateToString` over `[date, format, timezone, onNull]`, in mongod 8's order: a
+/// format that is neither a string nor null fails, the zone is checked, then a null date
+/// gives `onNull`, and only then does a null zone or format give null.
 pub(super) fn date_to_string(args: &[Expr], doc: &Document) -> QueryResult<Option<Bson>> {
     const NAME: &str = "$dateToString";
     let arg = |i: usize| args.get(i).map_or(Ok(None), |e| e.evaluate_opt(doc));
     let format = match arg(1)? {
-        None => None,
-        Some(Bson::String(f)) => Some(f),
-        Some(Bson::Null | Bson::Undefined) => return Ok(Some(Bson::Null)),
+        None => Some("%Y-%m-%dT%H:%M:%S.%LZ".to_owned()),
+        Some(Bson::String(f)) => {
+            check_format(&f)?;
+            Some(f)
+        }
+        Some(Bson::Null | Bson::Undefined) => None,
         Some(other) => {
             return Err(QueryError::location(
                 18533,
@@ -234,29 +272,16 @@ pub(super) fn date_to_string(args: &[Expr], doc: &Document) -> QueryResult<Optio
             ));
         }
     };
-    if let Some(format) = &format {
-        check_format(format)?;
-    }
-    if !utc(arg(2)?, NAME)? {
-        return Ok(Some(Bson::Null));
-    }
+    let offset = zone(arg(2)?, NAME, |m| QueryError::location(40517, m))?;
     let Some(t) = date_of(arg(0)?, NAME)? else {
         return args
             .get(3)
             .map_or(Ok(Some(Bson::Null)), |e| e.evaluate_opt(doc));
     };
-    if !(0..=9999).contains(&t.year()) {
-        return Err(QueryError::location(
-            18537,
-            format!(
-                "Could not convert date to string: date component was outside the supported \
-                 range of 0-9999: {}",
-                t.year()
-            ),
-        ));
-    }
-    let format = format.as_deref().unwrap_or("%Y-%m-%dT%H:%M:%S.%LZ");
-    Ok(Some(Bson::String(render(format, t))))
+    let (Some(offset), Some(format)) = (offset, format) else {
+        return Ok(Some(Bson::Null));
+    };
+    render(&format, t.to_offset(offset)).map(|text| Some(Bson::String(text)))
 }
 
 /// Refuses a format with an unknown specifier (18536) or a lone `%` at its end (18535).
@@ -274,8 +299,8 @@ fn check_format(format: &str) -> QueryResult<()> {
                 ));
             }
             Some(
-                'd' | 'G' | 'H' | 'j' | 'L' | 'm' | 'M' | 'S' | 'w' | 'u' | 'U' | 'V' | 'Y' | 'z'
-                | 'Z' | '%',
+                'b' | 'B' | 'd' | 'G' | 'H' | 'j' | 'L' | 'm' | 'M' | 'S' | 'w' | 'u' | 'U' | 'V'
+                | 'Y' | 'z' | 'Z' | '%',
             ) => {}
             Some(other) => {
                 return Err(QueryError::location(
@@ -288,8 +313,41 @@ fn check_format(format: &str) -> QueryResult<()> {
     Ok(())
 }
 
-/// Renders a checked format in UTC.
-fn render(format: &str, t: OffsetDateTime) -> String {
+/// Renders a checked format for `t` (at its offset). A year outside 0–9999 fails where a
+/// four-digit year is printed (`%Y`, `%G`), as in mongod.
+fn render(format: &str, t: OffsetDateTime) -> QueryResult<String> {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let year = |y: i32| {
+        if (0..=9999).contains(&y) {
+            Ok(format!("{y:04}"))
+        } else {
+            Err(QueryError::location(
+                18537,
+                format!(
+                    "Could not convert date to string: date component was outside the supported \
+                     range of 0-9999: {y}"
+                ),
+            ))
+        }
+    };
+    let month = MONTHS
+        .get(usize::from(u8::from(t.month())) - 1)
+        .copied()
+        .unwrap_or_default();
+    let offset_minutes = i32::from(t.offset().whole_minutes());
     let mut out = String::with_capacity(format.len() + 16);
     let mut chars = format.chars();
     let (iso_year, iso_week, _) = t.to_iso_week_date();
@@ -299,8 +357,10 @@ fn render(format: &str, t: OffsetDateTime) -> String {
             continue;
         }
         let text = match chars.next() {
+            Some('b') => month.get(..3).unwrap_or_default().to_owned(),
+            Some('B') => month.to_owned(),
             Some('d') => format!("{:02}", t.day()),
-            Some('G') => format!("{iso_year:04}"),
+            Some('G') => year(iso_year)?,
             Some('H') => format!("{:02}", t.hour()),
             Some('j') => format!("{:03}", t.ordinal()),
             Some('L') => format!("{:03}", t.millisecond()),
@@ -311,15 +371,19 @@ fn render(format: &str, t: OffsetDateTime) -> String {
             Some('u') => t.weekday().number_from_monday().to_string(),
             Some('U') => format!("{:02}", t.sunday_based_week()),
             Some('V') => format!("{iso_week:02}"),
-            Some('Y') => format!("{:04}", t.year()),
-            // UTC: no offset.
-            Some('z') => "+0000".to_owned(),
-            Some('Z') => "+0".to_owned(),
+            Some('Y') => year(t.year())?,
+            // The offset as +hhmm, and as minutes (mongod writes them unpadded, unsigned 0).
+            Some('z') => {
+                let sign = if offset_minutes < 0 { '-' } else { '+' };
+                let minutes = offset_minutes.unsigned_abs();
+                format!("{sign}{:02}{:02}", minutes / 60, minutes % 60)
+            }
+            Some('Z') => offset_minutes.to_string(),
             _ => "%".to_owned(),
         };
         out.push_str(&text);
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -340,14 +404,35 @@ mod tests {
         // 2021-01-03 was a Sunday, in ISO week 53 of 2020.
         let t = at(1_609_679_045_678);
         assert_eq!(
-            render("%Y-%m-%dT%H:%M:%S.%LZ", t),
-            "2021-01-03T13:04:05.678Z"
+            render("%Y-%m-%dT%H:%M:%S.%LZ", t).ok().as_deref(),
+            Some("2021-01-03T13:04:05.678Z")
         );
         assert_eq!(
-            render("%G-W%V-%u %U %w %j %z %Z %%", t),
-            "2020-W53-7 01 1 003 +0000 +0 %"
+            render("%G-W%V-%u %U %w %j %z %Z %b %B %%", t)
+                .ok()
+                .as_deref(),
+            Some("2020-W53-7 01 1 003 +0000 0 Jan January %")
         );
         assert!(check_format("%Y %q").is_err_and(|e| e.code == 18536));
         assert!(check_format("100%").is_err_and(|e| e.code == 18535));
+        // At a fixed offset: the local time, and the offset itself.
+        let offset = fixed_offset("-05:30").unwrap_or(UtcOffset::UTC);
+        assert_eq!(
+            render("%Y-%m-%d %H:%M %z %Z", t.to_offset(offset))
+                .ok()
+                .as_deref(),
+            Some("2021-01-03 07:34 -0530 -330")
+        );
+        for tz in ["+05", "+0530", "-05:30", "+00:00"] {
+            assert!(fixed_offset(tz).is_some(), "{tz}");
+        }
+        for tz in ["Z", "+5", "+05:3", "05:30", "+ab"] {
+            assert!(fixed_offset(tz).is_none(), "{tz}");
+        }
+        // A year before 0 prints nowhere a four-digit year is asked for; other parts print.
+        let far = at(-62_200_000_000_000);
+        assert!(far.year() < 0);
+        assert!(render("%Y", far).is_err_and(|e| e.code == 18537));
+        assert!(render("%m-%d %H", far).is_ok());
     }
 }

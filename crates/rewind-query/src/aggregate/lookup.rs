@@ -3,6 +3,8 @@
 //! `localField`, compared as mongod's `$eq` (an array matches by any element; a missing or
 //! null local value matches foreign documents where the field is null or missing).
 
+use std::collections::HashMap;
+
 use bson::{Bson, Document, doc};
 
 use super::Foreign;
@@ -61,13 +63,8 @@ impl Lookup {
         };
         let (local, foreign_field, as_field) =
             (text("localField")?, text("foreignField")?, text("as")?);
-        for (name, value) in [("localField", &local), ("foreignField", &foreign_field)] {
-            if value.is_empty() || value.starts_with('$') {
-                return Err(QueryError::location(
-                    16410,
-                    format!("FieldPath field names may not start with '$'. ({name}: {value})"),
-                ));
-            }
+        for value in [&local, &foreign_field, &as_field] {
+            field_path(value)?;
         }
         Ok(Self {
             from,
@@ -77,50 +74,83 @@ impl Lookup {
         })
     }
 
-    /// The filter selecting the foreign documents of one local document; `None` when it
-    /// selects none (its local value is an empty array).
-    fn filter(&self, doc: &Document) -> QueryResult<Option<Filter>> {
-        let candidates = path::match_candidates(doc, &self.local);
-        let values: Vec<&Bson> = if candidates.iter().all(Option::is_none) {
-            vec![&Bson::Null]
-        } else {
-            candidates
-                .into_iter()
-                .flatten()
-                .flat_map(|value| match value {
-                    Bson::Array(items) => items.iter().collect::<Vec<_>>(),
-                    other => vec![other],
-                })
-                .collect()
-        };
-        // `$eq` each (an `$in` would take a regex as a pattern).
-        let equal = |v: &Bson| doc! {&self.foreign_field: {"$eq": v.clone()}};
-        let filter = match values.as_slice() {
-            [] => return Ok(None),
-            [one] => equal(one),
-            many => doc! {"$or": many.iter().map(|v| Bson::Document(equal(v))).collect::<Vec<_>>()},
-        };
-        Filter::parse(&filter).map(Some)
+    /// The filter selecting the foreign documents of one local document, as mongod builds
+    /// it: its local values (array elements one by one; null when there are none) in an
+    /// `$in`, or each by `$eq` when one is a regex (`$in` would take it as a pattern).
+    fn filter(&self, doc: &Document) -> Document {
+        let mut values: Vec<Bson> = path::match_candidates(doc, &self.local)
+            .into_iter()
+            .flatten()
+            .flat_map(|value| match value {
+                Bson::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            })
+            .collect();
+        if values.is_empty() {
+            values.push(Bson::Null);
+        }
+        let field = &self.foreign_field;
+        match values.as_slice() {
+            [one] => doc! {field: {"$eq": one.clone()}},
+            many if many.iter().any(|v| matches!(v, Bson::RegularExpression(_))) => doc! {
+                "$or": many.iter().map(|v| Bson::Document(doc! {field: {"$eq": v.clone()}})).collect::<Vec<_>>()
+            },
+            many => doc! {field: {"$in": many.to_vec()}},
+        }
     }
 
-    /// Adds the matched foreign documents to each document.
+    /// Adds the matched foreign documents to each document. Documents with the same local
+    /// values share one read of the foreign collection.
     pub(super) fn run(
         &self,
         docs: Vec<Document>,
         foreign: &dyn Foreign,
     ) -> QueryResult<Vec<Document>> {
+        let mut seen: HashMap<Vec<u8>, Bson> = HashMap::new();
         docs.into_iter()
             .map(|mut doc| {
-                let matched = match self.filter(&doc)? {
-                    Some(filter) => foreign.matching(&self.from, &filter)?,
-                    None => Vec::new(),
+                let filter = self.filter(&doc);
+                let key = filter
+                    .to_vec()
+                    .map_err(|e| QueryError::bad_value(e.to_string()))?;
+                let joined = match seen.get(&key) {
+                    Some(joined) => joined.clone(),
+                    None => {
+                        let matched = foreign.matching(&self.from, &Filter::parse(&filter)?)?;
+                        let joined = Bson::Array(matched.into_iter().map(Bson::Document).collect());
+                        seen.insert(key, joined.clone());
+                        joined
+                    }
                 };
-                let joined = Bson::Array(matched.into_iter().map(Bson::Document).collect());
                 set_path(&mut doc, &self.as_path, joined);
                 Ok(doc)
             })
             .collect()
     }
+}
+
+/// Checks a field path as mongod's FieldPath does.
+fn field_path(path: &str) -> QueryResult<()> {
+    if path.is_empty() {
+        return Err(QueryError::failed_to_parse(
+            "FieldPath cannot be constructed with empty string",
+        ));
+    }
+    if path.starts_with('$') || path.split('.').any(|part| part.starts_with('$')) {
+        return Err(QueryError::location(
+            16410,
+            format!(
+                "FieldPath field names may not start with '$'. Consider using $getField or $setField. ({path})"
+            ),
+        ));
+    }
+    if path.split('.').any(str::is_empty) {
+        return Err(QueryError::location(
+            15998,
+            format!("FieldPath field names may not be empty strings. ({path})"),
+        ));
+    }
+    Ok(())
 }
 
 /// Sets `value` at a dotted path, creating (or replacing non-document values with)

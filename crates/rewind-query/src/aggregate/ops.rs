@@ -288,7 +288,7 @@ pub(super) fn apply(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Option
         }
         Op::MergeObjects => {
             let mut out = Document::new();
-            for (index, arg) in args.iter().enumerate() {
+            for arg in args {
                 match arg.evaluate(doc)? {
                     Bson::Null | Bson::Undefined => {}
                     // A field seen before keeps its place and takes the later value.
@@ -297,8 +297,7 @@ pub(super) fn apply(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Option
                         return Err(QueryError::location(
                             40400,
                             format!(
-                                "$mergeObjects requires object inputs, but input {} is of type {}",
-                                index + 1,
+                                "$mergeObjects requires object inputs, but input {other} is of type {}",
                                 type_alias(&other)
                             ),
                         ));

@@ -364,6 +364,30 @@ fn date_parts_and_date_to_string_in_utc() {
         Err(18536)
     );
     assert_eq!(err(doc! {"$year": {"date": "$t", "tz": "UTC"}}), Err(40535));
+    // A fixed offset applies; the date is read before the zone, as in mongod.
+    let local = run(
+        vec![doc! {"$project": {
+            "_id": 0,
+            "h": {"$hour": {"date": "$t", "timezone": "+05:30"}},
+            "s": {"$dateToString": {"date": "$t", "format": "%H:%M%z", "timezone": "-0100"}},
+            "n": {"$dateToString": {"date": null, "format": null, "onNull": "x"}},
+        }}],
+        vec![doc! {"t": at}],
+    );
+    assert_eq!(local, vec![doc! {"h": 18, "s": "12:04-0100", "n": "x"}]);
+    assert_eq!(
+        err(doc! {"$hour": {"date": "$t", "timezone": "Z"}}),
+        Err(40485)
+    );
+    assert_eq!(
+        err(doc! {"$hour": {"date": "$t", "timezone": 5}}),
+        Err(40533)
+    );
+    assert_eq!(
+        err(doc! {"$hour": {"date": "$s", "timezone": "Europe/Paris"}}),
+        Err(16006)
+    );
+    assert_eq!(err(doc! {"$year": ["$t", "$t"]}), Err(40536));
 }
 
 #[test]

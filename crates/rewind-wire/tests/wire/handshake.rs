@@ -51,13 +51,13 @@ async fn hello_answers_as_a_replica_set_primary() {
         "no compressor is advertised"
     );
 
-    // Connection ids are distinct per connection.
-    let first = hello.get_i64("connectionId").unwrap();
+    // Connection ids are distinct per connection, and int32 as mongod writes them.
+    let first = hello.get_i32("connectionId").unwrap();
     let mut other = Client::connect(&server).await;
     let second = other
         .command("admin", doc! { "hello": 1 })
         .await
-        .get_i64("connectionId")
+        .get_i32("connectionId")
         .unwrap();
     assert_ne!(first, second);
 
