@@ -14,7 +14,8 @@ pub(crate) enum TypeSpec {
     Code(i32),
 }
 
-const ALIASES: &[(&str, i32)] = &[
+/// BSON type names and codes, as `$type` and `$convert` name them.
+pub(crate) const ALIASES: &[(&str, i32)] = &[
     ("double", 1),
     ("string", 2),
     ("object", 3),

@@ -11,7 +11,7 @@ use super::coerce::coerce_to_string;
 use super::expr::Expr;
 use crate::arith;
 use crate::error::{QueryError, QueryResult};
-use crate::types::type_alias;
+use crate::types::{ALIASES, type_alias};
 use rewind_bson::decimal::{Decimal, nearest_f64};
 
 /// A target type of a conversion.
@@ -34,23 +34,6 @@ pub enum Target {
     /// `"date"` (9)
     Date,
 }
-
-/// BSON type names and numbers that exist but that no conversion produces.
-const OTHER_TYPES: &[(&str, i64)] = &[
-    ("array", 4),
-    ("object", 3),
-    ("binData", 5),
-    ("undefined", 6),
-    ("null", 10),
-    ("regex", 11),
-    ("dbPointer", 12),
-    ("javascript", 13),
-    ("symbol", 14),
-    ("javascriptWithScope", 15),
-    ("timestamp", 17),
-    ("minKey", -1),
-    ("maxKey", 127),
-];
 
 impl Target {
     /// A `to` value: a type name or its BSON type number. `Ok(None)` for a real type no
@@ -87,8 +70,11 @@ impl Target {
             _ => None,
         };
         let (target, exists) = match (to, number) {
-            (Bson::String(name), _) => (by_name(name), OTHER_TYPES.iter().any(|(n, _)| n == name)),
-            (_, Some(n)) => (by_number(n), OTHER_TYPES.iter().any(|(_, k)| *k == n)),
+            (Bson::String(name), _) => (by_name(name), ALIASES.iter().any(|(n, _)| n == name)),
+            (_, Some(n)) => (
+                by_number(n),
+                ALIASES.iter().any(|(_, k)| i64::from(*k) == n),
+            ),
             _ => (None, false),
         };
         match (target, exists) {
