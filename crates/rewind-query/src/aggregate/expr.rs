@@ -5,6 +5,7 @@ use bson::{Bson, Document};
 
 use super::convert::Target;
 use super::dates::DatePart;
+use super::vars::Scoped;
 use crate::error::{QueryError, QueryResult};
 use crate::path;
 use crate::types::type_alias;
@@ -20,6 +21,10 @@ pub enum Expr {
     Remove,
     /// `$$NOW`: the command's start time (see [`crate::with_now`]).
     Now,
+    /// `$$name.a.b`: a variable of `$let`, `$map`, `$filter` or `$reduce`, and a path into it.
+    Var(String, Vec<String>),
+    /// `$let`, `$map`, `$filter` or `$reduce`.
+    Scoped(Box<Scoped>),
     /// `{a: <expr>, ...}`: a computed sub-document.
     Object(Vec<(String, Expr)>),
     /// `[<expr>, ...]`.
@@ -192,6 +197,8 @@ impl Expr {
             Expr::Field(parts) => Ok(field_path(doc, parts)),
             Expr::Remove => Ok(None),
             Expr::Now => Ok(Some(Bson::DateTime(crate::now()))),
+            Expr::Var(name, parts) => Ok(super::vars::value_of(name, parts)),
+            Expr::Scoped(scoped) => scoped.evaluate(doc),
             Expr::Object(fields) => {
                 let mut out = Document::new();
                 for (name, expr) in fields {
@@ -303,6 +310,7 @@ fn parse_string(s: &str) -> QueryResult<Expr> {
             "ROOT" | "CURRENT" => Ok(Expr::Field(parts)),
             "REMOVE" => Ok(Expr::Remove),
             "NOW" if parts.is_empty() => Ok(Expr::Now),
+            user if super::vars::in_scope(user) => Ok(Expr::Var(user.to_owned(), parts)),
             _ => Err(super::unsupported::variable(name)),
         };
     }
@@ -348,6 +356,9 @@ fn parse_object(d: &Document) -> QueryResult<Expr> {
     let arg = d.get(first).unwrap_or(&Bson::Null);
     if first == "$literal" {
         return Ok(Expr::Literal(arg.clone()));
+    }
+    if let Some(scoped) = Scoped::parse(first, arg)? {
+        return Ok(Expr::Scoped(Box::new(scoped)));
     }
     let Some((name, op, arity)) = OPS.iter().find(|(name, _, _)| name == first) else {
         return Err(super::unsupported::expression(first));

@@ -11,6 +11,7 @@ mod ops;
 mod stages;
 mod unsupported;
 mod unwind;
+mod vars;
 
 use bson::Document;
 
@@ -20,6 +21,7 @@ use crate::filter::Filter;
 pub use convert::Target;
 pub use dates::DatePart;
 pub use stages::Stage;
+pub use vars::Scoped;
 
 /// A parsed aggregation pipeline.
 #[derive(Debug, Clone)]

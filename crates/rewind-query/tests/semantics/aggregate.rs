@@ -485,6 +485,52 @@ fn conversions() {
 }
 
 #[test]
+fn variables_let_map_filter_reduce() {
+    let out = run(
+        vec![doc! {"$project": {
+            "_id": 0,
+            "doubled": {"$map": {"input": "$xs", "in": {"$multiply": ["$$this", 2]}}},
+            "names": {"$map": {"input": "$items", "as": "item", "in": "$$item.name"}},
+            "big": {"$filter": {"input": "$xs", "as": "x", "cond": {"$gt": ["$$x", 1]}}},
+            "first": {"$filter": {"input": "$xs", "cond": {"$gte": ["$$this", 1]}, "limit": 1}},
+            "sum": {"$reduce": {"input": "$xs", "initialValue": 0, "in": {"$add": ["$$value", "$$this"]}}},
+            "total": {"$let": {"vars": {"low": 1, "xs": "$xs"}, "in": {"$size": {"$filter": {"input": "$$xs", "cond": {"$gte": ["$$this", "$$low"]}}}}}},
+            "nested": {"$map": {"input": [[1, 2], [3]], "as": "row", "in": {"$map": {"input": "$$row", "in": {"$add": ["$$this", {"$size": "$$row"}]}}}}},
+            "none": {"$map": {"input": "$missing", "in": 1}},
+        }}],
+        vec![doc! {"xs": [0, 1, 2, 3], "items": [{"name": "a"}, {"name": "b"}]}],
+    );
+    assert_eq!(
+        out,
+        vec![doc! {
+            "doubled": [0, 2, 4, 6], "names": ["a", "b"], "big": [2, 3], "first": [1],
+            "sum": 6, "total": 3, "nested": [[3, 4], [4]], "none": null,
+        }]
+    );
+    let code = |expr: Document| {
+        Pipeline::parse(&[doc! {"$project": {"x": expr}}])
+            .and_then(|p| p.run(vec![doc! {"s": "x"}]))
+            .map_err(|e| e.code)
+    };
+    // A variable outside its scope is undefined when parsed, as in mongod.
+    assert_eq!(code(doc! {"$add": ["$$this", 1]}), Err(17276));
+    assert_eq!(
+        code(doc! {"$map": {"input": [1], "as": "Bad", "in": 1}}),
+        Err(16867)
+    );
+    assert_eq!(code(doc! {"$map": {"input": "$s", "in": 1}}), Err(16883));
+    assert_eq!(
+        code(doc! {"$filter": {"input": [1], "cond": true, "limit": 0}}),
+        Err(327392)
+    );
+    assert_eq!(code(doc! {"$reduce": {"input": [1], "in": 1}}), Err(40078));
+    assert_eq!(
+        code(doc! {"$let": {"vars": {}, "in": 1, "x": 2}}),
+        Err(16875)
+    );
+}
+
+#[test]
 fn stage_errors() {
     let parse = |stages: Vec<Document>| code(Pipeline::parse(&stages));
     let err = Pipeline::parse(&[doc! {"$foo": {}}]).expect_err("unknown stage");
