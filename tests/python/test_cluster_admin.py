@@ -178,7 +178,7 @@ def test_facet_sort_by_count_and_union_with(sales, db):
     assert [d["_id"] for d in union] == [1, 3, 10]
     assert len(list(sales.aggregate([{"$unionWith": "archive"}]))) == 7
     with pytest.raises(pymongo.errors.OperationFailure) as err:
-        list(sales.aggregate([{"$facet": {"x": [{"$facet": {}}]}}]))
+        list(sales.aggregate([{"$facet": {"x": [{"$facet": {"y": [{"$count": "n"}]}}]}}]))
     assert err.value.code == 40600
 
 

@@ -171,8 +171,11 @@ pub fn plan(info: Option<&CollectionInfo>, filter: &Filter) -> Access {
         return Access::Scan;
     };
     for spec in info.indexes.iter().filter(|s| !s.is_id()) {
-        // Partial and collated indexes may not hold every document with the value.
-        if spec.spec.contains_key("partialFilterExpression") || spec.spec.contains_key("collation")
+        // Partial and collated indexes may not hold every document with the value; the
+        // planner never uses a hidden index.
+        if spec.spec.contains_key("partialFilterExpression")
+            || spec.spec.contains_key("collation")
+            || matches!(spec.spec.get("hidden"), Some(Bson::Boolean(true)))
         {
             continue;
         }
@@ -264,6 +267,7 @@ pub fn for_each_candidate(
             // A multikey document may hold several of the values: it is a candidate once.
             let mut seen = HashSet::new();
             for value in values {
+                crate::deadline::check()?;
                 for raw in reader.by_index(ns, &name, &[value])? {
                     if seen.insert(key_bytes(&raw_id(&raw)?)) && !f(&raw)? {
                         return Ok(());

@@ -187,6 +187,12 @@ pub(crate) fn zero_like(like: &Bson) -> Bson {
     }
 }
 
+/// A number as a Decimal128, as mongod converts it: integers exactly, a double rounded to 15
+/// significant digits; `None` for what is no number.
+pub(crate) fn to_decimal(value: &Bson) -> Option<Bson> {
+    width(value).map(|_| from_dec(to_dec(value)))
+}
+
 /// `$abs`: the type is kept, but the least int32 widens to int64 and the least int64
 /// overflows.
 pub(crate) fn abs(value: &Bson) -> Result<Bson, ArithError> {

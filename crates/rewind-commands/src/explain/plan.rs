@@ -73,17 +73,26 @@ impl Tree {
                 stages.push(with_stats(express, c.matched, ("keysExamined", c.keys)));
             }
             Some((spec, values)) => {
-                // The equality is on the index's leading field; the others are unbounded.
+                // The equality is on the index's leading field; the others are unbounded. A
+                // descending field lists its intervals from the top, as mongod prints them.
                 let mut bounds = Document::new();
-                for (position, key) in spec.key.keys().enumerate() {
-                    let intervals: Vec<Bson> = if position == 0 {
+                for (position, (key, direction)) in spec.key.iter().enumerate() {
+                    let descending = matches!(direction, Bson::Int32(n) if *n < 0)
+                        || matches!(direction, Bson::Int64(n) if *n < 0)
+                        || matches!(direction, Bson::Double(n) if *n < 0.0);
+                    let mut intervals: Vec<Bson> = if position == 0 {
                         values
                             .iter()
                             .map(|v| Bson::String(format!("[{}, {}]", shown(v), shown(v))))
                             .collect()
+                    } else if descending {
+                        vec![Bson::String("[MaxKey, MinKey]".into())]
                     } else {
                         vec![Bson::String("[MinKey, MaxKey]".into())]
                     };
+                    if descending {
+                        intervals.reverse();
+                    }
                     bounds.insert(key.clone(), intervals);
                 }
                 let scan = doc! {

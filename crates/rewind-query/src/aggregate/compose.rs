@@ -49,10 +49,22 @@ impl Facet {
         }
         let mut facets = Vec::with_capacity(spec.len());
         for (name, stages) in spec {
-            if name.is_empty() || name.starts_with('$') || name.contains('.') {
+            if name.is_empty() {
                 return Err(QueryError::location(
-                    40352,
-                    format!("FieldPath field names may not start with '$' or contain '.': {name}"),
+                    15998,
+                    "FieldPath field names may not be empty strings.",
+                ));
+            }
+            if name.starts_with('$') {
+                return Err(QueryError::location(
+                    16410,
+                    format!("FieldPath field names may not start with '$'. ({name})"),
+                ));
+            }
+            if name.contains('.') {
+                return Err(QueryError::location(
+                    16412,
+                    format!("FieldPath field names may not contain '.'. ({name})"),
                 ));
             }
             let Bson::Array(stages) = stages else {
@@ -113,16 +125,28 @@ impl Facet {
 /// `$sortByCount: <expr>` as mongod rewrites it: `$group` by the expression with a `count`,
 /// then `$sort` by it, descending.
 pub(super) fn parse_sort_by_count(spec: &Bson) -> QueryResult<(Group, SortSpec)> {
-    let expression = match spec {
-        Bson::String(s) if s.starts_with('$') => true,
-        Bson::Document(d) => d.len() == 1 && d.keys().next().is_some_and(|k| k.starts_with('$')),
-        _ => false,
-    };
-    if !expression {
-        return Err(QueryError::location(
-            40148,
-            "the sortBy field must be defined as a $-prefixed path or an expression",
-        ));
+    match spec {
+        Bson::String(s) if s.starts_with('$') => {}
+        Bson::String(_) => {
+            return Err(QueryError::location(
+                40148,
+                "the sortBy field must be defined as a $-prefixed path or an expression",
+            ));
+        }
+        Bson::Document(d)
+            if d.len() == 1 && d.keys().next().is_some_and(|k| k.starts_with('$')) => {}
+        Bson::Document(_) => {
+            return Err(QueryError::location(
+                40147,
+                "the sortBy object must be an expression with a single $-prefixed operator",
+            ));
+        }
+        _ => {
+            return Err(QueryError::location(
+                40149,
+                "the sortBy field must be defined as a $-prefixed path or an expression",
+            ));
+        }
     }
     let group = Group::parse(&Bson::Document(
         doc! {"_id": spec.clone(), "count": {"$sum": 1}},

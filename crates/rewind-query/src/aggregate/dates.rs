@@ -191,8 +191,18 @@ fn zone(
     )))
 }
 
+/// `t` at `offset`, refused (18537) past the years the calendar holds.
+fn local(t: OffsetDateTime, offset: UtcOffset, name: &str) -> QueryResult<OffsetDateTime> {
+    t.checked_to_offset(offset).ok_or_else(|| {
+        QueryError::location(
+            18537,
+            format!("{name}: the date is outside years -9999 to 9999 at offset {offset}"),
+        )
+    })
+}
+
 /// `±HH`, `±HHMM` or `±HH:MM`, as mongod reads an offset.
-fn fixed_offset(tz: &str) -> Option<UtcOffset> {
+pub(super) fn fixed_offset(tz: &str) -> Option<UtcOffset> {
     let (sign, digits) = match tz.split_at_checked(1)? {
         ("+", rest) => (1, rest),
         ("-", rest) => (-1, rest),
@@ -229,7 +239,7 @@ pub(super) fn date_part(
     let Some(offset) = zone(arg(1)?, name, |m| QueryError::location(40533, m))? else {
         return Ok(Bson::Null);
     };
-    let t = t.to_offset(offset);
+    let t = local(t, offset, name)?;
     let (iso_year, iso_week, _) = t.to_iso_week_date();
     let value = match part {
         DatePart::Year => t.year(),
@@ -281,7 +291,7 @@ pub(super) fn date_to_string(args: &[Expr], doc: &Document) -> QueryResult<Optio
     let (Some(offset), Some(format)) = (offset, format) else {
         return Ok(Some(Bson::Null));
     };
-    render(&format, t.to_offset(offset)).map(|text| Some(Bson::String(text)))
+    render(&format, local(t, offset, NAME)?).map(|text| Some(Bson::String(text)))
 }
 
 /// Refuses a format with an unknown specifier (18536) or a lone `%` at its end (18535).
@@ -429,6 +439,15 @@ mod tests {
         for tz in ["Z", "+5", "+05:3", "05:30", "+ab"] {
             assert!(fixed_offset(tz).is_none(), "{tz}");
         }
+        // A local time past the calendar's years is an error, not a panic.
+        let last = date_of(
+            Some(Bson::DateTime(DateTime::from_millis(253_402_299_000_000))),
+            "t",
+        );
+        let last = last.ok().flatten().unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(last.year(), 9999);
+        let plus_one = fixed_offset("+01").unwrap_or(UtcOffset::UTC);
+        assert!(local(last, plus_one, "t").is_err_and(|e| e.code == 18537));
         // A year before 0 prints nowhere a four-digit year is asked for; other parts print.
         let far = at(-62_200_000_000_000);
         assert!(far.year() < 0);

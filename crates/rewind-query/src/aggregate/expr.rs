@@ -100,8 +100,9 @@ pub enum Op {
     ConcatArrays,
     /// `$mergeObjects` (expression form)
     MergeObjects,
-    /// `$convert` (`[input, to, onError, onNull]`)
-    Convert,
+    /// `$convert` (`[input, to, onError, onNull]`), and whether `onError` and `onNull` were
+    /// given.
+    Convert(bool, bool),
     /// `$toInt`, `$toString`, ...
     To(Target),
 }
@@ -151,7 +152,7 @@ const OPS: &[(&str, Op, Option<usize>)] = &[
     ("$floor", Op::Floor, Some(1)),
     ("$concatArrays", Op::ConcatArrays, None),
     ("$mergeObjects", Op::MergeObjects, None),
-    ("$convert", Op::Convert, None),
+    ("$convert", Op::Convert(false, false), None),
     ("$toBool", Op::To(Target::Bool), Some(1)),
     ("$toInt", Op::To(Target::Int), Some(1)),
     ("$toLong", Op::To(Target::Long), Some(1)),
@@ -379,7 +380,10 @@ fn parse_object(d: &Document) -> QueryResult<Expr> {
         (Op::DatePart(_), _) => super::dates::parse_date_argument(name, arg)?,
         (Op::DateToString, _) => super::dates::parse_date_to_string(arg)?,
         (Op::Switch, _) => parse_switch(arg)?,
-        (Op::Convert, _) => super::convert::parse_convert(arg)?,
+        (Op::Convert(..), _) => {
+            let (args, on_error, on_null) = super::convert::parse_convert(arg)?;
+            return Ok(Expr::Op(Op::Convert(on_error, on_null), args));
+        }
         (_, Bson::Array(items)) => items.iter().map(Expr::parse).collect::<QueryResult<_>>()?,
         (_, single) => vec![Expr::parse(single)?],
     };

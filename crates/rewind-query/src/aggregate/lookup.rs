@@ -132,7 +132,8 @@ impl Lookup {
 /// Checks a field path as mongod's FieldPath does.
 fn field_path(path: &str) -> QueryResult<()> {
     if path.is_empty() {
-        return Err(QueryError::failed_to_parse(
+        return Err(QueryError::location(
+            40352,
             "FieldPath cannot be constructed with empty string",
         ));
     }

@@ -225,7 +225,9 @@ pub(super) fn apply(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Option
         },
         Op::DatePart(part) => super::dates::date_part(part, op_name(op), args, doc)?,
         Op::DateToString => return super::dates::date_to_string(args, doc),
-        Op::Convert => return super::convert::convert(args, doc),
+        Op::Convert(on_error, on_null) => {
+            return super::convert::convert(args, on_error, on_null, doc);
+        }
         Op::To(target) => super::convert::shorthand(target, args, doc)?,
         Op::Switch => {
             let mut pairs = args.chunks_exact(2);

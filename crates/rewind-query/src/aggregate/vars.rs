@@ -6,6 +6,7 @@
 //! thread-local stacks: parsing and evaluating an expression never leave the thread.
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
 use bson::{Bson, Document, doc};
 
@@ -16,8 +17,29 @@ use crate::types::type_alias;
 thread_local! {
     /// User variable names in scope while parsing, innermost last.
     static SCOPE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-    /// Values bound while evaluating, innermost last.
-    static BOUND: RefCell<Vec<(String, Bson)>> = const { RefCell::new(Vec::new()) };
+    /// Values bound while evaluating, innermost last (`None`: bound to missing).
+    static BOUND: RefCell<Vec<(String, Option<Bson>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Restores a stack to its length when created, when dropped: even a panic unwinding
+/// through an evaluation leaves no entry behind on the (reused) thread.
+struct Restore<T: 'static> {
+    stack: &'static LocalKey<RefCell<Vec<T>>>,
+    len: usize,
+}
+
+impl<T: 'static> Restore<T> {
+    fn push(stack: &'static LocalKey<RefCell<Vec<T>>>, items: impl IntoIterator<Item = T>) -> Self {
+        let len = stack.with_borrow(Vec::len);
+        stack.with_borrow_mut(|s| s.extend(items));
+        Self { stack, len }
+    }
+}
+
+impl<T: 'static> Drop for Restore<T> {
+    fn drop(&mut self) {
+        self.stack.with_borrow_mut(|s| s.truncate(self.len));
+    }
 }
 
 /// Whether a user variable of this name is in scope (parsing).
@@ -27,19 +49,14 @@ pub(super) fn in_scope(name: &str) -> bool {
 
 /// Parses with `names` in scope.
 fn parse_in<T>(names: &[String], parse: impl FnOnce() -> QueryResult<T>) -> QueryResult<T> {
-    SCOPE.with_borrow_mut(|scope| scope.extend(names.iter().cloned()));
-    let out = parse();
-    SCOPE.with_borrow_mut(|scope| scope.truncate(scope.len() - names.len()));
-    out
+    let _scope = Restore::push(&SCOPE, names.iter().cloned());
+    parse()
 }
 
 /// Evaluates with `bindings` visible (over outer ones of the same names).
-fn evaluate_with<T>(bindings: Vec<(String, Bson)>, f: impl FnOnce() -> T) -> T {
-    let count = bindings.len();
-    BOUND.with_borrow_mut(|bound| bound.extend(bindings));
-    let out = f();
-    BOUND.with_borrow_mut(|bound| bound.truncate(bound.len() - count));
-    out
+fn evaluate_with<T>(bindings: Vec<(String, Option<Bson>)>, f: impl FnOnce() -> T) -> T {
+    let _bound = Restore::push(&BOUND, bindings);
+    f()
 }
 
 /// The value of `$$name.parts` (missing when unbound, which parsing rules out).
@@ -49,7 +66,7 @@ pub(super) fn value_of(name: &str, parts: &[String]) -> Option<Bson> {
             .iter()
             .rev()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
+            .and_then(|(_, v)| v.clone())
     })?;
     if parts.is_empty() {
         return Some(value);
@@ -101,15 +118,17 @@ pub enum Scoped {
     Reduce(Box<Expr>, Box<Expr>, Box<Expr>),
 }
 
-/// The named arguments of `spec`, refusing an unknown one with the error `unknown` makes.
+/// The named arguments of `spec`: `not_object` makes the error for an argument that is no
+/// document, `unknown` the one for an unknown field.
 fn arguments<'a>(
     name: &str,
     spec: &'a Bson,
     known: &[&str],
+    not_object: fn(String) -> QueryError,
     unknown: fn(String) -> QueryError,
 ) -> QueryResult<&'a Document> {
     let Bson::Document(spec) = spec else {
-        return Err(QueryError::failed_to_parse(format!(
+        return Err(not_object(format!(
             "{name} only supports an object as its argument"
         )));
     };
@@ -150,9 +169,13 @@ impl Scoped {
     pub(super) fn parse(name: &str, spec: &Bson) -> QueryResult<Option<Scoped>> {
         Ok(Some(match name {
             "$let" => {
-                let spec = arguments(name, spec, &["vars", "in"], |m| {
-                    QueryError::location(16875, m)
-                })?;
+                let spec = arguments(
+                    name,
+                    spec,
+                    &["vars", "in"],
+                    |m| QueryError::location(16874, m),
+                    |m| QueryError::location(16875, m),
+                )?;
                 let Bson::Document(vars) =
                     required(spec, "vars", |m| QueryError::location(16876, m))?
                 else {
@@ -171,9 +194,13 @@ impl Scoped {
                 Scoped::Let(bound, Box::new(parse_in(&names, || Expr::parse(body))?))
             }
             "$map" => {
-                let spec = arguments(name, spec, &["input", "as", "in"], |m| {
-                    QueryError::location(16879, m)
-                })?;
+                let spec = arguments(
+                    name,
+                    spec,
+                    &["input", "as", "in"],
+                    |m| QueryError::location(16878, m),
+                    |m| QueryError::location(16879, m),
+                )?;
                 let input =
                     Expr::parse(required(spec, "input", |m| QueryError::location(16880, m))?)?;
                 let each = element_name(spec)?;
@@ -182,9 +209,13 @@ impl Scoped {
                 Scoped::Map(Box::new(input), each, Box::new(body))
             }
             "$filter" => {
-                let spec = arguments(name, spec, &["input", "as", "cond", "limit"], |m| {
-                    QueryError::location(28647, m)
-                })?;
+                let spec = arguments(
+                    name,
+                    spec,
+                    &["input", "as", "cond", "limit"],
+                    |m| QueryError::location(28646, m),
+                    |m| QueryError::location(28647, m),
+                )?;
                 let input =
                     Expr::parse(required(spec, "input", |m| QueryError::location(28648, m))?)?;
                 let each = element_name(spec)?;
@@ -198,9 +229,13 @@ impl Scoped {
                 Scoped::Filter(Box::new(input), each, Box::new(cond), limit)
             }
             "$reduce" => {
-                let spec = arguments(name, spec, &["input", "initialValue", "in"], |m| {
-                    QueryError::location(40076, m)
-                })?;
+                let spec = arguments(
+                    name,
+                    spec,
+                    &["input", "initialValue", "in"],
+                    |m| QueryError::location(40075, m),
+                    |m| QueryError::location(40076, m),
+                )?;
                 let input =
                     Expr::parse(required(spec, "input", |m| QueryError::location(40077, m))?)?;
                 let initial = Expr::parse(required(spec, "initialValue", |m| {
@@ -221,7 +256,7 @@ impl Scoped {
             Scoped::Let(vars, body) => {
                 let values = vars
                     .iter()
-                    .map(|(n, e)| Ok((n.clone(), e.evaluate(doc)?)))
+                    .map(|(n, e)| Ok((n.clone(), e.evaluate_opt(doc)?)))
                     .collect::<QueryResult<Vec<_>>>()?;
                 evaluate_with(values, || body.evaluate_opt(doc))
             }
@@ -234,7 +269,9 @@ impl Scoped {
                 };
                 let mapped = items
                     .into_iter()
-                    .map(|item| evaluate_with(vec![(each.clone(), item)], || body.evaluate(doc)))
+                    .map(|item| {
+                        evaluate_with(vec![(each.clone(), Some(item))], || body.evaluate(doc))
+                    })
                     .collect::<QueryResult<Vec<_>>>()?;
                 Ok(Some(Bson::Array(mapped)))
             }
@@ -248,6 +285,10 @@ impl Scoped {
                 else {
                     return Ok(Some(Bson::Null));
                 };
+                // An empty input is empty before the limit is looked at, as in mongod.
+                if items.is_empty() {
+                    return Ok(Some(Bson::Array(items)));
+                }
                 let limit = match limit {
                     None => None,
                     Some(limit) => match limit.evaluate(doc)? {
@@ -260,8 +301,9 @@ impl Scoped {
                     if limit.is_some_and(|l| kept.len() >= l) {
                         break;
                     }
-                    let keep =
-                        evaluate_with(vec![(each.clone(), item.clone())], || cond.evaluate(doc))?;
+                    let keep = evaluate_with(vec![(each.clone(), Some(item.clone()))], || {
+                        cond.evaluate(doc)
+                    })?;
                     if truthy(&keep) {
                         kept.push(item);
                     }
@@ -278,12 +320,14 @@ impl Scoped {
                 else {
                     return Ok(Some(Bson::Null));
                 };
-                let mut value = initial.evaluate(doc)?;
+                // Missing stays missing through the steps, as in mongod.
+                let mut value = initial.evaluate_opt(doc)?;
                 for item in items {
-                    let bindings = vec![("this".to_owned(), item), ("value".to_owned(), value)];
-                    value = evaluate_with(bindings, || body.evaluate(doc))?;
+                    let bindings =
+                        vec![("this".to_owned(), Some(item)), ("value".to_owned(), value)];
+                    value = evaluate_with(bindings, || body.evaluate_opt(doc))?;
                 }
-                Ok(Some(value))
+                Ok(value)
             }
         }
     }
@@ -302,16 +346,18 @@ fn array_input(
     }
 }
 
-/// `$filter`'s `limit`: a positive whole number.
+/// `$filter`'s `limit`: a positive whole number within 32 bits.
 fn filter_limit(value: &Bson) -> QueryResult<usize> {
     let whole = match value {
         Bson::Int32(n) => Some(i64::from(*n)),
         Bson::Int64(n) => Some(*n),
-        // A whole double is an integer.
+        // A whole double within range is an integer.
         #[allow(clippy::cast_possible_truncation)]
-        Bson::Double(f) if f.fract() == 0.0 => Some(*f as i64),
+        Bson::Double(f) if f.fract() == 0.0 && f.abs() < 1e18 => Some(*f as i64),
+        Bson::Decimal128(d) => rewind_bson::decimal::Decimal::decode(d).as_i64(),
         _ => None,
-    };
+    }
+    .filter(|n| i32::try_from(*n).is_ok());
     match whole {
         Some(n) if n > 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
         Some(n) => Err(QueryError::location(

@@ -482,6 +482,44 @@ fn conversions() {
         err(doc! {"$convert": {"input": 1, "to": "nothing"}}),
         Err(2)
     );
+    // `to` is checked before a null input; a number that is no type is FailedToParse.
+    assert_eq!(
+        err(doc! {"$convert": {"input": "$missing", "to": 3.6}}),
+        Err(9)
+    );
+    assert_eq!(err(doc! {"$convert": {"input": 1, "to": 99}}), Err(9));
+    assert_eq!(
+        err(doc! {"$convert": {"input": 1, "to": "int", "format": "x"}}),
+        Err(238)
+    );
+    // A double is checked for overflow before it is truncated.
+    assert_eq!(err(doc! {"$toInt": 2_147_483_647.5}), Err(241));
+
+    let more = run(
+        vec![doc! {"$project": {
+            "_id": 0,
+            "ms": {"$toLong": "$t"},
+            "nan": {"$toString": f64::NAN}, "inf": {"$toString": f64::NEG_INFINITY},
+            "big": {"$toDecimal": 1e20},
+            "spaced": {"$toDate": "2018-03-20 11:00:06 +0500"},
+            "short": {"$toDate": "2018-03-03T12:00"},
+            "frac": {"$toDate": "2018-03-03T12:00:00.5-01:00"},
+            "gone": {"$convert": {"input": "x", "to": "int", "onError": "$$REMOVE"}},
+            "dec_to": {"$convert": {"input": "7", "to": Bson::Decimal128("18".parse().unwrap_or_else(|e| panic!("{e:?}")))}},
+        }}],
+        vec![doc! {"t": bson::DateTime::from_millis(1_609_679_045_678)}],
+    );
+    assert_eq!(
+        more,
+        vec![doc! {
+            "ms": 1_609_679_045_678i64, "nan": "NaN", "inf": "-Infinity",
+            "big": Bson::Decimal128("1.00000000000000E+20".parse().unwrap_or_else(|e| panic!("{e:?}"))),
+            "spaced": bson::DateTime::from_millis(1_521_525_606_000),
+            "short": bson::DateTime::from_millis(1_520_078_400_000),
+            "frac": bson::DateTime::from_millis(1_520_082_000_500),
+            "dec_to": 7i64,
+        }]
+    );
 }
 
 #[test]
@@ -528,6 +566,22 @@ fn variables_let_map_filter_reduce() {
         code(doc! {"$let": {"vars": {}, "in": 1, "x": 2}}),
         Err(16875)
     );
+    assert_eq!(code(doc! {"$map": 1}), Err(16878));
+    assert_eq!(
+        code(doc! {"$filter": {"input": [1], "cond": true, "limit": 5_000_000_000i64}}),
+        Err(327391)
+    );
+    // An empty input is empty before the limit is looked at; a missing variable stays missing.
+    let out = run(
+        vec![doc! {"$project": {
+            "_id": 0,
+            "empty": {"$filter": {"input": [], "cond": true, "limit": 0}},
+            "kind": {"$let": {"vars": {"x": "$missing"}, "in": {"$type": "$$x"}}},
+            "dropped": {"$let": {"vars": {"x": "$missing"}, "in": "$$x"}},
+        }}],
+        vec![doc! {}],
+    );
+    assert_eq!(out, vec![doc! {"empty": [], "kind": "missing"}]);
 }
 
 #[test]
@@ -596,6 +650,9 @@ fn stage_errors() {
     );
     assert_eq!(parse(vec![doc! {"$facet": {}}]), 40169);
     assert_eq!(parse(vec![doc! {"$sortByCount": "item"}]), 40148);
+    assert_eq!(parse(vec![doc! {"$sortByCount": {"a": 1}}]), 40147);
+    assert_eq!(parse(vec![doc! {"$sortByCount": 1}]), 40149);
+    assert_eq!(parse(vec![doc! {"$facet": {"a.b": []}}]), 16412);
     assert_eq!(parse(vec![doc! {"$bucketAuto": {}}]), 238);
     assert_eq!(
         parse(vec![doc! {"$project": {"x": {"$add": [1], "$sub": 1}}}]),
