@@ -5,6 +5,7 @@ use bson::{Bson, Document};
 
 use super::convert::Target;
 use super::dates::DatePart;
+use super::strings::StringOp;
 use super::vars::Scoped;
 use crate::error::{QueryError, QueryResult};
 use crate::path;
@@ -105,6 +106,8 @@ pub enum Op {
     Convert(bool, bool),
     /// `$toInt`, `$toString`, ...
     To(Target),
+    /// `$strLenCP`, `$split`, `$trim`, ...
+    Str(StringOp),
 }
 
 const OPS: &[(&str, Op, Option<usize>)] = &[
@@ -161,6 +164,17 @@ const OPS: &[(&str, Op, Option<usize>)] = &[
     ("$toString", Op::To(Target::String), Some(1)),
     ("$toObjectId", Op::To(Target::ObjectId), Some(1)),
     ("$toDate", Op::To(Target::Date), Some(1)),
+    ("$strLenBytes", Op::Str(StringOp::LenBytes), Some(1)),
+    ("$strLenCP", Op::Str(StringOp::LenCodePoints), Some(1)),
+    ("$substrCP", Op::Str(StringOp::SubstrCodePoints), Some(3)),
+    ("$indexOfCP", Op::Str(StringOp::IndexOfCodePoints), None),
+    ("$split", Op::Str(StringOp::Split), Some(2)),
+    ("$strcasecmp", Op::Str(StringOp::CaseCompare), Some(2)),
+    ("$trim", Op::Str(StringOp::Trim), None),
+    ("$ltrim", Op::Str(StringOp::TrimStart), None),
+    ("$rtrim", Op::Str(StringOp::TrimEnd), None),
+    ("$replaceOne", Op::Str(StringOp::ReplaceOne), None),
+    ("$replaceAll", Op::Str(StringOp::ReplaceAll), None),
 ];
 
 /// The name of an operator, for messages.
@@ -217,6 +231,14 @@ impl Expr {
             ))),
             Expr::Op(op, args) => super::ops::apply(*op, args, doc),
         }
+    }
+}
+
+/// An operator's arguments given as an array, or as one expression.
+fn positional(arg: &Bson) -> QueryResult<Vec<Expr>> {
+    match arg {
+        Bson::Array(items) => items.iter().map(Expr::parse).collect(),
+        single => Ok(vec![Expr::parse(single)?]),
     }
 }
 
@@ -384,9 +406,21 @@ fn parse_object(d: &Document) -> QueryResult<Expr> {
             let (args, on_error, on_null) = super::convert::parse_convert(arg)?;
             return Ok(Expr::Op(Op::Convert(on_error, on_null), args));
         }
-        (_, Bson::Array(items)) => items.iter().map(Expr::parse).collect::<QueryResult<_>>()?,
-        (_, single) => vec![Expr::parse(single)?],
+        (Op::Str(string_op), _) => match super::strings::parse_named(*string_op, name, arg)? {
+            Some(args) => args,
+            None => positional(arg)?,
+        },
+        _ => positional(arg)?,
     };
+    if *op == Op::Str(StringOp::IndexOfCodePoints) && !(2..=4).contains(&args.len()) {
+        return Err(QueryError::location(
+            16020,
+            format!(
+                "Expression $indexOfCP takes at least 2 arguments, and at most 4, but {} were passed in.",
+                args.len()
+            ),
+        ));
+    }
     if let Some(n) = arity
         && args.len() != *n
     {

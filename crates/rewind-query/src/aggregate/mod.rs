@@ -9,6 +9,7 @@ mod group;
 mod lookup;
 mod ops;
 mod stages;
+mod strings;
 mod unsupported;
 mod unwind;
 mod vars;
@@ -21,6 +22,7 @@ use crate::filter::Filter;
 pub use convert::Target;
 pub use dates::DatePart;
 pub use stages::Stage;
+pub use strings::StringOp;
 pub use vars::Scoped;
 
 /// A parsed aggregation pipeline.

@@ -229,6 +229,7 @@ pub(super) fn apply(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Option
             return super::convert::convert(args, on_error, on_null, doc);
         }
         Op::To(target) => super::convert::shorthand(target, args, doc)?,
+        Op::Str(string_op) => super::strings::apply(string_op, op_name(op), args, doc)?,
         Op::Switch => {
             let mut pairs = args.chunks_exact(2);
             for pair in &mut pairs {

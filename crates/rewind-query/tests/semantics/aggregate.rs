@@ -585,6 +585,50 @@ fn variables_let_map_filter_reduce() {
 }
 
 #[test]
+fn string_expressions() {
+    let out = run(
+        vec![doc! {"$project": {
+            "_id": 0,
+            "bytes": {"$strLenBytes": "$s"}, "cps": {"$strLenCP": "$s"},
+            "sub": {"$substrCP": ["$s", 1, 3]}, "past": {"$substrCP": ["$s", 10, 2]},
+            "at": {"$indexOfCP": ["$s", "é"]}, "from": {"$indexOfCP": ["$s", "l", 3]},
+            "none": {"$indexOfCP": ["$s", "z"]}, "nullIdx": {"$indexOfCP": [null, "z"]},
+            "parts": {"$split": ["a,b,,c", ","]}, "nullSplit": {"$split": ["$missing", ","]},
+            "cmp": {"$strcasecmp": ["ABC", "abd"]},
+            "trim": {"$trim": {"input": "  x y \n"}}, "ltrim": {"$ltrim": {"input": "xxhixx", "chars": "x"}},
+            "rtrim": {"$rtrim": {"input": "xxhixx", "chars": "x"}},
+            "one": {"$replaceOne": {"input": "a.a.a", "find": ".", "replacement": "-"}},
+            "all": {"$replaceAll": {"input": "a.a.a", "find": ".", "replacement": "-"}},
+            "nullRep": {"$replaceAll": {"input": null, "find": ".", "replacement": "-"}},
+        }}],
+        vec![doc! {"s": "héllo"}],
+    );
+    assert_eq!(
+        out,
+        vec![doc! {
+            "bytes": 6, "cps": 5, "sub": "éll", "past": "", "at": 1, "from": 3, "none": -1,
+            "nullIdx": null, "parts": ["a", "b", "", "c"], "nullSplit": null, "cmp": -1,
+            "trim": "x y", "ltrim": "hixx", "rtrim": "xxhi", "one": "a-a.a", "all": "a-a-a",
+            "nullRep": null,
+        }]
+    );
+    let err = |expr: Document| {
+        Pipeline::parse(&[doc! {"$project": {"x": expr}}])
+            .and_then(|p| p.run(vec![doc! {}]))
+            .map_err(|e| e.code)
+    };
+    assert_eq!(err(doc! {"$strLenCP": 5}), Err(34471));
+    assert_eq!(err(doc! {"$split": ["a", ""]}), Err(40087));
+    assert_eq!(err(doc! {"$substrCP": ["abc", -1, 1]}), Err(34454));
+    assert_eq!(err(doc! {"$trim": {"input": 5}}), Err(50699));
+    assert_eq!(
+        err(doc! {"$replaceAll": {"input": "a", "find": 1, "replacement": null}}),
+        Err(51745)
+    );
+    assert_eq!(err(doc! {"$indexOfCP": ["a"]}), Err(16020));
+}
+
+#[test]
 fn stage_errors() {
     let parse = |stages: Vec<Document>| code(Pipeline::parse(&stages));
     let err = Pipeline::parse(&[doc! {"$foo": {}}]).expect_err("unknown stage");

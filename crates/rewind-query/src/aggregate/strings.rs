@@ -1,0 +1,363 @@
+//! String expressions counted in code points (`$strLenCP`, `$substrCP`, `$indexOfCP`) or
+//! bytes (`$strLenBytes`), and `$split`, `$trim`/`$ltrim`/`$rtrim`, `$strcasecmp`,
+//! `$replaceOne`/`$replaceAll`, with mongod's null handling and error codes.
+
+use std::cmp::Ordering;
+
+use bson::{Bson, Document};
+
+use super::coerce::coerce_to_string;
+use super::expr::Expr;
+use crate::compare::Num;
+use crate::error::{QueryError, QueryResult};
+use crate::types::type_alias;
+
+/// Which string operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringOp {
+    /// `$strLenBytes`
+    LenBytes,
+    /// `$strLenCP`
+    LenCodePoints,
+    /// `$substrCP`
+    SubstrCodePoints,
+    /// `$indexOfCP`
+    IndexOfCodePoints,
+    /// `$split`
+    Split,
+    /// `$strcasecmp`
+    CaseCompare,
+    /// `$trim`
+    Trim,
+    /// `$ltrim`
+    TrimStart,
+    /// `$rtrim`
+    TrimEnd,
+    /// `$replaceOne`
+    ReplaceOne,
+    /// `$replaceAll`
+    ReplaceAll,
+}
+
+/// The characters `$trim` removes by default: mongod's whitespace list.
+const WHITESPACE: &[char] = &[
+    '\0', ' ', '\t', '\n', '\u{0B}', '\u{0C}', '\r', '\u{A0}', '\u{1680}', '\u{2000}', '\u{2001}',
+    '\u{2002}', '\u{2003}', '\u{2004}', '\u{2005}', '\u{2006}', '\u{2007}', '\u{2008}', '\u{2009}',
+    '\u{200A}',
+];
+
+/// Parses the named-argument forms: `$trim`-like `{input, chars}` as `[input, chars]` and
+/// `$replace*` `{input, find, replacement}` as `[input, find, replacement]`; `None` for the
+/// operators whose arguments are an array.
+pub(super) fn parse_named(op: StringOp, name: &str, arg: &Bson) -> QueryResult<Option<Vec<Expr>>> {
+    let fields: &[&str] = match op {
+        StringOp::Trim | StringOp::TrimStart | StringOp::TrimEnd => &["input", "chars"],
+        StringOp::ReplaceOne | StringOp::ReplaceAll => &["input", "find", "replacement"],
+        _ => return Ok(None),
+    };
+    let Bson::Document(spec) = arg else {
+        return Err(QueryError::location(
+            50696,
+            format!(
+                "{name} only supports an object as an argument, found: {}",
+                type_alias(arg)
+            ),
+        ));
+    };
+    if let Some(other) = spec.keys().find(|k| !fields.contains(&k.as_str())) {
+        return Err(QueryError::location(
+            50694,
+            format!("{name} found an unknown argument: {other}"),
+        ));
+    }
+    let mut args = Vec::with_capacity(fields.len());
+    for field in fields {
+        match spec.get(*field) {
+            Some(value) => args.push(Expr::parse(value)?),
+            // Only `chars` may be left out.
+            None if *field == "chars" => args.push(Expr::Remove),
+            None => {
+                return Err(QueryError::location(
+                    50695,
+                    format!("{name} requires '{field}' to be specified"),
+                ));
+            }
+        }
+    }
+    Ok(Some(args))
+}
+
+/// Evaluates a string operator; `None` is missing.
+pub(super) fn apply(op: StringOp, name: &str, args: &[Expr], doc: &Document) -> QueryResult<Bson> {
+    let arg = |i: usize| args.get(i).map_or(Ok(None), |e| e.evaluate_opt(doc));
+    let nullish = |v: &Option<Bson>| matches!(v, None | Some(Bson::Null | Bson::Undefined));
+    match op {
+        StringOp::LenBytes | StringOp::LenCodePoints => match arg(0)? {
+            Some(Bson::String(s)) => Ok(count(if op == StringOp::LenBytes {
+                s.len()
+            } else {
+                s.chars().count()
+            })),
+            other => Err(if op == StringOp::LenBytes {
+                QueryError::location(
+                    34473,
+                    format!(
+                        "$strLenBytes requires a string argument, found: {}",
+                        alias(&other)
+                    ),
+                )
+            } else {
+                QueryError::location(
+                    34471,
+                    format!(
+                        "$strLenCP requires a string argument, found: {}",
+                        alias(&other)
+                    ),
+                )
+            }),
+        },
+        StringOp::SubstrCodePoints => {
+            let text = coerce_to_string(arg(0)?)?;
+            let start = arg(1)?;
+            let start = int32(&start).ok_or_else(|| match start.as_ref().and_then(Num::of) {
+                Some(_) => QueryError::location(
+                    34451,
+                    "$substrCP: starting index cannot be represented as a 32-bit integral value",
+                ),
+                None => QueryError::location(
+                    34450,
+                    format!(
+                        "$substrCP: starting index must be a numeric type (is BSON type {})",
+                        alias(&start)
+                    ),
+                ),
+            })?;
+            let length = arg(2)?;
+            let length = int32(&length).ok_or_else(|| match length.as_ref().and_then(Num::of) {
+                Some(_) => QueryError::location(
+                    34453,
+                    "$substrCP: length cannot be represented as a 32-bit integral value",
+                ),
+                None => QueryError::location(
+                    34452,
+                    format!(
+                        "$substrCP: length must be a numeric type (is BSON type {})",
+                        alias(&length)
+                    ),
+                ),
+            })?;
+            let start = usize::try_from(start).map_err(|_| {
+                QueryError::location(
+                    34454,
+                    "$substrCP: the starting index must be nonnegative integer.",
+                )
+            })?;
+            let length = usize::try_from(length).map_err(|_| {
+                QueryError::location(34455, "$substrCP: length must be a nonnegative integer.")
+            })?;
+            Ok(Bson::String(
+                text.chars().skip(start).take(length).collect(),
+            ))
+        }
+        StringOp::IndexOfCodePoints => {
+            let text = match arg(0)? {
+                v if nullish(&v) => return Ok(Bson::Null),
+                Some(Bson::String(s)) => s,
+                other => {
+                    return Err(QueryError::location(
+                        40093,
+                        format!(
+                            "$indexOfCP requires a string as the first argument, found: {}",
+                            alias(&other)
+                        ),
+                    ));
+                }
+            };
+            let needle = match arg(1)? {
+                Some(Bson::String(s)) => s,
+                other => {
+                    return Err(QueryError::location(
+                        40094,
+                        format!(
+                            "$indexOfCP requires a string as the second argument, found: {}",
+                            alias(&other)
+                        ),
+                    ));
+                }
+            };
+            let chars: Vec<char> = text.chars().collect();
+            let bound = |i: usize, default: usize| -> QueryResult<usize> {
+                match args
+                    .get(i)
+                    .map(|e| e.evaluate_opt(doc))
+                    .transpose()?
+                    .flatten()
+                {
+                    None => Ok(default),
+                    Some(value) => {
+                        let n = int32(&Some(value.clone())).ok_or_else(|| {
+                            QueryError::location(40096, format!("$indexOfCP requires an integral starting index, found a value of type: {}, with value: {value}", type_alias(&value)))
+                        })?;
+                        usize::try_from(n).map_err(|_| {
+                            QueryError::location(
+                                40097,
+                                format!(
+                                    "$indexOfCP requires a nonnegative start index, found: {n}"
+                                ),
+                            )
+                        })
+                    }
+                }
+            };
+            let (start, end) = (bound(2, 0)?, bound(3, chars.len())?.min(chars.len()));
+            let needle: Vec<char> = needle.chars().collect();
+            // The match must lie within [start, end).
+            let found = (start <= end && needle.len() <= end - start)
+                .then(|| {
+                    (start..=end - needle.len())
+                        .find(|&i| chars.get(i..i + needle.len()) == Some(needle.as_slice()))
+                })
+                .flatten();
+            Ok(found.map_or(Bson::Int32(-1), count))
+        }
+        StringOp::Split => {
+            let (text, separator) = (arg(0)?, arg(1)?);
+            if nullish(&text) || nullish(&separator) {
+                return Ok(Bson::Null);
+            }
+            let Some(Bson::String(text)) = text else {
+                return Err(QueryError::location(
+                    40085,
+                    format!(
+                        "$split requires an expression that evaluates to a string as a first argument, found: {}",
+                        alias(&text)
+                    ),
+                ));
+            };
+            let Some(Bson::String(separator)) = separator else {
+                return Err(QueryError::location(
+                    40086,
+                    format!(
+                        "$split requires an expression that evaluates to a string as a second argument, found: {}",
+                        alias(&separator)
+                    ),
+                ));
+            };
+            if separator.is_empty() {
+                return Err(QueryError::location(
+                    40087,
+                    "$split requires a non-empty separator",
+                ));
+            }
+            Ok(Bson::Array(
+                text.split(separator.as_str())
+                    .map(|p| Bson::String(p.to_owned()))
+                    .collect(),
+            ))
+        }
+        StringOp::CaseCompare => {
+            let (a, b) = (coerce_to_string(arg(0)?)?, coerce_to_string(arg(1)?)?);
+            Ok(Bson::Int32(
+                match a.to_ascii_lowercase().cmp(&b.to_ascii_lowercase()) {
+                    Ordering::Less => -1,
+                    Ordering::Equal => 0,
+                    Ordering::Greater => 1,
+                },
+            ))
+        }
+        StringOp::Trim | StringOp::TrimStart | StringOp::TrimEnd => {
+            let input = match arg(0)? {
+                v if nullish(&v) => return Ok(Bson::Null),
+                Some(Bson::String(s)) => s,
+                other => {
+                    return Err(QueryError::location(
+                        50699,
+                        format!(
+                            "{name} requires its input to be a string, got {} instead.",
+                            alias(&other)
+                        ),
+                    ));
+                }
+            };
+            let chars: Vec<char> = match arg(1)? {
+                None if args.get(1).is_some_and(|e| matches!(e, Expr::Remove)) => {
+                    WHITESPACE.to_vec()
+                }
+                v if nullish(&v) => return Ok(Bson::Null),
+                Some(Bson::String(s)) => s.chars().collect(),
+                other => {
+                    return Err(QueryError::location(
+                        50700,
+                        format!(
+                            "{name} requires 'chars' to be a string, got {} instead.",
+                            alias(&other)
+                        ),
+                    ));
+                }
+            };
+            let trimmed = match op {
+                StringOp::Trim => input.trim_matches(chars.as_slice()),
+                StringOp::TrimStart => input.trim_start_matches(chars.as_slice()),
+                _ => input.trim_end_matches(chars.as_slice()),
+            };
+            Ok(Bson::String(trimmed.to_owned()))
+        }
+        StringOp::ReplaceOne | StringOp::ReplaceAll => {
+            // Every argument is type-checked before a null one makes the result null.
+            let values = [arg(0)?, arg(1)?, arg(2)?];
+            let mut texts = Vec::with_capacity(3);
+            for (index, value) in values.iter().enumerate() {
+                match value {
+                    v if nullish(v) => {}
+                    Some(Bson::String(s)) => texts.push(s.clone()),
+                    other => {
+                        let message = |field: &str| {
+                            format!(
+                                "{name} requires that '{field}' be a string, found: {}",
+                                alias(other)
+                            )
+                        };
+                        return Err(match index {
+                            0 => QueryError::location(51746, message("input")),
+                            1 => QueryError::location(51745, message("find")),
+                            _ => QueryError::location(51744, message("replacement")),
+                        });
+                    }
+                }
+            }
+            let [input, find, replacement] = texts.as_slice() else {
+                return Ok(Bson::Null);
+            };
+            Ok(Bson::String(if op == StringOp::ReplaceOne {
+                input.replacen(find.as_str(), replacement, 1)
+            } else {
+                input.replace(find.as_str(), replacement)
+            }))
+        }
+    }
+}
+
+/// A count as an int32 (lengths of one BSON document fit).
+fn count(n: usize) -> Bson {
+    Bson::Int32(i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+/// The type name of a possibly missing value, as mongod's messages print it.
+fn alias(value: &Option<Bson>) -> &'static str {
+    value.as_ref().map_or("missing", type_alias)
+}
+
+/// A number that is a whole value within 32 bits.
+fn int32(value: &Option<Bson>) -> Option<i32> {
+    match value.as_ref()? {
+        Bson::Int32(n) => Some(*n),
+        Bson::Int64(n) => i32::try_from(*n).ok(),
+        // A whole double within range.
+        #[allow(clippy::cast_possible_truncation)]
+        Bson::Double(f) if f.fract() == 0.0 && f.abs() <= f64::from(i32::MAX) => Some(*f as i32),
+        Bson::Decimal128(d) => rewind_bson::decimal::Decimal::decode(d)
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok()),
+        _ => None,
+    }
+}
