@@ -425,5 +425,6 @@ fn parse_iso(b: &[u8]) -> Option<i64> {
     let nanos = time::PrimitiveDateTime::new(date, time)
         .assume_offset(offset)
         .unix_timestamp_nanos();
-    i64::try_from(nanos / 1_000_000).ok()
+    // Milliseconds toward the past, as mongod truncates fractions (before 1970 too).
+    i64::try_from(nanos.div_euclid(1_000_000)).ok()
 }

@@ -208,9 +208,9 @@ pub(super) fn fixed_offset(tz: &str) -> Option<UtcOffset> {
         ("-", rest) => (-1, rest),
         _ => return None,
     };
-    let digits: String = match digits.len() {
-        2 | 4 => digits.to_owned(),
-        5 if digits.as_bytes().get(2) == Some(&b':') => digits.replace(':', ""),
+    let digits: String = match digits.as_bytes() {
+        [_, _] | [_, _, _, _] => digits.to_owned(),
+        [a, b, b':', c, d] => String::from_utf8(vec![*a, *b, *c, *d]).ok()?,
         _ => return None,
     };
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -436,7 +436,7 @@ mod tests {
         for tz in ["+05", "+0530", "-05:30", "+00:00"] {
             assert!(fixed_offset(tz).is_some(), "{tz}");
         }
-        for tz in ["Z", "+5", "+05:3", "05:30", "+ab"] {
+        for tz in ["Z", "+5", "+05:3", "05:30", "+ab", "+1:::2", "+:1:23"] {
             assert!(fixed_offset(tz).is_none(), "{tz}");
         }
         // A local time past the calendar's years is an error, not a panic.

@@ -414,7 +414,7 @@ fn parse_object(d: &Document) -> QueryResult<Expr> {
     };
     if *op == Op::Str(StringOp::IndexOfCodePoints) && !(2..=4).contains(&args.len()) {
         return Err(QueryError::location(
-            16020,
+            28667,
             format!(
                 "Expression $indexOfCP takes at least 2 arguments, and at most 4, but {} were passed in.",
                 args.len()

@@ -46,41 +46,55 @@ const WHITESPACE: &[char] = &[
     '\u{200A}',
 ];
 
-/// Parses the named-argument forms: `$trim`-like `{input, chars}` as `[input, chars]` and
-/// `$replace*` `{input, find, replacement}` as `[input, find, replacement]`; `None` for the
-/// operators whose arguments are an array.
+/// Parses the named-argument forms: `$trim`-like `{input, chars}` as `[input]` or
+/// `[input, chars]`, and `$replace*` `{input, find, replacement}` as
+/// `[input, find, replacement]`; `None` for the operators whose arguments are an array.
 pub(super) fn parse_named(op: StringOp, name: &str, arg: &Bson) -> QueryResult<Option<Vec<Expr>>> {
-    let fields: &[&str] = match op {
-        StringOp::Trim | StringOp::TrimStart | StringOp::TrimEnd => &["input", "chars"],
-        StringOp::ReplaceOne | StringOp::ReplaceAll => &["input", "find", "replacement"],
-        _ => return Ok(None),
-    };
+    let trim = matches!(op, StringOp::Trim | StringOp::TrimStart | StringOp::TrimEnd);
+    let replace = matches!(op, StringOp::ReplaceOne | StringOp::ReplaceAll);
+    if !trim && !replace {
+        return Ok(None);
+    }
     let Bson::Document(spec) = arg else {
-        return Err(QueryError::location(
-            50696,
-            format!(
-                "{name} only supports an object as an argument, found: {}",
-                type_alias(arg)
-            ),
-        ));
+        let message = format!(
+            "{name} requires an object as an argument, found: {}",
+            type_alias(arg)
+        );
+        return Err(if trim {
+            QueryError::location(50696, message)
+        } else {
+            QueryError::location(51751, message)
+        });
+    };
+    let fields: &[&str] = if trim {
+        &["input", "chars"]
+    } else {
+        &["input", "find", "replacement"]
     };
     if let Some(other) = spec.keys().find(|k| !fields.contains(&k.as_str())) {
-        return Err(QueryError::location(
-            50694,
-            format!("{name} found an unknown argument: {other}"),
-        ));
+        let message = format!("{name} found an unknown argument: {other}");
+        return Err(if trim {
+            QueryError::location(50694, message)
+        } else {
+            QueryError::location(51750, message)
+        });
     }
     let mut args = Vec::with_capacity(fields.len());
     for field in fields {
         match spec.get(*field) {
             Some(value) => args.push(Expr::parse(value)?),
-            // Only `chars` may be left out.
-            None if *field == "chars" => args.push(Expr::Remove),
+            // Only `chars` may be left out (the argument list is then shorter).
+            None if *field == "chars" => {}
             None => {
-                return Err(QueryError::location(
-                    50695,
-                    format!("{name} requires '{field}' to be specified"),
-                ));
+                let message = format!("{name} requires '{field}' to be specified");
+                return Err(match *field {
+                    "input" if trim => {
+                        QueryError::location(50695, format!("{name} requires an 'input' field"))
+                    }
+                    "input" => QueryError::location(51749, message),
+                    "find" => QueryError::location(51748, message),
+                    _ => QueryError::location(51747, message),
+                });
             }
         }
     }
@@ -146,14 +160,15 @@ pub(super) fn apply(op: StringOp, name: &str, args: &[Expr], doc: &Document) -> 
                     ),
                 ),
             })?;
+            // mongod checks the length's sign first.
+            let length = usize::try_from(length).map_err(|_| {
+                QueryError::location(34454, "$substrCP: length must be a nonnegative integer.")
+            })?;
             let start = usize::try_from(start).map_err(|_| {
                 QueryError::location(
-                    34454,
+                    34455,
                     "$substrCP: the starting index must be nonnegative integer.",
                 )
-            })?;
-            let length = usize::try_from(length).map_err(|_| {
-                QueryError::location(34455, "$substrCP: length must be a nonnegative integer.")
             })?;
             Ok(Bson::String(
                 text.chars().skip(start).take(length).collect(),
@@ -186,38 +201,43 @@ pub(super) fn apply(op: StringOp, name: &str, args: &[Expr], doc: &Document) -> 
                 }
             };
             let chars: Vec<char> = text.chars().collect();
-            let bound = |i: usize, default: usize| -> QueryResult<usize> {
-                match args
-                    .get(i)
-                    .map(|e| e.evaluate_opt(doc))
-                    .transpose()?
-                    .flatten()
-                {
-                    None => Ok(default),
-                    Some(value) => {
-                        let n = int32(&Some(value.clone())).ok_or_else(|| {
-                            QueryError::location(40096, format!("$indexOfCP requires an integral starting index, found a value of type: {}, with value: {value}", type_alias(&value)))
-                        })?;
-                        usize::try_from(n).map_err(|_| {
-                            QueryError::location(
-                                40097,
-                                format!(
-                                    "$indexOfCP requires a nonnegative start index, found: {n}"
-                                ),
-                            )
-                        })
-                    }
-                }
-            };
-            let (start, end) = (bound(2, 0)?, bound(3, chars.len())?.min(chars.len()));
-            let needle: Vec<char> = needle.chars().collect();
-            // The match must lie within [start, end).
-            let found = (start <= end && needle.len() <= end - start)
-                .then(|| {
-                    (start..=end - needle.len())
-                        .find(|&i| chars.get(i..i + needle.len()) == Some(needle.as_slice()))
+            // An index given must be a whole non-negative number (a missing one too: only an
+            // index left out takes its default).
+            let bound = |i: usize, which: &str, default: usize| -> QueryResult<usize> {
+                let Some(expr) = args.get(i) else {
+                    return Ok(default);
+                };
+                let value = expr.evaluate_opt(doc)?;
+                let n = int32(&value).ok_or_else(|| {
+                    QueryError::location(
+                        40096,
+                        format!(
+                            "$indexOfCP requires an integral {which} index, found a value of type: {}",
+                            alias(&value)
+                        ),
+                    )
+                })?;
+                usize::try_from(n).map_err(|_| {
+                    QueryError::location(
+                        40097,
+                        format!("$indexOfCP requires a nonnegative {which} index, found: {n}"),
+                    )
                 })
-                .flatten();
+            };
+            let (start, end) = (
+                bound(2, "starting", 0)?,
+                bound(3, "ending", chars.len())?.min(chars.len()),
+            );
+            let needle: Vec<char> = needle.chars().collect();
+            // A match starts within [start, end) and may run past `end`; an empty string is
+            // found at `start` only if that is before `end` (or in an empty string at 0).
+            let found = if start > end {
+                None
+            } else if needle.is_empty() && chars.is_empty() && start == 0 {
+                Some(0)
+            } else {
+                (start..end).find(|&i| chars.get(i..).is_some_and(|rest| rest.starts_with(&needle)))
+            };
             Ok(found.map_or(Bson::Int32(-1), count))
         }
         StringOp::Split => {
@@ -258,7 +278,7 @@ pub(super) fn apply(op: StringOp, name: &str, args: &[Expr], doc: &Document) -> 
         StringOp::CaseCompare => {
             let (a, b) = (coerce_to_string(arg(0)?)?, coerce_to_string(arg(1)?)?);
             Ok(Bson::Int32(
-                match a.to_ascii_lowercase().cmp(&b.to_ascii_lowercase()) {
+                match a.to_ascii_uppercase().cmp(&b.to_ascii_uppercase()) {
                     Ordering::Less => -1,
                     Ordering::Equal => 0,
                     Ordering::Greater => 1,
@@ -279,21 +299,22 @@ pub(super) fn apply(op: StringOp, name: &str, args: &[Expr], doc: &Document) -> 
                     ));
                 }
             };
-            let chars: Vec<char> = match arg(1)? {
-                None if args.get(1).is_some_and(|e| matches!(e, Expr::Remove)) => {
-                    WHITESPACE.to_vec()
-                }
-                v if nullish(&v) => return Ok(Bson::Null),
-                Some(Bson::String(s)) => s.chars().collect(),
-                other => {
-                    return Err(QueryError::location(
-                        50700,
-                        format!(
-                            "{name} requires 'chars' to be a string, got {} instead.",
-                            alias(&other)
-                        ),
-                    ));
-                }
+            let chars: Vec<char> = match args.get(1) {
+                // No `chars`: mongod's whitespace.
+                None => WHITESPACE.to_vec(),
+                Some(chars) => match chars.evaluate_opt(doc)? {
+                    v if nullish(&v) => return Ok(Bson::Null),
+                    Some(Bson::String(s)) => s.chars().collect(),
+                    other => {
+                        return Err(QueryError::location(
+                            50700,
+                            format!(
+                                "{name} requires 'chars' to be a string, got {} instead.",
+                                alias(&other)
+                            ),
+                        ));
+                    }
+                },
             };
             let trimmed = match op {
                 StringOp::Trim => input.trim_matches(chars.as_slice()),
@@ -354,7 +375,11 @@ fn int32(value: &Option<Bson>) -> Option<i32> {
         Bson::Int64(n) => i32::try_from(*n).ok(),
         // A whole double within range.
         #[allow(clippy::cast_possible_truncation)]
-        Bson::Double(f) if f.fract() == 0.0 && f.abs() <= f64::from(i32::MAX) => Some(*f as i32),
+        Bson::Double(f)
+            if f.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(f) =>
+        {
+            Some(*f as i32)
+        }
         Bson::Decimal128(d) => rewind_bson::decimal::Decimal::decode(d)
             .as_i64()
             .and_then(|n| i32::try_from(n).ok()),

@@ -504,6 +504,7 @@ fn conversions() {
             "spaced": {"$toDate": "2018-03-20 11:00:06 +0500"},
             "short": {"$toDate": "2018-03-03T12:00"},
             "frac": {"$toDate": "2018-03-03T12:00:00.5-01:00"},
+            "before": {"$toDate": "1969-12-31T23:59:59.9995Z"},
             "gone": {"$convert": {"input": "x", "to": "int", "onError": "$$REMOVE"}},
             "dec_to": {"$convert": {"input": "7", "to": Bson::Decimal128("18".parse().unwrap_or_else(|e| panic!("{e:?}")))}},
         }}],
@@ -517,6 +518,7 @@ fn conversions() {
             "spaced": bson::DateTime::from_millis(1_521_525_606_000),
             "short": bson::DateTime::from_millis(1_520_078_400_000),
             "frac": bson::DateTime::from_millis(1_520_082_000_500),
+            "before": bson::DateTime::from_millis(-1),
             "dec_to": 7i64,
         }]
     );
@@ -594,7 +596,9 @@ fn string_expressions() {
             "at": {"$indexOfCP": ["$s", "é"]}, "from": {"$indexOfCP": ["$s", "l", 3]},
             "none": {"$indexOfCP": ["$s", "z"]}, "nullIdx": {"$indexOfCP": [null, "z"]},
             "parts": {"$split": ["a,b,,c", ","]}, "nullSplit": {"$split": ["$missing", ","]},
-            "cmp": {"$strcasecmp": ["ABC", "abd"]},
+            "cmp": {"$strcasecmp": ["ABC", "abd"]}, "upper": {"$strcasecmp": ["_", "a"]},
+            "runsPast": {"$indexOfCP": ["abcd", "cd", 0, 3]}, "emptyAtEnd": {"$indexOfCP": ["abc", "", 3]},
+            "emptyIn": {"$indexOfCP": ["abc", "", 1]}, "trimNull": {"$trim": {"input": "x", "chars": "$$REMOVE"}},
             "trim": {"$trim": {"input": "  x y \n"}}, "ltrim": {"$ltrim": {"input": "xxhixx", "chars": "x"}},
             "rtrim": {"$rtrim": {"input": "xxhixx", "chars": "x"}},
             "one": {"$replaceOne": {"input": "a.a.a", "find": ".", "replacement": "-"}},
@@ -608,6 +612,7 @@ fn string_expressions() {
         vec![doc! {
             "bytes": 6, "cps": 5, "sub": "éll", "past": "", "at": 1, "from": 3, "none": -1,
             "nullIdx": null, "parts": ["a", "b", "", "c"], "nullSplit": null, "cmp": -1,
+            "upper": 1, "runsPast": 2, "emptyAtEnd": -1, "emptyIn": 1, "trimNull": null,
             "trim": "x y", "ltrim": "hixx", "rtrim": "xxhi", "one": "a-a.a", "all": "a-a-a",
             "nullRep": null,
         }]
@@ -619,13 +624,23 @@ fn string_expressions() {
     };
     assert_eq!(err(doc! {"$strLenCP": 5}), Err(34471));
     assert_eq!(err(doc! {"$split": ["a", ""]}), Err(40087));
-    assert_eq!(err(doc! {"$substrCP": ["abc", -1, 1]}), Err(34454));
+    assert_eq!(err(doc! {"$substrCP": ["abc", -1, 1]}), Err(34455));
+    assert_eq!(err(doc! {"$substrCP": ["abc", -1, -1]}), Err(34454));
+    assert_eq!(
+        err(doc! {"$indexOfCP": ["abc", "b", "$missing"]}),
+        Err(40096)
+    );
+    assert_eq!(
+        err(doc! {"$replaceAll": {"input": "a", "find": "b"}}),
+        Err(51747)
+    );
+    assert_eq!(err(doc! {"$trim": {"chars": "b"}}), Err(50695));
     assert_eq!(err(doc! {"$trim": {"input": 5}}), Err(50699));
     assert_eq!(
         err(doc! {"$replaceAll": {"input": "a", "find": 1, "replacement": null}}),
         Err(51745)
     );
-    assert_eq!(err(doc! {"$indexOfCP": ["a"]}), Err(16020));
+    assert_eq!(err(doc! {"$indexOfCP": ["a"]}), Err(28667));
 }
 
 #[test]
