@@ -175,6 +175,7 @@ const OPS: &[(&str, Op, Option<usize>)] = &[
     ("$rtrim", Op::Str(StringOp::TrimEnd), None),
     ("$replaceOne", Op::Str(StringOp::ReplaceOne), None),
     ("$replaceAll", Op::Str(StringOp::ReplaceAll), None),
+    ("$regexMatch", Op::Str(StringOp::RegexMatch), None),
 ];
 
 /// The name of an operator, for messages.

@@ -28,6 +28,9 @@ enum AccOp {
     Push,
     AddToSet,
     Count,
+    StdDevPop,
+    StdDevSamp,
+    MergeObjects,
 }
 
 /// Running state of one accumulator in one group.
@@ -43,6 +46,14 @@ enum AccState {
     First(Option<Bson>),
     Last(Bson),
     List(Vec<Bson>),
+    /// Welford's running count, mean and sum of squared differences, in doubles as mongod
+    /// keeps them.
+    StdDev {
+        count: u64,
+        mean: f64,
+        m2: f64,
+    },
+    Merged(Document),
 }
 
 /// A group key ordered by the BSON comparison order, so that `1` and `1.0`
@@ -116,6 +127,9 @@ impl Group {
                 "$last" => AccOp::Last,
                 "$push" => AccOp::Push,
                 "$addToSet" => AccOp::AddToSet,
+                "$stdDevPop" => AccOp::StdDevPop,
+                "$stdDevSamp" => AccOp::StdDevSamp,
+                "$mergeObjects" => AccOp::MergeObjects,
                 "$count" => {
                     if !matches!(arg, Bson::Document(d) if d.is_empty()) {
                         return Err(QueryError::bad_value(
@@ -158,7 +172,7 @@ impl Group {
                 } else {
                     expr.evaluate_opt(doc)?
                 };
-                accumulate(state, *op, value);
+                accumulate(state, *op, value)?;
             }
         }
         Ok(groups
@@ -166,8 +180,8 @@ impl Group {
             .map(|(key, states)| {
                 let mut out = Document::new();
                 out.insert("_id", key);
-                for ((name, _, _), state) in self.fields.iter().zip(states) {
-                    out.insert(name.clone(), finish(state));
+                for ((name, op, _), state) in self.fields.iter().zip(states) {
+                    out.insert(name.clone(), finish(state, *op == AccOp::StdDevSamp));
                 }
                 out
             })
@@ -186,10 +200,16 @@ fn initial(op: AccOp) -> AccState {
         AccOp::First => AccState::First(None),
         AccOp::Last => AccState::Last(Bson::Null),
         AccOp::Push | AccOp::AddToSet => AccState::List(Vec::new()),
+        AccOp::StdDevPop | AccOp::StdDevSamp => AccState::StdDev {
+            count: 0,
+            mean: 0.0,
+            m2: 0.0,
+        },
+        AccOp::MergeObjects => AccState::Merged(Document::new()),
     }
 }
 
-fn accumulate(state: &mut AccState, op: AccOp, value: Option<Bson>) {
+fn accumulate(state: &mut AccState, op: AccOp, value: Option<Bson>) -> QueryResult<()> {
     match state {
         AccState::Sum(total) => {
             // Non-numeric values (arrays included) are ignored by the accumulator.
@@ -209,7 +229,7 @@ fn accumulate(state: &mut AccState, op: AccOp, value: Option<Bson>) {
         }
         AccState::Extreme(best) => {
             let Some(v) = value.filter(|v| !matches!(v, Bson::Null | Bson::Undefined)) else {
-                return;
+                return Ok(());
             };
             let want = if op == AccOp::Min {
                 Ordering::Less
@@ -233,10 +253,38 @@ fn accumulate(state: &mut AccState, op: AccOp, value: Option<Bson>) {
                 items.push(v);
             }
         }
+        // Numbers only (others are ignored); Welford's update.
+        AccState::StdDev { count, mean, m2 } => {
+            if let Some(x) = value.as_ref().and_then(arith::to_f64) {
+                *count += 1;
+                // Precision loss only past 2^53 documents.
+                #[allow(clippy::cast_precision_loss)]
+                let n = *count as f64;
+                let delta = x - *mean;
+                *mean += delta / n;
+                *m2 += delta * (x - *mean);
+            }
+        }
+        AccState::Merged(merged) => match value {
+            None | Some(Bson::Null | Bson::Undefined) => {}
+            // A field seen before keeps its place and takes the later value.
+            Some(Bson::Document(d)) => merged.extend(d),
+            Some(other) => {
+                return Err(QueryError::location(
+                    40400,
+                    format!(
+                        "$mergeObjects requires object inputs, but input {other} is of type {}",
+                        crate::types::type_alias(&other)
+                    ),
+                ));
+            }
+        },
     }
+    Ok(())
 }
 
-fn finish(state: AccState) -> Bson {
+/// The result of an accumulator; `sample` picks `$stdDevSamp`'s divisor.
+fn finish(state: AccState, sample: bool) -> Bson {
     match state {
         AccState::Sum(total) => total,
         AccState::Avg { count: 0, .. } => Bson::Null,
@@ -254,5 +302,20 @@ fn finish(state: AccState) -> Bson {
         AccState::First(first) => first.unwrap_or(Bson::Null),
         AccState::Last(last) => last,
         AccState::List(items) => Bson::Array(items),
+        // Precision loss only past 2^53 documents.
+        #[allow(clippy::cast_precision_loss)]
+        AccState::StdDev { count, m2, .. } => {
+            let divisor = if sample {
+                count.saturating_sub(1)
+            } else {
+                count
+            };
+            if divisor == 0 {
+                Bson::Null
+            } else {
+                Bson::Double((m2 / divisor as f64).sqrt())
+            }
+        }
+        AccState::Merged(merged) => Bson::Document(merged),
     }
 }

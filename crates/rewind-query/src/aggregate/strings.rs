@@ -10,6 +10,7 @@ use super::coerce::coerce_to_string;
 use super::expr::Expr;
 use crate::compare::Num;
 use crate::error::{QueryError, QueryResult};
+use crate::regex::MongoRegex;
 use crate::types::type_alias;
 
 /// Which string operator.
@@ -37,6 +38,8 @@ pub enum StringOp {
     ReplaceOne,
     /// `$replaceAll`
     ReplaceAll,
+    /// `$regexMatch`
+    RegexMatch,
 }
 
 /// The characters `$trim` removes by default: mongod's whitespace list.
@@ -50,6 +53,9 @@ const WHITESPACE: &[char] = &[
 /// `[input, chars]`, and `$replace*` `{input, find, replacement}` as
 /// `[input, find, replacement]`; `None` for the operators whose arguments are an array.
 pub(super) fn parse_named(op: StringOp, name: &str, arg: &Bson) -> QueryResult<Option<Vec<Expr>>> {
+    if op == StringOp::RegexMatch {
+        return parse_regex_match(arg).map(Some);
+    }
     let trim = matches!(op, StringOp::Trim | StringOp::TrimStart | StringOp::TrimEnd);
     let replace = matches!(op, StringOp::ReplaceOne | StringOp::ReplaceAll);
     if !trim && !replace {
@@ -101,11 +107,107 @@ pub(super) fn parse_named(op: StringOp, name: &str, arg: &Bson) -> QueryResult<O
     Ok(Some(args))
 }
 
+/// `$regexMatch`'s `{input, regex, options}` as `[input, regex]` or `[input, regex, options]`.
+fn parse_regex_match(arg: &Bson) -> QueryResult<Vec<Expr>> {
+    let Bson::Document(spec) = arg else {
+        return Err(QueryError::location(
+            51103,
+            format!(
+                "$regexMatch expects an object of named arguments but found: {}",
+                type_alias(arg)
+            ),
+        ));
+    };
+    if let Some(other) = spec
+        .keys()
+        .find(|k| !matches!(k.as_str(), "input" | "regex" | "options"))
+    {
+        return Err(QueryError::location(
+            31024,
+            format!("$regexMatch found an unknown argument: {other}"),
+        ));
+    }
+    let input = spec
+        .get("input")
+        .ok_or_else(|| QueryError::location(31022, "$regexMatch requires 'input' parameter"))?;
+    let regex = spec
+        .get("regex")
+        .ok_or_else(|| QueryError::location(31023, "$regexMatch requires 'regex' parameter"))?;
+    let mut args = vec![Expr::parse(input)?, Expr::parse(regex)?];
+    if let Some(options) = spec.get("options") {
+        args.push(Expr::parse(options)?);
+    }
+    Ok(args)
+}
+
+/// `$regexMatch`: whether the input matches; false for a null input or regex.
+fn regex_match(args: &[Expr], doc: &Document) -> QueryResult<Bson> {
+    let arg = |i: usize| args.get(i).map_or(Ok(None), |e| e.evaluate_opt(doc));
+    let nullish = |v: &Option<Bson>| matches!(v, None | Some(Bson::Null | Bson::Undefined));
+    let (input, regex, options) = (arg(0)?, arg(1)?, arg(2)?);
+    let (pattern, regex_options) = match &regex {
+        v if nullish(v) => (None, String::new()),
+        Some(Bson::String(p)) => (Some(p.clone()), String::new()),
+        Some(Bson::RegularExpression(re)) => (
+            Some(re.pattern.as_str().to_owned()),
+            re.options.as_str().to_owned(),
+        ),
+        other => {
+            return Err(QueryError::location(
+                51105,
+                format!(
+                    "$regexMatch needs 'regex' to be of type string or regex, found: {}",
+                    alias(other)
+                ),
+            ));
+        }
+    };
+    let options = match &options {
+        v if nullish(v) => regex_options,
+        Some(Bson::String(o)) if regex_options.is_empty() => o.clone(),
+        Some(Bson::String(_)) => {
+            return Err(QueryError::location(
+                51107,
+                "$regexMatch: regex option(s) specified in both 'regex' and 'option' fields",
+            ));
+        }
+        other => {
+            return Err(QueryError::location(
+                51106,
+                format!(
+                    "$regexMatch needs 'options' to be of type string, found: {}",
+                    alias(other)
+                ),
+            ));
+        }
+    };
+    let text = match &input {
+        v if nullish(v) => return Ok(Bson::Boolean(false)),
+        Some(Bson::String(s)) => s.clone(),
+        other => {
+            return Err(QueryError::location(
+                51104,
+                format!(
+                    "$regexMatch needs 'input' to be of type string, found: {}",
+                    alias(other)
+                ),
+            ));
+        }
+    };
+    let Some(pattern) = pattern else {
+        return Ok(Bson::Boolean(false));
+    };
+    Ok(Bson::Boolean(
+        MongoRegex::new(&pattern, &options)?.is_match(&text),
+    ))
+}
+
 /// Evaluates a string operator; `None` is missing.
 pub(super) fn apply(op: StringOp, name: &str, args: &[Expr], doc: &Document) -> QueryResult<Bson> {
     let arg = |i: usize| args.get(i).map_or(Ok(None), |e| e.evaluate_opt(doc));
     let nullish = |v: &Option<Bson>| matches!(v, None | Some(Bson::Null | Bson::Undefined));
     match op {
+        StringOp::RegexMatch => regex_match(args, doc),
         StringOp::LenBytes | StringOp::LenCodePoints => match arg(0)? {
             Some(Bson::String(s)) => Ok(count(if op == StringOp::LenBytes {
                 s.len()

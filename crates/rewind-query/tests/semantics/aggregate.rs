@@ -644,6 +644,62 @@ fn string_expressions() {
 }
 
 #[test]
+fn std_dev_merge_objects_accumulators_and_regex_match() {
+    let out = run(
+        vec![
+            doc! {"$group": {
+                "_id": null,
+                "pop": {"$stdDevPop": "$n"}, "samp": {"$stdDevSamp": "$n"},
+                "one": {"$stdDevSamp": "$only"}, "merged": {"$mergeObjects": "$o"},
+            }},
+            doc! {"$project": {"_id": 0}},
+        ],
+        vec![
+            doc! {"n": 2, "o": {"a": 1, "b": 1}, "only": 5},
+            doc! {"n": 4, "o": null},
+            doc! {"n": 4.0, "o": {"b": 2}},
+            doc! {"n": 4, "s": "ignored"},
+            doc! {"n": Bson::Decimal128("5".parse().unwrap_or_else(|e| panic!("{e:?}"))), "o": {"c": 3}},
+            doc! {"n": 5},
+            doc! {"n": 7},
+            doc! {"n": 9},
+            doc! {"n": "x"},
+        ],
+    );
+    // The classic 2, 4, 4, 4, 5, 5, 7, 9: population deviation 2, sample sqrt(32/7).
+    assert_eq!(
+        out,
+        vec![
+            doc! {"pop": 2.0, "samp": (32.0f64 / 7.0).sqrt(), "one": null, "merged": {"a": 1, "b": 2, "c": 3}}
+        ]
+    );
+    let matched = run(
+        vec![doc! {"$project": {
+            "_id": 0,
+            "m": {"$regexMatch": {"input": "$s", "regex": "^ab", "options": "i"}},
+            "re": {"$regexMatch": {"input": "$s", "regex": bson::Regex { pattern: "c$".try_into().unwrap_or_else(|e| panic!("{e}")), options: "".try_into().unwrap_or_else(|e| panic!("{e}")) }}},
+            "no": {"$regexMatch": {"input": "$missing", "regex": "a"}},
+        }}],
+        vec![doc! {"s": "ABC"}],
+    );
+    assert_eq!(matched, vec![doc! {"m": true, "re": false, "no": false}]);
+    let err = |expr: Document| {
+        Pipeline::parse(&[doc! {"$project": {"x": expr}}])
+            .and_then(|p| p.run(vec![doc! {"n": 1}]))
+            .map_err(|e| e.code)
+    };
+    assert_eq!(
+        err(doc! {"$regexMatch": {"input": "$n", "regex": "a"}}),
+        Err(51104)
+    );
+    assert_eq!(err(doc! {"$regexMatch": {"regex": "a"}}), Err(31022));
+    let merge = Pipeline::parse(&[doc! {"$group": {"_id": null, "m": {"$mergeObjects": "$n"}}}])
+        .and_then(|p| p.run(vec![doc! {"n": 1}]))
+        .map_err(|e| e.code);
+    assert_eq!(merge, Err(40400));
+}
+
+#[test]
 fn stage_errors() {
     let parse = |stages: Vec<Document>| code(Pipeline::parse(&stages));
     let err = Pipeline::parse(&[doc! {"$foo": {}}]).expect_err("unknown stage");
@@ -674,9 +730,7 @@ fn stage_errors() {
     assert_eq!(project(Bson::String("$$CLUSTER_TIME".into())), 238);
     assert_eq!(project(Bson::String("$$NOPE".into())), 17276);
     assert_eq!(
-        parse(vec![
-            doc! {"$group": {"_id": null, "n": {"$stdDevPop": "$a"}}}
-        ]),
+        parse(vec![doc! {"$group": {"_id": null, "n": {"$top": "$a"}}}]),
         238
     );
     assert_eq!(
