@@ -76,6 +76,14 @@ impl MongoRegex {
     pub fn is_match(&self, text: &str) -> bool {
         self.compiled.is_match(text.as_bytes()).unwrap_or(false)
     }
+
+    /// Whether `text` matches, or why PCRE2 abandoned the match (its match limit, hit by
+    /// catastrophic backtracking), for the callers that report it.
+    pub fn try_match(&self, text: &str) -> Result<bool, String> {
+        self.compiled
+            .is_match(text.as_bytes())
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

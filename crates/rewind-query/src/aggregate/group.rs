@@ -118,6 +118,12 @@ impl Group {
                     format!("The field '{name}' must specify one accumulator"),
                 ));
             };
+            if matches!(arg, Bson::Array(_)) && op_name != "$count" {
+                return Err(QueryError::location(
+                    40237,
+                    format!("The {op_name} accumulator is a unary operator"),
+                ));
+            }
             let op = match op_name.as_str() {
                 "$sum" => AccOp::Sum,
                 "$avg" => AccOp::Avg,

@@ -137,14 +137,23 @@ fn parse_regex_match(arg: &Bson) -> QueryResult<Vec<Expr>> {
     if let Some(options) = spec.get("options") {
         args.push(Expr::parse(options)?);
     }
+    // A constant regex is checked when the pipeline is parsed, as mongod compiles it there.
+    let constant = |e: Option<&Expr>| match e {
+        None => Some(None),
+        Some(Expr::Literal(v)) => Some(Some(v.clone())),
+        Some(_) => None,
+    };
+    if let (Some(regex), Some(options)) = (constant(args.get(1)), constant(args.get(2))) {
+        regex_of(regex, options)?;
+    }
     Ok(args)
 }
 
-/// `$regexMatch`: whether the input matches; false for a null input or regex.
-fn regex_match(args: &[Expr], doc: &Document) -> QueryResult<Bson> {
-    let arg = |i: usize| args.get(i).map_or(Ok(None), |e| e.evaluate_opt(doc));
+/// `$regexMatch`'s pattern and options, checked in mongod's order (regex 51105, options
+/// 51106, both given 51107, NUL bytes 51109/51110, flags 51108) and compiled (51111);
+/// `None` when the regex is null.
+fn regex_of(regex: Option<Bson>, options: Option<Bson>) -> QueryResult<Option<MongoRegex>> {
     let nullish = |v: &Option<Bson>| matches!(v, None | Some(Bson::Null | Bson::Undefined));
-    let (input, regex, options) = (arg(0)?, arg(1)?, arg(2)?);
     let (pattern, regex_options) = match &regex {
         v if nullish(v) => (None, String::new()),
         Some(Bson::String(p)) => (Some(p.clone()), String::new()),
@@ -181,9 +190,47 @@ fn regex_match(args: &[Expr], doc: &Document) -> QueryResult<Bson> {
             ));
         }
     };
+    let Some(pattern) = pattern else {
+        return Ok(None);
+    };
+    if pattern.contains('\0') {
+        return Err(QueryError::location(
+            51109,
+            "$regexMatch: regular expression cannot contain an embedded null byte",
+        ));
+    }
+    if options.contains('\0') {
+        return Err(QueryError::location(
+            51110,
+            "$regexMatch: regular expression options cannot contain an embedded null byte",
+        ));
+    }
+    if let Some(flag) = options
+        .chars()
+        .find(|c| !matches!(c, 'i' | 'm' | 's' | 'x' | 'u'))
+    {
+        return Err(QueryError::location(
+            51108,
+            format!("$regexMatch invalid flag in regex options: {flag}"),
+        ));
+    }
+    MongoRegex::new(&pattern, &options).map(Some).map_err(|e| {
+        QueryError::location(
+            51111,
+            format!("Invalid Regex in $regexMatch: {}", e.message),
+        )
+    })
+}
+
+/// `$regexMatch`: the regex is checked and compiled first, then a null input (or regex)
+/// gives false.
+fn regex_match(args: &[Expr], doc: &Document) -> QueryResult<Bson> {
+    let arg = |i: usize| args.get(i).map_or(Ok(None), |e| e.evaluate_opt(doc));
+    let (input, regex, options) = (arg(0)?, arg(1)?, arg(2)?);
+    let compiled = regex_of(regex, options)?;
     let text = match &input {
-        v if nullish(v) => return Ok(Bson::Boolean(false)),
-        Some(Bson::String(s)) => s.clone(),
+        None | Some(Bson::Null | Bson::Undefined) => return Ok(Bson::Boolean(false)),
+        Some(Bson::String(s)) => s,
         other => {
             return Err(QueryError::location(
                 51104,
@@ -194,12 +241,20 @@ fn regex_match(args: &[Expr], doc: &Document) -> QueryResult<Bson> {
             ));
         }
     };
-    let Some(pattern) = pattern else {
+    let Some(compiled) = compiled else {
         return Ok(Bson::Boolean(false));
     };
-    Ok(Bson::Boolean(
-        MongoRegex::new(&pattern, &options)?.is_match(&text),
-    ))
+    compiled
+        .try_match(text)
+        .map(Bson::Boolean)
+        .map_err(|reason| {
+            QueryError::location(
+                51156,
+                format!(
+                    "Error occurred while executing the regular expression in $regexMatch: {reason}"
+                ),
+            )
+        })
 }
 
 /// Evaluates a string operator; `None` is missing.

@@ -693,10 +693,61 @@ fn std_dev_merge_objects_accumulators_and_regex_match() {
         Err(51104)
     );
     assert_eq!(err(doc! {"$regexMatch": {"regex": "a"}}), Err(31022));
+    // The regex is checked before the input is looked at, and a constant one when parsed.
+    assert_eq!(
+        err(doc! {"$regexMatch": {"input": "$missing", "regex": "$n"}}),
+        Err(51105)
+    );
+    assert_eq!(
+        err(doc! {"$regexMatch": {"input": "x", "regex": "a", "options": "l"}}),
+        Err(51108)
+    );
+    assert_eq!(
+        err(doc! {"$regexMatch": {"input": "x", "regex": "a\u{0}"}}),
+        Err(51109)
+    );
+    assert_eq!(
+        err(doc! {"$regexMatch": {"input": "x", "regex": "a", "options": 1}}),
+        Err(51106)
+    );
+    assert_eq!(
+        err(doc! {"$regexMatch": {"input": "x", "regex": "a", "bad": 1}}),
+        Err(31024)
+    );
+    assert_eq!(
+        Pipeline::parse(&[
+            doc! {"$project": {"x": {"$regexMatch": {"input": "$s", "regex": "("}}}}
+        ])
+        .map(|_| ())
+        .map_err(|e| e.code),
+        Err(51111)
+    );
+    assert_eq!(
+        Pipeline::parse(&[doc! {"$group": {"_id": null, "s": {"$sum": [1, 2]}}}])
+            .map(|_| ())
+            .map_err(|e| e.code),
+        Err(40237)
+    );
     let merge = Pipeline::parse(&[doc! {"$group": {"_id": null, "m": {"$mergeObjects": "$n"}}}])
         .and_then(|p| p.run(vec![doc! {"n": 1}]))
         .map_err(|e| e.code);
     assert_eq!(merge, Err(40400));
+    // A field seen before keeps its place (Document equality ignores order: compare keys).
+    let merged = run(
+        vec![doc! {"$group": {"_id": null, "m": {"$mergeObjects": "$o"}}}],
+        vec![
+            doc! {"o": {"a": 1, "b": 1}},
+            doc! {"o": {"c": 3}},
+            doc! {"o": {"a": 2}},
+        ],
+    );
+    let m = merged
+        .first()
+        .and_then(|d| d.get_document("m").ok())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(m.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert_eq!(m.get_i32("a").ok(), Some(2));
 }
 
 #[test]
