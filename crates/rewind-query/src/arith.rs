@@ -229,6 +229,58 @@ pub(crate) fn to_integer(value: &Bson, up: bool) -> Result<Bson, ArithError> {
     }
 }
 
+/// `$round` (`half_even`) or `$trunc` (toward zero) to `place` decimal places (negative:
+/// tens, hundreds ...), as mongod does it: a decimal is quantized to `10^-place`; a double
+/// joins at 34 digits, is quantized and converted back; an integer changes only for a
+/// negative place, and becomes a long past int32 (a result past int64 is an overflow).
+/// Infinities are returned as they are; a result needing more than 34 digits is NaN.
+pub(crate) fn round_to_place(
+    value: &Bson,
+    place: i64,
+    half_even: bool,
+) -> Result<Bson, ArithError> {
+    let mut context = Context::default();
+    context.set_rounding(if half_even {
+        dec::Rounding::HalfEven
+    } else {
+        dec::Rounding::Down
+    });
+    let quantum = context
+        .parse(format!("1E{}", -place))
+        .map_err(|_| ArithError::Overflow)?;
+    match value {
+        Bson::Decimal128(_) | Bson::Double(_) => {
+            let exact = match value {
+                Bson::Double(f) if f.is_finite() => context
+                    .parse(format!("{f:.33e}"))
+                    .map_err(|_| ArithError::NotNumeric)?,
+                _ => to_dec(value),
+            };
+            if exact.is_infinite() {
+                return Ok(value.clone());
+            }
+            let rounded = from_dec(context.quantize(exact, quantum));
+            Ok(match (value, &rounded) {
+                (Bson::Double(_), Bson::Decimal128(d)) => Bson::Double(nearest_f64(d)),
+                _ => rounded,
+            })
+        }
+        Bson::Int32(_) | Bson::Int64(_) if place >= 0 => Ok(value.clone()),
+        Bson::Int32(_) | Bson::Int64(_) => {
+            let rounded = context.quantize(to_dec(value), quantum);
+            let Bson::Decimal128(d) = from_dec(rounded) else {
+                return Err(ArithError::Overflow);
+            };
+            let whole = Decimal::decode(&d).as_i64().ok_or(ArithError::Overflow)?;
+            Ok(match (value, i32::try_from(whole)) {
+                (Bson::Int32(_), Ok(small)) => Bson::Int32(small),
+                _ => Bson::Int64(whole),
+            })
+        }
+        _ => Err(ArithError::NotNumeric),
+    }
+}
+
 /// Whether a number is zero, a decimal exactly (`1E-400` is not, though its double is).
 pub(crate) fn is_zero(value: &Bson) -> bool {
     match value {
@@ -319,6 +371,34 @@ mod tests {
             Ok(Bson::Double(-2.0))
         );
         assert!(is_zero(&decimal("-0E+3")) && is_zero(&Bson::Double(-0.0)));
+        // $round is half to even; $trunc toward zero; doubles go through 34 digits.
+        assert_eq!(text(round_to_place(&decimal("2.345"), 2, true)), "2.34");
+        assert_eq!(text(round_to_place(&decimal("-2.349"), 2, false)), "-2.34");
+        assert_eq!(
+            round_to_place(&Bson::Double(2.675), 2, true),
+            Ok(Bson::Double(2.67))
+        );
+        assert_eq!(
+            round_to_place(&Bson::Double(0.125), 2, true),
+            Ok(Bson::Double(0.12))
+        );
+        assert_eq!(
+            round_to_place(&Bson::Int32(1250), -2, true),
+            Ok(Bson::Int32(1200))
+        );
+        assert_eq!(
+            round_to_place(&Bson::Int32(1350), -2, true),
+            Ok(Bson::Int32(1400))
+        );
+        assert_eq!(
+            round_to_place(&Bson::Int32(i32::MAX), -1, true),
+            Ok(Bson::Int64(2_147_483_650))
+        );
+        assert_eq!(round_to_place(&Bson::Int64(7), 3, true), Ok(Bson::Int64(7)));
+        assert_eq!(
+            round_to_place(&Bson::Double(f64::INFINITY), 1, true),
+            Ok(Bson::Double(f64::INFINITY))
+        );
         assert!(!is_zero(&decimal("1E-400")) && !is_zero(&decimal("NaN")));
         assert_eq!(text(divide(&decimal("1E-400"), &decimal("1E-400"))), "1");
         // Integers and doubles divide as doubles.

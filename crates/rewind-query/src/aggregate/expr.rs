@@ -108,6 +108,10 @@ pub enum Op {
     To(Target),
     /// `$strLenCP`, `$split`, `$trim`, ...
     Str(StringOp),
+    /// `$round` (`[number, place?]`)
+    Round,
+    /// `$trunc` (`[number, place?]`)
+    Trunc,
 }
 
 const OPS: &[(&str, Op, Option<usize>)] = &[
@@ -176,6 +180,8 @@ const OPS: &[(&str, Op, Option<usize>)] = &[
     ("$replaceOne", Op::Str(StringOp::ReplaceOne), None),
     ("$replaceAll", Op::Str(StringOp::ReplaceAll), None),
     ("$regexMatch", Op::Str(StringOp::RegexMatch), None),
+    ("$round", Op::Round, None),
+    ("$trunc", Op::Trunc, None),
 ];
 
 /// The name of an operator, for messages.
@@ -413,6 +419,15 @@ fn parse_object(d: &Document) -> QueryResult<Expr> {
         },
         _ => positional(arg)?,
     };
+    if matches!(op, Op::Round | Op::Trunc) && !(1..=2).contains(&args.len()) {
+        return Err(QueryError::location(
+            28667,
+            format!(
+                "Expression {name} takes at least 1 arguments, and at most 2, but {} were passed in.",
+                args.len()
+            ),
+        ));
+    }
     if *op == Op::Str(StringOp::IndexOfCodePoints) && !(2..=4).contains(&args.len()) {
         return Err(QueryError::location(
             28667,

@@ -230,6 +230,7 @@ pub(super) fn apply(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Option
         }
         Op::To(target) => super::convert::shorthand(target, args, doc)?,
         Op::Str(string_op) => super::strings::apply(string_op, op_name(op), args, doc)?,
+        Op::Round | Op::Trunc => round_or_trunc(op, args, doc)?,
         Op::Switch => {
             let mut pairs = args.chunks_exact(2);
             for pair in &mut pairs {
@@ -320,6 +321,64 @@ pub(super) fn apply(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Option
         },
     };
     Ok(Some(value))
+}
+
+/// `$round`/`$trunc` in mongod's order: a null number or place gives null, a number that is
+/// not one is 51081, a place that is no whole number 51082 or outside [-20, 100] 51083.
+fn round_or_trunc(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Bson> {
+    let name = op_name(op);
+    let number = args.first().map_or(Ok(Bson::Null), |e| e.evaluate(doc))?;
+    if matches!(number, Bson::Null | Bson::Undefined) {
+        return Ok(Bson::Null);
+    }
+    if Num::of(&number).is_none() {
+        return Err(QueryError::location(
+            51081,
+            format!(
+                "{name} only supports numeric types, not {}",
+                type_alias(&number)
+            ),
+        ));
+    }
+    let place = match args.get(1) {
+        None => 0,
+        Some(expr) => {
+            let place = expr.evaluate(doc)?;
+            if matches!(place, Bson::Null | Bson::Undefined) {
+                return Ok(Bson::Null);
+            }
+            let whole = match &place {
+                Bson::Int32(n) => Some(i64::from(*n)),
+                Bson::Int64(n) => Some(*n),
+                // A whole double within range is an integer.
+                #[allow(clippy::cast_possible_truncation)]
+                Bson::Double(f) if f.fract() == 0.0 && f.abs() < 1e18 => Some(*f as i64),
+                Bson::Decimal128(d) => rewind_bson::decimal::Decimal::decode(d).as_i64(),
+                _ => None,
+            };
+            let place = whole.ok_or_else(|| {
+                QueryError::location(
+                    51082,
+                    format!("precision argument to  {name} must be a integral value"),
+                )
+            })?;
+            if !(-20..=100).contains(&place) {
+                return Err(QueryError::location(
+                    51083,
+                    format!(
+                        "cannot apply {name} with precision value {place} value must be in [-20, 100]"
+                    ),
+                ));
+            }
+            place
+        }
+    };
+    arith::round_to_place(&number, place, op == Op::Round).map_err(|_| {
+        QueryError::location(
+            51080,
+            format!("invalid conversion from Decimal128 result in {name} resulting from arguments: [{number}, {place}]"),
+        )
+    })
 }
 
 /// Expression comparison, where a missing value is a value of its own: above MinKey, equal

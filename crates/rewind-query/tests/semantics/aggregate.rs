@@ -751,6 +751,36 @@ fn std_dev_merge_objects_accumulators_and_regex_match() {
 }
 
 #[test]
+fn round_and_trunc() {
+    let out = run(
+        vec![doc! {"$project": {
+            "_id": 0,
+            "r": {"$round": ["$x", 1]}, "t": {"$trunc": ["$x", 1]}, "whole": {"$round": "$x"},
+            "tens": {"$round": [1234, -1]}, "dec": {"$round": [Bson::Decimal128("2.345".parse().unwrap_or_else(|e| panic!("{e:?}"))), 2]},
+            "none": {"$round": ["$missing", 1]}, "nullPlace": {"$round": ["$x", null]},
+        }}],
+        vec![doc! {"x": 19.25}],
+    );
+    assert_eq!(
+        out,
+        vec![doc! {
+            "r": 19.2, "t": 19.2, "whole": 19.0, "tens": 1230,
+            "dec": Bson::Decimal128("2.34".parse().unwrap_or_else(|e| panic!("{e:?}"))),
+            "none": null, "nullPlace": null,
+        }]
+    );
+    let err = |expr: Document| {
+        Pipeline::parse(&[doc! {"$project": {"x": expr}}])
+            .and_then(|p| p.run(vec![doc! {}]))
+            .map_err(|e| e.code)
+    };
+    assert_eq!(err(doc! {"$round": ["a", 1]}), Err(51081));
+    assert_eq!(err(doc! {"$round": [1.5, 1.5]}), Err(51082));
+    assert_eq!(err(doc! {"$trunc": [1.5, 101]}), Err(51083));
+    assert_eq!(err(doc! {"$round": [1, 2, 3]}), Err(28667));
+}
+
+#[test]
 fn stage_errors() {
     let parse = |stages: Vec<Document>| code(Pipeline::parse(&stages));
     let err = Pipeline::parse(&[doc! {"$foo": {}}]).expect_err("unknown stage");
