@@ -272,8 +272,10 @@ pub(crate) fn round_to_place(
                 return Err(ArithError::Overflow);
             };
             let whole = Decimal::decode(&d).as_i64().ok_or(ArithError::Overflow)?;
-            Ok(match (value, i32::try_from(whole)) {
-                (Bson::Int32(_), Ok(small)) => Bson::Int32(small),
+            Ok(match value {
+                // mongod widens an int only past INT_MAX; below INT_MIN its int cast wraps.
+                #[allow(clippy::cast_possible_truncation)]
+                Bson::Int32(_) if whole <= i64::from(i32::MAX) => Bson::Int32(whole as i32),
                 _ => Bson::Int64(whole),
             })
         }
@@ -395,6 +397,11 @@ mod tests {
             Ok(Bson::Int64(2_147_483_650))
         );
         assert_eq!(round_to_place(&Bson::Int64(7), 3, true), Ok(Bson::Int64(7)));
+        assert_eq!(
+            round_to_place(&Bson::Int32(i32::MIN), -1, true),
+            Ok(Bson::Int32(2_147_483_646)),
+            "wraps as mongod's int cast does"
+        );
         assert_eq!(
             round_to_place(&Bson::Double(f64::INFINITY), 1, true),
             Ok(Bson::Double(f64::INFINITY))

@@ -347,15 +347,35 @@ fn round_or_trunc(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Bson> {
             if matches!(place, Bson::Null | Bson::Undefined) {
                 return Ok(Bson::Null);
             }
+            // mongod's order: coerced to a long (16004 for no number, 31109 for NaN or one
+            // past a long), then integral only within 32 bits (51082), then the range.
+            if Num::of(&place).is_none() {
+                return Err(QueryError::location(
+                    16004,
+                    format!(
+                        "can't convert from BSON type {} to long",
+                        type_alias(&place)
+                    ),
+                ));
+            }
+            if let Bson::Double(f) = place
+                && !(f.is_finite() && f.abs() < 9.223_372_036_854_775e18)
+            {
+                return Err(QueryError::location(
+                    31109,
+                    format!("Can't coerce out of range value {f} to long"),
+                ));
+            }
             let whole = match &place {
                 Bson::Int32(n) => Some(i64::from(*n)),
                 Bson::Int64(n) => Some(*n),
                 // A whole double within range is an integer.
                 #[allow(clippy::cast_possible_truncation)]
-                Bson::Double(f) if f.fract() == 0.0 && f.abs() < 1e18 => Some(*f as i64),
+                Bson::Double(f) if f.fract() == 0.0 => Some(*f as i64),
                 Bson::Decimal128(d) => rewind_bson::decimal::Decimal::decode(d).as_i64(),
                 _ => None,
-            };
+            }
+            .filter(|n| i32::try_from(*n).is_ok());
             let place = whole.ok_or_else(|| {
                 QueryError::location(
                     51082,

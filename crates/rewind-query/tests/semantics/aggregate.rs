@@ -759,12 +759,12 @@ fn round_and_trunc() {
             "tens": {"$round": [1234, -1]}, "dec": {"$round": [Bson::Decimal128("2.345".parse().unwrap_or_else(|e| panic!("{e:?}"))), 2]},
             "none": {"$round": ["$missing", 1]}, "nullPlace": {"$round": ["$x", null]},
         }}],
-        vec![doc! {"x": 19.25}],
+        vec![doc! {"x": 19.35}],
     );
     assert_eq!(
         out,
         vec![doc! {
-            "r": 19.2, "t": 19.2, "whole": 19.0, "tens": 1230,
+            "r": 19.4, "t": 19.3, "whole": 19.0, "tens": 1230,
             "dec": Bson::Decimal128("2.34".parse().unwrap_or_else(|e| panic!("{e:?}"))),
             "none": null, "nullPlace": null,
         }]
@@ -776,6 +776,9 @@ fn round_and_trunc() {
     };
     assert_eq!(err(doc! {"$round": ["a", 1]}), Err(51081));
     assert_eq!(err(doc! {"$round": [1.5, 1.5]}), Err(51082));
+    assert_eq!(err(doc! {"$round": [1.5, 5_000_000_000i64]}), Err(51082));
+    assert_eq!(err(doc! {"$round": [1.5, "a"]}), Err(16004));
+    assert_eq!(err(doc! {"$round": [1.5, f64::NAN]}), Err(31109));
     assert_eq!(err(doc! {"$trunc": [1.5, 101]}), Err(51083));
     assert_eq!(err(doc! {"$round": [1, 2, 3]}), Err(28667));
 }
