@@ -46,6 +46,26 @@ pub(crate) enum Num {
     Float(f64),
 }
 
+/// A number that is a whole value within 32 bits (a double or a decimal exactly), as mongod's
+/// `integral()` tests arguments such as positions, limits and precisions.
+pub(crate) fn whole_i32(value: &Bson) -> Option<i32> {
+    match value {
+        Bson::Int32(n) => Some(*n),
+        Bson::Int64(n) => i32::try_from(*n).ok(),
+        // A whole double within range.
+        #[allow(clippy::cast_possible_truncation)]
+        Bson::Double(f)
+            if f.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(f) =>
+        {
+            Some(*f as i32)
+        }
+        Bson::Decimal128(d) => rewind_bson::decimal::Decimal::decode(d)
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok()),
+        _ => None,
+    }
+}
+
 impl Num {
     /// The numeric view of `value`, or `None` when it is not a number.
     pub(crate) fn of(value: &Bson) -> Option<Num> {

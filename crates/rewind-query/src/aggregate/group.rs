@@ -49,6 +49,8 @@ enum AccState {
     /// Welford's running count, mean and sum of squared differences, in doubles as mongod
     /// keeps them.
     StdDev {
+        /// `$stdDevSamp` (divides by n - 1) rather than `$stdDevPop`.
+        sample: bool,
         count: u64,
         mean: f64,
         m2: f64,
@@ -186,8 +188,8 @@ impl Group {
             .map(|(key, states)| {
                 let mut out = Document::new();
                 out.insert("_id", key);
-                for ((name, op, _), state) in self.fields.iter().zip(states) {
-                    out.insert(name.clone(), finish(state, *op == AccOp::StdDevSamp));
+                for ((name, _, _), state) in self.fields.iter().zip(states) {
+                    out.insert(name.clone(), finish(state));
                 }
                 out
             })
@@ -207,6 +209,7 @@ fn initial(op: AccOp) -> AccState {
         AccOp::Last => AccState::Last(Bson::Null),
         AccOp::Push | AccOp::AddToSet => AccState::List(Vec::new()),
         AccOp::StdDevPop | AccOp::StdDevSamp => AccState::StdDev {
+            sample: op == AccOp::StdDevSamp,
             count: 0,
             mean: 0.0,
             m2: 0.0,
@@ -260,7 +263,9 @@ fn accumulate(state: &mut AccState, op: AccOp, value: Option<Bson>) -> QueryResu
             }
         }
         // Numbers only (others are ignored); Welford's update.
-        AccState::StdDev { count, mean, m2 } => {
+        AccState::StdDev {
+            count, mean, m2, ..
+        } => {
             if let Some(x) = value.as_ref().and_then(arith::to_f64) {
                 *count += 1;
                 // Precision loss only past 2^53 documents.
@@ -289,8 +294,7 @@ fn accumulate(state: &mut AccState, op: AccOp, value: Option<Bson>) -> QueryResu
     Ok(())
 }
 
-/// The result of an accumulator; `sample` picks `$stdDevSamp`'s divisor.
-fn finish(state: AccState, sample: bool) -> Bson {
+fn finish(state: AccState) -> Bson {
     match state {
         AccState::Sum(total) => total,
         AccState::Avg { count: 0, .. } => Bson::Null,
@@ -310,7 +314,9 @@ fn finish(state: AccState, sample: bool) -> Bson {
         AccState::List(items) => Bson::Array(items),
         // Precision loss only past 2^53 documents.
         #[allow(clippy::cast_precision_loss)]
-        AccState::StdDev { count, m2, .. } => {
+        AccState::StdDev {
+            sample, count, m2, ..
+        } => {
             let divisor = if sample {
                 count.saturating_sub(1)
             } else {

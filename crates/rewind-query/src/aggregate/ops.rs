@@ -7,7 +7,7 @@ use bson::{Bson, Document};
 use super::coerce::coerce_to_string;
 use super::expr::{Expr, Op, op_name, truthy};
 use crate::arith;
-use crate::compare::{Num, compare};
+use crate::compare::{Num, compare, whole_i32};
 use crate::error::{QueryError, QueryResult};
 use crate::types::type_alias;
 
@@ -366,17 +366,7 @@ fn round_or_trunc(op: Op, args: &[Expr], doc: &Document) -> QueryResult<Bson> {
                     format!("Can't coerce out of range value {f} to long"),
                 ));
             }
-            let whole = match &place {
-                Bson::Int32(n) => Some(i64::from(*n)),
-                Bson::Int64(n) => Some(*n),
-                // A whole double within range is an integer.
-                #[allow(clippy::cast_possible_truncation)]
-                Bson::Double(f) if f.fract() == 0.0 => Some(*f as i64),
-                Bson::Decimal128(d) => rewind_bson::decimal::Decimal::decode(d).as_i64(),
-                _ => None,
-            }
-            .filter(|n| i32::try_from(*n).is_ok());
-            let place = whole.ok_or_else(|| {
+            let place = whole_i32(&place).map(i64::from).ok_or_else(|| {
                 QueryError::location(
                     51082,
                     format!("precision argument to  {name} must be a integral value"),

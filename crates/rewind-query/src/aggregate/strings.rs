@@ -8,7 +8,7 @@ use bson::{Bson, Document};
 
 use super::coerce::coerce_to_string;
 use super::expr::Expr;
-use crate::compare::Num;
+use crate::compare::{Num, whole_i32};
 use crate::error::{QueryError, QueryResult};
 use crate::regex::MongoRegex;
 use crate::types::type_alias;
@@ -290,7 +290,7 @@ pub(super) fn apply(op: StringOp, name: &str, args: &[Expr], doc: &Document) -> 
         StringOp::SubstrCodePoints => {
             let text = coerce_to_string(arg(0)?)?;
             let start = arg(1)?;
-            let start = int32(&start).ok_or_else(|| match start.as_ref().and_then(Num::of) {
+            let start = start.as_ref().and_then(whole_i32).ok_or_else(|| match start.as_ref().and_then(Num::of) {
                 Some(_) => QueryError::location(
                     34451,
                     "$substrCP: starting index cannot be represented as a 32-bit integral value",
@@ -304,18 +304,20 @@ pub(super) fn apply(op: StringOp, name: &str, args: &[Expr], doc: &Document) -> 
                 ),
             })?;
             let length = arg(2)?;
-            let length = int32(&length).ok_or_else(|| match length.as_ref().and_then(Num::of) {
-                Some(_) => QueryError::location(
-                    34453,
-                    "$substrCP: length cannot be represented as a 32-bit integral value",
-                ),
-                None => QueryError::location(
-                    34452,
-                    format!(
-                        "$substrCP: length must be a numeric type (is BSON type {})",
-                        alias(&length)
+            let length = length.as_ref().and_then(whole_i32).ok_or_else(|| {
+                match length.as_ref().and_then(Num::of) {
+                    Some(_) => QueryError::location(
+                        34453,
+                        "$substrCP: length cannot be represented as a 32-bit integral value",
                     ),
-                ),
+                    None => QueryError::location(
+                        34452,
+                        format!(
+                            "$substrCP: length must be a numeric type (is BSON type {})",
+                            alias(&length)
+                        ),
+                    ),
+                }
             })?;
             // mongod checks the length's sign first.
             let length = usize::try_from(length).map_err(|_| {
@@ -365,7 +367,7 @@ pub(super) fn apply(op: StringOp, name: &str, args: &[Expr], doc: &Document) -> 
                     return Ok(default);
                 };
                 let value = expr.evaluate_opt(doc)?;
-                let n = int32(&value).ok_or_else(|| {
+                let n = value.as_ref().and_then(whole_i32).ok_or_else(|| {
                     QueryError::location(
                         40096,
                         format!(
@@ -523,23 +525,4 @@ fn count(n: usize) -> Bson {
 /// The type name of a possibly missing value, as mongod's messages print it.
 fn alias(value: &Option<Bson>) -> &'static str {
     value.as_ref().map_or("missing", type_alias)
-}
-
-/// A number that is a whole value within 32 bits.
-fn int32(value: &Option<Bson>) -> Option<i32> {
-    match value.as_ref()? {
-        Bson::Int32(n) => Some(*n),
-        Bson::Int64(n) => i32::try_from(*n).ok(),
-        // A whole double within range.
-        #[allow(clippy::cast_possible_truncation)]
-        Bson::Double(f)
-            if f.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(f) =>
-        {
-            Some(*f as i32)
-        }
-        Bson::Decimal128(d) => rewind_bson::decimal::Decimal::decode(d)
-            .as_i64()
-            .and_then(|n| i32::try_from(n).ok()),
-        _ => None,
-    }
 }

@@ -11,6 +11,7 @@ use std::thread::LocalKey;
 use bson::{Bson, Document, doc};
 
 use super::expr::{Expr, field_path, truthy};
+use crate::compare::whole_i32;
 use crate::error::{QueryError, QueryResult};
 use crate::types::type_alias;
 
@@ -348,17 +349,7 @@ fn array_input(
 
 /// `$filter`'s `limit`: a positive whole number within 32 bits.
 fn filter_limit(value: &Bson) -> QueryResult<usize> {
-    let whole = match value {
-        Bson::Int32(n) => Some(i64::from(*n)),
-        Bson::Int64(n) => Some(*n),
-        // A whole double within range is an integer.
-        #[allow(clippy::cast_possible_truncation)]
-        Bson::Double(f) if f.fract() == 0.0 && f.abs() < 1e18 => Some(*f as i64),
-        Bson::Decimal128(d) => rewind_bson::decimal::Decimal::decode(d).as_i64(),
-        _ => None,
-    }
-    .filter(|n| i32::try_from(*n).is_ok());
-    match whole {
+    match whole_i32(value) {
         Some(n) if n > 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
         Some(n) => Err(QueryError::location(
             327392,
