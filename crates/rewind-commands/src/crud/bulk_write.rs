@@ -204,9 +204,9 @@ pub async fn bulk_write(cmds: &Commands, request: &CommandRequest) -> Result<Doc
         Some(cursor) => get_non_negative(cursor, "bulkWrite.cursor", "batchSize")?,
         None => None,
     };
-    let (results, totals) = cmds
+    let (source, batch, totals) = cmds
         .blocking(move |engine| {
-            engine
+            let (results, totals) = engine
                 .write(|txn| {
                     let mut totals = Totals::default();
                     let mut results = Vec::new();
@@ -232,14 +232,11 @@ pub async fn bulk_write(cmds: &Commands, request: &CommandRequest) -> Result<Doc
                     }
                     Ok::<_, rewind_engine::EngineError>((results, totals))
                 })
-                .map_err(CommandError::from)
-        })
-        .await?;
-    let (source, batch) = cmds
-        .blocking(move |engine| {
+                .map_err(CommandError::from)?;
+            // The first batch of results, on the same blocking thread.
             let mut source = Source::buffered(results)?;
             let batch = source.next_batch(engine, batch_size)?;
-            Ok((source, batch))
+            Ok((source, batch, totals))
         })
         .await?;
     let cursor = first_reply(
