@@ -2,6 +2,7 @@
 //! bytes (`$strLenBytes`), and `$split`, `$trim`/`$ltrim`/`$rtrim`, `$strcasecmp`,
 //! `$replaceOne`/`$replaceAll`, with mongod's null handling and error codes.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 
 use bson::{Bson, Document};
@@ -214,12 +215,32 @@ fn regex_of(regex: Option<Bson>, options: Option<Bson>) -> QueryResult<Option<Mo
             format!("$regexMatch invalid flag in regex options: {flag}"),
         ));
     }
-    MongoRegex::new(&pattern, &options).map(Some).map_err(|e| {
+    compile(&pattern, &options).map(Some).map_err(|e| {
         QueryError::location(
             51111,
             format!("Invalid Regex in $regexMatch: {}", e.message),
         )
     })
+}
+
+thread_local! {
+    /// The regex `$regexMatch` compiled last on this thread, with its pattern and options: a
+    /// constant regex (the usual case) is compiled once, not once per document.
+    static LAST_REGEX: RefCell<Option<(String, String, MongoRegex)>> = const { RefCell::new(None) };
+}
+
+fn compile(pattern: &str, options: &str) -> QueryResult<MongoRegex> {
+    let hit = LAST_REGEX.with_borrow(|last| {
+        last.as_ref()
+            .filter(|(p, o, _)| p == pattern && o == options)
+            .map(|(_, _, re)| re.clone())
+    });
+    if let Some(re) = hit {
+        return Ok(re);
+    }
+    let re = MongoRegex::new(pattern, options)?;
+    LAST_REGEX.set(Some((pattern.to_owned(), options.to_owned(), re.clone())));
+    Ok(re)
 }
 
 /// `$regexMatch`: the regex is checked and compiled first, then a null input (or regex)
