@@ -43,8 +43,9 @@ pub async fn list_databases(cmds: &Commands, request: &CommandRequest) -> Result
         .blocking(|engine| {
             let view = engine.read_view()?;
             let mut dbs = view.list_databases()?;
-            // `local` holds the oplog, which the catalog does not list.
-            let oplog = view.oplog_stats()?.size_bytes;
+            // `local` holds the oplog, which the catalog does not list (its size is kept by
+            // the engine: summing the oplog table on every listDatabases would scan it).
+            let oplog = engine.oplog_bytes();
             match dbs.iter_mut().find(|db| db.name == "local") {
                 Some(local) => local.size_bytes += oplog,
                 None => dbs.push(DatabaseInfo {

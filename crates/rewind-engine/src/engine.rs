@@ -1,6 +1,7 @@
 //! The engine handle: opening a directory, the single writer, readers and notifications.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,7 +40,6 @@ struct Writer {
     conn: Connection,
     catalog: Catalog,
     clock: Clock,
-    oplog_bytes: i64,
 }
 
 /// The storage engine of one replica set, living in one directory.
@@ -52,6 +52,9 @@ pub struct Engine {
     writer: Mutex<Writer>,
     pool: Arc<Pool>,
     optime_tx: watch::Sender<Option<Timestamp>>,
+    /// Bytes of the committed oplog entries: kept by every commit (under the writer's lock),
+    /// so that retention and `listDatabases` never sum the oplog table.
+    oplog_bytes: AtomicI64,
 }
 
 impl Engine {
@@ -92,16 +95,21 @@ impl Engine {
                 conn,
                 catalog,
                 clock,
-                oplog_bytes,
             }),
             pool,
             optime_tx,
+            oplog_bytes: AtomicI64::new(oplog_bytes),
         })
     }
 
     /// The engine's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Bytes of BSON in the committed oplog entries.
+    pub fn oplog_bytes(&self) -> u64 {
+        u64::try_from(self.oplog_bytes.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// The tunables it was opened with.
@@ -124,7 +132,7 @@ impl Engine {
                 let mut truncated = 0;
                 if let Some(last) = txn.last {
                     store::set_last_ts(&txn.tx, last)?;
-                    let bytes = w.oplog_bytes + txn.oplog_added;
+                    let bytes = self.oplog_bytes.load(Ordering::Relaxed) + txn.oplog_added;
                     truncated = enforce_retention(&txn.tx, &self.options, bytes, last)?;
                 }
                 Ok((v, truncated))
@@ -139,7 +147,8 @@ impl Engine {
         match committed {
             Ok((v, truncated)) => {
                 w.clock = clock;
-                w.oplog_bytes += added - truncated;
+                self.oplog_bytes
+                    .fetch_add(added - truncated, Ordering::Relaxed);
                 if let Some(ts) = last {
                     self.optime_tx.send_replace(Some(ts));
                 }

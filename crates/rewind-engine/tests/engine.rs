@@ -449,6 +449,7 @@ fn oplog_and_index_sizes() {
         stats.size_bytes,
         log.iter().map(|r| r.as_bytes().len() as u64).sum::<u64>()
     );
+    assert_eq!(e.oplog_bytes(), stats.size_bytes, "kept by commits");
     let sizes = view.index_sizes("db.c").unwrap();
     let names: Vec<&str> = sizes.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["_id_", "a_1"]);
@@ -456,6 +457,13 @@ fn oplog_and_index_sizes() {
     assert!(sizes.iter().all(|(_, bytes)| *bytes >= 2), "{sizes:?}");
     assert!(view.index_sizes("db.missing").unwrap().is_empty());
     assert_eq!(e.options().oplog_max_bytes, 1 << 30);
+    drop(view);
+    drop(e);
+    assert_eq!(
+        open(&dir).oplog_bytes(),
+        stats.size_bytes,
+        "summed when opened"
+    );
 }
 
 #[test]
