@@ -73,6 +73,27 @@ pub fn with_id_first(doc: Document) -> Result<Document> {
     Ok(out)
 }
 
+/// The form a written document is stored in: with `fill`, its top-level empty timestamps
+/// are filled as mongod fills an insert's or a replacement's (not an operator update's).
+/// `doc` is updated to the stored form, for callers that return it.
+pub(crate) fn stored_form(
+    txn: &mut WriteTxn<'_>,
+    doc: &mut Document,
+    fill: bool,
+) -> Result<RawDocumentBuf> {
+    let raw = to_raw(doc)?;
+    if !fill {
+        return Ok(raw);
+    }
+    match txn.fill_empty_timestamps(&raw)? {
+        Some(filled) => {
+            *doc = Document::try_from(filled.as_ref())?;
+            Ok(filled)
+        }
+        None => Ok(raw),
+    }
+}
+
 /// Serializes a document for the engine.
 pub fn to_raw(doc: &Document) -> Result<RawDocumentBuf> {
     Ok(RawDocumentBuf::try_from(doc)?)

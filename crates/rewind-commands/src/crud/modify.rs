@@ -7,7 +7,7 @@ use rewind_query::sort::SortSpec;
 use rewind_wire::CommandRequest;
 
 use super::update::{apply_update, parse_update, upsert_document};
-use super::{check_writable, to_raw};
+use super::{check_writable, stored_form};
 use crate::Commands;
 use crate::error::{CommandError, Result};
 use crate::options::{check_collation, check_fields, command_ns, get_bool, get_doc};
@@ -94,13 +94,7 @@ pub async fn find_and_modify(cmds: &Commands, request: &CommandRequest) -> Resul
                                 let (mut new, changed) = apply_update(update, &filter, &doc)?;
                                 if changed {
                                     let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-                                    let mut raw = to_raw(&new)?;
-                                    if update.is_replacement()
-                                        && let Some(filled) = txn.fill_empty_timestamps(&raw)?
-                                    {
-                                        new = Document::try_from(filled.as_ref())?;
-                                        raw = filled;
-                                    }
+                                    let raw = stored_form(txn, &mut new, update.is_replacement())?;
                                     txn.update(&ns, &id, &raw)?;
                                 }
                                 let value = if return_new { new } else { doc };
@@ -109,11 +103,7 @@ pub async fn find_and_modify(cmds: &Commands, request: &CommandRequest) -> Resul
                             None if upsert => {
                                 let mut new = upsert_document(update, &filter)?;
                                 // Filled here, so that the document returned is the one stored.
-                                let mut raw = to_raw(&new)?;
-                                if let Some(filled) = txn.fill_empty_timestamps(&raw)? {
-                                    new = Document::try_from(filled.as_ref())?;
-                                    raw = filled;
-                                }
+                                let raw = stored_form(txn, &mut new, true)?;
                                 txn.insert(&ns, &raw)?;
                                 let id = new.get("_id").cloned().unwrap_or(Bson::Null);
                                 let value = return_new.then_some(new);

@@ -6,7 +6,7 @@ use rewind_query::filter::Filter;
 use rewind_query::update::{Update, UpdateContext};
 use rewind_wire::CommandRequest;
 
-use super::{check_writable, to_raw, with_id_first, write_statements};
+use super::{check_writable, stored_form, to_raw, with_id_first, write_statements};
 use crate::Commands;
 use crate::error::{CommandError, Result};
 use crate::options::{
@@ -136,16 +136,11 @@ pub(crate) fn run_statement(
         return Ok(());
     }
     for doc in docs {
-        let (new, changed) = apply_update(&stmt.update, &stmt.filter, &doc)?;
+        let (mut new, changed) = apply_update(&stmt.update, &stmt.filter, &doc)?;
         reply.n += 1;
         if changed {
             let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
-            let mut raw = to_raw(&new)?;
-            if stmt.update.is_replacement()
-                && let Some(filled) = txn.fill_empty_timestamps(&raw)?
-            {
-                raw = filled;
-            }
+            let raw = stored_form(txn, &mut new, stmt.update.is_replacement())?;
             txn.update(ns, &id, &raw)?;
             if let Some(m) = &mut reply.n_modified {
                 *m += 1;
