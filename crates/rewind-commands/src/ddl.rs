@@ -86,10 +86,7 @@ pub async fn list_databases(cmds: &Commands, request: &CommandRequest) -> Result
 }
 
 /// The `listCollections` entry of one collection.
-fn collection_entry(info: &CollectionInfo, name_only: bool) -> Document {
-    if name_only {
-        return doc! {"name": &info.name, "type": "collection"};
-    }
+fn collection_entry(info: &CollectionInfo) -> Document {
     doc! {
         "name": &info.name,
         "type": "collection",
@@ -101,10 +98,7 @@ fn collection_entry(info: &CollectionInfo, name_only: bool) -> Document {
 
 /// The `listCollections` entry of `local.oplog.rs`: capped at the engine's retention size,
 /// with no `_id` index, as in mongod.
-fn oplog_entry(max_bytes: u64, name_only: bool) -> Document {
-    if name_only {
-        return doc! {"name": "oplog.rs", "type": "collection"};
-    }
+fn oplog_entry(max_bytes: u64) -> Document {
     doc! {
         "name": "oplog.rs",
         "type": "collection",
@@ -146,30 +140,24 @@ pub async fn list_collections(cmds: &Commands, request: &CommandRequest) -> Resu
     let (source, batch) = cmds
         .blocking(move |engine| {
             let view = engine.read_view()?;
-            let mut entries: Vec<(Document, Document)> = view
+            let mut entries: Vec<Document> = view
                 .list_collections(&db)
                 .into_iter()
-                .map(|info| {
-                    (
-                        collection_entry(info, false),
-                        collection_entry(info, name_only),
-                    )
-                })
+                .map(collection_entry)
                 .collect();
             if db == "local" {
-                let max_bytes = engine.options().oplog_max_bytes;
-                entries.push((
-                    oplog_entry(max_bytes, false),
-                    oplog_entry(max_bytes, name_only),
-                ));
-                entries
-                    .sort_by(|(a, _), (b, _)| a.get_str("name").ok().cmp(&b.get_str("name").ok()));
+                entries.push(oplog_entry(engine.options().oplog_max_bytes));
+                entries.sort_by(|a, b| a.get_str("name").ok().cmp(&b.get_str("name").ok()));
             }
             let mut out = Vec::new();
-            for (full, shown) in entries {
+            for entry in entries {
                 // The filter sees the full entry even when only names are returned.
-                if filter.try_matches(&full)? {
-                    out.push(shown);
+                if filter.try_matches(&entry)? {
+                    out.push(if name_only {
+                        doc! {"name": entry.get("name").cloned().unwrap_or(Bson::Null), "type": "collection"}
+                    } else {
+                        entry
+                    });
                 }
             }
             std::mem::drop(view);

@@ -39,6 +39,11 @@ fn truthy(value: &Bson) -> bool {
     }
 }
 
+/// Whether a key pattern is `{_id: 1}` (the direction as any number type).
+fn is_id_key(key: &Document) -> bool {
+    key.len() == 1 && key.get("_id").and_then(direction) == Some(1.0)
+}
+
 /// A key direction as a number, so that `1`, `1.0` and `NumberLong(1)` compare equal.
 fn direction(value: &Bson) -> Option<f64> {
     match value {
@@ -140,7 +145,7 @@ impl IndexSpec {
             }
         }
         let flag = |f: &str| input.get(f).is_some_and(truthy);
-        let is_id = key == doc! {"_id": 1} || key == doc! {"_id": 1i64} || key == doc! {"_id": 1.0};
+        let is_id = is_id_key(&key);
         if name == ID_INDEX_NAME && !is_id {
             return Err(bad(
                 "The index name '_id_' is reserved for the _id index".into()
@@ -169,7 +174,7 @@ impl IndexSpec {
         let Ok(key) = input.get_document("key") else {
             return Ok(());
         };
-        let is_id = key.len() == 1 && key.get("_id").and_then(direction) == Some(1.0);
+        let is_id = is_id_key(key);
         match input
             .keys()
             .find(|k| !matches!(k.as_str(), "key" | "name" | "ns" | "v" | "collation"))

@@ -3,7 +3,7 @@
 //! across namespaces in one command and one engine transaction, with a result per
 //! operation returned through a cursor and the totals beside it.
 
-use bson::{Bson, Document, doc};
+use bson::{Document, doc};
 use rewind_engine::WriteTxn;
 use rewind_wire::CommandRequest;
 
@@ -14,7 +14,7 @@ use crate::error::{CommandError, Result};
 use crate::options::{
     as_i64, check_all_fields, check_fields, get_bool, get_doc, get_doc_array, get_non_negative,
 };
-use crate::reply::WriteReply;
+use crate::reply::{WriteReply, count_value};
 use crate::source::Source;
 
 const OP_FIELDS: &[&str] = &[
@@ -131,7 +131,7 @@ fn run_op(txn: &mut WriteTxn<'_>, op: &Op, totals: &mut Totals) -> Result<Docume
             let mut reply = WriteReply::new(true);
             update::run_statement(txn, ns, 0, &update::parse_statement(statement)?, &mut reply)?;
             let modified = reply.n_modified.unwrap_or(0);
-            let mut out = doc! {"n": count(reply.n), "nModified": count(modified)};
+            let mut out = doc! {"n": count_value(reply.n), "nModified": count_value(modified)};
             match reply.upserted.first().and_then(|u| u.get("_id")) {
                 Some(id) => {
                     totals.upserted += 1;
@@ -148,13 +148,9 @@ fn run_op(txn: &mut WriteTxn<'_>, op: &Op, totals: &mut Totals) -> Result<Docume
             check_writable(ns)?;
             let n = delete::run_statement(txn, ns, &delete::parse_statement(statement)?)?;
             totals.deleted += n;
-            Ok(doc! {"n": count(n)})
+            Ok(doc! {"n": count_value(n)})
         }
     }
-}
-
-fn count(n: u64) -> Bson {
-    crate::reply::count_value(n)
 }
 
 /// `bulkWrite` (admin only).
@@ -248,12 +244,12 @@ pub async fn bulk_write(cmds: &Commands, request: &CommandRequest) -> Result<Doc
     );
     let mut reply = Document::try_from(cursor.as_ref())?;
     reply.remove("ok");
-    reply.insert("nErrors", count(totals.errors));
-    reply.insert("nInserted", count(totals.inserted));
-    reply.insert("nMatched", count(totals.matched));
-    reply.insert("nModified", count(totals.modified));
-    reply.insert("nUpserted", count(totals.upserted));
-    reply.insert("nDeleted", count(totals.deleted));
+    reply.insert("nErrors", count_value(totals.errors));
+    reply.insert("nInserted", count_value(totals.inserted));
+    reply.insert("nMatched", count_value(totals.matched));
+    reply.insert("nModified", count_value(totals.modified));
+    reply.insert("nUpserted", count_value(totals.upserted));
+    reply.insert("nDeleted", count_value(totals.deleted));
     reply.insert("ok", 1.0);
     Ok(reply)
 }

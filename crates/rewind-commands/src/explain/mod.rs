@@ -18,7 +18,8 @@ use crate::crud::find::{Order, parse_find};
 use crate::error::{CommandError, Result};
 use crate::options::{check_fields, command_ns, get_doc, get_non_negative, get_str};
 use crate::reader::{Access, access_path, for_each_candidate, stored_count};
-use plan::{Counts, Tree, count};
+use crate::reply::count_value;
+use plan::{Counts, Tree};
 
 /// How much `explain` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,10 +116,10 @@ fn report(
             "executionStats",
             doc! {
                 "executionSuccess": true,
-                "nReturned": count(returned),
-                "executionTimeMillis": count(c.millis),
-                "totalKeysExamined": count(c.keys),
-                "totalDocsExamined": count(c.docs),
+                "nReturned": count_value(returned),
+                "executionTimeMillis": count_value(c.millis),
+                "totalKeysExamined": count_value(c.keys),
+                "totalDocsExamined": count_value(c.docs),
                 "executionStages": winning,
             },
         );
@@ -222,18 +223,18 @@ async fn find(
         if let (Order::Sort(_), Some(sort)) = (&opts.order, get_doc(&inner, "find", "sort")?) {
             let mut stage = doc! {"stage": "SORT", "sortPattern": sort.clone(), "memLimit": 104_857_600, "type": "simple"};
             if let Some(limit) = opts.limit {
-                stage.insert("limitAmount", count(limit.saturating_add(opts.skip)));
+                stage.insert("limitAmount", count_value(limit.saturating_add(opts.skip)));
                 flowing = flowing.min(limit.saturating_add(opts.skip));
             }
             tree.push(stage, flowing);
         }
         if opts.skip > 0 {
             flowing = flowing.saturating_sub(opts.skip);
-            tree.push(doc! {"stage": "SKIP", "skipAmount": count(opts.skip)}, flowing);
+            tree.push(doc! {"stage": "SKIP", "skipAmount": count_value(opts.skip)}, flowing);
         }
         if let Some(limit) = opts.limit {
             flowing = flowing.min(limit);
-            tree.push(doc! {"stage": "LIMIT", "limitAmount": count(limit)}, flowing);
+            tree.push(doc! {"stage": "LIMIT", "limitAmount": count_value(limit)}, flowing);
         }
         if !opts.identity
             && let Some(projection) = get_doc(&inner, "find", "projection")?
@@ -268,7 +269,7 @@ async fn count_command(
             if verbosity.runs()
                 && let Ok(stats) = out.get_document_mut("executionStats")
             {
-                stats.insert("nCounted", count(n.saturating_sub(skip)));
+                stats.insert("nCounted", count_value(n.saturating_sub(skip)));
             }
             return Ok(out);
         }
@@ -337,7 +338,7 @@ pub async fn aggregate(
             let mut first = parsed.stages.first().cloned().unwrap_or_default();
             if verbosity.runs() {
                 docs = vec![stage.run(engine, &view, &ns)?];
-                first.insert("nReturned", count(1));
+                first.insert("nReturned", count_value(1));
             }
             stages_out.push(Bson::Document(first));
             rest = &rest[1..];
@@ -373,10 +374,10 @@ pub async fn aggregate(
             if verbosity.runs() {
                 let started = Instant::now();
                 docs = stage.run_with(std::mem::take(&mut docs), &SameDatabase::of(&view, &ns))?;
-                shown.insert("nReturned", count(docs.len() as u64));
+                shown.insert("nReturned", count_value(docs.len() as u64));
                 shown.insert(
                     "executionTimeMillisEstimate",
-                    count(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
+                    count_value(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
                 );
             }
             stages_out.push(Bson::Document(shown));

@@ -5,6 +5,7 @@ use bson::{Bson, Document, doc};
 use rewind_engine::{CollectionInfo, ID_INDEX_NAME, IndexSpec};
 
 use crate::reader::Access;
+use crate::reply::count_value;
 
 /// What the plan's stages did, for `executionStats` (absent under `queryPlanner`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,9 +39,9 @@ impl Tree {
         let direction = if backward { "backward" } else { "forward" };
         let with_stats = |mut stage: Document, returned: u64, extra: (&str, u64)| {
             if let Some(c) = counts {
-                stage.insert("nReturned", count(returned));
-                stage.insert("executionTimeMillisEstimate", count(c.millis));
-                stage.insert(extra.0, count(extra.1));
+                stage.insert("nReturned", count_value(returned));
+                stage.insert("executionTimeMillisEstimate", count_value(c.millis));
+                stage.insert(extra.0, count_value(extra.1));
             }
             stage
         };
@@ -121,7 +122,7 @@ impl Tree {
     pub fn single(mut stage: Document, counts: Option<Counts>) -> Self {
         if let Some(c) = counts {
             stage.insert("nReturned", 0);
-            stage.insert("executionTimeMillisEstimate", count(c.millis));
+            stage.insert("executionTimeMillisEstimate", count_value(c.millis));
         }
         Self {
             stages: vec![stage],
@@ -132,8 +133,8 @@ impl Tree {
     /// A stage over the current top that returned `returned` documents.
     pub fn push(&mut self, mut stage: Document, returned: u64) {
         if let Some(c) = self.counts {
-            stage.insert("nReturned", count(returned));
-            stage.insert("executionTimeMillisEstimate", count(c.millis));
+            stage.insert("nReturned", count_value(returned));
+            stage.insert("executionTimeMillisEstimate", count_value(c.millis));
         }
         self.stages.push(stage);
     }
@@ -165,9 +166,4 @@ fn shown(value: &Bson) -> String {
         Bson::ObjectId(oid) => format!("ObjectId('{oid}')"),
         other => other.to_string(),
     }
-}
-
-/// A count as mongod writes it: int32 when it fits.
-pub fn count(n: u64) -> Bson {
-    crate::reply::count_value(n)
 }
